@@ -1,0 +1,567 @@
+//! Finding the chunks of an archive folder and grouping them into recordings.
+//!
+//! Files are identified by their content, never by their extension: an MP4
+//! starts with an `ftyp` box; metadata and events are JSON of a known shape;
+//! what a failed download leaves (empty files, HTML error pages, `401` JSON
+//! bodies) is recognised as such. Media is paired with its metadata by the
+//! `chunkDocumentId` inside the JSON and by file name, in any folder layout.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::finding::{Code, Finding};
+use crate::limits::Limits;
+use crate::metadata::{self, ChunkMetadata, CompletionEvent, EventChunk};
+
+/// Options for [`Archive::scan`].
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Resource budgets.
+    pub limits: Limits,
+}
+
+/// What a file holds, judged from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FileKind {
+    /// Zero bytes.
+    Empty,
+    /// Starts with an `ftyp` box.
+    Mp4,
+    /// An HTML or XML page.
+    Html,
+    /// A JSON document.
+    Json,
+    /// Anything else.
+    Other,
+}
+
+impl FileKind {
+    /// Classifies the first bytes of a file.
+    pub fn sniff(head: &[u8]) -> FileKind {
+        if head.is_empty() {
+            return FileKind::Empty;
+        }
+        if head.get(4..8) == Some(b"ftyp") {
+            return FileKind::Mp4;
+        }
+        let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+        match text.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'<') => FileKind::Html,
+            Some(b'{') | Some(b'[') => FileKind::Json,
+            _ => FileKind::Other,
+        }
+    }
+
+    /// Describes the kind for a message ("an HTML page").
+    pub fn describe(self) -> &'static str {
+        match self {
+            FileKind::Empty => "an empty file",
+            FileKind::Mp4 => "an MP4 file",
+            FileKind::Html => "an HTML page (a saved error page?)",
+            FileKind::Json => "a JSON document (a saved error response?)",
+            FileKind::Other => "not an MP4 (no ftyp box)",
+        }
+    }
+}
+
+/// A chunk found in the archive: its metadata file and, when found, its media.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// The chunk's document id (from the metadata, else the file name).
+    pub document_id: String,
+    /// The metadata file.
+    pub metadata_path: PathBuf,
+    /// The parsed metadata; `None` when the file did not parse (a
+    /// `metadata.invalid` finding says why).
+    pub metadata: Option<ChunkMetadata>,
+    /// The media file paired with the metadata.
+    pub media_path: Option<PathBuf>,
+    /// What the media file holds.
+    pub media_kind: Option<FileKind>,
+    /// The completion event's entry for this chunk, when an event lists it.
+    pub event_entry: Option<EventChunk>,
+}
+
+impl Chunk {
+    /// The chunk index from the metadata, or from the event.
+    pub fn index(&self) -> Option<u32> {
+        self.metadata
+            .as_ref()
+            .map(|m| m.index)
+            .or(self.event_entry.as_ref().map(|e| e.index))
+    }
+}
+
+/// The chunks of one recording session, ordered by index.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// The call.
+    pub call_id: String,
+    /// A stable key: the event's recording id when there is an event, else
+    /// the document id of the recording's first chunk.
+    pub key: String,
+    /// The chunks, by index (duplicates kept next to each other).
+    pub chunks: Vec<Chunk>,
+    /// The completion event, when the archive holds one for this recording.
+    pub event: Option<CompletionEvent>,
+    /// Findings made while scanning (invalid metadata, duplicates).
+    pub findings: Vec<Finding>,
+}
+
+/// A file that belongs to no chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was not used.
+    pub reason: String,
+}
+
+/// The result of scanning an archive folder.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    /// The folder scanned.
+    pub root: PathBuf,
+    /// The recordings found, ordered by call id and key.
+    pub recordings: Vec<Recording>,
+    /// Files that belong to no chunk.
+    pub orphans: Vec<Orphan>,
+}
+
+/// Reads a whole file after checking its size against `max` bytes.
+pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len > max {
+        return Err(Error::Limit {
+            path: path.into(),
+            context: String::new(),
+            what: "file size".into(),
+            name: "max_json_bytes",
+            value: len,
+            limit: max,
+        });
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(max).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
+
+fn sniff_file(path: &Path) -> Result<FileKind> {
+    let mut head = [0u8; 64];
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(FileKind::sniff(&head[..n]))
+}
+
+/// Lists the files under `root`, sorted, skipping hidden entries.
+fn walk(root: &Path, limits: &Limits) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut names: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            names.push(entry.path());
+        }
+        names.sort();
+        for path in names.into_iter().rev() {
+            // Follows symbolic links to files; folders are followed only when
+            // they are real folders, so a link cycle cannot trap the walk.
+            let real_dir = std::fs::symlink_metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
+            if real_dir {
+                if depth + 1 > limits.max_folder_depth {
+                    return Err(Error::Limit {
+                        path,
+                        context: String::new(),
+                        what: "folder depth".into(),
+                        name: "max_folder_depth",
+                        value: depth as u64 + 1,
+                        limit: limits.max_folder_depth as u64,
+                    });
+                }
+                stack.push((path, depth + 1));
+            } else if path.is_file() {
+                files.push(path);
+                if files.len() > limits.max_archive_files {
+                    return Err(Error::Limit {
+                        path: root.into(),
+                        context: String::new(),
+                        what: "number of files".into(),
+                        name: "max_archive_files",
+                        value: files.len() as u64,
+                        limit: limits.max_archive_files as u64,
+                    });
+                }
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// A metadata file on its way to becoming a [`Chunk`].
+struct MetaFile {
+    path: PathBuf,
+    parsed: std::result::Result<ChunkMetadata, String>,
+    /// Document id: from the metadata, else recovered from the JSON, else the file stem.
+    document_id: String,
+    /// Call id: from the metadata, else recovered from the JSON.
+    call_id: Option<String>,
+}
+
+impl Archive {
+    /// Scans `root` recursively and groups what it finds into recordings.
+    ///
+    /// Fails only when the folder itself cannot be read; problems with
+    /// individual files become findings or orphans.
+    pub fn scan(root: &Path, options: &ScanOptions) -> Result<Archive> {
+        let limits = &options.limits;
+        if !root.is_dir() {
+            return Err(Error::Usage(format!("{}: not a folder", root.display())));
+        }
+        let files = walk(root, limits)?;
+        let mut metas: Vec<MetaFile> = Vec::new();
+        let mut events: Vec<(PathBuf, CompletionEvent)> = Vec::new();
+        let mut others: Vec<(PathBuf, FileKind)> = Vec::new();
+        let mut orphans: Vec<Orphan> = Vec::new();
+
+        for path in files {
+            let kind = match sniff_file(&path) {
+                Ok(k) => k,
+                Err(e) => {
+                    orphans.push(Orphan { path, reason: format!("unreadable: {}", e.detail()) });
+                    continue;
+                }
+            };
+            let json_named = has_extension(&path, "json");
+            if kind == FileKind::Json {
+                let value = read_bounded(&path, limits.max_json_bytes).and_then(|b| metadata::parse_json(&b, &path));
+                match value {
+                    Ok(v) if metadata::looks_like_metadata(&v) => {
+                        let parsed = metadata::parse_metadata(&v, &path).map_err(|e| e.detail());
+                        let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+                        metas.push(MetaFile {
+                            document_id: field("chunkDocumentId").unwrap_or_else(|| stem(&path)),
+                            call_id: field("callId"),
+                            path,
+                            parsed,
+                        });
+                    }
+                    Ok(v) if metadata::looks_like_event(&v) => match metadata::parse_events(&v, &path) {
+                        Ok(list) => events.extend(list.into_iter().map(|e| (path.clone(), e))),
+                        Err(e) => orphans.push(Orphan { path, reason: format!("completion event that does not parse: {}", e.detail()) }),
+                    },
+                    Ok(_) => others.push((path, kind)),
+                    Err(e) if json_named => metas.push(MetaFile {
+                        document_id: stem(&path),
+                        call_id: None,
+                        parsed: Err(e.detail()),
+                        path,
+                    }),
+                    Err(_) => others.push((path, kind)),
+                }
+            } else if json_named {
+                // A `.json` that is not JSON: a metadata download that failed.
+                metas.push(MetaFile {
+                    document_id: stem(&path),
+                    call_id: None,
+                    parsed: Err(format!("not JSON: the file is {}", kind.describe())),
+                    path,
+                });
+            } else {
+                others.push((path, kind));
+            }
+        }
+
+        let chunks = pair(metas, &mut others);
+        for (path, kind) in others {
+            let reason = match kind {
+                FileKind::Mp4 => "MP4 without metadata: no metadata file names it (by chunkDocumentId or file name)".to_string(),
+                FileKind::Json => "JSON that is neither chunk metadata nor a completion event".to_string(),
+                other => format!("not a chunk, metadata or event file: {}", other.describe()),
+            };
+            orphans.push(Orphan { path, reason });
+        }
+        let recordings = group(chunks, events, limits)?;
+        orphans.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Archive {
+            root: root.to_path_buf(),
+            recordings,
+            orphans,
+        })
+    }
+}
+
+/// Pairs each metadata file with its media file, consuming those from `others`.
+fn pair(metas: Vec<MetaFile>, others: &mut Vec<(PathBuf, FileKind)>) -> Vec<(Chunk, Option<String>, Option<Finding>)> {
+    let mut by_stem: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, (p, _)) in others.iter().enumerate() {
+        by_stem.entry(stem(p)).or_default().push(i);
+    }
+    let mut taken = vec![false; others.len()];
+    let mut out = Vec::with_capacity(metas.len());
+    for m in metas {
+        let mut candidates: Vec<usize> = Vec::new();
+        for key in [m.document_id.clone(), stem(&m.path)] {
+            for &i in by_stem.get(&key).into_iter().flatten() {
+                if !taken[i] && !candidates.contains(&i) {
+                    candidates.push(i);
+                }
+            }
+        }
+        let dir = m.path.parent();
+        // Best candidate: same folder, then an MP4 by content, then named .mp4.
+        let best = candidates.into_iter().min_by_key(|&i| {
+            let (p, kind) = &others[i];
+            (p.parent() != dir, *kind != FileKind::Mp4, !has_extension(p, "mp4"), p.clone())
+        });
+        let (media_path, media_kind) = match best {
+            Some(i) => {
+                taken[i] = true;
+                (Some(others[i].0.clone()), Some(others[i].1))
+            }
+            None => (None, None),
+        };
+        let (metadata, finding) = match m.parsed {
+            Ok(md) => (Some(md), None),
+            Err(why) => (
+                None,
+                Some(Finding::error(
+                    Code::MetadataInvalid,
+                    None,
+                    format!("{}: {why}", m.path.display()),
+                )),
+            ),
+        };
+        let call_id = metadata.as_ref().map(|md| md.call_id.clone()).or(m.call_id);
+        out.push((
+            Chunk {
+                document_id: m.document_id,
+                metadata_path: m.path,
+                metadata,
+                media_path,
+                media_kind,
+                event_entry: None,
+            },
+            call_id,
+            finding,
+        ));
+    }
+    let mut i = 0;
+    others.retain(|_| {
+        i += 1;
+        !taken[i - 1]
+    });
+    out
+}
+
+/// Groups chunks into recordings: by call, then by the event that lists
+/// them, else by index sequences that restart at 0.
+fn group(
+    chunks: Vec<(Chunk, Option<String>, Option<Finding>)>,
+    events: Vec<(PathBuf, CompletionEvent)>,
+    limits: &Limits,
+) -> Result<Vec<Recording>> {
+    // Which event (by position) lists which document id.
+    let mut listed: HashMap<String, usize> = HashMap::new();
+    for (i, (_, e)) in events.iter().enumerate() {
+        for c in &e.chunks {
+            listed.entry(c.document_id.clone()).or_insert(i);
+        }
+    }
+    let mut by_event: BTreeMap<usize, Vec<(Chunk, Option<Finding>)>> = BTreeMap::new();
+    let mut by_call: BTreeMap<String, Vec<(Chunk, Option<Finding>)>> = BTreeMap::new();
+    for (mut chunk, call_id, finding) in chunks {
+        if let Some(&e) = listed.get(&chunk.document_id) {
+            chunk.event_entry = events[e].1.chunks.iter().find(|c| c.document_id == chunk.document_id).cloned();
+            by_event.entry(e).or_default().push((chunk, finding));
+        } else {
+            by_call.entry(call_id.unwrap_or_else(|| "unknown".into())).or_default().push((chunk, finding));
+        }
+    }
+
+    let mut recordings = Vec::new();
+    for (i, (_, event)) in events.into_iter().enumerate() {
+        let chunks = by_event.remove(&i).unwrap_or_default();
+        let call_id = event
+            .call_id
+            .clone()
+            .or_else(|| chunks.iter().find_map(|(c, _)| c.metadata.as_ref().map(|m| m.call_id.clone())))
+            .unwrap_or_else(|| "unknown".into());
+        let key = event.recording_id.clone().unwrap_or_else(|| {
+            let first = event.chunks.iter().min_by_key(|c| c.index).map(|c| c.document_id.clone());
+            first.unwrap_or_else(|| format!("event-{i}"))
+        });
+        recordings.push(make_recording(call_id, Some(key), chunks, Some(event), limits)?);
+    }
+    for (call_id, mut chunks) in by_call {
+        // Chunks whose metadata did not parse stay alone: nothing says where they belong.
+        let (good, bad): (Vec<_>, Vec<_>) = chunks.drain(..).partition(|(c, _)| c.metadata.is_some());
+        for b in bad {
+            let key = b.0.document_id.clone();
+            recordings.push(make_recording(call_id.clone(), Some(key), vec![b], None, limits)?);
+        }
+        let mut good = good;
+        good.sort_by(|(a, _), (b, _)| {
+            let (ma, mb) = (a.metadata.as_ref(), b.metadata.as_ref());
+            (ma.map(|m| m.start), a.index(), &a.document_id, &a.metadata_path)
+                .cmp(&(mb.map(|m| m.start), b.index(), &b.document_id, &b.metadata_path))
+        });
+        let mut session: Vec<(Chunk, Option<Finding>)> = Vec::new();
+        for item in good {
+            let restart = session.last().is_some_and(|(last, _)| {
+                let (li, i) = (last.index(), item.0.index());
+                i < li || (i == li && last.document_id != item.0.document_id)
+            });
+            if restart {
+                recordings.push(make_recording(call_id.clone(), None, std::mem::take(&mut session), None, limits)?);
+            }
+            session.push(item);
+        }
+        if !session.is_empty() {
+            recordings.push(make_recording(call_id, None, session, None, limits)?);
+        }
+    }
+    recordings.sort_by(|a, b| (&a.call_id, &a.key).cmp(&(&b.call_id, &b.key)));
+    Ok(recordings)
+}
+
+fn make_recording(
+    call_id: String,
+    key: Option<String>,
+    mut items: Vec<(Chunk, Option<Finding>)>,
+    event: Option<CompletionEvent>,
+    limits: &Limits,
+) -> Result<Recording> {
+    if items.len() > limits.max_chunks_per_recording {
+        return Err(Error::Limit {
+            path: items[0].0.metadata_path.clone(),
+            context: format!("recording of call {call_id}"),
+            what: "number of chunks".into(),
+            name: "max_chunks_per_recording",
+            value: items.len() as u64,
+            limit: limits.max_chunks_per_recording as u64,
+        });
+    }
+    items.sort_by(|(a, _), (b, _)| (a.index(), &a.document_id, &a.metadata_path).cmp(&(b.index(), &b.document_id, &b.metadata_path)));
+    let key = key.unwrap_or_else(|| items.first().map(|(c, _)| c.document_id.clone()).unwrap_or_default());
+    let mut findings = Vec::new();
+    let mut chunks: Vec<Chunk> = Vec::with_capacity(items.len());
+    for (chunk, finding) in items {
+        let chunk_finding = finding.map(|mut f| {
+            f.chunk_index = chunk.index();
+            f
+        });
+        findings.extend(chunk_finding);
+        if let Some(prev) = chunks.iter().find(|c| c.document_id == chunk.document_id) {
+            let same = same_chunk(prev, &chunk);
+            let where_ = format!("{} and {}", prev.metadata_path.display(), chunk.metadata_path.display());
+            match same {
+                Ok(true) => {
+                    findings.push(Finding::warning(
+                        Code::ChunkDuplicate,
+                        chunk.index(),
+                        format!("chunk {} appears twice with identical bytes ({where_}); the copy is ignored", chunk.document_id),
+                    ));
+                    continue;
+                }
+                Ok(false) => findings.push(Finding::error(
+                    Code::ChunkDuplicate,
+                    chunk.index(),
+                    format!("chunk {} appears twice with different content ({where_}); keep the right one", chunk.document_id),
+                )),
+                Err(e) => findings.push(Finding::error(
+                    Code::ChunkDuplicate,
+                    chunk.index(),
+                    format!("chunk {} appears twice ({where_}) and could not be compared: {e}", chunk.document_id),
+                )),
+            }
+        }
+        chunks.push(chunk);
+    }
+    Ok(Recording {
+        call_id,
+        key,
+        chunks,
+        event,
+        findings,
+    })
+}
+
+/// Whether two copies of a chunk have the same metadata and media bytes.
+fn same_chunk(a: &Chunk, b: &Chunk) -> Result<bool> {
+    if a.metadata != b.metadata {
+        return Ok(false);
+    }
+    match (&a.media_path, &b.media_path) {
+        (Some(pa), Some(pb)) => files_equal(pa, pb),
+        (None, None) => Ok(true),
+        _ => Ok(false),
+    }
+}
+
+/// Compares two files byte for byte, in blocks.
+pub(crate) fn files_equal(a: &Path, b: &Path) -> Result<bool> {
+    let mut fa = File::open(a).map_err(|e| Error::io(a, e))?;
+    let mut fb = File::open(b).map_err(|e| Error::io(b, e))?;
+    let la = fa.metadata().map_err(|e| Error::io(a, e))?.len();
+    let lb = fb.metadata().map_err(|e| Error::io(b, e))?.len();
+    if la != lb {
+        return Ok(false);
+    }
+    let mut ba = vec![0u8; 1 << 16];
+    let mut bb = vec![0u8; 1 << 16];
+    loop {
+        let n = fa.read(&mut ba).map_err(|e| Error::io(a, e))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n]).map_err(|e| Error::io(b, e))?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_by_content() {
+        assert_eq!(FileKind::sniff(b""), FileKind::Empty);
+        assert_eq!(FileKind::sniff(b"\0\0\0\x18ftypmp42"), FileKind::Mp4);
+        assert_eq!(FileKind::sniff(b"\n <!DOCTYPE html>"), FileKind::Html);
+        assert_eq!(FileKind::sniff(b"\xef\xbb\xbf{\"error\":401}"), FileKind::Json);
+        assert_eq!(FileKind::sniff(b"\0\0\0\x08moov"), FileKind::Other);
+        assert_eq!(FileKind::sniff(b"ID3\x04"), FileKind::Other);
+    }
+}

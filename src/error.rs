@@ -1,0 +1,218 @@
+//! The one error type of the crate.
+//!
+//! Every error says where it happened (a file, and inside an MP4 the box path
+//! such as `moov/trak[1]/mdia/minf/stbl/stsz`) and what was wrong, so that a
+//! user can act on it without a debugger.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A specialised `Result` for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in recstitch.
+///
+/// Errors about *input* (a broken chunk, a malformed metadata file) are usually
+/// turned into [`Finding`](crate::Finding)s by the validation layer so that a
+/// batch keeps going; this type is what the lower layers report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The input is malformed: it breaks the MP4 or metadata format.
+    #[error("{}: {context}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Where inside the file (box path or JSON field).
+        context: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The input ends early: a box or a sample lies beyond the end of the
+    /// file, or a required box (`moov`) never arrived. Usually an interrupted
+    /// download: resume it.
+    #[error("{}: {context}: truncated: {message}", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Where inside the file.
+        context: String,
+        /// What is missing.
+        message: String,
+    },
+
+    /// The input is well formed but uses something recstitch does not handle.
+    #[error("{}: {context}: unsupported: {message}", path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Where inside the file.
+        context: String,
+        /// What is not supported.
+        message: String,
+    },
+
+    /// A size or count in the input exceeds one of the budgets in [`Limits`](crate::Limits).
+    #[error("{}: {context}: {what} is {value}, over the limit {limit} (Limits::{name})", path.display())]
+    Limit {
+        /// The file.
+        path: PathBuf,
+        /// Where inside the file.
+        context: String,
+        /// What was counted or measured.
+        what: String,
+        /// The name of the `Limits` field that was exceeded.
+        name: &'static str,
+        /// The value found in the input.
+        value: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+
+    /// The caller asked for something impossible (bad options, bad output folder).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The category of the error, stable for programs: `io`, `invalid`,
+    /// `unsupported`, `limit` or `usage`.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::Invalid { .. } => "invalid",
+            Error::Truncated { .. } => "truncated",
+            Error::Unsupported { .. } => "unsupported",
+            Error::Limit { .. } => "limit",
+            Error::Usage(_) => "usage",
+        }
+    }
+
+    /// The file the error is about, when there is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Invalid { path, .. }
+            | Error::Truncated { path, .. }
+            | Error::Unsupported { path, .. }
+            | Error::Limit { path, .. } => Some(path),
+            Error::Usage(_) => None,
+        }
+    }
+
+    /// The error's message without the file name in front (for reports that
+    /// already show the file).
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Io { source, .. } => source.to_string(),
+            Error::Invalid {
+                context, message, ..
+            } => format!("{context}: {message}"),
+            Error::Truncated {
+                context, message, ..
+            } => format!("{context}: truncated: {message}"),
+            Error::Unsupported {
+                context, message, ..
+            } => format!("{context}: unsupported: {message}"),
+            Error::Limit {
+                context,
+                what,
+                name,
+                value,
+                limit,
+                ..
+            } => format!("{context}: {what} is {value}, over the limit {limit} (Limits::{name})"),
+            Error::Usage(m) => m.clone(),
+        }
+    }
+}
+
+/// Builds errors that all share one file and a location inside it.
+///
+/// Parsers carry one of these so that every error they raise names the file
+/// and the place without repeating the plumbing.
+#[derive(Debug, Clone)]
+pub(crate) struct Here<'a> {
+    pub path: &'a Path,
+    pub context: String,
+}
+
+impl<'a> Here<'a> {
+    pub fn new(path: &'a Path, context: impl Into<String>) -> Self {
+        Here {
+            path,
+            context: context.into(),
+        }
+    }
+
+    /// The same file, one level deeper (`moov` -> `moov/trak[0]`).
+    pub fn child(&self, name: impl fmt::Display) -> Here<'a> {
+        let context = if self.context.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{}", self.context, name)
+        };
+        Here {
+            path: self.path,
+            context,
+        }
+    }
+
+    pub fn invalid(&self, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            path: self.path.to_path_buf(),
+            context: self.context.clone(),
+            message: message.into(),
+        }
+    }
+
+    pub fn truncated(&self, message: impl Into<String>) -> Error {
+        Error::Truncated {
+            path: self.path.to_path_buf(),
+            context: self.context.clone(),
+            message: message.into(),
+        }
+    }
+
+    pub fn unsupported(&self, message: impl Into<String>) -> Error {
+        Error::Unsupported {
+            path: self.path.to_path_buf(),
+            context: self.context.clone(),
+            message: message.into(),
+        }
+    }
+
+    pub fn limit(&self, what: impl Into<String>, name: &'static str, value: u64, limit: u64) -> Error {
+        Error::Limit {
+            path: self.path.to_path_buf(),
+            context: self.context.clone(),
+            what: what.into(),
+            name,
+            value,
+            limit,
+        }
+    }
+
+    pub fn io(&self, source: std::io::Error) -> Error {
+        Error::io(self.path, source)
+    }
+}

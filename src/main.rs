@@ -1,0 +1,185 @@
+//! The `recstitch` command: argument parsing, printing and exit codes around
+//! the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use recstitch::report::ProbeReport;
+use recstitch::{Archive, RecordingReport, Report, ScanOptions, Severity, ValidateOptions};
+
+/// Validate and stitch chunked call recordings.
+#[derive(Parser)]
+#[command(name = "recstitch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print what was found in one MP4 file.
+    Probe {
+        /// The MP4 file.
+        file: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every recording of an archive folder without writing anything.
+    Validate {
+        /// The archive folder.
+        archive: PathBuf,
+        /// Print the report as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit code: everything fine.
+const EXIT_OK: u8 = 0;
+/// Exit code: some recording has error findings (or did not stitch).
+const EXIT_FINDINGS: u8 = 1;
+/// Exit code: the command could not run.
+const EXIT_FAILED: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_FAILED } else { EXIT_OK });
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("recstitch: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Probe { file, json } => {
+            let media = recstitch::probe(&file, &recstitch::Limits::default())?;
+            let report = ProbeReport::new(&media);
+            if json {
+                print_json(&report)?;
+            } else {
+                print_probe(&report)?;
+            }
+            Ok(if report.truncated.is_some() { EXIT_FINDINGS } else { EXIT_OK })
+        }
+        Command::Validate { archive, json } => {
+            let scanned = Archive::scan(&archive, &ScanOptions::default())?;
+            let options = ValidateOptions::default();
+            let recordings = scanned
+                .recordings
+                .iter()
+                .map(|r| RecordingReport::from_validated(&r.validate(&options)))
+                .collect();
+            let report = Report::new(&scanned, recordings);
+            if json {
+                print_json(&report)?;
+            } else {
+                print_report(&report)?;
+            }
+            Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_probe(r: &ProbeReport) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: {} bytes, brand {}, {} ms{}", r.path, r.file_size, r.major_brand, r.duration_ms, if r.fragmented { ", fragmented" } else { "" })?;
+    for t in &r.tracks {
+        let codec = t.codec.as_ref().map(|c| c.name()).unwrap_or_else(|| "-".into());
+        let detail = match &t.codec {
+            Some(recstitch::media::Codec::Avc(a)) => format!(
+                "{}x{} profile {} level {}{}",
+                a.width,
+                a.height,
+                a.profile_idc,
+                a.level_idc,
+                a.vui_fps_milli.map(|f| format!(" vui {:.3} fps", f as f64 / 1000.0)).unwrap_or_default()
+            ),
+            Some(recstitch::media::Codec::Aac(a)) => format!("{} Hz, {} channel(s)", a.sample_rate, a.channels),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  track {} {:?} {codec} {detail}\n    timescale {}, {} samples ({} sync), presented {} ms from media time {}, rate {}, {} bit/s{}",
+            t.id,
+            t.kind,
+            t.timescale,
+            t.samples,
+            t.sync_samples,
+            t.presented_ms,
+            t.presentation.start,
+            t.rate.map(|r| format!("{r:.3}/s")).unwrap_or_else(|| "-".into()),
+            t.bit_rate.unwrap_or(0.0),
+            if t.composition_offsets { ", B-frames" } else { "" }
+        )?;
+    }
+    if let Some(t) = &r.truncated {
+        writeln!(out, "  TRUNCATED: {t}")?;
+    }
+    Ok(())
+}
+
+fn print_report(report: &Report) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for r in &report.recordings {
+        writeln!(out, "recording {} (call {}): {:?}", r.recording_key, r.call_id, r.status)?;
+        writeln!(out, "  {:>5}  {:<44} {:>12}  {}", "index", "document id", "media ms", "pauses")?;
+        for c in &r.chunks {
+            let index = c.index.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
+            let ms = c.media_duration_ms.map(|d| format!("{d:.0}")).unwrap_or_else(|| "-".into());
+            let pauses = match c.pauses_cut {
+                Some(true) => "cut from media",
+                Some(false) => "kept in media",
+                None => "-",
+            };
+            writeln!(out, "  {index:>5}  {:<44} {ms:>12}  {pauses}", c.document_id)?;
+        }
+        for f in &r.findings {
+            let sev = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let chunk = f.chunk_index.map(|i| format!("chunk {i}")).unwrap_or_else(|| "recording".into());
+            writeln!(out, "  {sev:<7} {:<26} {chunk:<10} {}", f.code.as_str(), f.message)?;
+        }
+        if let Some(o) = &r.output {
+            writeln!(out, "  output: {o}")?;
+        }
+        if let Some(e) = &r.error {
+            writeln!(out, "  failed: {e}")?;
+        }
+    }
+    if !report.orphans.is_empty() {
+        writeln!(out, "orphans:")?;
+        for o in &report.orphans {
+            writeln!(out, "  {}: {}", o.path.display(), o.reason)?;
+        }
+    }
+    let bad = report.recordings.iter().filter(|r| !matches!(r.status, recstitch::Status::Ok | recstitch::Status::Stitched | recstitch::Status::Skipped)).count();
+    writeln!(
+        out,
+        "{} recording(s), {} with errors, {} orphan file(s)",
+        report.recordings.len(),
+        bad,
+        report.orphans.len()
+    )?;
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! Reading the structure of one MP4 chunk.
+//!
+//! [`probe`] reads box headers, the `moov` box and any `moof` fragments
+//! (media bytes are never read), and returns per track the handler, the
+//! timescale, the edit list, the expanded sample table and the codec
+//! configuration. Every count and size is checked against [`Limits`] before it
+//! is used.
+
+mod boxes;
+pub mod codec;
+mod tables;
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek};
+use std::path::{Path, PathBuf};
+
+use mp4_atom::FourCC;
+use serde::Serialize;
+
+use crate::error::{Error, Here, Result};
+use crate::limits::Limits;
+
+pub use codec::{AacConfig, AvcConfig, Codec, SampleEntry};
+
+/// What a chunk's MP4 holds.
+#[derive(Debug, Clone)]
+pub struct MediaInfo {
+    /// The file probed.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub file_size: u64,
+    /// `ftyp` major brand.
+    pub major_brand: String,
+    /// Whether the samples came from `moof` fragments.
+    pub fragmented: bool,
+    /// `mvhd` timescale (ticks per second of the movie timeline and edit lists).
+    pub movie_timescale: u32,
+    /// Byte range of each top-level `mdat` box body.
+    pub mdat_ranges: Vec<(u64, u64)>,
+    /// The tracks, in file order.
+    pub tracks: Vec<Track>,
+}
+
+/// What kind of track a `hdlr` announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrackKind {
+    /// `vide`.
+    Video,
+    /// `soun`.
+    Audio,
+    /// Anything else (text, metadata, hint).
+    Other,
+}
+
+/// One entry of an edit list (ISO/IEC 14496-12 §8.6.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Edit {
+    /// Length of the edit in the movie timescale.
+    pub segment_duration: u64,
+    /// Where the edit starts in media time (track timescale); `None` for an
+    /// empty edit (a pause in presentation).
+    pub media_time: Option<u64>,
+    /// Playback rate, integer part (1 for normal play, 0 for a dwell).
+    pub rate: i16,
+}
+
+/// One sample (a video frame or an audio packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// Absolute offset of its first byte in the file.
+    pub offset: u64,
+    /// Its size in bytes.
+    pub size: u32,
+    /// Decode duration in track ticks.
+    pub duration: u32,
+    /// Composition offset (presentation time minus decode time), in ticks.
+    pub composition_offset: i32,
+    /// Whether it is a sync sample (a key frame).
+    pub sync: bool,
+    /// Index into [`Track::entries`] of its sample description.
+    pub entry: u8,
+}
+
+/// One track of a chunk.
+#[derive(Debug, Clone)]
+pub struct Track {
+    /// `tkhd` track id.
+    pub id: u32,
+    /// What the handler says it is.
+    pub kind: TrackKind,
+    /// The handler code (`vide`, `soun`, ...).
+    pub handler: String,
+    /// `mdhd` timescale: ticks per second.
+    pub timescale: u32,
+    /// `mdhd` duration in ticks (as written; not trusted for timing).
+    pub declared_duration: u64,
+    /// `mdhd` language code.
+    pub language: String,
+    /// The edit list, empty when there is none.
+    pub edits: Vec<Edit>,
+    /// Sample descriptions.
+    pub entries: Vec<SampleEntry>,
+    /// Every sample in decode order.
+    pub samples: Vec<Sample>,
+}
+
+impl Track {
+    /// Sum of sample durations, in ticks.
+    pub fn media_duration(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+    }
+
+    /// Sum of sample sizes, in bytes.
+    pub fn byte_count(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.size)).sum()
+    }
+
+    /// The part of the media the edit list presents: `(start, length)` in
+    /// track ticks, plus the empty time before it (also in track ticks).
+    ///
+    /// Only the common shape is modelled: optional leading empty edits, then
+    /// one or more normal-rate edits that are taken as one span from the
+    /// first edit's start. Without an edit list the whole media is presented.
+    pub fn presentation(&self, movie_timescale: u32) -> Presentation {
+        let to_track = |d: u64| rescale(d, movie_timescale, self.timescale);
+        let mut empty = 0u64;
+        let mut start = None;
+        let mut length = 0u64;
+        for e in &self.edits {
+            match (e.media_time, start) {
+                (None, None) => empty = empty.saturating_add(to_track(e.segment_duration)),
+                (Some(t), None) => {
+                    start = Some(t);
+                    length = to_track(e.segment_duration);
+                }
+                (_, Some(_)) => length = length.saturating_add(to_track(e.segment_duration)),
+            }
+        }
+        let media = self.media_duration();
+        match start {
+            None => Presentation {
+                empty,
+                start: 0,
+                length: media,
+            },
+            Some(start) => Presentation {
+                empty,
+                start,
+                // A zero-length edit means "to the end of the media".
+                length: if length == 0 {
+                    media.saturating_sub(start)
+                } else {
+                    length
+                },
+            },
+        }
+    }
+
+    /// The sample description of the first sample (or the first entry).
+    pub fn codec(&self) -> Option<&Codec> {
+        let i = self.samples.first().map(|s| s.entry as usize).unwrap_or(0);
+        self.entries.get(i).map(|e| &e.codec)
+    }
+}
+
+/// How a track is presented after its edit list, in track ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Presentation {
+    /// Empty time before the first sample is shown.
+    pub empty: u64,
+    /// Media time of the first presented instant.
+    pub start: u64,
+    /// Length of the presented media.
+    pub length: u64,
+}
+
+/// `value * to / from`, rounded to nearest, saturating.
+pub(crate) fn rescale(value: u64, from: u32, to: u32) -> u64 {
+    if from == 0 {
+        return 0;
+    }
+    let v = (u128::from(value) * u128::from(to) + u128::from(from) / 2) / u128::from(from);
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+impl MediaInfo {
+    /// The first video track.
+    pub fn video(&self) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.kind == TrackKind::Video)
+    }
+
+    /// The first audio track.
+    pub fn audio(&self) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.kind == TrackKind::Audio)
+    }
+
+    /// Presented duration of a track in seconds, after its edit list.
+    pub fn presented_seconds(&self, track: &Track) -> f64 {
+        if track.timescale == 0 {
+            return 0.0;
+        }
+        let p = track.presentation(self.movie_timescale);
+        (p.empty + p.length) as f64 / f64::from(track.timescale)
+    }
+
+    /// Presented duration of the chunk in milliseconds: the longest of its
+    /// audio and video tracks.
+    pub fn duration_ms(&self) -> f64 {
+        self.tracks
+            .iter()
+            .filter(|t| t.kind != TrackKind::Other)
+            .map(|t| self.presented_seconds(t) * 1000.0)
+            .fold(0.0, f64::max)
+    }
+
+    /// Average frame rate of a track from its sample durations.
+    pub fn frame_rate(track: &Track) -> Option<f64> {
+        let d = track.media_duration();
+        (d > 0 && track.timescale > 0)
+            .then(|| track.samples.len() as f64 * f64::from(track.timescale) / d as f64)
+    }
+
+    /// Average bit rate of a track over its media duration, bits per second.
+    pub fn bit_rate(track: &Track) -> Option<f64> {
+        let d = track.media_duration();
+        (d > 0 && track.timescale > 0)
+            .then(|| track.byte_count() as f64 * 8.0 * f64::from(track.timescale) / d as f64)
+    }
+
+    /// The first sample whose bytes lie beyond the end of the file, as
+    /// `(track id, sample index, sample end offset)`.
+    pub fn first_sample_past_end(&self) -> Option<(u32, usize, u64)> {
+        self.tracks.iter().find_map(|t| {
+            t.samples.iter().enumerate().find_map(|(i, s)| {
+                let end = s.offset.saturating_add(u64::from(s.size));
+                (end > self.file_size).then_some((t.id, i, end))
+            })
+        })
+    }
+}
+
+/// Probes the MP4 at `path`.
+///
+/// Errors are typed: [`Error::Truncated`] when the file ends before its
+/// `moov` (or a box) does, [`Error::Invalid`] for a malformed structure,
+/// [`Error::Limit`] when a count exceeds `limits`. Samples that point past
+/// the end of the file are not an error here: see
+/// [`MediaInfo::first_sample_past_end`].
+pub fn probe(path: &Path, limits: &Limits) -> Result<MediaInfo> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    probe_reader(BufReader::with_capacity(64 << 10, file), file_size, path, limits)
+}
+
+/// Probes an MP4 from any seekable reader of `file_size` bytes; `path` is only
+/// used in error messages.
+pub fn probe_reader<R: Read + Seek>(
+    mut r: R,
+    file_size: u64,
+    path: &Path,
+    limits: &Limits,
+) -> Result<MediaInfo> {
+    let here = Here::new(path, "");
+    let mut top = boxes::TopLevel::new(file_size);
+    let mut major_brand = None;
+    let mut moov = None;
+    let mut moofs: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut mdat_ranges = Vec::new();
+    let mut count = 0u64;
+    while let Some(b) = top.next_box(&mut r, &here)? {
+        count += 1;
+        if count > limits.max_top_level_boxes {
+            return Err(here.limit(
+                "number of top-level boxes",
+                "max_top_level_boxes",
+                count,
+                limits.max_top_level_boxes,
+            ));
+        }
+        let kind: [u8; 4] = b.kind.into();
+        if count == 1 && &kind != b"ftyp" {
+            return Err(here.invalid(format!(
+                "the file does not start with an ftyp box (found `{}`): not an MP4",
+                codec::fourcc_string(kind)
+            )));
+        }
+        match &kind {
+            b"ftyp" => {
+                let body = boxes::read_body(&mut r, &b, file_size, 4096, &here)?;
+                let brand = body.get(..4).ok_or_else(|| here.child("ftyp").invalid("ftyp box is shorter than a brand"))?;
+                major_brand = Some(codec::fourcc_string([brand[0], brand[1], brand[2], brand[3]]));
+            }
+            b"moov" => {
+                if moov.is_some() {
+                    return Err(here.child("moov").invalid("a second moov box"));
+                }
+                moov = Some(boxes::read_body(&mut r, &b, file_size, limits.max_moov_bytes, &here)?);
+            }
+            b"moof" => {
+                let body = boxes::read_body(&mut r, &b, file_size, limits.max_moov_bytes, &here)?;
+                moofs.push((b.offset, body));
+            }
+            b"mdat" => mdat_ranges.push((b.body_offset(), b.end().min(file_size))),
+            _ => {}
+        }
+    }
+    let moov = moov.ok_or_else(|| {
+        here.truncated("no moov box: the download is incomplete or the recording was never finalised")
+    })?;
+    let parsed = tables::parse_moov(&moov, &moofs, &here, limits)?;
+    Ok(MediaInfo {
+        path: path.to_path_buf(),
+        file_size,
+        major_brand: major_brand.unwrap_or_default(),
+        fragmented: !moofs.is_empty(),
+        movie_timescale: parsed.movie_timescale,
+        mdat_ranges,
+        tracks: parsed.tracks,
+    })
+}
+
+/// The handler code as a track kind.
+pub(crate) fn track_kind(handler: FourCC) -> TrackKind {
+    match &<[u8; 4]>::from(handler) {
+        b"vide" => TrackKind::Video,
+        b"soun" => TrackKind::Audio,
+        _ => TrackKind::Other,
+    }
+}

@@ -1,0 +1,509 @@
+//! Decoding `moov` (and `moof` fragments) into tracks with expanded sample
+//! tables (ISO/IEC 14496-12 §8.6 "Track time structures", §8.7 "Track data
+//! layout structures", §8.8 "Movie fragments").
+//!
+//! The box tree is walked here with [`Children`] so that nesting depth and
+//! sizes stay under our control; leaf boxes are decoded by `mp4-atom`.
+
+use mp4_atom::{Co64, Ctts, Elst, Hdlr, Mdhd, Mvhd, Stco, Stsc, Stss, Stsz, StszSamples, Stts, Tfdt, Tfhd, Tkhd, Trex, Trun};
+
+use super::boxes::{BoxSlice, Children};
+use super::codec::{self, SampleEntry};
+use super::{track_kind, Edit, Sample, Track};
+use crate::error::{Here, Result};
+use crate::limits::Limits;
+
+pub(crate) struct ParsedMoov {
+    pub movie_timescale: u32,
+    pub tracks: Vec<Track>,
+}
+
+/// Calls `f` for each child box of `body`, with the child's path.
+fn for_each_child<'a, 'h>(
+    body: &'a [u8],
+    here: &Here<'h>,
+    mut f: impl FnMut(BoxSlice<'a>, Here<'h>) -> Result<()>,
+) -> Result<()> {
+    let mut it = Children::new(body);
+    let mut seen: Vec<([u8; 4], usize)> = Vec::new();
+    while let Some(b) = it.next_box(here)? {
+        let kind: [u8; 4] = b.kind.into();
+        // Name repeated boxes by their position: trak[0], trak[1], ...
+        let n = match seen.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                seen.push((kind, 0));
+                0
+            }
+        };
+        let name = codec::fourcc_string(kind);
+        let child = if matches!(&kind, b"trak" | b"traf" | b"trun") {
+            here.child(format!("{name}[{n}]"))
+        } else {
+            here.child(name)
+        };
+        f(b, child)?;
+    }
+    Ok(())
+}
+
+/// The boxes of one `trak` that we need, found but not yet expanded.
+#[derive(Default)]
+struct TrakBoxes<'a, 'h> {
+    tkhd: Option<Tkhd>,
+    elst: Option<Elst>,
+    mdhd: Option<Mdhd>,
+    hdlr: Option<Hdlr>,
+    stsd: Option<(BoxSlice<'a>, Here<'h>)>,
+    stts: Option<Stts>,
+    ctts: Option<Ctts>,
+    stss: Option<Stss>,
+    stsc: Option<Stsc>,
+    stsz: Option<Stsz>,
+    chunk_offsets: Option<Vec<u64>>,
+}
+
+pub(crate) fn parse_moov(
+    moov: &[u8],
+    moofs: &[(u64, Vec<u8>)],
+    here: &Here,
+    limits: &Limits,
+) -> Result<ParsedMoov> {
+    let here = here.child("moov");
+    let mut mvhd: Option<Mvhd> = None;
+    let mut traks: Vec<(TrakBoxes, Here)> = Vec::new();
+    let mut trex: Vec<Trex> = Vec::new();
+    for_each_child(moov, &here, |b, h| {
+        match &<[u8; 4]>::from(b.kind) {
+            b"mvhd" => mvhd = Some(b.decode(&h)?),
+            b"trak" => {
+                if traks.len() >= limits.max_tracks {
+                    return Err(h.limit("number of tracks", "max_tracks", traks.len() as u64 + 1, limits.max_tracks as u64));
+                }
+                let mut t = TrakBoxes::default();
+                collect_trak(b.body(), &h, 2, limits, &mut t)?;
+                traks.push((t, h));
+            }
+            b"mvex" => for_each_child(b.body(), &h, |b, h| {
+                if &<[u8; 4]>::from(b.kind) == b"trex" && trex.len() < limits.max_tracks {
+                    trex.push(b.decode(&h)?);
+                }
+                Ok(())
+            })?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let mvhd = mvhd.ok_or_else(|| here.invalid("no mvhd box"))?;
+    if mvhd.timescale == 0 {
+        return Err(here.child("mvhd").invalid("movie timescale is 0"));
+    }
+    let mut tracks = Vec::with_capacity(traks.len());
+    for (t, h) in traks {
+        tracks.push(build_track(t, &h, limits)?);
+    }
+    if !moofs.is_empty() {
+        add_fragments(&mut tracks, &trex, moofs, &here, limits)?;
+    }
+    Ok(ParsedMoov {
+        movie_timescale: mvhd.timescale,
+        tracks,
+    })
+}
+
+/// Finds the boxes of interest under `trak`, descending through the
+/// containers on the way to `stbl`.
+fn collect_trak<'a, 'h>(
+    body: &'a [u8],
+    here: &Here<'h>,
+    depth: usize,
+    limits: &Limits,
+    t: &mut TrakBoxes<'a, 'h>,
+) -> Result<()> {
+    if depth > limits.max_box_depth {
+        return Err(here.limit("box nesting depth", "max_box_depth", depth as u64, limits.max_box_depth as u64));
+    }
+    for_each_child(body, here, |b, h| {
+        match &<[u8; 4]>::from(b.kind) {
+            b"edts" | b"mdia" | b"minf" | b"stbl" => collect_trak(b.body(), &h, depth + 1, limits, t)?,
+            b"tkhd" => t.tkhd = Some(b.decode(&h)?),
+            b"elst" => t.elst = Some(b.decode(&h)?),
+            b"mdhd" => t.mdhd = Some(b.decode(&h)?),
+            b"hdlr" => t.hdlr = Some(b.decode(&h)?),
+            b"stsd" => t.stsd = Some((b, h)),
+            b"stts" => t.stts = Some(b.decode(&h)?),
+            b"ctts" => t.ctts = Some(b.decode(&h)?),
+            b"stss" => t.stss = Some(b.decode(&h)?),
+            b"stsc" => t.stsc = Some(b.decode(&h)?),
+            b"stsz" => t.stsz = Some(b.decode(&h)?),
+            b"stco" => t.chunk_offsets = Some(b.decode::<Stco>(&h)?.entries.into_iter().map(u64::from).collect()),
+            b"co64" => t.chunk_offsets = Some(b.decode::<Co64>(&h)?.entries),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+fn build_track(t: TrakBoxes, here: &Here, limits: &Limits) -> Result<Track> {
+    let tkhd = t.tkhd.ok_or_else(|| here.invalid("no tkhd box"))?;
+    let mdhd = t.mdhd.ok_or_else(|| here.invalid("no mdia/mdhd box"))?;
+    let hdlr = t.hdlr.ok_or_else(|| here.invalid("no mdia/hdlr box"))?;
+    if mdhd.timescale == 0 {
+        return Err(here.child("mdia/mdhd").invalid("media timescale is 0"));
+    }
+    let edits = match t.elst {
+        Some(elst) => {
+            if elst.entries.len() > limits.max_edits {
+                return Err(here.child("edts/elst").limit("number of edits", "max_edits", elst.entries.len() as u64, limits.max_edits as u64));
+            }
+            elst.entries
+                .iter()
+                .map(|e| Edit {
+                    segment_duration: e.segment_duration,
+                    media_time: e.media_time,
+                    rate: e.media_rate.integer(),
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let (stsd, stsd_here) = t.stsd.ok_or_else(|| here.invalid("no stbl/stsd box"))?;
+    let entries = parse_stsd(stsd, &stsd_here, limits)?;
+    let stbl = here.child("mdia/minf/stbl");
+    let samples = expand_samples(
+        SampleTables {
+            stts: t.stts.ok_or_else(|| stbl.invalid("no stts box"))?,
+            ctts: t.ctts,
+            stss: t.stss,
+            stsc: t.stsc.ok_or_else(|| stbl.invalid("no stsc box"))?,
+            stsz: t.stsz.ok_or_else(|| stbl.invalid("no stsz box"))?,
+            chunk_offsets: t.chunk_offsets.ok_or_else(|| stbl.invalid("no stco or co64 box"))?,
+            entry_count: entries.len(),
+        },
+        &stbl,
+        limits,
+    )?;
+    Ok(Track {
+        id: tkhd.track_id,
+        kind: track_kind(hdlr.handler),
+        handler: codec::fourcc_string(hdlr.handler.into()),
+        timescale: mdhd.timescale,
+        declared_duration: mdhd.duration,
+        language: mdhd.language,
+        edits,
+        entries,
+        samples,
+    })
+}
+
+fn parse_stsd(stsd: BoxSlice, here: &Here, limits: &Limits) -> Result<Vec<SampleEntry>> {
+    let body = stsd.body();
+    let head = body.get(..8).ok_or_else(|| here.invalid("stsd box shorter than its header fields"))?;
+    let count = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if count as usize > limits.max_sample_descriptions {
+        return Err(here.limit("number of sample descriptions", "max_sample_descriptions", u64::from(count), limits.max_sample_descriptions as u64));
+    }
+    let mut entries = Vec::with_capacity(count as usize);
+    let mut it = Children::new(&body[8..]);
+    for _ in 0..count {
+        let entry = it
+            .next_box(here)?
+            .ok_or_else(|| here.invalid(format!("stsd announces {count} entries but holds {}", entries.len())))?;
+        entries.push(codec::parse_sample_entry(&entry, here)?);
+    }
+    if entries.is_empty() {
+        return Err(here.invalid("stsd holds no sample description"));
+    }
+    Ok(entries)
+}
+
+/// The sample tables of one track, as decoded.
+pub(crate) struct SampleTables {
+    pub stts: Stts,
+    pub ctts: Option<Ctts>,
+    pub stss: Option<Stss>,
+    pub stsc: Stsc,
+    pub stsz: Stsz,
+    pub chunk_offsets: Vec<u64>,
+    pub entry_count: usize,
+}
+
+/// Expands the run-length coded tables into one [`Sample`] per sample,
+/// checking that every table covers exactly the samples `stsz` declares.
+pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> Result<Vec<Sample>> {
+    let (count, fixed_size) = match &t.stsz.samples {
+        StszSamples::Identical { count, size } => (u64::from(*count), Some(*size)),
+        StszSamples::Different { sizes } => (sizes.len() as u64, None),
+    };
+    if count > limits.max_samples_per_track {
+        return Err(here.child("stsz").limit("sample count", "max_samples_per_track", count, limits.max_samples_per_track));
+    }
+    let stts_total: u64 = t.stts.entries.iter().map(|e| u64::from(e.sample_count)).sum();
+    if stts_total != count {
+        return Err(here.child("stts").invalid(format!("durations cover {stts_total} samples but stsz has {count}")));
+    }
+    if let Some(ctts) = &t.ctts {
+        let total: u64 = ctts.entries.iter().map(|e| u64::from(e.sample_count)).sum();
+        if total != count {
+            return Err(here.child("ctts").invalid(format!("composition offsets cover {total} samples but stsz has {count}")));
+        }
+    }
+    // count <= max_samples_per_track, so this allocation is bounded.
+    let n = count as usize;
+    let size_of = |i: usize| -> u32 {
+        match (&t.stsz.samples, fixed_size) {
+            (_, Some(s)) => s,
+            (StszSamples::Different { sizes }, None) => sizes[i],
+            _ => 0,
+        }
+    };
+    let mut samples = Vec::with_capacity(n);
+    let mut durations = t.stts.entries.iter().flat_map(|e| std::iter::repeat_n(e.sample_delta, e.sample_count as usize));
+    // Chunk layout: stsc runs over 1-based chunk numbers.
+    let stsc = &t.stsc.entries;
+    let chunks = t.chunk_offsets.len() as u64;
+    let stsc_here = here.child("stsc");
+    for (i, e) in stsc.iter().enumerate() {
+        let next_first = stsc.get(i + 1).map(|n| u64::from(n.first_chunk)).unwrap_or(chunks + 1);
+        if e.first_chunk == 0 || u64::from(e.first_chunk) >= next_first || u64::from(e.first_chunk) > chunks {
+            return Err(stsc_here.invalid(format!("entry {i} has first_chunk {} out of order or past the {chunks} chunks", e.first_chunk)));
+        }
+        if e.sample_description_index == 0 || e.sample_description_index as usize > t.entry_count {
+            return Err(stsc_here.invalid(format!("entry {i} names sample description {} of {}", e.sample_description_index, t.entry_count)));
+        }
+    }
+    if stsc.is_empty() && count > 0 {
+        return Err(stsc_here.invalid("no entries, but the track has samples"));
+    }
+    let mut index = 0usize;
+    'chunks: for (i, e) in stsc.iter().enumerate() {
+        let next_first = stsc.get(i + 1).map(|n| u64::from(n.first_chunk)).unwrap_or(chunks + 1);
+        for chunk in u64::from(e.first_chunk)..next_first {
+            let mut offset = t.chunk_offsets[(chunk - 1) as usize];
+            for _ in 0..e.samples_per_chunk {
+                if index >= n {
+                    break 'chunks;
+                }
+                let size = size_of(index);
+                let duration = durations.next().unwrap_or(0);
+                samples.push(Sample {
+                    offset,
+                    size,
+                    duration,
+                    composition_offset: 0,
+                    sync: t.stss.is_none(),
+                    entry: (e.sample_description_index - 1) as u8,
+                });
+                offset = offset
+                    .checked_add(u64::from(size))
+                    .ok_or_else(|| here.child("stco").invalid(format!("chunk {chunk}: sample offsets overflow")))?;
+                index += 1;
+            }
+        }
+    }
+    if samples.len() != n {
+        return Err(stsc_here.invalid(format!("chunks hold {} samples but stsz has {count}", samples.len())));
+    }
+    if let Some(ctts) = &t.ctts {
+        let offsets = ctts.entries.iter().flat_map(|e| std::iter::repeat_n(e.sample_offset, e.sample_count as usize));
+        for (s, off) in samples.iter_mut().zip(offsets) {
+            s.composition_offset = i32::try_from(off)
+                .map_err(|_| here.child("ctts").invalid(format!("composition offset {off} out of range")))?;
+        }
+    }
+    if let Some(stss) = &t.stss {
+        for &k in &stss.entries {
+            let s = k
+                .checked_sub(1)
+                .and_then(|k| samples.get_mut(k as usize))
+                .ok_or_else(|| here.child("stss").invalid(format!("sync sample {k} is not a sample of the track (1..={count})")))?;
+            s.sync = true;
+        }
+    }
+    Ok(samples)
+}
+
+/// Appends the samples of `moof` fragments to their tracks (§8.8).
+fn add_fragments(
+    tracks: &mut [Track],
+    trex: &[Trex],
+    moofs: &[(u64, Vec<u8>)],
+    here: &Here,
+    limits: &Limits,
+) -> Result<()> {
+    for (n, (moof_offset, body)) in moofs.iter().enumerate() {
+        let moof_here = here.child(format!("moof[{n}]@{moof_offset}"));
+        let mut trafs = Vec::new();
+        for_each_child(body, &moof_here, |b, h| {
+            if &<[u8; 4]>::from(b.kind) == b"traf" {
+                let mut tfhd: Option<Tfhd> = None;
+                let mut tfdt: Option<Tfdt> = None;
+                let mut truns: Vec<(Trun, Here)> = Vec::new();
+                for_each_child(b.body(), &h, |b, h| {
+                    match &<[u8; 4]>::from(b.kind) {
+                        b"tfhd" => tfhd = Some(b.decode(&h)?),
+                        b"tfdt" => tfdt = Some(b.decode(&h)?),
+                        b"trun" => truns.push((b.decode(&h)?, h)),
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                let tfhd = tfhd.ok_or_else(|| h.invalid("no tfhd box"))?;
+                trafs.push((tfhd, truns, h));
+            }
+            Ok(())
+        })?;
+        let mut cursor = *moof_offset;
+        for (tfhd, truns, h) in trafs {
+            let track = tracks
+                .iter_mut()
+                .find(|t| t.id == tfhd.track_id)
+                .ok_or_else(|| h.invalid(format!("tfhd names track {} which the moov does not have", tfhd.track_id)))?;
+            let defaults = trex.iter().find(|t| t.track_id == tfhd.track_id);
+            let base = match tfhd.base_data_offset {
+                Some(b) => b,
+                None if tfhd.default_base_is_moof => *moof_offset,
+                None => cursor,
+            };
+            let desc = tfhd
+                .sample_description_index
+                .or(defaults.map(|d| d.default_sample_description_index))
+                .unwrap_or(1);
+            if desc == 0 || desc as usize > track.entries.len() {
+                return Err(h.invalid(format!("sample description {desc} of {}", track.entries.len())));
+            }
+            let default_duration = tfhd.default_sample_duration.or(defaults.map(|d| d.default_sample_duration)).unwrap_or(0);
+            let default_size = tfhd.default_sample_size.or(defaults.map(|d| d.default_sample_size)).unwrap_or(0);
+            let default_flags = tfhd.default_sample_flags.or(defaults.map(|d| d.default_sample_flags)).unwrap_or(0);
+            let mut pos = base;
+            for (trun, th) in truns {
+                let total = track.samples.len() as u64 + trun.samples.len() as u64;
+                if total > limits.max_samples_per_track {
+                    return Err(th.limit("sample count", "max_samples_per_track", total, limits.max_samples_per_track));
+                }
+                if let Some(off) = trun.data_offset {
+                    pos = base
+                        .checked_add_signed(i64::from(off))
+                        .ok_or_else(|| th.invalid("data offset points before the start of the file"))?;
+                }
+                for e in trun.samples.iter() {
+                    let size = e.size.unwrap_or(default_size);
+                    let flags = e.flags.unwrap_or(default_flags);
+                    let cts = e.cts.unwrap_or(0);
+                    track.samples.push(Sample {
+                        offset: pos,
+                        size,
+                        duration: e.duration.unwrap_or(default_duration),
+                        composition_offset: i32::try_from(cts)
+                            .map_err(|_| th.invalid(format!("composition offset {cts} out of range")))?,
+                        // sample_is_non_sync_sample is bit 16 of the flags (§8.8.3.1).
+                        sync: flags & 0x0001_0000 == 0,
+                        entry: (desc - 1) as u8,
+                    });
+                    pos = pos
+                        .checked_add(u64::from(size))
+                        .ok_or_else(|| th.invalid("sample offsets overflow"))?;
+                }
+            }
+            cursor = pos;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mp4_atom::{CttsEntry, StscEntry, SttsEntry};
+    use std::path::Path;
+
+    fn tables(sizes: Vec<u32>, stsc: Vec<(u32, u32)>, offsets: Vec<u64>) -> SampleTables {
+        let n = sizes.len() as u32;
+        SampleTables {
+            stts: Stts {
+                entries: vec![SttsEntry { sample_count: n, sample_delta: 1024 }],
+            },
+            ctts: None,
+            stss: None,
+            stsc: Stsc {
+                entries: stsc
+                    .into_iter()
+                    .map(|(first_chunk, samples_per_chunk)| StscEntry { first_chunk, samples_per_chunk, sample_description_index: 1 })
+                    .collect(),
+            },
+            stsz: Stsz { samples: StszSamples::Different { sizes } },
+            chunk_offsets: offsets,
+            entry_count: 1,
+        }
+    }
+
+    fn here() -> Here<'static> {
+        Here::new(Path::new("t.mp4"), "stbl")
+    }
+
+    #[test]
+    fn expands_chunks_into_sample_offsets() {
+        let t = tables(vec![10, 20, 30, 40, 50], vec![(1, 2), (3, 1)], vec![100, 1000, 2000]);
+        let s = expand_samples(t, &here(), &Limits::default()).unwrap();
+        let offsets: Vec<u64> = s.iter().map(|s| s.offset).collect();
+        // chunk 1: 2 samples, chunk 2: 2 samples, chunk 3: 1 sample
+        assert_eq!(offsets, vec![100, 110, 1000, 1030, 2000]);
+        assert!(s.iter().all(|s| s.sync && s.duration == 1024));
+    }
+
+    #[test]
+    fn disagreeing_counts_are_errors() {
+        let mut t = tables(vec![1, 2, 3], vec![(1, 3)], vec![0]);
+        t.stts.entries[0].sample_count = 2;
+        let e = expand_samples(t, &here(), &Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("stbl/stts: durations cover 2 samples but stsz has 3"), "{e}");
+
+        let t = tables(vec![1, 2, 3], vec![(1, 2)], vec![0]);
+        let e = expand_samples(t, &here(), &Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("chunks hold 2 samples"), "{e}");
+
+        let mut t = tables(vec![1, 2, 3], vec![(1, 3)], vec![0]);
+        t.ctts = Some(Ctts { entries: vec![CttsEntry { sample_count: 4, sample_offset: 0 }] });
+        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+
+        let mut t = tables(vec![1, 2, 3], vec![(1, 3)], vec![0]);
+        t.stss = Some(Stss { entries: vec![4] });
+        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn stsc_out_of_order_or_bad_description_is_an_error() {
+        let t = tables(vec![1, 2], vec![(2, 1), (1, 1)], vec![0, 10]);
+        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+        let t = tables(vec![1, 2], vec![(5, 1)], vec![0, 10]);
+        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+        let mut t = tables(vec![1, 2], vec![(1, 2)], vec![0]);
+        t.stsc.entries[0].sample_description_index = 2;
+        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn hostile_sample_count_hits_the_limit_before_allocating() {
+        let t = SampleTables {
+            stts: Stts { entries: vec![SttsEntry { sample_count: u32::MAX, sample_delta: 1 }] },
+            ctts: None,
+            stss: None,
+            stsc: Stsc { entries: vec![StscEntry { first_chunk: 1, samples_per_chunk: u32::MAX, sample_description_index: 1 }] },
+            stsz: Stsz { samples: StszSamples::Identical { count: u32::MAX, size: 1 } },
+            chunk_offsets: vec![0],
+            entry_count: 1,
+        };
+        let e = expand_samples(t, &here(), &Limits::default()).unwrap_err();
+        assert_eq!(e.category(), "limit");
+        assert!(e.to_string().contains("max_samples_per_track"), "{e}");
+    }
+
+    #[test]
+    fn offsets_that_overflow_are_errors() {
+        let t = tables(vec![u32::MAX, u32::MAX], vec![(1, 2)], vec![u64::MAX - 10]);
+        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+    }
+}

@@ -1,0 +1,649 @@
+//! Chunk metadata and completion events, with every variant the service has
+//! produced normalised away (see the table in the README).
+//!
+//! Parsing goes through `serde_json::Value` and reads each field by hand so
+//! that an error names the file, the field and what was wrong ("field
+//! `chunkIndex`: expected a non-negative integer, found the string \"zero\"").
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::{Here, Result};
+
+/// A wall-clock instant, in nanoseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WallClock(pub i64);
+
+impl WallClock {
+    /// Parses an ISO 8601 / RFC 3339 timestamp with up to 9 fractional
+    /// digits and `Z` or a `±hh:mm` offset.
+    pub fn parse(s: &str) -> Option<WallClock> {
+        let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+        i64::try_from(t.unix_timestamp_nanos()).ok().map(WallClock)
+    }
+
+    /// Milliseconds from `self` to `later` (negative when `later` is earlier).
+    pub fn ms_until(self, later: WallClock) -> f64 {
+        (later.0 as f64 - self.0 as f64) / 1e6
+    }
+
+    /// This instant moved by `ms` milliseconds.
+    pub fn plus_ms(self, ms: f64) -> WallClock {
+        WallClock(self.0.saturating_add((ms * 1e6).round() as i64))
+    }
+
+    /// RFC 3339 in UTC with 7 fractional digits, as the service writes.
+    pub fn to_rfc3339(self) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond() / 100
+        )
+    }
+
+    /// `hh:mm:ss` of the instant in UTC (for chapter titles).
+    pub fn time_of_day(self) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+    }
+}
+
+impl fmt::Display for WallClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for WallClock {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+/// The metadata of one chunk (one `.json` per chunk).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkMetadata {
+    /// The communication resource.
+    pub resource_id: String,
+    /// The call.
+    pub call_id: String,
+    /// The chunk's document id, which names its download.
+    pub document_id: String,
+    /// Position of the chunk in its recording, from 0.
+    pub index: u32,
+    /// Wall-clock start of the chunk.
+    pub start: WallClock,
+    /// Wall-clock length of the chunk in milliseconds.
+    pub duration_ms: f64,
+    /// Pauses during the chunk.
+    pub pauses: Vec<PauseInterval>,
+    /// What the service says it recorded.
+    pub recording: RecordingInfo,
+    /// Participant ids (for personal-data export requests).
+    pub participants: Vec<Participant>,
+}
+
+/// One pause: from `start` (wall clock), `duration_ms` long.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseInterval {
+    /// When the recording was paused.
+    pub start: WallClock,
+    /// How long it stayed paused, in milliseconds.
+    pub duration_ms: f64,
+}
+
+/// A participant of the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    /// The participant id (`8:acs:...`).
+    pub participant_id: String,
+    /// Audio channel, for unmixed audio only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
+}
+
+/// The `recordingInfo` block, normalised.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingInfo {
+    /// `mixed` or `unmixed` (whichever of `contentType`/`channelType` holds it).
+    pub content: String,
+    /// `audioVideo`, `audioOnly`, ... (whichever field holds it).
+    pub channel: String,
+    /// Container format: `mp4`, `mp3`, `wav`.
+    pub format: String,
+    /// Audio settings, when present.
+    pub audio: Option<AudioConfiguration>,
+    /// Video settings; absent for audio-only recordings.
+    pub video: Option<VideoConfiguration>,
+}
+
+impl RecordingInfo {
+    /// Whether the metadata describes an audio-only recording.
+    pub fn audio_only(&self) -> bool {
+        self.video.is_none() || self.channel.to_ascii_lowercase().starts_with("audioonly") || self.channel.eq_ignore_ascii_case("audio")
+    }
+}
+
+/// `audioConfiguration`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioConfiguration {
+    /// Sample rate in Hz.
+    pub sample_rate: Option<u32>,
+    /// Nominal bit rate (a ceiling), bits per second.
+    pub bit_rate: Option<u64>,
+    /// Channel count.
+    pub channels: Option<u32>,
+}
+
+/// `videoConfiguration`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoConfiguration {
+    /// Longer side of the picture in pixels.
+    pub longer_side: Option<u32>,
+    /// Shorter side of the picture in pixels.
+    pub shorter_side: Option<u32>,
+    /// Frames per second (`framerate` or `frameRate`).
+    pub frame_rate: Option<f64>,
+    /// Nominal bit rate (a ceiling), bits per second.
+    pub bit_rate: Option<u64>,
+}
+
+/// A JSON object with field access that reports precise errors.
+struct Obj<'a, 'h> {
+    map: &'a Map<String, Value>,
+    here: Here<'h>,
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) if s.chars().count() > 40 => format!("a {}-character string", s.chars().count()),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+impl<'a, 'h> Obj<'a, 'h> {
+    fn new(v: &'a Value, here: Here<'h>) -> Result<Self> {
+        match v {
+            Value::Object(map) => Ok(Obj { map, here }),
+            other => Err(here.invalid(format!("expected an object, found {}", describe(other)))),
+        }
+    }
+
+    fn field_here(&self, key: &str) -> Here<'h> {
+        self.here.child(format!("field `{key}`"))
+    }
+
+    /// The first of `keys` that is present and not null.
+    fn get(&self, keys: &[&str]) -> Option<(&'a Value, Here<'h>)> {
+        keys.iter()
+            .find_map(|k| self.map.get(*k).filter(|v| !v.is_null()).map(|v| (v, self.field_here(k))))
+    }
+
+    fn require(&self, keys: &[&str]) -> Result<(&'a Value, Here<'h>)> {
+        self.get(keys).ok_or_else(|| self.field_here(keys[0]).invalid("missing"))
+    }
+
+    fn string(&self, keys: &[&str]) -> Result<String> {
+        let (v, h) = self.require(keys)?;
+        as_string(v, &h)
+    }
+
+    fn opt_string(&self, keys: &[&str]) -> Result<Option<String>> {
+        self.get(keys).map(|(v, h)| as_string(v, &h)).transpose()
+    }
+
+    fn object(&self, keys: &[&str]) -> Result<Option<Obj<'a, 'h>>> {
+        self.get(keys).map(|(v, h)| Obj::new(v, h)).transpose()
+    }
+}
+
+fn as_string(v: &Value, here: &Here) -> Result<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(here.invalid(format!("expected a string, found {}", describe(other)))),
+    }
+}
+
+/// A number given as a JSON number or a numeric string ("16000").
+fn as_f64(v: &Value, here: &Here) -> Result<f64> {
+    let n = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    n.filter(|n| n.is_finite())
+        .ok_or_else(|| here.invalid(format!("expected a number, found {}", describe(v))))
+}
+
+fn as_u64(v: &Value, here: &Here) -> Result<u64> {
+    let n = as_f64(v, here)?;
+    if n < 0.0 || n.fract() != 0.0 || n > 9.0e15 {
+        return Err(here.invalid(format!("expected a non-negative integer, found {}", describe(v))));
+    }
+    Ok(n as u64)
+}
+
+fn as_u32(v: &Value, here: &Here) -> Result<u32> {
+    u32::try_from(as_u64(v, here)?).map_err(|_| here.invalid(format!("{} is too large", describe(v))))
+}
+
+fn as_time(v: &Value, here: &Here) -> Result<WallClock> {
+    let s = as_string(v, here)?;
+    WallClock::parse(&s).ok_or_else(|| {
+        here.invalid(format!(
+            "{s:?} is not an ISO 8601 timestamp (expected e.g. 2021-03-24T18:52:14.1321393Z)"
+        ))
+    })
+}
+
+fn as_duration_ms(v: &Value, here: &Here) -> Result<f64> {
+    let ms = as_f64(v, here)?;
+    if ms < 0.0 {
+        return Err(here.invalid(format!("duration {ms} is negative")));
+    }
+    Ok(ms)
+}
+
+/// Parses JSON bytes, naming the file on error and recognising the
+/// non-JSON bodies that broken downloads leave (HTML error pages).
+pub(crate) fn parse_json(bytes: &[u8], path: &Path) -> Result<Value> {
+    let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    serde_json::from_slice(text).map_err(|e| {
+        let here = Here::new(path, "");
+        let start = text.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        match start {
+            None => here.invalid("the file is empty"),
+            Some(b'<') => here.invalid("not JSON: the file is an HTML or XML page (a failed download?)"),
+            _ => here.invalid(format!("not valid JSON: {e}")),
+        }
+    })
+}
+
+/// Whether a JSON value looks like chunk metadata (used to classify files).
+pub(crate) fn looks_like_metadata(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| {
+        ["chunkDocumentId", "chunkIndex", "recordingInfo", "chunkStartTime"]
+            .iter()
+            .filter(|k| m.contains_key(**k))
+            .count()
+            >= 1
+            && (m.contains_key("callId") || m.contains_key("chunkDocumentId") || m.contains_key("recordingInfo"))
+    })
+}
+
+/// Whether a JSON value looks like a completion event or a list of them.
+pub(crate) fn looks_like_event(v: &Value) -> bool {
+    let one = |e: &Value| {
+        e.pointer("/data/recordingStorageInfo").is_some()
+            || e.get("eventType").and_then(Value::as_str).is_some_and(|t| t.contains("RecordingFileStatusUpdated"))
+            || e.get("type").and_then(Value::as_str).is_some_and(|t| t.contains("RecordingFileStatusUpdated"))
+    };
+    match v {
+        Value::Array(items) => !items.is_empty() && items.iter().any(one),
+        other => one(other),
+    }
+}
+
+/// Parses chunk metadata from a JSON value read from `path`.
+pub fn parse_metadata(v: &Value, path: &Path) -> Result<ChunkMetadata> {
+    let o = Obj::new(v, Here::new(path, ""))?;
+    let index = {
+        let (v, h) = o.require(&["chunkIndex"])?;
+        as_u32(v, &h)?
+    };
+    let start = {
+        let (v, h) = o.require(&["chunkStartTime"])?;
+        as_time(v, &h)?
+    };
+    let duration_ms = {
+        let (v, h) = o.require(&["chunkDuration"])?;
+        as_duration_ms(v, &h)?
+    };
+    let pauses = match o.get(&["pauseResumeIntervals"]) {
+        None => Vec::new(),
+        Some((Value::Array(items), h)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let p = Obj::new(item, h.child(format!("[{i}]")))?;
+                let (sv, sh) = p.require(&["startTime"])?;
+                let (dv, dh) = p.require(&["duration"])?;
+                Ok(PauseInterval {
+                    start: as_time(sv, &sh)?,
+                    duration_ms: as_duration_ms(dv, &dh)?,
+                })
+            })
+            .collect::<Result<_>>()?,
+        Some((other, h)) => return Err(h.invalid(format!("expected an array, found {}", describe(other)))),
+    };
+    let info = o
+        .object(&["recordingInfo"])?
+        .ok_or_else(|| o.field_here("recordingInfo").invalid("missing"))?;
+    let participants = match o.get(&["participants"]) {
+        None => Vec::new(),
+        Some((Value::Array(items), h)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let p = Obj::new(item, h.child(format!("[{i}]")))?;
+                let channel = p.get(&["channel"]).map(|(v, h)| as_u32(v, &h)).transpose()?;
+                Ok(Participant {
+                    participant_id: p.string(&["participantId"])?,
+                    channel,
+                })
+            })
+            .collect::<Result<_>>()?,
+        Some((other, h)) => return Err(h.invalid(format!("expected an array, found {}", describe(other)))),
+    };
+    Ok(ChunkMetadata {
+        resource_id: o.opt_string(&["resourceId"])?.unwrap_or_default(),
+        call_id: o.string(&["callId"])?,
+        document_id: o.string(&["chunkDocumentId"])?,
+        index,
+        start,
+        duration_ms,
+        pauses,
+        recording: parse_recording_info(&info)?,
+        participants,
+    })
+}
+
+fn parse_recording_info(o: &Obj) -> Result<RecordingInfo> {
+    // Early files: contentType "mixed", channelType "audioVideo"; later files
+    // swap the two. Sort the values by what they say.
+    let a = o.opt_string(&["contentType"])?.unwrap_or_default();
+    let b = o.opt_string(&["channelType"])?.unwrap_or_default();
+    let is_content = |s: &str| matches!(s.to_ascii_lowercase().as_str(), "mixed" | "unmixed");
+    let (content, channel) = if is_content(&b) && !is_content(&a) { (b, a) } else { (a, b) };
+    let audio = o
+        .object(&["audioConfiguration"])?
+        .map(|a| -> Result<AudioConfiguration> {
+            Ok(AudioConfiguration {
+                sample_rate: a.get(&["sampleRate"]).map(|(v, h)| as_u32(v, &h)).transpose()?,
+                bit_rate: a.get(&["bitRate"]).map(|(v, h)| as_u64(v, &h)).transpose()?,
+                channels: a.get(&["channels"]).map(|(v, h)| as_u32(v, &h)).transpose()?,
+            })
+        })
+        .transpose()?;
+    let video = o
+        .object(&["videoConfiguration"])?
+        .map(|v| -> Result<VideoConfiguration> {
+            Ok(VideoConfiguration {
+                longer_side: v.get(&["longerSideLength"]).map(|(v, h)| as_u32(v, &h)).transpose()?,
+                shorter_side: v.get(&["shorterSideLength"]).map(|(v, h)| as_u32(v, &h)).transpose()?,
+                frame_rate: v.get(&["framerate", "frameRate"]).map(|(v, h)| as_f64(v, &h)).transpose()?,
+                bit_rate: v.get(&["bitRate"]).map(|(v, h)| as_u64(v, &h)).transpose()?,
+            })
+        })
+        .transpose()?;
+    Ok(RecordingInfo {
+        content,
+        channel,
+        format: o.opt_string(&["format"])?.unwrap_or_else(|| "mp4".into()),
+        audio,
+        video,
+    })
+}
+
+/// One completion event (`RecordingFileStatusUpdated`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletionEvent {
+    /// The call id, from the subject.
+    pub call_id: Option<String>,
+    /// The server call id, from the subject.
+    pub server_call_id: Option<String>,
+    /// The recording id, from the subject: the recording's key.
+    pub recording_id: Option<String>,
+    /// When the recording started.
+    pub recording_start: Option<WallClock>,
+    /// Its length in milliseconds.
+    pub recording_duration_ms: Option<f64>,
+    /// Why the session ended.
+    pub session_end_reason: Option<String>,
+    /// The chunks, as the service lists them.
+    pub chunks: Vec<EventChunk>,
+}
+
+/// One chunk listed by a completion event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventChunk {
+    /// The chunk's document id.
+    pub document_id: String,
+    /// Its index.
+    pub index: u32,
+    /// Why the chunk ended (`SessionEnded`, `ChunkMaximumSizeExceeded`, ...).
+    pub end_reason: Option<String>,
+}
+
+impl EventChunk {
+    /// Whether the end reason says the recording session ended here (rather
+    /// than the chunk being cut for size or time, with more to follow).
+    pub fn ends_session(&self) -> bool {
+        match &self.end_reason {
+            None => true,
+            Some(r) => {
+                let r = r.to_ascii_lowercase();
+                r.contains("ended") || r.contains("stop")
+            }
+        }
+    }
+}
+
+/// Parses a completion event file: one event object or an array of them.
+pub fn parse_events(v: &Value, path: &Path) -> Result<Vec<CompletionEvent>> {
+    let here = Here::new(path, "");
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, e)| parse_event(e, here.child(format!("[{i}]"))))
+            .collect(),
+        other => Ok(vec![parse_event(other, here)?]),
+    }
+}
+
+fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
+    let o = Obj::new(v, here)?;
+    let subject = o.opt_string(&["subject"])?.unwrap_or_default();
+    let part = |name: &str| -> Option<String> {
+        let mut it = subject.split('/');
+        it.by_ref().find(|p| p.eq_ignore_ascii_case(name));
+        it.next().filter(|s| !s.is_empty()).map(str::to_owned)
+    };
+    let data = o.object(&["data"])?.ok_or_else(|| o.field_here("data").invalid("missing"))?;
+    let storage = data
+        .object(&["recordingStorageInfo"])?
+        .ok_or_else(|| data.field_here("recordingStorageInfo").invalid("missing"))?;
+    let (list, list_here) = storage.require(&["recordingChunks"])?;
+    let Value::Array(items) = list else {
+        return Err(list_here.invalid(format!("expected an array, found {}", describe(list))));
+    };
+    let chunks = items
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let c = Obj::new(c, list_here.child(format!("[{i}]")))?;
+            let (iv, ih) = c.require(&["index"])?;
+            Ok(EventChunk {
+                document_id: c.string(&["documentId"])?,
+                index: as_u32(iv, &ih)?,
+                end_reason: c.opt_string(&["endReason"])?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CompletionEvent {
+        call_id: part("call"),
+        server_call_id: part("serverCallId"),
+        recording_id: part("recordingId"),
+        recording_start: data.get(&["recordingStartTime"]).map(|(v, h)| as_time(v, &h)).transpose()?,
+        recording_duration_ms: data.get(&["recordingDurationMs"]).map(|(v, h)| as_duration_ms(v, &h)).transpose()?,
+        session_end_reason: data.opt_string(&["sessionEndReason"])?,
+        chunks,
+    })
+}
+
+/// Reads and parses a metadata file.
+pub fn read_metadata(path: &Path, max_bytes: u64) -> Result<ChunkMetadata> {
+    let bytes = crate::archive::read_bounded(path, max_bytes)?;
+    parse_metadata(&parse_json(&bytes, path)?, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Value {
+        json!({
+          "resourceId": "29bd5ea9-e0fc-4d00-8f6f-339b1f0ee2e2",
+          "callId": "43563209-4ec6-4119-be5b-88398cda2caf",
+          "chunkDocumentId": "0-eus-d11-05bf22b166dfb2119e3ff85d98906121",
+          "chunkIndex": 0,
+          "chunkStartTime": "2021-03-24T18:52:14.1321393Z",
+          "chunkDuration": 15000.0,
+          "pauseResumeIntervals": [{ "startTime": "2021-03-24T18:52:17.9450001Z", "duration": 5220 }],
+          "recordingInfo": {
+            "contentType": "mixed", "channelType": "audioVideo", "format": "mp4",
+            "audioConfiguration": { "sampleRate": "16000", "bitRate": 128000, "channels": 1 },
+            "videoConfiguration": { "longerSideLength": 1920, "shorterSideLength": 1080, "framerate": 8, "bitRate": 1000000 }
+          },
+          "participants": [{ "participantId": "8:acs:29bd5ea9_00000008" }]
+        })
+    }
+
+    fn parse(v: &Value) -> Result<ChunkMetadata> {
+        parse_metadata(v, Path::new("m.json"))
+    }
+
+    #[test]
+    fn documented_example_parses() {
+        let m = parse(&sample()).unwrap();
+        assert_eq!(m.index, 0);
+        assert_eq!(m.duration_ms, 15000.0);
+        assert_eq!(m.start.to_rfc3339(), "2021-03-24T18:52:14.1321393Z");
+        assert_eq!(m.pauses[0].duration_ms, 5220.0);
+        assert_eq!(m.start.ms_until(m.pauses[0].start), 3812.8608);
+        assert_eq!(m.recording.audio.unwrap().sample_rate, Some(16000));
+        assert_eq!(m.recording.video.unwrap().frame_rate, Some(8.0));
+        assert_eq!(m.recording.content, "mixed");
+        assert!(!m.recording.audio_only());
+    }
+
+    #[test]
+    fn variants_are_normalised() {
+        let mut v = sample();
+        v["chunkDuration"] = json!(15000);
+        v["recordingInfo"]["audioConfiguration"]["sampleRate"] = json!(16000);
+        v["recordingInfo"]["contentType"] = json!("audioVideo");
+        v["recordingInfo"]["channelType"] = json!("mixed");
+        let vc = v["recordingInfo"]["videoConfiguration"].as_object_mut().unwrap();
+        vc.remove("framerate");
+        vc.insert("frameRate".into(), json!(15));
+        v["chunkStartTime"] = json!("2021-03-24T19:52:14.132139312+01:00");
+        v["somethingNew"] = json!({"x": [1, 2]});
+        let m = parse(&v).unwrap();
+        assert_eq!(m.duration_ms, 15000.0);
+        assert_eq!(m.recording.audio.unwrap().sample_rate, Some(16000));
+        assert_eq!(m.recording.content, "mixed");
+        assert_eq!(m.recording.channel, "audioVideo");
+        assert_eq!(m.recording.video.unwrap().frame_rate, Some(15.0));
+        assert_eq!(m.start.0 % 1_000_000_000, 132_139_312);
+        assert_eq!(m.start.to_rfc3339(), "2021-03-24T18:52:14.1321393Z");
+    }
+
+    #[test]
+    fn audio_only_without_video_configuration() {
+        let mut v = sample();
+        v["recordingInfo"].as_object_mut().unwrap().remove("videoConfiguration");
+        v["recordingInfo"]["channelType"] = json!("audioOnly");
+        let m = parse(&v).unwrap();
+        assert!(m.recording.video.is_none());
+        assert!(m.recording.audio_only());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let mut v = sample();
+        v["chunkIndex"] = json!("zero");
+        let e = parse(&v).unwrap_err().to_string();
+        assert_eq!(e, "m.json: field `chunkIndex`: expected a number, found the string \"zero\"");
+
+        let mut v = sample();
+        v.as_object_mut().unwrap().remove("callId");
+        assert_eq!(parse(&v).unwrap_err().to_string(), "m.json: field `callId`: missing");
+
+        let mut v = sample();
+        v["pauseResumeIntervals"][0]["startTime"] = json!("yesterday");
+        let e = parse(&v).unwrap_err().to_string();
+        assert!(e.starts_with("m.json: field `pauseResumeIntervals`/[0]/field `startTime`: \"yesterday\" is not"), "{e}");
+
+        let mut v = sample();
+        v["chunkDuration"] = json!(-5);
+        assert!(parse(&v).unwrap_err().to_string().contains("negative"));
+
+        let mut v = sample();
+        v["chunkIndex"] = json!(1.5);
+        assert!(parse(&v).unwrap_err().to_string().contains("non-negative integer"));
+    }
+
+    #[test]
+    fn non_json_bodies_are_recognised() {
+        let p = Path::new("x.json");
+        let e = parse_json(b"<!DOCTYPE html><html>", p).unwrap_err().to_string();
+        assert!(e.contains("HTML"), "{e}");
+        assert!(parse_json(b"  ", p).unwrap_err().to_string().contains("empty"));
+        assert!(parse_json(b"{\"a\":", p).unwrap_err().to_string().contains("not valid JSON"));
+        assert!(parse_json(b"\xef\xbb\xbf{}", p).is_ok());
+    }
+
+    #[test]
+    fn events_single_or_array() {
+        let e = json!({
+          "id": "7283825e", "subject": "/recording/call/CALL/serverCallId/SRV/recordingId/REC",
+          "data": { "recordingStorageInfo": { "recordingChunks": [
+              { "documentId": "0-eus-d12-801b", "index": 0, "endReason": "SessionEnded" } ] },
+            "recordingStartTime": "2021-07-27T15:20:23.6089755Z", "recordingDurationMs": 6620,
+            "sessionEndReason": "CallEnded" },
+          "eventType": "Microsoft.Communication.RecordingFileStatusUpdated"
+        });
+        assert!(looks_like_event(&e));
+        assert!(!looks_like_metadata(&e));
+        assert!(looks_like_metadata(&sample()));
+        assert!(!looks_like_event(&sample()));
+        let one = parse_events(&e, Path::new("e.json")).unwrap();
+        let many = parse_events(&json!([e.clone(), e]), Path::new("e.json")).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(many.len(), 2);
+        let ev = &one[0];
+        assert_eq!(ev.call_id.as_deref(), Some("CALL"));
+        assert_eq!(ev.recording_id.as_deref(), Some("REC"));
+        assert_eq!(ev.chunks[0].index, 0);
+        assert!(ev.chunks[0].ends_session());
+        let cut = EventChunk { document_id: "x".into(), index: 0, end_reason: Some("ChunkMaximumSizeExceeded".into()) };
+        assert!(!cut.ends_session());
+    }
+}

@@ -1,0 +1,232 @@
+//! The JSON report shared by `validate` and `run`.
+//!
+//! ```json
+//! {"recordings":[{"callId":"…","recordingKey":"…","status":"ok",
+//!   "chunks":[{"index":0,"documentId":"…","media":"path","metadata":"path",
+//!              "mediaDurationMs":3000.0,"pausesCut":null}],
+//!   "findings":[{"code":"video.frame_rate","severity":"error","chunkIndex":1,"message":"…"}]}],
+//!  "orphans":[{"path":"…","reason":"…"}]}
+//! ```
+
+use serde::Serialize;
+
+use crate::archive::{Archive, Orphan};
+use crate::finding::Finding;
+use crate::validate::ValidatedRecording;
+
+/// What happened to a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Validated without error findings (`validate`).
+    Ok,
+    /// Has error findings; not stitched.
+    Invalid,
+    /// Stitched by this run.
+    Stitched,
+    /// Already stitched and up to date; left alone.
+    Skipped,
+    /// Stitching failed (see `error`).
+    Failed,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// One entry per recording.
+    pub recordings: Vec<RecordingReport>,
+    /// Files that belong to no chunk.
+    pub orphans: Vec<Orphan>,
+}
+
+/// One recording in the report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingReport {
+    /// The call.
+    pub call_id: String,
+    /// The recording's stable key.
+    pub recording_key: String,
+    /// What happened to it.
+    pub status: Status,
+    /// Its chunks.
+    pub chunks: Vec<ChunkReport>,
+    /// What validation found.
+    pub findings: Vec<Finding>,
+    /// The stitched file (`run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// The manifest beside it (`run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// Why stitching failed (`run`, status `failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One chunk in the report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkReport {
+    /// Chunk index, when known.
+    pub index: Option<u32>,
+    /// Document id.
+    pub document_id: String,
+    /// Media file, when found.
+    pub media: Option<String>,
+    /// Metadata file.
+    pub metadata: String,
+    /// Presented media duration, milliseconds (3 decimals).
+    pub media_duration_ms: Option<f64>,
+    /// Whether paused time was cut from the media; `null` when no pause or undecidable.
+    pub pauses_cut: Option<bool>,
+}
+
+impl RecordingReport {
+    /// The report entry of a validated recording (status `ok` or `invalid`).
+    pub fn from_validated(v: &ValidatedRecording) -> Self {
+        let chunks = v
+            .recording
+            .chunks
+            .iter()
+            .zip(&v.checks)
+            .map(|(c, check)| ChunkReport {
+                index: c.index(),
+                document_id: c.document_id.clone(),
+                media: c.media_path.as_ref().map(|p| p.display().to_string()),
+                metadata: c.metadata_path.display().to_string(),
+                media_duration_ms: check.media_duration_ms.map(round3),
+                pauses_cut: check.pauses_cut,
+            })
+            .collect();
+        RecordingReport {
+            call_id: v.recording.call_id.clone(),
+            recording_key: v.recording.key.clone(),
+            status: if v.is_valid() { Status::Ok } else { Status::Invalid },
+            chunks,
+            findings: v.findings.clone(),
+            output: None,
+            manifest: None,
+            error: None,
+        }
+    }
+}
+
+impl Report {
+    /// A report with the archive's orphans and the given recordings.
+    pub fn new(archive: &Archive, recordings: Vec<RecordingReport>) -> Self {
+        Report {
+            recordings,
+            orphans: archive.orphans.clone(),
+        }
+    }
+
+    /// Whether every recording is `ok`, `stitched` or `skipped`.
+    pub fn all_good(&self) -> bool {
+        self.recordings
+            .iter()
+            .all(|r| matches!(r.status, Status::Ok | Status::Stitched | Status::Skipped))
+    }
+}
+
+/// What `recstitch probe` prints about one MP4.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeReport {
+    /// The file.
+    pub path: String,
+    /// Its size in bytes.
+    pub file_size: u64,
+    /// `ftyp` major brand.
+    pub major_brand: String,
+    /// Whether samples come from movie fragments.
+    pub fragmented: bool,
+    /// Movie timescale.
+    pub movie_timescale: u32,
+    /// Presented duration (longest audio/video track), milliseconds.
+    pub duration_ms: f64,
+    /// The tracks.
+    pub tracks: Vec<TrackReport>,
+    /// Set when a sample lies beyond the end of the file.
+    pub truncated: Option<String>,
+}
+
+/// One track in a [`ProbeReport`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackReport {
+    /// Track id.
+    pub id: u32,
+    /// Video, audio or other.
+    pub kind: crate::media::TrackKind,
+    /// Handler code.
+    pub handler: String,
+    /// Media timescale.
+    pub timescale: u32,
+    /// Codec configuration of the first sample description.
+    pub codec: Option<crate::media::Codec>,
+    /// Number of sample descriptions.
+    pub sample_descriptions: usize,
+    /// Number of samples.
+    pub samples: usize,
+    /// Number of sync samples.
+    pub sync_samples: usize,
+    /// Sum of sample durations, ticks.
+    pub media_duration: u64,
+    /// How the edit list presents the media.
+    pub presentation: crate::media::Presentation,
+    /// Presented duration, milliseconds.
+    pub presented_ms: f64,
+    /// Frames (or packets) per second from the sample durations.
+    pub rate: Option<f64>,
+    /// Average bit rate, bits per second.
+    pub bit_rate: Option<f64>,
+    /// The edit list.
+    pub edits: Vec<crate::media::Edit>,
+    /// Whether any sample has a composition offset (B-frames).
+    pub composition_offsets: bool,
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+impl ProbeReport {
+    /// Summarises a probed file.
+    pub fn new(m: &crate::media::MediaInfo) -> Self {
+        use crate::media::MediaInfo;
+        let tracks = m
+            .tracks
+            .iter()
+            .map(|t| TrackReport {
+                id: t.id,
+                kind: t.kind,
+                handler: t.handler.clone(),
+                timescale: t.timescale,
+                codec: t.codec().cloned(),
+                sample_descriptions: t.entries.len(),
+                samples: t.samples.len(),
+                sync_samples: t.samples.iter().filter(|s| s.sync).count(),
+                media_duration: t.media_duration(),
+                presentation: t.presentation(m.movie_timescale),
+                presented_ms: round3(m.presented_seconds(t) * 1000.0),
+                rate: MediaInfo::frame_rate(t).map(round3),
+                bit_rate: MediaInfo::bit_rate(t).map(f64::round),
+                edits: t.edits.clone(),
+                composition_offsets: t.samples.iter().any(|s| s.composition_offset != 0),
+            })
+            .collect();
+        ProbeReport {
+            path: m.path.display().to_string(),
+            file_size: m.file_size,
+            major_brand: m.major_brand.clone(),
+            fragmented: m.fragmented,
+            movie_timescale: m.movie_timescale,
+            duration_ms: round3(m.duration_ms()),
+            tracks,
+            truncated: m.first_sample_past_end().map(|(track, sample, end)| {
+                format!("track {track} sample {sample} ends at byte {end}, past the end of the file ({} bytes)", m.file_size)
+            }),
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! The validation rules: each chunk against its metadata, and each recording
+//! as a whole. Rules add [`Finding`]s; none stops at the first problem.
+
+use rayon::prelude::*;
+
+use crate::archive::{Chunk, FileKind, Recording};
+use crate::error::Error;
+use crate::finding::{has_errors, sort_findings, Code, Finding};
+use crate::limits::Limits;
+use crate::media::{self, Codec, MediaInfo, TrackKind};
+use crate::metadata::ChunkMetadata;
+
+/// Options for [`Recording::validate`].
+#[derive(Debug, Clone, Default)]
+pub struct ValidateOptions {
+    /// Resource budgets for probing.
+    pub limits: Limits,
+}
+
+/// Values assumed when the metadata does not give them.
+pub mod defaults {
+    /// Longer side of the picture.
+    pub const LONGER_SIDE: u32 = 1920;
+    /// Shorter side of the picture.
+    pub const SHORTER_SIDE: u32 = 1080;
+    /// Frames per second.
+    pub const FRAME_RATE: f64 = 8.0;
+    /// Audio sample rate.
+    pub const SAMPLE_RATE: u32 = 16000;
+    /// Audio channels.
+    pub const CHANNELS: u32 = 1;
+}
+
+/// Relative frame-rate difference tolerated.
+const FRAME_RATE_TOLERANCE: f64 = 0.01;
+/// Share by which an average bit rate may exceed its nominal ceiling.
+const BITRATE_TOLERANCE: f64 = 0.10;
+/// Smallest duration tolerance, in milliseconds.
+const MIN_DURATION_TOLERANCE_MS: f64 = 250.0;
+
+/// What validation learned about one chunk.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkCheck {
+    /// The probed media, when the chunk's MP4 could be read.
+    pub media: Option<MediaInfo>,
+    /// Presented media duration in milliseconds.
+    pub media_duration_ms: Option<f64>,
+    /// Whether the paused time was cut out of the media (`Some(true)`), kept
+    /// in it (`Some(false)`), or cannot be told (`None`: no pauses, or the
+    /// duration matched neither case).
+    pub pauses_cut: Option<bool>,
+}
+
+/// A recording with the outcome of its validation.
+#[derive(Debug, Clone)]
+pub struct ValidatedRecording {
+    /// The recording as scanned.
+    pub recording: Recording,
+    /// One check per chunk, in the order of `recording.chunks`.
+    pub checks: Vec<ChunkCheck>,
+    /// Every finding (scan and validation), sorted.
+    pub findings: Vec<Finding>,
+}
+
+impl ValidatedRecording {
+    /// Whether the recording has no error finding (and may be stitched).
+    pub fn is_valid(&self) -> bool {
+        !has_errors(&self.findings)
+    }
+}
+
+impl Recording {
+    /// Probes every chunk (in parallel) and applies every rule.
+    pub fn validate(&self, options: &ValidateOptions) -> ValidatedRecording {
+        let probed: Vec<(ChunkCheck, Vec<Finding>)> = self
+            .chunks
+            .par_iter()
+            .map(|c| check_chunk(c, &options.limits))
+            .collect();
+        let mut findings = self.findings.clone();
+        let mut checks = Vec::with_capacity(probed.len());
+        for (check, f) in probed {
+            checks.push(check);
+            findings.extend(f);
+        }
+        recording_rules(self, &checks, &mut findings);
+        sort_findings(&mut findings);
+        ValidatedRecording {
+            recording: self.clone(),
+            checks,
+            findings,
+        }
+    }
+}
+
+/// Probes one chunk and checks it against its own metadata.
+fn check_chunk(chunk: &Chunk, limits: &Limits) -> (ChunkCheck, Vec<Finding>) {
+    let mut out = Vec::new();
+    let mut check = ChunkCheck::default();
+    let index = chunk.index();
+    let Some(path) = &chunk.media_path else {
+        if chunk.metadata.is_none() {
+            // Nothing says this file was chunk metadata: metadata.invalid says enough.
+            return (check, out);
+        }
+        out.push(Finding::error(
+            Code::MediaMissing,
+            index,
+            format!(
+                "no media file for chunk {} (expected {}.mp4 near {})",
+                chunk.document_id,
+                chunk.document_id,
+                chunk.metadata_path.display()
+            ),
+        ));
+        return (check, out);
+    };
+    match chunk.media_kind {
+        Some(FileKind::Mp4) => {}
+        Some(FileKind::Empty) => {
+            out.push(Finding::error(
+                Code::MediaEmpty,
+                index,
+                format!("{} is empty (0 bytes): download it again", path.display()),
+            ));
+            return (check, out);
+        }
+        Some(kind) => {
+            out.push(Finding::error(
+                Code::MediaNotMp4,
+                index,
+                format!("{} is {}, not an MP4: download it again", path.display(), kind.describe()),
+            ));
+            return (check, out);
+        }
+        None => {}
+    }
+    let media = match media::probe(path, limits) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = match e {
+                Error::Truncated { .. } => Code::MediaTruncated,
+                _ => Code::MediaInvalid,
+            };
+            out.push(Finding::error(code, index, e.to_string()));
+            return (check, out);
+        }
+    };
+    if let Some((track, sample, end)) = media.first_sample_past_end() {
+        out.push(Finding::error(
+            Code::MediaTruncated,
+            index,
+            format!(
+                "{}: track {track} sample {sample} ends at byte {end} but the file has {} bytes: the download is incomplete",
+                path.display(),
+                media.file_size
+            ),
+        ));
+    }
+    let duration = media.duration_ms();
+    check.media_duration_ms = Some(duration);
+    if let Some(md) = &chunk.metadata {
+        let supported = check_format(md, index, &mut out);
+        if supported {
+            check_streams(md, &media, index, &mut out);
+        }
+        check.pauses_cut = check_duration(md, &media, duration, index, &mut out);
+    }
+    check.media = Some(media);
+    (check, out)
+}
+
+/// `media.unsupported_format`: only mixed MP4 recordings are stitched.
+fn check_format(md: &ChunkMetadata, index: Option<u32>, out: &mut Vec<Finding>) -> bool {
+    let info = &md.recording;
+    let mut why = Vec::new();
+    if !info.format.eq_ignore_ascii_case("mp4") {
+        why.push(format!("format {:?}", info.format));
+    }
+    if !info.content.is_empty() && !info.content.eq_ignore_ascii_case("mixed") {
+        why.push(format!("content type {:?}", info.content));
+    }
+    if md.participants.iter().any(|p| p.channel.is_some()) && !why.iter().any(|w| w.contains("content")) {
+        why.push("per-participant audio channels (unmixed audio)".into());
+    }
+    if why.is_empty() {
+        return true;
+    }
+    out.push(Finding::error(
+        Code::MediaUnsupportedFormat,
+        index,
+        format!("the metadata describes a {} recording; recstitch stitches mixed MP4 recordings only", why.join(", ")),
+    ));
+    false
+}
+
+/// Codec, picture, frame rate, audio and bit-rate rules.
+fn check_streams(md: &ChunkMetadata, media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) {
+    let info = &md.recording;
+    match (media.video(), info.audio_only()) {
+        (None, false) => out.push(Finding::error(Code::VideoCodec, index, "the metadata describes video but the MP4 has no video track")),
+        (Some(track), _) => {
+            let video = info.video;
+            match track.codec() {
+                Some(Codec::Avc(avc)) => {
+                    let longer = video.and_then(|v| v.longer_side).unwrap_or(defaults::LONGER_SIDE);
+                    let shorter = video.and_then(|v| v.shorter_side).unwrap_or(defaults::SHORTER_SIDE);
+                    let (w, h) = (avc.width, avc.height);
+                    if (w.max(h), w.min(h)) != (longer, shorter) {
+                        out.push(Finding::error(
+                            Code::VideoResolution,
+                            index,
+                            format!("video is {w}x{h}; the metadata says {longer}x{shorter}"),
+                        ));
+                    }
+                }
+                other => out.push(Finding::error(
+                    Code::VideoCodec,
+                    index,
+                    format!("video codec is {}; expected H.264", other.map(Codec::name).unwrap_or_else(|| "unknown".into())),
+                )),
+            }
+            let expected = video.and_then(|v| v.frame_rate).unwrap_or(defaults::FRAME_RATE);
+            if let Some(fps) = MediaInfo::frame_rate(track) {
+                if expected > 0.0 && ((fps - expected) / expected).abs() > FRAME_RATE_TOLERANCE {
+                    out.push(Finding::error(
+                        Code::VideoFrameRate,
+                        index,
+                        format!("video runs at {fps:.3} fps; the metadata says {expected}"),
+                    ));
+                }
+            }
+            check_bitrate(Code::VideoBitrate, "video", track, video.and_then(|v| v.bit_rate), index, out);
+        }
+        (None, true) => {}
+    }
+    let audio_cfg = info.audio;
+    match media.audio() {
+        None => out.push(Finding::error(Code::AudioCodec, index, "the MP4 has no audio track")),
+        Some(track) => {
+            match track.codec() {
+                Some(Codec::Aac(aac)) => {
+                    if aac.object_type != 2 {
+                        out.push(Finding::error(
+                            Code::AudioCodec,
+                            index,
+                            format!("audio is {}; expected AAC-LC", Codec::Aac(aac.clone()).name()),
+                        ));
+                    }
+                    let rate = audio_cfg.and_then(|a| a.sample_rate).unwrap_or(defaults::SAMPLE_RATE);
+                    if aac.sample_rate != rate {
+                        out.push(Finding::error(
+                            Code::AudioSampleRate,
+                            index,
+                            format!("audio is sampled at {} Hz; the metadata says {rate}", aac.sample_rate),
+                        ));
+                    }
+                    let channels = audio_cfg.and_then(|a| a.channels).unwrap_or(defaults::CHANNELS);
+                    if u32::from(aac.channels) != channels {
+                        out.push(Finding::error(
+                            Code::AudioChannels,
+                            index,
+                            format!("audio has {} channel(s); the metadata says {channels}", aac.channels),
+                        ));
+                    }
+                }
+                other => out.push(Finding::error(
+                    Code::AudioCodec,
+                    index,
+                    format!("audio codec is {}; expected AAC-LC", other.map(Codec::name).unwrap_or_else(|| "unknown".into())),
+                )),
+            }
+            check_bitrate(Code::AudioBitrate, "audio", track, audio_cfg.and_then(|a| a.bit_rate), index, out);
+        }
+    }
+}
+
+fn check_bitrate(code: Code, what: &str, track: &media::Track, nominal: Option<u64>, index: Option<u32>, out: &mut Vec<Finding>) {
+    let (Some(nominal), Some(actual)) = (nominal, MediaInfo::bit_rate(track)) else {
+        return;
+    };
+    if nominal > 0 && actual > nominal as f64 * (1.0 + BITRATE_TOLERANCE) {
+        out.push(Finding::warning(
+            code,
+            index,
+            format!(
+                "average {what} bit rate is {:.0} bit/s, {:.0}% above the nominal {nominal}",
+                actual,
+                (actual / nominal as f64 - 1.0) * 100.0
+            ),
+        ));
+    }
+}
+
+/// `chunk.duration`: decides whether paused time was cut from the media.
+fn check_duration(md: &ChunkMetadata, media: &MediaInfo, media_ms: f64, index: Option<u32>, out: &mut Vec<Finding>) -> Option<bool> {
+    let frame_ms = media
+        .video()
+        .and_then(MediaInfo::frame_rate)
+        .filter(|f| *f > 0.0)
+        .map_or(0.0, |f| 1000.0 / f);
+    let tolerance = MIN_DURATION_TOLERANCE_MS.max(frame_ms);
+    let paused: f64 = md.pauses.iter().map(|p| p.duration_ms).sum();
+    let kept = (media_ms - md.duration_ms).abs() <= tolerance;
+    let cut = (media_ms - (md.duration_ms - paused)).abs() <= tolerance;
+    match (kept, cut) {
+        (true, true) => None,
+        (true, false) => Some(false),
+        (false, true) => Some(true),
+        (false, false) => {
+            let also = if md.pauses.is_empty() {
+                String::new()
+            } else {
+                format!(" nor chunkDuration minus the pauses ({:.0} ms)", md.duration_ms - paused)
+            };
+            out.push(Finding::error(
+                Code::ChunkDuration,
+                index,
+                format!(
+                    "media lasts {media_ms:.0} ms, which matches neither chunkDuration ({:.0} ms){also} within {tolerance:.0} ms",
+                    md.duration_ms
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// Rules about the recording as a whole.
+fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding>) {
+    let with_md: Vec<(usize, &ChunkMetadata)> = rec
+        .chunks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.metadata.as_ref().map(|m| (i, m)))
+        .collect();
+
+    // metadata.mismatch: everything against the first chunk.
+    if let Some((_, first)) = with_md.first() {
+        for (_, m) in &with_md[1..] {
+            let mut diffs = Vec::new();
+            if m.call_id != first.call_id {
+                diffs.push(format!("callId {} vs {}", m.call_id, first.call_id));
+            }
+            if m.resource_id != first.resource_id {
+                diffs.push(format!("resourceId {} vs {}", m.resource_id, first.resource_id));
+            }
+            if m.recording != first.recording {
+                diffs.push("recordingInfo differs".into());
+            }
+            if !diffs.is_empty() {
+                out.push(Finding::error(
+                    Code::MetadataMismatch,
+                    Some(m.index),
+                    format!("chunk {} disagrees with chunk {}: {}", m.index, first.index, diffs.join("; ")),
+                ));
+            }
+        }
+    }
+
+    // chunk.missing_index: gaps in 0..=max.
+    let mut indices: Vec<u32> = with_md.iter().map(|(_, m)| m.index).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    if let Some(&max) = indices.last() {
+        let mut missing = Vec::new();
+        let mut want = 0u32;
+        for &i in &indices {
+            if i > want {
+                missing.push(if i - want == 1 { want.to_string() } else { format!("{}-{}", want, i - 1) });
+            }
+            want = i + 1;
+        }
+        if !missing.is_empty() {
+            out.push(Finding::error(
+                Code::ChunkMissingIndex,
+                None,
+                format!("chunk index(es) {} missing before {max}: the recording has a hole", missing.join(", ")),
+            ));
+        }
+    }
+
+    // chunk.gap / chunk.overlap between consecutive indices.
+    for pair in with_md.windows(2) {
+        let ((ia, a), (_, b)) = (pair[0], pair[1]);
+        if b.index != a.index + 1 {
+            continue;
+        }
+        let frame_ms = checks[ia]
+            .media
+            .as_ref()
+            .and_then(|m| m.video().and_then(MediaInfo::frame_rate))
+            .map_or(0.0, |f| 1000.0 / f);
+        let tolerance = MIN_DURATION_TOLERANCE_MS.max(frame_ms);
+        let expected = a.start.plus_ms(a.duration_ms);
+        let delta = expected.ms_until(b.start);
+        if delta > tolerance {
+            out.push(Finding::warning(
+                Code::ChunkGap,
+                Some(b.index),
+                format!("chunk {} starts {delta:.0} ms after chunk {} ends ({} vs {})", b.index, a.index, b.start, expected),
+            ));
+        } else if delta < -tolerance {
+            out.push(Finding::warning(
+                Code::ChunkOverlap,
+                Some(b.index),
+                format!("chunk {} starts {:.0} ms before chunk {} ends ({} vs {})", b.index, -delta, a.index, b.start, expected),
+            ));
+        }
+    }
+
+    // chunk.codec_change: configuration against the previous probed chunk.
+    let mut prev: Option<(u32, Vec<Vec<u8>>, Vec<u8>)> = None;
+    for (c, check) in rec.chunks.iter().zip(checks) {
+        let Some(media) = &check.media else { continue };
+        let config = codec_fingerprint(media);
+        if let Some((pi, pconfig, pasc)) = &prev {
+            let mut what = Vec::new();
+            if &config.0 != pconfig {
+                what.push("H.264 parameter sets (SPS/PPS)");
+            }
+            if &config.1 != pasc {
+                what.push("AAC AudioSpecificConfig");
+            }
+            if !what.is_empty() {
+                out.push(Finding::warning(
+                    Code::ChunkCodecChange,
+                    c.index(),
+                    format!("{} differ from chunk {pi}", what.join(" and ")),
+                ));
+            }
+        }
+        prev = Some((c.index().unwrap_or(0), config.0, config.1));
+    }
+
+    // recording.incomplete / recording.extra_chunk against the event.
+    if let Some(event) = &rec.event {
+        let present: Vec<&str> = rec.chunks.iter().map(|c| c.document_id.as_str()).collect();
+        let absent: Vec<String> = event
+            .chunks
+            .iter()
+            .filter(|c| !present.contains(&c.document_id.as_str()))
+            .map(|c| format!("{} (index {})", c.document_id, c.index))
+            .collect();
+        if !absent.is_empty() {
+            out.push(Finding::error(
+                Code::RecordingIncomplete,
+                None,
+                format!("the completion event lists {} chunk(s) that are not in the archive: {}", absent.len(), absent.join(", ")),
+            ));
+        }
+        if let Some(last) = event.chunks.iter().max_by_key(|c| c.index) {
+            if !last.ends_session() {
+                out.push(Finding::error(
+                    Code::RecordingIncomplete,
+                    Some(last.index),
+                    format!(
+                        "the last chunk listed (index {}) ended with {:?}, not a session end: more chunks should follow",
+                        last.index,
+                        last.end_reason.as_deref().unwrap_or("")
+                    ),
+                ));
+            }
+        }
+        for c in &rec.chunks {
+            if !event.chunks.iter().any(|e| e.document_id == c.document_id) {
+                out.push(Finding::warning(
+                    Code::RecordingExtraChunk,
+                    c.index(),
+                    format!("chunk {} is not listed by the recording's completion event", c.document_id),
+                ));
+            }
+        }
+    }
+}
+
+/// The parameter sets and AudioSpecificConfig of a chunk, for comparison.
+fn codec_fingerprint(media: &MediaInfo) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let mut sets = Vec::new();
+    let mut asc = Vec::new();
+    for t in &media.tracks {
+        match (t.kind, t.codec()) {
+            (TrackKind::Video, Some(Codec::Avc(a))) => {
+                sets.extend(a.sps.iter().cloned());
+                sets.extend(a.pps.iter().cloned());
+            }
+            (TrackKind::Audio, Some(Codec::Aac(a))) => asc = a.asc.clone(),
+            _ => {}
+        }
+    }
+    (sets, asc)
+}
