@@ -220,7 +220,9 @@ fn walk(root: &Path, limits: &Limits) -> Result<Vec<PathBuf>> {
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn has_extension(path: &Path, ext: &str) -> bool {
@@ -257,7 +259,10 @@ impl Archive {
             let kind = match sniff_file(&path) {
                 Ok(k) => k,
                 Err(e) => {
-                    orphans.push(Orphan { path, reason: format!("unreadable: {}", e.detail()) });
+                    orphans.push(Orphan {
+                        path,
+                        reason: format!("unreadable: {}", e.detail()),
+                    });
                     continue;
                 }
             };
@@ -277,7 +282,10 @@ impl Archive {
                     }
                     Ok(v) if metadata::looks_like_event(&v) => match metadata::parse_events(&v, &path) {
                         Ok(list) => events.extend(list.into_iter().map(|e| (path.clone(), e))),
-                        Err(e) => orphans.push(Orphan { path, reason: format!("completion event that does not parse: {}", e.detail()) }),
+                        Err(e) => orphans.push(Orphan {
+                            path,
+                            reason: format!("completion event that does not parse: {}", e.detail()),
+                        }),
                     },
                     Ok(_) => others.push((path, kind)),
                     Err(e) if json_named => metas.push(MetaFile {
@@ -304,7 +312,9 @@ impl Archive {
         let chunks = pair(metas, &mut others);
         for (path, kind) in others {
             let reason = match kind {
-                FileKind::Mp4 => "MP4 without metadata: no metadata file names it (by chunkDocumentId or file name)".to_string(),
+                FileKind::Mp4 => {
+                    "MP4 without metadata: no metadata file names it (by chunkDocumentId or file name)".to_string()
+                }
                 FileKind::Json => "JSON that is neither chunk metadata nor a completion event".to_string(),
                 other => format!("not a chunk, metadata or event file: {}", other.describe()),
             };
@@ -341,7 +351,12 @@ fn pair(metas: Vec<MetaFile>, others: &mut Vec<(PathBuf, FileKind)>) -> Vec<(Chu
         // Best candidate: same folder, then an MP4 by content, then named .mp4.
         let best = candidates.into_iter().min_by_key(|&i| {
             let (p, kind) = &others[i];
-            (p.parent() != dir, *kind != FileKind::Mp4, !has_extension(p, "mp4"), p.clone())
+            (
+                p.parent() != dir,
+                *kind != FileKind::Mp4,
+                !has_extension(p, "mp4"),
+                p.clone(),
+            )
         });
         let (media_path, media_kind) = match best {
             Some(i) => {
@@ -401,10 +416,18 @@ fn group(
     let mut by_call: BTreeMap<String, Vec<(Chunk, Option<Finding>)>> = BTreeMap::new();
     for (mut chunk, call_id, finding) in chunks {
         if let Some(&e) = listed.get(&chunk.document_id) {
-            chunk.event_entry = events[e].1.chunks.iter().find(|c| c.document_id == chunk.document_id).cloned();
+            chunk.event_entry = events[e]
+                .1
+                .chunks
+                .iter()
+                .find(|c| c.document_id == chunk.document_id)
+                .cloned();
             by_event.entry(e).or_default().push((chunk, finding));
         } else {
-            by_call.entry(call_id.unwrap_or_else(|| "unknown".into())).or_default().push((chunk, finding));
+            by_call
+                .entry(call_id.unwrap_or_else(|| "unknown".into()))
+                .or_default()
+                .push((chunk, finding));
         }
     }
 
@@ -414,10 +437,18 @@ fn group(
         let call_id = event
             .call_id
             .clone()
-            .or_else(|| chunks.iter().find_map(|(c, _)| c.metadata.as_ref().map(|m| m.call_id.clone())))
+            .or_else(|| {
+                chunks
+                    .iter()
+                    .find_map(|(c, _)| c.metadata.as_ref().map(|m| m.call_id.clone()))
+            })
             .unwrap_or_else(|| "unknown".into());
         let key = event.recording_id.clone().unwrap_or_else(|| {
-            let first = event.chunks.iter().min_by_key(|c| c.index).map(|c| c.document_id.clone());
+            let first = event
+                .chunks
+                .iter()
+                .min_by_key(|c| c.index)
+                .map(|c| c.document_id.clone());
             first.unwrap_or_else(|| format!("event-{i}"))
         });
         recordings.push(make_recording(call_id, Some(key), chunks, Some(event), limits)?);
@@ -432,8 +463,12 @@ fn group(
         let mut good = good;
         good.sort_by(|(a, _), (b, _)| {
             let (ma, mb) = (a.metadata.as_ref(), b.metadata.as_ref());
-            (ma.map(|m| m.start), a.index(), &a.document_id, &a.metadata_path)
-                .cmp(&(mb.map(|m| m.start), b.index(), &b.document_id, &b.metadata_path))
+            (ma.map(|m| m.start), a.index(), &a.document_id, &a.metadata_path).cmp(&(
+                mb.map(|m| m.start),
+                b.index(),
+                &b.document_id,
+                &b.metadata_path,
+            ))
         });
         let mut session: Vec<(Chunk, Option<Finding>)> = Vec::new();
         for item in good {
@@ -442,7 +477,13 @@ fn group(
                 i < li || (i == li && last.document_id != item.0.document_id)
             });
             if restart {
-                recordings.push(make_recording(call_id.clone(), None, std::mem::take(&mut session), None, limits)?);
+                recordings.push(make_recording(
+                    call_id.clone(),
+                    None,
+                    std::mem::take(&mut session),
+                    None,
+                    limits,
+                )?);
             }
             session.push(item);
         }
@@ -471,7 +512,9 @@ fn make_recording(
             limit: limits.max_chunks_per_recording as u64,
         });
     }
-    items.sort_by(|(a, _), (b, _)| (a.index(), &a.document_id, &a.metadata_path).cmp(&(b.index(), &b.document_id, &b.metadata_path)));
+    items.sort_by(|(a, _), (b, _)| {
+        (a.index(), &a.document_id, &a.metadata_path).cmp(&(b.index(), &b.document_id, &b.metadata_path))
+    });
     let key = key.unwrap_or_else(|| items.first().map(|(c, _)| c.document_id.clone()).unwrap_or_default());
     let mut findings = Vec::new();
     let mut chunks: Vec<Chunk> = Vec::with_capacity(items.len());
@@ -489,19 +532,28 @@ fn make_recording(
                     findings.push(Finding::warning(
                         Code::ChunkDuplicate,
                         chunk.index(),
-                        format!("chunk {} appears twice with identical bytes ({where_}); the copy is ignored", chunk.document_id),
+                        format!(
+                            "chunk {} appears twice with identical bytes ({where_}); the copy is ignored",
+                            chunk.document_id
+                        ),
                     ));
                     continue;
                 }
                 Ok(false) => findings.push(Finding::error(
                     Code::ChunkDuplicate,
                     chunk.index(),
-                    format!("chunk {} appears twice with different content ({where_}); keep the right one", chunk.document_id),
+                    format!(
+                        "chunk {} appears twice with different content ({where_}); keep the right one",
+                        chunk.document_id
+                    ),
                 )),
                 Err(e) => findings.push(Finding::error(
                     Code::ChunkDuplicate,
                     chunk.index(),
-                    format!("chunk {} appears twice ({where_}) and could not be compared: {e}", chunk.document_id),
+                    format!(
+                        "chunk {} appears twice ({where_}) and could not be compared: {e}",
+                        chunk.document_id
+                    ),
                 )),
             }
         }

@@ -124,15 +124,9 @@ impl Error {
     pub fn detail(&self) -> String {
         match self {
             Error::Io { source, .. } => source.to_string(),
-            Error::Invalid {
-                context, message, ..
-            } => format!("{context}: {message}"),
-            Error::Truncated {
-                context, message, ..
-            } => format!("{context}: truncated: {message}"),
-            Error::Unsupported {
-                context, message, ..
-            } => format!("{context}: unsupported: {message}"),
+            Error::Invalid { context, message, .. } => format!("{context}: {message}"),
+            Error::Truncated { context, message, .. } => format!("{context}: truncated: {message}"),
+            Error::Unsupported { context, message, .. } => format!("{context}: unsupported: {message}"),
             Error::Limit {
                 context,
                 what,

@@ -71,7 +71,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 print_probe(&report)?;
             }
-            Ok(if report.truncated.is_some() { EXIT_FINDINGS } else { EXIT_OK })
+            Ok(if report.truncated.is_some() {
+                EXIT_FINDINGS
+            } else {
+                EXIT_OK
+            })
         }
         Command::Validate { archive, json } => {
             let scanned = Archive::scan(&archive, &ScanOptions::default())?;
@@ -101,7 +105,15 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 
 fn print_probe(r: &ProbeReport) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}: {} bytes, brand {}, {} ms{}", r.path, r.file_size, r.major_brand, r.duration_ms, if r.fragmented { ", fragmented" } else { "" })?;
+    writeln!(
+        out,
+        "{}: {} bytes, brand {}, {} ms{}",
+        r.path,
+        r.file_size,
+        r.major_brand,
+        r.duration_ms,
+        if r.fragmented { ", fragmented" } else { "" }
+    )?;
     for t in &r.tracks {
         let codec = t.codec.as_ref().map(|c| c.name()).unwrap_or_else(|| "-".into());
         let detail = match &t.codec {
@@ -111,7 +123,9 @@ fn print_probe(r: &ProbeReport) -> anyhow::Result<()> {
                 a.height,
                 a.profile_idc,
                 a.level_idc,
-                a.vui_fps_milli.map(|f| format!(" vui {:.3} fps", f as f64 / 1000.0)).unwrap_or_default()
+                a.vui_fps_milli
+                    .map(|f| format!(" vui {:.3} fps", f as f64 / 1000.0))
+                    .unwrap_or_default()
             ),
             Some(recstitch::media::Codec::Aac(a)) => format!("{} Hz, {} channel(s)", a.sample_rate, a.channels),
             _ => String::new(),
@@ -140,11 +154,18 @@ fn print_probe(r: &ProbeReport) -> anyhow::Result<()> {
 fn print_report(report: &Report) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for r in &report.recordings {
-        writeln!(out, "recording {} (call {}): {:?}", r.recording_key, r.call_id, r.status)?;
-        writeln!(out, "  {:>5}  {:<44} {:>12}  {}", "index", "document id", "media ms", "pauses")?;
+        writeln!(
+            out,
+            "recording {} (call {}): {:?}",
+            r.recording_key, r.call_id, r.status
+        )?;
+        writeln!(out, "  index  {:<44} {:>12}  pauses", "document id", "media ms")?;
         for c in &r.chunks {
             let index = c.index.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
-            let ms = c.media_duration_ms.map(|d| format!("{d:.0}")).unwrap_or_else(|| "-".into());
+            let ms = c
+                .media_duration_ms
+                .map(|d| format!("{d:.0}"))
+                .unwrap_or_else(|| "-".into());
             let pauses = match c.pauses_cut {
                 Some(true) => "cut from media",
                 Some(false) => "kept in media",
@@ -157,7 +178,10 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            let chunk = f.chunk_index.map(|i| format!("chunk {i}")).unwrap_or_else(|| "recording".into());
+            let chunk = f
+                .chunk_index
+                .map(|i| format!("chunk {i}"))
+                .unwrap_or_else(|| "recording".into());
             writeln!(out, "  {sev:<7} {:<26} {chunk:<10} {}", f.code.as_str(), f.message)?;
         }
         if let Some(o) = &r.output {
@@ -173,7 +197,16 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
             writeln!(out, "  {}: {}", o.path.display(), o.reason)?;
         }
     }
-    let bad = report.recordings.iter().filter(|r| !matches!(r.status, recstitch::Status::Ok | recstitch::Status::Stitched | recstitch::Status::Skipped)).count();
+    let bad = report
+        .recordings
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.status,
+                recstitch::Status::Ok | recstitch::Status::Stitched | recstitch::Status::Skipped
+            )
+        })
+        .count();
     writeln!(
         out,
         "{} recording(s), {} with errors, {} orphan file(s)",

@@ -27,7 +27,7 @@ impl WallClock {
 
     /// Milliseconds from `self` to `later` (negative when `later` is earlier).
     pub fn ms_until(self, later: WallClock) -> f64 {
-        (later.0 as f64 - self.0 as f64) / 1e6
+        later.0.saturating_sub(self.0) as f64 / 1e6
     }
 
     /// This instant moved by `ms` milliseconds.
@@ -135,7 +135,9 @@ pub struct RecordingInfo {
 impl RecordingInfo {
     /// Whether the metadata describes an audio-only recording.
     pub fn audio_only(&self) -> bool {
-        self.video.is_none() || self.channel.to_ascii_lowercase().starts_with("audioonly") || self.channel.eq_ignore_ascii_case("audio")
+        self.video.is_none()
+            || self.channel.to_ascii_lowercase().starts_with("audioonly")
+            || self.channel.eq_ignore_ascii_case("audio")
     }
 }
 
@@ -197,12 +199,17 @@ impl<'a, 'h> Obj<'a, 'h> {
 
     /// The first of `keys` that is present and not null.
     fn get(&self, keys: &[&str]) -> Option<(&'a Value, Here<'h>)> {
-        keys.iter()
-            .find_map(|k| self.map.get(*k).filter(|v| !v.is_null()).map(|v| (v, self.field_here(k))))
+        keys.iter().find_map(|k| {
+            self.map
+                .get(*k)
+                .filter(|v| !v.is_null())
+                .map(|v| (v, self.field_here(k)))
+        })
     }
 
     fn require(&self, keys: &[&str]) -> Result<(&'a Value, Here<'h>)> {
-        self.get(keys).ok_or_else(|| self.field_here(keys[0]).invalid("missing"))
+        self.get(keys)
+            .ok_or_else(|| self.field_here(keys[0]).invalid("missing"))
     }
 
     fn string(&self, keys: &[&str]) -> Result<String> {
@@ -297,8 +304,12 @@ pub(crate) fn looks_like_metadata(v: &Value) -> bool {
 pub(crate) fn looks_like_event(v: &Value) -> bool {
     let one = |e: &Value| {
         e.pointer("/data/recordingStorageInfo").is_some()
-            || e.get("eventType").and_then(Value::as_str).is_some_and(|t| t.contains("RecordingFileStatusUpdated"))
-            || e.get("type").and_then(Value::as_str).is_some_and(|t| t.contains("RecordingFileStatusUpdated"))
+            || e.get("eventType")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.contains("RecordingFileStatusUpdated"))
+            || e.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.contains("RecordingFileStatusUpdated"))
     };
     match v {
         Value::Array(items) => !items.is_empty() && items.iter().any(one),
@@ -376,7 +387,11 @@ fn parse_recording_info(o: &Obj) -> Result<RecordingInfo> {
     let a = o.opt_string(&["contentType"])?.unwrap_or_default();
     let b = o.opt_string(&["channelType"])?.unwrap_or_default();
     let is_content = |s: &str| matches!(s.to_ascii_lowercase().as_str(), "mixed" | "unmixed");
-    let (content, channel) = if is_content(&b) && !is_content(&a) { (b, a) } else { (a, b) };
+    let (content, channel) = if is_content(&b) && !is_content(&a) {
+        (b, a)
+    } else {
+        (a, b)
+    };
     let audio = o
         .object(&["audioConfiguration"])?
         .map(|a| -> Result<AudioConfiguration> {
@@ -393,7 +408,10 @@ fn parse_recording_info(o: &Obj) -> Result<RecordingInfo> {
             Ok(VideoConfiguration {
                 longer_side: v.get(&["longerSideLength"]).map(|(v, h)| as_u32(v, &h)).transpose()?,
                 shorter_side: v.get(&["shorterSideLength"]).map(|(v, h)| as_u32(v, &h)).transpose()?,
-                frame_rate: v.get(&["framerate", "frameRate"]).map(|(v, h)| as_f64(v, &h)).transpose()?,
+                frame_rate: v
+                    .get(&["framerate", "frameRate"])
+                    .map(|(v, h)| as_f64(v, &h))
+                    .transpose()?,
                 bit_rate: v.get(&["bitRate"]).map(|(v, h)| as_u64(v, &h)).transpose()?,
             })
         })
@@ -474,7 +492,9 @@ fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
         it.by_ref().find(|p| p.eq_ignore_ascii_case(name));
         it.next().filter(|s| !s.is_empty()).map(str::to_owned)
     };
-    let data = o.object(&["data"])?.ok_or_else(|| o.field_here("data").invalid("missing"))?;
+    let data = o
+        .object(&["data"])?
+        .ok_or_else(|| o.field_here("data").invalid("missing"))?;
     let storage = data
         .object(&["recordingStorageInfo"])?
         .ok_or_else(|| data.field_here("recordingStorageInfo").invalid("missing"))?;
@@ -499,8 +519,14 @@ fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
         call_id: part("call"),
         server_call_id: part("serverCallId"),
         recording_id: part("recordingId"),
-        recording_start: data.get(&["recordingStartTime"]).map(|(v, h)| as_time(v, &h)).transpose()?,
-        recording_duration_ms: data.get(&["recordingDurationMs"]).map(|(v, h)| as_duration_ms(v, &h)).transpose()?,
+        recording_start: data
+            .get(&["recordingStartTime"])
+            .map(|(v, h)| as_time(v, &h))
+            .transpose()?,
+        recording_duration_ms: data
+            .get(&["recordingDurationMs"])
+            .map(|(v, h)| as_duration_ms(v, &h))
+            .transpose()?,
         session_end_reason: data.opt_string(&["sessionEndReason"])?,
         chunks,
     })
@@ -590,7 +616,10 @@ mod tests {
         let mut v = sample();
         v["chunkIndex"] = json!("zero");
         let e = parse(&v).unwrap_err().to_string();
-        assert_eq!(e, "m.json: field `chunkIndex`: expected a number, found the string \"zero\"");
+        assert_eq!(
+            e,
+            "m.json: field `chunkIndex`: expected a number, found the string \"zero\""
+        );
 
         let mut v = sample();
         v.as_object_mut().unwrap().remove("callId");
@@ -599,7 +628,10 @@ mod tests {
         let mut v = sample();
         v["pauseResumeIntervals"][0]["startTime"] = json!("yesterday");
         let e = parse(&v).unwrap_err().to_string();
-        assert!(e.starts_with("m.json: field `pauseResumeIntervals`/[0]/field `startTime`: \"yesterday\" is not"), "{e}");
+        assert!(
+            e.starts_with("m.json: field `pauseResumeIntervals`/[0]/field `startTime`: \"yesterday\" is not"),
+            "{e}"
+        );
 
         let mut v = sample();
         v["chunkDuration"] = json!(-5);
@@ -616,7 +648,10 @@ mod tests {
         let e = parse_json(b"<!DOCTYPE html><html>", p).unwrap_err().to_string();
         assert!(e.contains("HTML"), "{e}");
         assert!(parse_json(b"  ", p).unwrap_err().to_string().contains("empty"));
-        assert!(parse_json(b"{\"a\":", p).unwrap_err().to_string().contains("not valid JSON"));
+        assert!(parse_json(b"{\"a\":", p)
+            .unwrap_err()
+            .to_string()
+            .contains("not valid JSON"));
         assert!(parse_json(b"\xef\xbb\xbf{}", p).is_ok());
     }
 
@@ -643,7 +678,11 @@ mod tests {
         assert_eq!(ev.recording_id.as_deref(), Some("REC"));
         assert_eq!(ev.chunks[0].index, 0);
         assert!(ev.chunks[0].ends_session());
-        let cut = EventChunk { document_id: "x".into(), index: 0, end_reason: Some("ChunkMaximumSizeExceeded".into()) };
+        let cut = EventChunk {
+            document_id: "x".into(),
+            index: 0,
+            end_reason: Some("ChunkMaximumSizeExceeded".into()),
+        };
         assert!(!cut.ends_session());
     }
 }

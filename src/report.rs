@@ -225,7 +225,10 @@ impl ProbeReport {
             duration_ms: round3(m.duration_ms()),
             tracks,
             truncated: m.first_sample_past_end().map(|(track, sample, end)| {
-                format!("track {track} sample {sample} ends at byte {end}, past the end of the file ({} bytes)", m.file_size)
+                format!(
+                    "track {track} sample {sample} ends at byte {end}, past the end of the file ({} bytes)",
+                    m.file_size
+                )
             }),
         }
     }

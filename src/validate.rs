@@ -129,7 +129,11 @@ fn check_chunk(chunk: &Chunk, limits: &Limits) -> (ChunkCheck, Vec<Finding>) {
             out.push(Finding::error(
                 Code::MediaNotMp4,
                 index,
-                format!("{} is {}, not an MP4: download it again", path.display(), kind.describe()),
+                format!(
+                    "{} is {}, not an MP4: download it again",
+                    path.display(),
+                    kind.describe()
+                ),
             ));
             return (check, out);
         }
@@ -189,7 +193,10 @@ fn check_format(md: &ChunkMetadata, index: Option<u32>, out: &mut Vec<Finding>) 
     out.push(Finding::error(
         Code::MediaUnsupportedFormat,
         index,
-        format!("the metadata describes a {} recording; recstitch stitches mixed MP4 recordings only", why.join(", ")),
+        format!(
+            "the metadata describes a {} recording; recstitch stitches mixed MP4 recordings only",
+            why.join(", ")
+        ),
     ));
     false
 }
@@ -198,7 +205,11 @@ fn check_format(md: &ChunkMetadata, index: Option<u32>, out: &mut Vec<Finding>) 
 fn check_streams(md: &ChunkMetadata, media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) {
     let info = &md.recording;
     match (media.video(), info.audio_only()) {
-        (None, false) => out.push(Finding::error(Code::VideoCodec, index, "the metadata describes video but the MP4 has no video track")),
+        (None, false) => out.push(Finding::error(
+            Code::VideoCodec,
+            index,
+            "the metadata describes video but the MP4 has no video track",
+        )),
         (Some(track), _) => {
             let video = info.video;
             match track.codec() {
@@ -217,7 +228,10 @@ fn check_streams(md: &ChunkMetadata, media: &MediaInfo, index: Option<u32>, out:
                 other => out.push(Finding::error(
                     Code::VideoCodec,
                     index,
-                    format!("video codec is {}; expected H.264", other.map(Codec::name).unwrap_or_else(|| "unknown".into())),
+                    format!(
+                        "video codec is {}; expected H.264",
+                        other.map(Codec::name).unwrap_or_else(|| "unknown".into())
+                    ),
                 )),
             }
             let expected = video.and_then(|v| v.frame_rate).unwrap_or(defaults::FRAME_RATE);
@@ -230,7 +244,14 @@ fn check_streams(md: &ChunkMetadata, media: &MediaInfo, index: Option<u32>, out:
                     ));
                 }
             }
-            check_bitrate(Code::VideoBitrate, "video", track, video.and_then(|v| v.bit_rate), index, out);
+            check_bitrate(
+                Code::VideoBitrate,
+                "video",
+                track,
+                video.and_then(|v| v.bit_rate),
+                index,
+                out,
+            );
         }
         (None, true) => {}
     }
@@ -267,15 +288,32 @@ fn check_streams(md: &ChunkMetadata, media: &MediaInfo, index: Option<u32>, out:
                 other => out.push(Finding::error(
                     Code::AudioCodec,
                     index,
-                    format!("audio codec is {}; expected AAC-LC", other.map(Codec::name).unwrap_or_else(|| "unknown".into())),
+                    format!(
+                        "audio codec is {}; expected AAC-LC",
+                        other.map(Codec::name).unwrap_or_else(|| "unknown".into())
+                    ),
                 )),
             }
-            check_bitrate(Code::AudioBitrate, "audio", track, audio_cfg.and_then(|a| a.bit_rate), index, out);
+            check_bitrate(
+                Code::AudioBitrate,
+                "audio",
+                track,
+                audio_cfg.and_then(|a| a.bit_rate),
+                index,
+                out,
+            );
         }
     }
 }
 
-fn check_bitrate(code: Code, what: &str, track: &media::Track, nominal: Option<u64>, index: Option<u32>, out: &mut Vec<Finding>) {
+fn check_bitrate(
+    code: Code,
+    what: &str,
+    track: &media::Track,
+    nominal: Option<u64>,
+    index: Option<u32>,
+    out: &mut Vec<Finding>,
+) {
     let (Some(nominal), Some(actual)) = (nominal, MediaInfo::bit_rate(track)) else {
         return;
     };
@@ -293,7 +331,13 @@ fn check_bitrate(code: Code, what: &str, track: &media::Track, nominal: Option<u
 }
 
 /// `chunk.duration`: decides whether paused time was cut from the media.
-fn check_duration(md: &ChunkMetadata, media: &MediaInfo, media_ms: f64, index: Option<u32>, out: &mut Vec<Finding>) -> Option<bool> {
+fn check_duration(
+    md: &ChunkMetadata,
+    media: &MediaInfo,
+    media_ms: f64,
+    index: Option<u32>,
+    out: &mut Vec<Finding>,
+) -> Option<bool> {
     let frame_ms = media
         .video()
         .and_then(MediaInfo::frame_rate)
@@ -311,7 +355,10 @@ fn check_duration(md: &ChunkMetadata, media: &MediaInfo, media_ms: f64, index: O
             let also = if md.pauses.is_empty() {
                 String::new()
             } else {
-                format!(" nor chunkDuration minus the pauses ({:.0} ms)", md.duration_ms - paused)
+                format!(
+                    " nor chunkDuration minus the pauses ({:.0} ms)",
+                    md.duration_ms - paused
+                )
             };
             out.push(Finding::error(
                 Code::ChunkDuration,
@@ -352,7 +399,12 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
                 out.push(Finding::error(
                     Code::MetadataMismatch,
                     Some(m.index),
-                    format!("chunk {} disagrees with chunk {}: {}", m.index, first.index, diffs.join("; ")),
+                    format!(
+                        "chunk {} disagrees with chunk {}: {}",
+                        m.index,
+                        first.index,
+                        diffs.join("; ")
+                    ),
                 ));
             }
         }
@@ -367,7 +419,11 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
         let mut want = 0u32;
         for &i in &indices {
             if i > want {
-                missing.push(if i - want == 1 { want.to_string() } else { format!("{}-{}", want, i - 1) });
+                missing.push(if i - want == 1 {
+                    want.to_string()
+                } else {
+                    format!("{}-{}", want, i - 1)
+                });
             }
             want = i + 1;
         }
@@ -375,7 +431,10 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             out.push(Finding::error(
                 Code::ChunkMissingIndex,
                 None,
-                format!("chunk index(es) {} missing before {max}: the recording has a hole", missing.join(", ")),
+                format!(
+                    "chunk index(es) {} missing before {max}: the recording has a hole",
+                    missing.join(", ")
+                ),
             ));
         }
     }
@@ -398,13 +457,19 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             out.push(Finding::warning(
                 Code::ChunkGap,
                 Some(b.index),
-                format!("chunk {} starts {delta:.0} ms after chunk {} ends ({} vs {})", b.index, a.index, b.start, expected),
+                format!(
+                    "chunk {} starts {delta:.0} ms after chunk {} ends ({} vs {})",
+                    b.index, a.index, b.start, expected
+                ),
             ));
         } else if delta < -tolerance {
             out.push(Finding::warning(
                 Code::ChunkOverlap,
                 Some(b.index),
-                format!("chunk {} starts {:.0} ms before chunk {} ends ({} vs {})", b.index, -delta, a.index, b.start, expected),
+                format!(
+                    "chunk {} starts {:.0} ms before chunk {} ends ({} vs {})",
+                    b.index, -delta, a.index, b.start, expected
+                ),
             ));
         }
     }
@@ -446,7 +511,11 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             out.push(Finding::error(
                 Code::RecordingIncomplete,
                 None,
-                format!("the completion event lists {} chunk(s) that are not in the archive: {}", absent.len(), absent.join(", ")),
+                format!(
+                    "the completion event lists {} chunk(s) that are not in the archive: {}",
+                    absent.len(),
+                    absent.join(", ")
+                ),
             ));
         }
         if let Some(last) = event.chunks.iter().max_by_key(|c| c.index) {
@@ -467,7 +536,10 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
                 out.push(Finding::warning(
                     Code::RecordingExtraChunk,
                     c.index(),
-                    format!("chunk {} is not listed by the recording's completion event", c.document_id),
+                    format!(
+                        "chunk {} is not listed by the recording's completion event",
+                        c.document_id
+                    ),
                 ));
             }
         }

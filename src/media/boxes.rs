@@ -57,16 +57,12 @@ pub(crate) fn parse_header(bytes: &[u8], here: &Here) -> Result<Option<BoxHeader
     }
     if let Some(size) = size {
         if size < header_len {
-            return Err(here.child(kind).invalid(format!(
-                "box size {size} is smaller than its {header_len}-byte header"
-            )));
+            return Err(here
+                .child(kind)
+                .invalid(format!("box size {size} is smaller than its {header_len}-byte header")));
         }
     }
-    Ok(Some(BoxHeader {
-        kind,
-        header_len,
-        size,
-    }))
+    Ok(Some(BoxHeader { kind, header_len, size }))
 }
 
 /// One box inside an in-memory container.
@@ -216,7 +212,7 @@ impl TopLevel {
         };
         // Past the end means we stop after this box; the caller decides
         // whether that matters (a short `mdat` is checked sample by sample).
-        self.pos = self.pos.checked_add(size).unwrap_or(u64::MAX);
+        self.pos = self.pos.saturating_add(size);
         Ok(Some(top))
     }
 }
@@ -244,8 +240,7 @@ pub(crate) fn read_body<R: Read + Seek>(
     }
     let len = usize::try_from(len).map_err(|_| here.limit("box size", "max_moov_bytes", len, max))?;
     let mut body = vec![0u8; len];
-    r.seek(SeekFrom::Start(top.body_offset()))
-        .map_err(|e| here.io(e))?;
+    r.seek(SeekFrom::Start(top.body_offset())).map_err(|e| here.io(e))?;
     r.read_exact(&mut body).map_err(|e| here.io(e))?;
     Ok(body)
 }

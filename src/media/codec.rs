@@ -135,9 +135,7 @@ pub(crate) fn parse_sample_entry(entry: &BoxSlice, here: &Here) -> Result<Sample
     let codec = match kind {
         AVC1 | AVC3 => parse_avc_entry(body, &here)?,
         MP4A => parse_mp4a_entry(body, &here, &fourcc)?,
-        _ => Codec::Other {
-            fourcc: fourcc.clone(),
-        },
+        _ => Codec::Other { fourcc: fourcc.clone() },
     };
     Ok(SampleEntry {
         fourcc,
@@ -385,7 +383,12 @@ mod tests {
 
     #[test]
     fn sps_rejects_garbage_without_panicking() {
-        for nal in [&[][..], &[0x67][..], &[0x67, 0xff, 0xff, 0xff, 0xff, 0xff][..], &[0x68, 1, 2][..]] {
+        for nal in [
+            &[][..],
+            &[0x67][..],
+            &[0x67, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+            &[0x68, 1, 2][..],
+        ] {
             assert!(parse_sps(nal, &here()).is_err());
         }
     }

@@ -219,15 +219,13 @@ impl MediaInfo {
     /// Average frame rate of a track from its sample durations.
     pub fn frame_rate(track: &Track) -> Option<f64> {
         let d = track.media_duration();
-        (d > 0 && track.timescale > 0)
-            .then(|| track.samples.len() as f64 * f64::from(track.timescale) / d as f64)
+        (d > 0 && track.timescale > 0).then(|| track.samples.len() as f64 * f64::from(track.timescale) / d as f64)
     }
 
     /// Average bit rate of a track over its media duration, bits per second.
     pub fn bit_rate(track: &Track) -> Option<f64> {
         let d = track.media_duration();
-        (d > 0 && track.timescale > 0)
-            .then(|| track.byte_count() as f64 * 8.0 * f64::from(track.timescale) / d as f64)
+        (d > 0 && track.timescale > 0).then(|| track.byte_count() as f64 * 8.0 * f64::from(track.timescale) / d as f64)
     }
 
     /// The first sample whose bytes lie beyond the end of the file, as
@@ -257,12 +255,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<MediaInfo> {
 
 /// Probes an MP4 from any seekable reader of `file_size` bytes; `path` is only
 /// used in error messages.
-pub fn probe_reader<R: Read + Seek>(
-    mut r: R,
-    file_size: u64,
-    path: &Path,
-    limits: &Limits,
-) -> Result<MediaInfo> {
+pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limits: &Limits) -> Result<MediaInfo> {
     let here = Here::new(path, "");
     let mut top = boxes::TopLevel::new(file_size);
     let mut major_brand = None;
@@ -290,7 +283,9 @@ pub fn probe_reader<R: Read + Seek>(
         match &kind {
             b"ftyp" => {
                 let body = boxes::read_body(&mut r, &b, file_size, 4096, &here)?;
-                let brand = body.get(..4).ok_or_else(|| here.child("ftyp").invalid("ftyp box is shorter than a brand"))?;
+                let brand = body
+                    .get(..4)
+                    .ok_or_else(|| here.child("ftyp").invalid("ftyp box is shorter than a brand"))?;
                 major_brand = Some(codec::fourcc_string([brand[0], brand[1], brand[2], brand[3]]));
             }
             b"moov" => {

@@ -5,7 +5,9 @@
 //! The box tree is walked here with [`Children`] so that nesting depth and
 //! sizes stay under our control; leaf boxes are decoded by `mp4-atom`.
 
-use mp4_atom::{Co64, Ctts, Elst, Hdlr, Mdhd, Mvhd, Stco, Stsc, Stss, Stsz, StszSamples, Stts, Tfdt, Tfhd, Tkhd, Trex, Trun};
+use mp4_atom::{
+    Co64, Ctts, Elst, Hdlr, Mdhd, Mvhd, Stco, Stsc, Stss, Stsz, StszSamples, Stts, Tfdt, Tfhd, Tkhd, Trex, Trun,
+};
 
 use super::boxes::{BoxSlice, Children};
 use super::codec::{self, SampleEntry};
@@ -66,12 +68,7 @@ struct TrakBoxes<'a, 'h> {
     chunk_offsets: Option<Vec<u64>>,
 }
 
-pub(crate) fn parse_moov(
-    moov: &[u8],
-    moofs: &[(u64, Vec<u8>)],
-    here: &Here,
-    limits: &Limits,
-) -> Result<ParsedMoov> {
+pub(crate) fn parse_moov(moov: &[u8], moofs: &[(u64, Vec<u8>)], here: &Here, limits: &Limits) -> Result<ParsedMoov> {
     let here = here.child("moov");
     let mut mvhd: Option<Mvhd> = None;
     let mut traks: Vec<(TrakBoxes, Here)> = Vec::new();
@@ -81,7 +78,12 @@ pub(crate) fn parse_moov(
             b"mvhd" => mvhd = Some(b.decode(&h)?),
             b"trak" => {
                 if traks.len() >= limits.max_tracks {
-                    return Err(h.limit("number of tracks", "max_tracks", traks.len() as u64 + 1, limits.max_tracks as u64));
+                    return Err(h.limit(
+                        "number of tracks",
+                        "max_tracks",
+                        traks.len() as u64 + 1,
+                        limits.max_tracks as u64,
+                    ));
                 }
                 let mut t = TrakBoxes::default();
                 collect_trak(b.body(), &h, 2, limits, &mut t)?;
@@ -124,7 +126,12 @@ fn collect_trak<'a, 'h>(
     t: &mut TrakBoxes<'a, 'h>,
 ) -> Result<()> {
     if depth > limits.max_box_depth {
-        return Err(here.limit("box nesting depth", "max_box_depth", depth as u64, limits.max_box_depth as u64));
+        return Err(here.limit(
+            "box nesting depth",
+            "max_box_depth",
+            depth as u64,
+            limits.max_box_depth as u64,
+        ));
     }
     for_each_child(body, here, |b, h| {
         match &<[u8; 4]>::from(b.kind) {
@@ -157,7 +164,12 @@ fn build_track(t: TrakBoxes, here: &Here, limits: &Limits) -> Result<Track> {
     let edits = match t.elst {
         Some(elst) => {
             if elst.entries.len() > limits.max_edits {
-                return Err(here.child("edts/elst").limit("number of edits", "max_edits", elst.entries.len() as u64, limits.max_edits as u64));
+                return Err(here.child("edts/elst").limit(
+                    "number of edits",
+                    "max_edits",
+                    elst.entries.len() as u64,
+                    limits.max_edits as u64,
+                ));
             }
             elst.entries
                 .iter()
@@ -201,10 +213,17 @@ fn build_track(t: TrakBoxes, here: &Here, limits: &Limits) -> Result<Track> {
 
 fn parse_stsd(stsd: BoxSlice, here: &Here, limits: &Limits) -> Result<Vec<SampleEntry>> {
     let body = stsd.body();
-    let head = body.get(..8).ok_or_else(|| here.invalid("stsd box shorter than its header fields"))?;
+    let head = body
+        .get(..8)
+        .ok_or_else(|| here.invalid("stsd box shorter than its header fields"))?;
     let count = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
     if count as usize > limits.max_sample_descriptions {
-        return Err(here.limit("number of sample descriptions", "max_sample_descriptions", u64::from(count), limits.max_sample_descriptions as u64));
+        return Err(here.limit(
+            "number of sample descriptions",
+            "max_sample_descriptions",
+            u64::from(count),
+            limits.max_sample_descriptions as u64,
+        ));
     }
     let mut entries = Vec::with_capacity(count as usize);
     let mut it = Children::new(&body[8..]);
@@ -239,16 +258,25 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
         StszSamples::Different { sizes } => (sizes.len() as u64, None),
     };
     if count > limits.max_samples_per_track {
-        return Err(here.child("stsz").limit("sample count", "max_samples_per_track", count, limits.max_samples_per_track));
+        return Err(here.child("stsz").limit(
+            "sample count",
+            "max_samples_per_track",
+            count,
+            limits.max_samples_per_track,
+        ));
     }
     let stts_total: u64 = t.stts.entries.iter().map(|e| u64::from(e.sample_count)).sum();
     if stts_total != count {
-        return Err(here.child("stts").invalid(format!("durations cover {stts_total} samples but stsz has {count}")));
+        return Err(here
+            .child("stts")
+            .invalid(format!("durations cover {stts_total} samples but stsz has {count}")));
     }
     if let Some(ctts) = &t.ctts {
         let total: u64 = ctts.entries.iter().map(|e| u64::from(e.sample_count)).sum();
         if total != count {
-            return Err(here.child("ctts").invalid(format!("composition offsets cover {total} samples but stsz has {count}")));
+            return Err(here.child("ctts").invalid(format!(
+                "composition offsets cover {total} samples but stsz has {count}"
+            )));
         }
     }
     // count <= max_samples_per_track, so this allocation is bounded.
@@ -261,7 +289,11 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
         }
     };
     let mut samples = Vec::with_capacity(n);
-    let mut durations = t.stts.entries.iter().flat_map(|e| std::iter::repeat_n(e.sample_delta, e.sample_count as usize));
+    let mut durations = t
+        .stts
+        .entries
+        .iter()
+        .flat_map(|e| std::iter::repeat_n(e.sample_delta, e.sample_count as usize));
     // Chunk layout: stsc runs over 1-based chunk numbers.
     let stsc = &t.stsc.entries;
     let chunks = t.chunk_offsets.len() as u64;
@@ -269,10 +301,16 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
     for (i, e) in stsc.iter().enumerate() {
         let next_first = stsc.get(i + 1).map(|n| u64::from(n.first_chunk)).unwrap_or(chunks + 1);
         if e.first_chunk == 0 || u64::from(e.first_chunk) >= next_first || u64::from(e.first_chunk) > chunks {
-            return Err(stsc_here.invalid(format!("entry {i} has first_chunk {} out of order or past the {chunks} chunks", e.first_chunk)));
+            return Err(stsc_here.invalid(format!(
+                "entry {i} has first_chunk {} out of order or past the {chunks} chunks",
+                e.first_chunk
+            )));
         }
         if e.sample_description_index == 0 || e.sample_description_index as usize > t.entry_count {
-            return Err(stsc_here.invalid(format!("entry {i} names sample description {} of {}", e.sample_description_index, t.entry_count)));
+            return Err(stsc_here.invalid(format!(
+                "entry {i} names sample description {} of {}",
+                e.sample_description_index, t.entry_count
+            )));
         }
     }
     if stsc.is_empty() && count > 0 {
@@ -297,9 +335,10 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
                     sync: t.stss.is_none(),
                     entry: (e.sample_description_index - 1) as u8,
                 });
-                offset = offset
-                    .checked_add(u64::from(size))
-                    .ok_or_else(|| here.child("stco").invalid(format!("chunk {chunk}: sample offsets overflow")))?;
+                offset = offset.checked_add(u64::from(size)).ok_or_else(|| {
+                    here.child("stco")
+                        .invalid(format!("chunk {chunk}: sample offsets overflow"))
+                })?;
                 index += 1;
             }
         }
@@ -308,10 +347,15 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
         return Err(stsc_here.invalid(format!("chunks hold {} samples but stsz has {count}", samples.len())));
     }
     if let Some(ctts) = &t.ctts {
-        let offsets = ctts.entries.iter().flat_map(|e| std::iter::repeat_n(e.sample_offset, e.sample_count as usize));
+        let offsets = ctts
+            .entries
+            .iter()
+            .flat_map(|e| std::iter::repeat_n(e.sample_offset, e.sample_count as usize));
         for (s, off) in samples.iter_mut().zip(offsets) {
-            s.composition_offset = i32::try_from(off)
-                .map_err(|_| here.child("ctts").invalid(format!("composition offset {off} out of range")))?;
+            s.composition_offset = i32::try_from(off).map_err(|_| {
+                here.child("ctts")
+                    .invalid(format!("composition offset {off} out of range"))
+            })?;
         }
     }
     if let Some(stss) = &t.stss {
@@ -319,7 +363,10 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
             let s = k
                 .checked_sub(1)
                 .and_then(|k| samples.get_mut(k as usize))
-                .ok_or_else(|| here.child("stss").invalid(format!("sync sample {k} is not a sample of the track (1..={count})")))?;
+                .ok_or_else(|| {
+                    here.child("stss")
+                        .invalid(format!("sync sample {k} is not a sample of the track (1..={count})"))
+                })?;
             s.sync = true;
         }
     }
@@ -358,10 +405,12 @@ fn add_fragments(
         })?;
         let mut cursor = *moof_offset;
         for (tfhd, truns, h) in trafs {
-            let track = tracks
-                .iter_mut()
-                .find(|t| t.id == tfhd.track_id)
-                .ok_or_else(|| h.invalid(format!("tfhd names track {} which the moov does not have", tfhd.track_id)))?;
+            let track = tracks.iter_mut().find(|t| t.id == tfhd.track_id).ok_or_else(|| {
+                h.invalid(format!(
+                    "tfhd names track {} which the moov does not have",
+                    tfhd.track_id
+                ))
+            })?;
             let defaults = trex.iter().find(|t| t.track_id == tfhd.track_id);
             let base = match tfhd.base_data_offset {
                 Some(b) => b,
@@ -375,14 +424,28 @@ fn add_fragments(
             if desc == 0 || desc as usize > track.entries.len() {
                 return Err(h.invalid(format!("sample description {desc} of {}", track.entries.len())));
             }
-            let default_duration = tfhd.default_sample_duration.or(defaults.map(|d| d.default_sample_duration)).unwrap_or(0);
-            let default_size = tfhd.default_sample_size.or(defaults.map(|d| d.default_sample_size)).unwrap_or(0);
-            let default_flags = tfhd.default_sample_flags.or(defaults.map(|d| d.default_sample_flags)).unwrap_or(0);
+            let default_duration = tfhd
+                .default_sample_duration
+                .or(defaults.map(|d| d.default_sample_duration))
+                .unwrap_or(0);
+            let default_size = tfhd
+                .default_sample_size
+                .or(defaults.map(|d| d.default_sample_size))
+                .unwrap_or(0);
+            let default_flags = tfhd
+                .default_sample_flags
+                .or(defaults.map(|d| d.default_sample_flags))
+                .unwrap_or(0);
             let mut pos = base;
             for (trun, th) in truns {
                 let total = track.samples.len() as u64 + trun.samples.len() as u64;
                 if total > limits.max_samples_per_track {
-                    return Err(th.limit("sample count", "max_samples_per_track", total, limits.max_samples_per_track));
+                    return Err(th.limit(
+                        "sample count",
+                        "max_samples_per_track",
+                        total,
+                        limits.max_samples_per_track,
+                    ));
                 }
                 if let Some(off) = trun.data_offset {
                     pos = base
@@ -424,17 +487,26 @@ mod tests {
         let n = sizes.len() as u32;
         SampleTables {
             stts: Stts {
-                entries: vec![SttsEntry { sample_count: n, sample_delta: 1024 }],
+                entries: vec![SttsEntry {
+                    sample_count: n,
+                    sample_delta: 1024,
+                }],
             },
             ctts: None,
             stss: None,
             stsc: Stsc {
                 entries: stsc
                     .into_iter()
-                    .map(|(first_chunk, samples_per_chunk)| StscEntry { first_chunk, samples_per_chunk, sample_description_index: 1 })
+                    .map(|(first_chunk, samples_per_chunk)| StscEntry {
+                        first_chunk,
+                        samples_per_chunk,
+                        sample_description_index: 1,
+                    })
                     .collect(),
             },
-            stsz: Stsz { samples: StszSamples::Different { sizes } },
+            stsz: Stsz {
+                samples: StszSamples::Different { sizes },
+            },
             chunk_offsets: offsets,
             entry_count: 1,
         }
@@ -459,14 +531,23 @@ mod tests {
         let mut t = tables(vec![1, 2, 3], vec![(1, 3)], vec![0]);
         t.stts.entries[0].sample_count = 2;
         let e = expand_samples(t, &here(), &Limits::default()).unwrap_err();
-        assert!(e.to_string().contains("stbl/stts: durations cover 2 samples but stsz has 3"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("stbl/stts: durations cover 2 samples but stsz has 3"),
+            "{e}"
+        );
 
         let t = tables(vec![1, 2, 3], vec![(1, 2)], vec![0]);
         let e = expand_samples(t, &here(), &Limits::default()).unwrap_err();
         assert!(e.to_string().contains("chunks hold 2 samples"), "{e}");
 
         let mut t = tables(vec![1, 2, 3], vec![(1, 3)], vec![0]);
-        t.ctts = Some(Ctts { entries: vec![CttsEntry { sample_count: 4, sample_offset: 0 }] });
+        t.ctts = Some(Ctts {
+            entries: vec![CttsEntry {
+                sample_count: 4,
+                sample_offset: 0,
+            }],
+        });
         assert!(expand_samples(t, &here(), &Limits::default()).is_err());
 
         let mut t = tables(vec![1, 2, 3], vec![(1, 3)], vec![0]);
@@ -488,11 +569,27 @@ mod tests {
     #[test]
     fn hostile_sample_count_hits_the_limit_before_allocating() {
         let t = SampleTables {
-            stts: Stts { entries: vec![SttsEntry { sample_count: u32::MAX, sample_delta: 1 }] },
+            stts: Stts {
+                entries: vec![SttsEntry {
+                    sample_count: u32::MAX,
+                    sample_delta: 1,
+                }],
+            },
             ctts: None,
             stss: None,
-            stsc: Stsc { entries: vec![StscEntry { first_chunk: 1, samples_per_chunk: u32::MAX, sample_description_index: 1 }] },
-            stsz: Stsz { samples: StszSamples::Identical { count: u32::MAX, size: 1 } },
+            stsc: Stsc {
+                entries: vec![StscEntry {
+                    first_chunk: 1,
+                    samples_per_chunk: u32::MAX,
+                    sample_description_index: 1,
+                }],
+            },
+            stsz: Stsz {
+                samples: StszSamples::Identical {
+                    count: u32::MAX,
+                    size: 1,
+                },
+            },
             chunk_offsets: vec![0],
             entry_count: 1,
         };
