@@ -43,7 +43,9 @@ pub mod finding;
 pub mod limits;
 pub mod media;
 pub mod metadata;
+pub mod mux;
 pub mod report;
+pub mod timeline;
 pub mod validate;
 
 pub use archive::{Archive, Chunk, FileKind, Orphan, Recording, ScanOptions};
@@ -53,4 +55,6 @@ pub use limits::Limits;
 pub use media::{probe, MediaInfo};
 pub use metadata::{ChunkMetadata, CompletionEvent, WallClock};
 pub use report::{RecordingReport, Report, Status};
+pub use mux::{Manifest, StitchOptions, Stitcher};
+pub use timeline::GapMode;
 pub use validate::{ValidateOptions, ValidatedRecording};

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use recstitch::report::ProbeReport;
-use recstitch::{Archive, RecordingReport, Report, ScanOptions, Severity, ValidateOptions};
+use recstitch::{
+    Archive, GapMode, RecordingReport, Report, ScanOptions, Severity, Status, StitchOptions, Stitcher, ValidateOptions,
+};
 
 /// Validate and stitch chunked call recordings.
 #[derive(Parser)]
@@ -34,6 +36,21 @@ enum Command {
         /// Print the report as one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Validate, then stitch every recording without error findings.
+    Run {
+        /// The archive folder.
+        archive: PathBuf,
+        /// Where to write `<callId>/<recordingKey>.mp4` (+ `.json`, `.vtt`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print the report as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Paused time and gaps: `collapse` (left out, marked by chapters) or
+        /// `wallclock` (held picture and silence, output time = wall clock).
+        #[arg(long, default_value = "collapse")]
+        gaps: GapMode,
     },
 }
 
@@ -84,6 +101,41 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 .recordings
                 .iter()
                 .map(|r| RecordingReport::from_validated(&r.validate(&options)))
+                .collect();
+            let report = Report::new(&scanned, recordings);
+            if json {
+                print_json(&report)?;
+            } else {
+                print_report(&report)?;
+            }
+            Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
+        }
+        Command::Run { archive, out, json, gaps } => {
+            let scanned = Archive::scan(&archive, &ScanOptions::default())?;
+            let options = ValidateOptions::default();
+            let stitcher = Stitcher::new(StitchOptions { gaps });
+            let recordings = scanned
+                .recordings
+                .iter()
+                .map(|r| {
+                    let validated = r.validate(&options);
+                    let mut report = RecordingReport::from_validated(&validated);
+                    if validated.is_valid() {
+                        match stitcher.stitch(&validated, &out) {
+                            Ok(manifest) => {
+                                report.status = Status::Stitched;
+                                report.output = Some(manifest.output.path.clone());
+                                let paths = recstitch::mux::output_paths(&r.call_id, &r.key, &out);
+                                report.manifest = Some(paths.manifest.display().to_string());
+                            }
+                            Err(e) => {
+                                report.status = Status::Failed;
+                                report.error = Some(e.to_string());
+                            }
+                        }
+                    }
+                    report
+                })
                 .collect();
             let report = Report::new(&scanned, recordings);
             if json {

@@ -1,0 +1,366 @@
+//! Stitching a validated recording into one MP4, with its manifest and
+//! WebVTT chapters, written atomically.
+//!
+//! Outputs for a recording go to `<out>/<callId>/<recordingKey>.mp4`, with
+//! `.json` (the manifest) and `.vtt` (chapters) beside it. Each file is
+//! written under a temporary name in the same folder, synced, then renamed;
+//! the manifest is renamed last, so its presence means the set is complete.
+
+pub mod plan;
+mod write;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::finding::Finding;
+use crate::metadata::WallClock;
+use crate::timeline::{self, GapMode, Interruption, Segment};
+use crate::validate::ValidatedRecording;
+pub use plan::Placement;
+pub use write::Chapter;
+use write::{hex, MuxInput, Source};
+
+/// Options for [`Stitcher`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StitchOptions {
+    /// What to do with paused time and gaps.
+    pub gaps: GapMode,
+}
+
+/// Stitches validated recordings.
+#[derive(Debug, Clone, Default)]
+pub struct Stitcher {
+    options: StitchOptions,
+}
+
+/// Where a recording's outputs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPaths {
+    /// The stitched MP4.
+    pub media: PathBuf,
+    /// The manifest JSON.
+    pub manifest: PathBuf,
+    /// The WebVTT chapters.
+    pub chapters: PathBuf,
+}
+
+/// Makes a name safe as one path component: anything but ASCII letters,
+/// digits, `.`, `_` and `-` becomes `_` (recording ids can hold `/` and `+`).
+pub fn safe_name(s: &str) -> String {
+    let name: String = s
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    match name.trim_start_matches('.') {
+        "" => "_".into(),
+        rest => rest.into(),
+    }
+}
+
+/// The output paths of a recording under `out_dir`.
+pub fn output_paths(call_id: &str, key: &str, out_dir: &Path) -> OutputPaths {
+    let dir = out_dir.join(safe_name(call_id));
+    let key = safe_name(key);
+    OutputPaths {
+        media: dir.join(format!("{key}.mp4")),
+        manifest: dir.join(format!("{key}.json")),
+        chapters: dir.join(format!("{key}.vtt")),
+    }
+}
+
+/// The manifest written beside each stitched file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// The tool that wrote it.
+    pub tool: Tool,
+    /// The options used.
+    pub options: StitchOptions,
+    /// The call.
+    pub call_id: String,
+    /// The recording's key.
+    pub recording_key: String,
+    /// The stitched file.
+    pub output: OutputInfo,
+    /// The input chunks.
+    pub chunks: Vec<ManifestChunk>,
+    /// Recorded segments: output time to wall clock.
+    pub segments: Vec<Segment>,
+    /// Pauses.
+    pub pauses: Vec<Interruption>,
+    /// Gaps between chunks.
+    pub gaps: Vec<Interruption>,
+    /// Chapters as written into the file.
+    pub chapters: Vec<Chapter>,
+    /// Participant ids, sorted, without duplicates.
+    pub participants: Vec<String>,
+    /// What validation found (warnings only, for a stitched recording).
+    pub findings: Vec<Finding>,
+}
+
+/// Name and version of the tool.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    /// `recstitch`.
+    pub name: &'static str,
+    /// The crate version.
+    pub version: &'static str,
+}
+
+/// The stitched file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputInfo {
+    /// The MP4.
+    pub path: String,
+    /// The WebVTT chapters.
+    pub chapters_path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Presented duration, milliseconds.
+    pub duration_ms: f64,
+    /// Video frames written.
+    pub video_frames: usize,
+    /// Audio packets written (generated silence included).
+    pub audio_packets: usize,
+    /// Audio samples the packets decode to.
+    pub audio_samples: u64,
+}
+
+/// One input chunk in the manifest.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestChunk {
+    /// Chunk index.
+    pub index: u32,
+    /// Document id.
+    pub document_id: String,
+    /// The media file.
+    pub media: String,
+    /// The metadata file.
+    pub metadata: String,
+    /// SHA-256 of the media file.
+    pub sha256: String,
+    /// Size of the media file.
+    pub bytes: u64,
+    /// Wall-clock start.
+    pub wall_clock_start: WallClock,
+    /// Wall-clock length, milliseconds (`chunkDuration`).
+    pub chunk_duration_ms: f64,
+    /// Whether the paused time was cut from its media.
+    pub pauses_cut: Option<bool>,
+    /// Output byte range `[start, end)` of its samples.
+    pub output_bytes: (u64, u64),
+    /// Output time range `[start, end)`, seconds.
+    pub output_time: (f64, f64),
+    /// How the join into this chunk was made.
+    pub join: Placement,
+}
+
+fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n_total = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        n_total += n as u64;
+    }
+    Ok((hex(&h.finalize()), n_total))
+}
+
+/// A file being written under a temporary name; removed unless committed.
+struct TempFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl TempFile {
+    fn create(final_path: &Path) -> Result<Self> {
+        let dir = final_path.parent().unwrap_or(Path::new("."));
+        let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(TempFile { path, file: Some(file) })
+    }
+
+    fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("open until committed")
+    }
+
+    /// Syncs and renames onto `final_path`.
+    fn commit(mut self, final_path: &Path) -> Result<()> {
+        let file = self.file.take().expect("open until committed");
+        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        drop(file);
+        std::fs::rename(&self.path, final_path).map_err(|e| Error::io(final_path, e))?;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = TempFile::create(path)?;
+    tmp.file().write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.commit(path)
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes the renames durable; not every platform can open a folder.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Seconds from 1904-01-01 (the MP4 epoch) to `t`, for `creation_time`.
+fn mp4_time(t: WallClock) -> u64 {
+    const EPOCH_DIFF: i64 = 2_082_844_800;
+    u64::try_from(t.0.div_euclid(1_000_000_000) + EPOCH_DIFF).unwrap_or(0)
+}
+
+impl Stitcher {
+    /// A stitcher with `options`.
+    pub fn new(options: StitchOptions) -> Self {
+        Stitcher { options }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &StitchOptions {
+        &self.options
+    }
+
+    /// Stitches `rec` (which must be valid) into `out_dir`.
+    pub fn stitch(&self, rec: &ValidatedRecording, out_dir: &Path) -> Result<Manifest> {
+        if !rec.is_valid() {
+            return Err(Error::Usage(format!("recording {} has error findings; not stitched", rec.recording.key)));
+        }
+        let chunks = &rec.recording.chunks;
+        let media: Vec<&crate::media::MediaInfo> = rec
+            .checks
+            .iter()
+            .map(|c| c.media.as_ref())
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::Usage("a chunk of a valid recording has no probed media".into()))?;
+        let holds = match self.options.gaps {
+            GapMode::Collapse => vec![Vec::new(); media.len()],
+            GapMode::Wallclock => timeline::holds(rec),
+        };
+        let plan = plan::plan(&media, &holds).map_err(|why| {
+            Error::Unsupported { path: chunks[0].metadata_path.clone(), context: format!("recording {}", rec.recording.key), message: why }
+        })?;
+        let tl = timeline::build(rec, &plan.placements, plan.duration(), self.options.gaps);
+        let paths = output_paths(&rec.recording.call_id, &rec.recording.key, out_dir);
+        let dir = paths.media.parent().unwrap_or(out_dir);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+
+        let sources = media
+            .iter()
+            .map(|m| {
+                File::open(&m.path).map(|file| Source { file, path: m.path.clone() }).map_err(|e| Error::io(&m.path, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let first_start = chunks.iter().find_map(|c| c.metadata.as_ref().map(|m| m.start));
+        let input = MuxInput {
+            plan: &plan,
+            chapters: &tl.chapters,
+            sources: &sources,
+            creation_time: first_start.map_or(0, mp4_time),
+        };
+        // The copy and the hashing of the inputs run side by side.
+        let mut tmp = TempFile::create(&paths.media)?;
+        let (written, hashes) = rayon::join(
+            || write::write_mp4(&input, tmp.file(), &paths.media),
+            || media.iter().map(|m| sha256_file(&m.path)).collect::<Result<Vec<_>>>(),
+        );
+        let written = written?;
+        let hashes = hashes?;
+        tmp.commit(&paths.media)?;
+        write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
+
+        let duration = plan.duration();
+        let mut participants: Vec<String> = chunks
+            .iter()
+            .filter_map(|c| c.metadata.as_ref())
+            .flat_map(|m| m.participants.iter().map(|p| p.participant_id.clone()))
+            .collect();
+        participants.sort();
+        participants.dedup();
+        let manifest_chunks = chunks
+            .iter()
+            .zip(&rec.checks)
+            .enumerate()
+            .filter_map(|(k, (c, check))| {
+                let m = c.metadata.as_ref()?;
+                let start = plan.placements[k].audio_start;
+                let end = plan.placements.get(k + 1).map_or(duration, |p| p.audio_start);
+                Some(ManifestChunk {
+                    index: m.index,
+                    document_id: c.document_id.clone(),
+                    media: media[k].path.display().to_string(),
+                    metadata: c.metadata_path.display().to_string(),
+                    sha256: hashes[k].0.clone(),
+                    bytes: hashes[k].1,
+                    wall_clock_start: m.start,
+                    chunk_duration_ms: m.duration_ms,
+                    pauses_cut: check.pauses_cut,
+                    output_bytes: written.chunk_byte_ranges[k],
+                    output_time: ((start * 1e6).round() / 1e6, (end * 1e6).round() / 1e6),
+                    join: plan.placements[k],
+                })
+            })
+            .collect();
+        let manifest = Manifest {
+            tool: Tool { name: "recstitch", version: env!("CARGO_PKG_VERSION") },
+            options: self.options.clone(),
+            call_id: rec.recording.call_id.clone(),
+            recording_key: rec.recording.key.clone(),
+            output: OutputInfo {
+                path: paths.media.display().to_string(),
+                chapters_path: paths.chapters.display().to_string(),
+                bytes: written.size,
+                sha256: written.sha256,
+                duration_ms: (duration * 1e6).round() / 1e3,
+                video_frames: plan.video.as_ref().map_or(0, |v| v.samples.len()),
+                audio_packets: plan.audio.samples.len(),
+                audio_samples: plan.audio.media_duration(),
+            },
+            chunks: manifest_chunks,
+            segments: tl.segments,
+            pauses: tl.pauses,
+            gaps: tl.gaps,
+            chapters: tl.chapters,
+            participants,
+            findings: rec.findings.clone(),
+        };
+        let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(format!("manifest: {e}")))?;
+        json.push(b'\n');
+        write_atomic(&paths.manifest, &json)?;
+        sync_dir(dir);
+        Ok(manifest)
+    }
+}

@@ -1,0 +1,496 @@
+//! The join plan: how the chunks' sample tables become one track each.
+//!
+//! # How the joins are made exact
+//!
+//! Every chunk is an independent encode. Its AAC track starts with encoder
+//! priming (typically one 1024-sample packet) that the chunk's edit list
+//! trims, and its last packet decodes to a whole frame even when the chunk's
+//! audio ends earlier (tail padding). Its H.264 track with B-frames starts
+//! with a composition delay, also trimmed by the edit list.
+//!
+//! Players differ in how far they honour edit lists: ffmpeg presents only a
+//! leading edit reliably (a prototype with one edit per chunk drifted by 32
+//! and 189 ms at its joins), so the output has **one leading edit per track**
+//! and everything else is expressed in the sample tables:
+//!
+//! * audio: chunk 0 keeps its priming packets, trimmed by the leading edit;
+//!   later chunks drop the whole packets their own edit trimmed (leftover
+//!   priming samples, when the trim is not a whole number of packets, stay and
+//!   are counted). Every packet keeps its duration, except that the last
+//!   packet of each chunk before a join is given its decoded length (one
+//!   frame), so the timeline matches what a decoder outputs: the tail padding
+//!   stays in the file and the timeline accounts for it. The very last packet
+//!   keeps its real duration.
+//! * video: samples keep their durations and composition offsets; the last
+//!   sample (in decode order) before each join is lengthened (or shortened)
+//!   so that the next chunk's first presented frame starts exactly where that
+//!   chunk's first real audio sample starts. The error is below half a video
+//!   tick (0.03 ms at a 16384 Hz timescale).
+//!
+//! The original timescales are kept; times are moved between timescales by
+//! rounding cumulative times, never by summing rounded durations.
+
+use crate::media::{rescale, Codec, MediaInfo, Sample, SampleEntry, Track};
+
+/// A sample of the output, pointing at its bytes in one input chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutSample {
+    /// Which input chunk holds the bytes ([`SILENCE`] for generated audio).
+    pub source: u32,
+    /// Offset of the bytes in that chunk's file.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u32,
+    /// Decode duration in output ticks.
+    pub duration: u32,
+    /// Composition offset in output ticks.
+    pub composition_offset: i32,
+    /// Sync sample.
+    pub sync: bool,
+    /// Index into the output track's sample descriptions.
+    pub entry: u8,
+}
+
+/// `OutSample::source` of a generated silent audio frame.
+pub const SILENCE: u32 = u32::MAX;
+
+/// One output track.
+#[derive(Debug, Clone)]
+pub struct OutTrack {
+    /// Ticks per second (the first chunk's timescale, kept).
+    pub timescale: u32,
+    /// Sample descriptions, verbatim from the chunks (one per distinct configuration).
+    pub entries: Vec<SampleEntry>,
+    /// Samples in decode order.
+    pub samples: Vec<OutSample>,
+    /// Media time where presentation starts (the leading edit).
+    pub edit_start: u64,
+    /// Presented length in ticks.
+    pub presented: u64,
+}
+
+impl OutTrack {
+    /// Sum of sample durations.
+    pub fn media_duration(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+    }
+}
+
+/// Where one chunk landed in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// Output presentation time of the chunk's first real audio sample, seconds.
+    pub audio_start: f64,
+    /// Output presentation time of the chunk's first presented video frame, seconds.
+    pub video_start: Option<f64>,
+    /// `video_start - audio_start` in milliseconds, as planned.
+    pub planned_offset_ms: Option<f64>,
+    /// Presented audio of the chunk, seconds.
+    pub audio_presented: f64,
+    /// Whole priming packets dropped at the chunk's start.
+    pub dropped_priming_packets: u32,
+    /// Priming samples left at the start (a trim that is not whole packets).
+    pub leftover_priming_samples: u64,
+    /// Samples of tail padding kept at the end of the chunk (decoded but not
+    /// presented by the chunk on its own).
+    pub tail_padding_samples: u64,
+    /// Ticks added to (or, negative, removed from) the duration of the
+    /// chunk's last video sample to meet the next chunk.
+    pub video_adjust_ticks: i64,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The output video track, when the chunks have video.
+    pub video: Option<OutTrack>,
+    /// The output audio track.
+    pub audio: OutTrack,
+    /// Where each chunk landed.
+    pub placements: Vec<Placement>,
+    /// The bytes of a silent audio frame, for samples whose source is [`SILENCE`].
+    pub silence: Vec<u8>,
+}
+
+impl Plan {
+    /// Presented duration of the output in seconds (longest track).
+    pub fn duration(&self) -> f64 {
+        let a = self.audio.presented as f64 / f64::from(self.audio.timescale);
+        let v = self
+            .video
+            .as_ref()
+            .map_or(0.0, |v| v.presented as f64 / f64::from(v.timescale));
+        a.max(v)
+    }
+}
+
+/// Why a recording cannot be stitched.
+pub type PlanError = String;
+
+/// A point where the output must wait for the wall clock (`--gaps wallclock`):
+/// the chunk's media from `at` (seconds of the chunk's own presentation) on
+/// must play at `resume_at` (seconds of output time). The wait is filled
+/// with silent audio frames while the video holds its last frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hold {
+    /// Position in the chunk's presented media, seconds (0: before the chunk).
+    pub at: f64,
+    /// Output time at which that media must play, seconds.
+    pub resume_at: f64,
+}
+
+/// Decode indices `i` (1..n) before which the video can be split without
+/// reordering: every frame decoded before `i` is presented before every
+/// frame decoded from `i` on. Returned with the split's presentation time
+/// (ticks, chunk media time).
+fn clean_splits(track: &Track) -> Vec<(usize, i64)> {
+    let n = track.samples.len();
+    let mut cts = Vec::with_capacity(n);
+    let mut t = 0i64;
+    for s in &track.samples {
+        cts.push(t + i64::from(s.composition_offset));
+        t += i64::from(s.duration);
+    }
+    let mut suffix_min = vec![i64::MAX; n + 1];
+    for i in (0..n).rev() {
+        suffix_min[i] = suffix_min[i + 1].min(cts[i]);
+    }
+    let mut prefix_max = i64::MIN;
+    let mut out = Vec::new();
+    for i in 1..n {
+        prefix_max = prefix_max.max(cts[i - 1]);
+        if prefix_max < suffix_min[i] {
+            out.push((i, suffix_min[i]));
+        }
+    }
+    out
+}
+
+/// Decode times of a track's samples rescaled to `timescale`, plus the end.
+fn rescaled_decode_times(track: &Track, timescale: u32) -> Vec<u64> {
+    let mut t = 0u64;
+    let mut out = Vec::with_capacity(track.samples.len() + 1);
+    for s in &track.samples {
+        out.push(rescale(t, track.timescale, timescale));
+        t += u64::from(s.duration);
+    }
+    out.push(rescale(t, track.timescale, timescale));
+    out
+}
+
+fn to_i32(v: i64) -> Result<i32, PlanError> {
+    i32::try_from(v).map_err(|_| format!("composition offset {v} does not fit the output"))
+}
+
+/// Maps the sample descriptions of a track onto the output's list, reusing
+/// an entry when the configuration is the same. Returns the index map.
+fn merge_entries(out: &mut Vec<SampleEntry>, track: &Track, what: &str) -> Result<Vec<u8>, PlanError> {
+    let mut map = Vec::with_capacity(track.entries.len());
+    for e in &track.entries {
+        if let Some(i) = out.iter().position(|o| o.codec == e.codec) {
+            map.push(i as u8);
+            continue;
+        }
+        if let Some(first) = out.first() {
+            switchable(&first.codec, &e.codec).map_err(|why| format!("{what}: {why}"))?;
+        }
+        if out.len() >= 255 {
+            return Err(format!("{what}: more than 255 distinct sample descriptions"));
+        }
+        out.push(e.clone());
+        map.push((out.len() - 1) as u8);
+    }
+    Ok(map)
+}
+
+/// Whether a decoder can switch from `a` to `b` mid-stream: same codec and
+/// picture size, or same audio object type, rate and channels.
+fn switchable(a: &Codec, b: &Codec) -> Result<(), String> {
+    match (a, b) {
+        (Codec::Avc(x), Codec::Avc(y)) if (x.width, x.height) == (y.width, y.height) => Ok(()),
+        (Codec::Avc(x), Codec::Avc(y)) => Err(format!(
+            "picture size changes from {}x{} to {}x{}",
+            x.width, x.height, y.width, y.height
+        )),
+        (Codec::Aac(x), Codec::Aac(y))
+            if (x.object_type, x.sample_rate, x.channels, x.frame_length)
+                == (y.object_type, y.sample_rate, y.channels, y.frame_length) =>
+        {
+            Ok(())
+        }
+        (Codec::Aac(x), Codec::Aac(y)) => Err(format!(
+            "audio changes from {} Hz/{} ch to {} Hz/{} ch",
+            x.sample_rate, x.channels, y.sample_rate, y.channels
+        )),
+        _ => Err(format!("codec changes from {} to {}", a.name(), b.name())),
+    }
+}
+
+fn frame_length(track: &Track) -> u64 {
+    match track.codec() {
+        Some(Codec::Aac(a)) => u64::from(a.frame_length),
+        _ => 1024,
+    }
+}
+
+/// Plans the output of `chunks` (in index order), waiting for the wall clock
+/// at `holds[k]` (sorted by `at`; empty for `--gaps collapse`).
+pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanError> {
+    let first = chunks.first().ok_or("the recording has no chunk")?;
+    let first_audio = first.audio().ok_or("chunk 0 has no audio track")?;
+    let has_video = first.video().is_some();
+    let ats = first_audio.timescale;
+    let vts = first.video().map_or(1, |v| v.timescale);
+
+    let mut audio = OutTrack {
+        timescale: ats,
+        entries: Vec::new(),
+        samples: Vec::new(),
+        edit_start: 0,
+        presented: 0,
+    };
+    let mut video = has_video.then(|| OutTrack {
+        timescale: vts,
+        entries: Vec::new(),
+        samples: Vec::new(),
+        edit_start: 0,
+        presented: 0,
+    });
+    let mut placements = Vec::with_capacity(chunks.len());
+    let mut silence = Vec::new();
+    // Output media times: audio end, video end.
+    let mut a_end = 0u64;
+    let mut v_end = 0u64;
+    // First real audio sample of chunk 0, and chunk 0's video edit start (output ticks).
+    let mut s0 = 0u64;
+    let mut e0 = 0u64;
+    let last = chunks.len() - 1;
+
+    for (k, chunk) in chunks.iter().enumerate() {
+        let name = |what: &str| format!("chunk {k}: {what}");
+        let src = u32::try_from(k).map_err(|_| "too many chunks")?;
+        let a = chunk.audio().ok_or_else(|| name("no audio track"))?;
+        if a.samples.is_empty() {
+            return Err(name("the audio track has no samples"));
+        }
+        let entry_map = merge_entries(&mut audio.entries, a, &name("audio"))?;
+        let pa = a.presentation(chunk.movie_timescale);
+        let times = rescaled_decode_times(a, ats);
+        let trim = rescale(pa.start, a.timescale, ats);
+        let presented = rescale(pa.length, a.timescale, ats);
+
+        // Whole priming packets to drop (none for chunk 0: its edit trims them).
+        let mut drop = 0usize;
+        if k > 0 {
+            while drop < a.samples.len() && times[drop + 1] <= trim {
+                drop += 1;
+            }
+        }
+        let leftover = trim - times[drop];
+        let s_k = a_end + leftover;
+        if k == 0 {
+            s0 = s_k;
+            audio.edit_start = s_k;
+        }
+        let frame = rescale(frame_length(a), a.timescale, ats).max(1);
+        let n = a.samples.len();
+        let mut pending = holds.get(k).map(|h| h.as_slice()).unwrap_or(&[]).iter().peekable();
+        // Silence inserted inside the chunk: (chunk media time in ats ticks, inserted ticks).
+        let mut inserted: Vec<(i64, u64)> = Vec::new();
+        let mut s_k = s_k;
+        for (i, s) in a.samples.iter().enumerate().skip(drop) {
+            let local = times[i] as i64 - trim as i64;
+            while let Some(h) = pending.next_if(|h| {
+                let at = (h.at * f64::from(ats)).round() as i64;
+                i == drop && at <= 0 || (at > 0 && local >= at - (frame / 2) as i64)
+            }) {
+                if audio.samples.is_empty() {
+                    continue;
+                }
+                let content_start = a_end + if i == drop { leftover } else { 0 };
+                let now = (content_start - s0) as f64 / f64::from(ats);
+                let frames = ((h.resume_at - now) * f64::from(ats) / frame as f64).round();
+                if frames >= 1.0 {
+                    let frames = frames as u64;
+                    if silence.is_empty() {
+                        silence = silent_frame(a).ok_or_else(|| name("no silent frame for this audio configuration"))?;
+                    }
+                    let silent = OutSample {
+                        source: SILENCE,
+                        offset: 0,
+                        size: silence.len() as u32,
+                        duration: u32::try_from(frame).map_err(|_| "AAC frame too long")?,
+                        composition_offset: 0,
+                        sync: true,
+                        entry: entry_map[s.entry as usize],
+                    };
+                    audio.samples.extend(std::iter::repeat_n(silent, frames as usize));
+                    a_end += frames * frame;
+                    if i == drop {
+                        s_k += frames * frame;
+                    } else {
+                        inserted.push((local, frames * frame));
+                    }
+                }
+            }
+            let mut duration = times[i + 1] - times[i];
+            if i == n - 1 && k != last {
+                // The decoder outputs a whole frame: keep the padding in the timeline.
+                duration = duration.max(frame);
+            }
+            audio.samples.push(out_sample(src, s, duration, 0, entry_map[s.entry as usize])?);
+            a_end += duration;
+        }
+        let kept_after_start = a_end - s_k - inserted.iter().map(|(_, t)| t).sum::<u64>();
+        let mut placement = Placement {
+            audio_start: (s_k - s0) as f64 / f64::from(ats),
+            audio_presented: presented as f64 / f64::from(ats),
+            dropped_priming_packets: drop as u32,
+            leftover_priming_samples: leftover,
+            tail_padding_samples: kept_after_start.saturating_sub(presented),
+            ..Placement::default()
+        };
+        if k == last {
+            audio.presented = (s_k - s0) + presented.min(kept_after_start);
+        }
+
+        if let Some(video) = video.as_mut() {
+            let v = chunk.video().ok_or_else(|| name("no video track (chunk 0 has one)"))?;
+            if v.samples.is_empty() {
+                return Err(name("the video track has no samples"));
+            }
+            let entry_map = merge_entries(&mut video.entries, v, &name("video"))?;
+            let pv = v.presentation(chunk.movie_timescale);
+            let e_k = rescale(pv.start, v.timescale, vts);
+            let vtimes = rescaled_decode_times(v, vts);
+            if k == 0 {
+                e0 = e_k;
+                video.edit_start = e_k;
+            } else {
+                // Place this chunk's first presented frame on its first real audio sample.
+                let target_pres = rescale(s_k - s0, ats, vts);
+                let target_dts = (target_pres + e0).checked_sub(e_k);
+                let prev = video.samples.last_mut().ok_or("no video sample before a join")?;
+                let prev_start = v_end - u64::from(prev.duration);
+                let wanted = target_dts.map_or(0, |t| t.saturating_sub(prev_start)).max(1);
+                let duration = u32::try_from(wanted).map_err(|_| name("the gap before this chunk is too long"))?;
+                if let Some(p) = placements.last_mut() {
+                    let p: &mut Placement = p;
+                    p.video_adjust_ticks = i64::from(duration) - i64::from(prev.duration);
+                }
+                prev.duration = duration;
+                v_end = prev_start + u64::from(duration);
+            }
+            let d_k = v_end;
+            for (i, s) in v.samples.iter().enumerate() {
+                let duration = vtimes[i + 1] - vtimes[i];
+                let cts = rescale_signed(i64::from(s.composition_offset), v.timescale, vts);
+                video
+                    .samples
+                    .push(out_sample(src, s, duration, to_i32(cts)?, entry_map[s.entry as usize])?);
+                v_end += duration;
+            }
+            // Hold the picture where silence was inserted inside the chunk.
+            if !inserted.is_empty() {
+                let splits = clean_splits(v);
+                let base = video.samples.len() - v.samples.len();
+                for &(at, ticks) in &inserted {
+                    let at_v = rescale_signed(at, ats, v.timescale) + pv.start as i64;
+                    let Some(&(i, _)) = splits.iter().min_by_key(|(_, t)| (t - at_v).abs()) else {
+                        continue;
+                    };
+                    let add = rescale(ticks, ats, vts);
+                    let prev = &mut video.samples[base + i - 1];
+                    prev.duration = u32::try_from(u64::from(prev.duration) + add)
+                        .map_err(|_| name("a pause is too long for one sample duration"))?;
+                    v_end += add;
+                }
+            }
+            let v_start = (d_k + e_k) as f64 - e0 as f64;
+            placement.video_start = Some(v_start / f64::from(vts));
+            placement.planned_offset_ms = Some((v_start / f64::from(vts) - placement.audio_start) * 1000.0);
+            if k == last {
+                let pv_len = rescale(pv.length, v.timescale, vts);
+                video.presented = (d_k + e_k).saturating_sub(e0) + pv_len;
+            }
+        }
+        placements.push(placement);
+    }
+    Ok(Plan {
+        video,
+        audio,
+        placements,
+        silence,
+    })
+}
+
+/// One AAC-LC raw data block of digital silence (ISO/IEC 14496-3 §4.4.2):
+/// for each channel an `individual_channel_stream` with `max_sfb = 0` (no
+/// spectral data), then `ID_END`. Mono uses one SCE, stereo one CPE.
+fn silent_frame(track: &Track) -> Option<Vec<u8>> {
+    let Some(Codec::Aac(aac)) = track.codec() else {
+        return None;
+    };
+    if aac.object_type != 2 {
+        return None;
+    }
+    let mut bits: Vec<u8> = Vec::new();
+    let mut put = |value: u32, n: u32| {
+        for i in (0..n).rev() {
+            bits.push(((value >> i) & 1) as u8);
+        }
+    };
+    // global_gain, ics_info (reserved, window_sequence, window_shape, max_sfb,
+    // predictor_data_present), then pulse, tns and gain control absent.
+    let ics = |put: &mut dyn FnMut(u32, u32)| {
+        put(100, 8);
+        put(0, 1);
+        put(0, 2);
+        put(0, 1);
+        put(0, 6);
+        put(0, 1);
+        put(0, 3);
+    };
+    match aac.channels {
+        1 => {
+            put(0, 3); // ID_SCE
+            put(0, 4);
+            ics(&mut put);
+        }
+        2 => {
+            put(1, 3); // ID_CPE
+            put(0, 4);
+            put(0, 1); // common_window
+            ics(&mut put);
+            ics(&mut put);
+        }
+        _ => return None,
+    }
+    put(7, 3); // ID_END
+    while bits.len() % 8 != 0 {
+        bits.push(0);
+    }
+    Some(bits.chunks(8).map(|b| b.iter().fold(0u8, |acc, &x| (acc << 1) | x)).collect())
+}
+
+fn rescale_signed(v: i64, from: u32, to: u32) -> i64 {
+    let m = rescale(v.unsigned_abs(), from, to) as i64;
+    if v < 0 {
+        -m
+    } else {
+        m
+    }
+}
+
+fn out_sample(source: u32, s: &Sample, duration: u64, cts: i32, entry: u8) -> Result<OutSample, PlanError> {
+    Ok(OutSample {
+        source,
+        offset: s.offset,
+        size: s.size,
+        duration: u32::try_from(duration).map_err(|_| format!("sample duration {duration} is too long"))?,
+        composition_offset: cts,
+        sync: s.sync,
+        entry,
+    })
+}

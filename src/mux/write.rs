@@ -1,0 +1,675 @@
+//! Writing the stitched MP4: `ftyp`, `moov` (fast start), `mdat`.
+//!
+//! The `moov` is built in memory from the plan's tables (its size does not
+//! depend on where `mdat` lands, so it is built once to learn its size and
+//! once more with the real chunk offsets). Sample bytes are then copied from
+//! the input files in large blocks, coalescing samples that are contiguous in
+//! their source, while a SHA-256 of the output is computed on the way.
+//!
+//! Container boxes are written here; leaf boxes are encoded by `mp4-atom`.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+
+use mp4_atom::{
+    Chpl, ChplEntry, Co64, Ctts, CttsEntry, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, Encode, FixedPoint, FourCC,
+    Hdlr, Mdhd, Mvhd, Nmhd, Smhd, Stco, Stsc, StscEntry, Stss, Stsz, StszSamples, Stts, SttsEntry, Tkhd, Tref,
+    TrackReferenceTypeBox, Tx3g, Udta, Url, Vmhd,
+};
+use sha2::{Digest, Sha256};
+
+use super::plan::{OutSample, OutTrack, Plan, SILENCE};
+use crate::error::{Error, Result};
+
+/// A chapter: a start time in seconds, a length (0 for a point marker) and a title.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chapter {
+    /// Start, seconds of output presentation time.
+    pub start: f64,
+    /// End, seconds (equal to `start` for a point marker).
+    pub end: f64,
+    /// Title shown by players.
+    pub title: String,
+}
+
+/// Longest run of one track's samples stored together, in seconds.
+const MAX_RUN_SECONDS: f64 = 1.0;
+/// Copy buffer size.
+const COPY_BLOCK: usize = 1 << 20;
+/// Timescale of the chapter track.
+const CHAPTER_TIMESCALE: u32 = 1000;
+
+const VIDEO_ID: u32 = 1;
+const AUDIO_ID: u32 = 2;
+const CHAPTER_ID: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Video,
+    Audio,
+}
+
+/// A run of consecutive samples of one track stored as one chunk.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    which: Which,
+    first: usize,
+    count: usize,
+    /// Offset from the start of the mdat payload.
+    rel_offset: u64,
+}
+
+/// What writing produced.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Bytes written.
+    pub size: u64,
+    /// SHA-256 of the whole file, hex.
+    pub sha256: String,
+    /// Per input chunk, the output byte range `[start, end)` its samples occupy.
+    pub chunk_byte_ranges: Vec<(u64, u64)>,
+}
+
+/// An open input file.
+pub struct Source {
+    /// The file.
+    pub file: File,
+    /// Its path, for error messages.
+    pub path: std::path::PathBuf,
+}
+
+/// Everything the writer needs.
+pub struct MuxInput<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// Chapters, in order.
+    pub chapters: &'a [Chapter],
+    /// The input files, by chunk.
+    pub sources: &'a [Source],
+    /// Seconds since 1904-01-01 for `creation_time` (the recording's start).
+    pub creation_time: u64,
+}
+
+fn atom_err(e: mp4_atom::Error) -> Error {
+    Error::Usage(format!("cannot encode the output: {e}"))
+}
+
+/// Writes a container box whose body `f` appends.
+fn write_box(out: &mut Vec<u8>, kind: &[u8; 4], f: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(kind);
+    f(out)?;
+    let size = u32::try_from(out.len() - start).map_err(|_| Error::Usage("a box of the output exceeds 4 GiB".into()))?;
+    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+    Ok(())
+}
+
+fn leaf<T: Encode>(out: &mut Vec<u8>, atom: &T) -> Result<()> {
+    atom.encode(out).map_err(atom_err)
+}
+
+fn ftyp() -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&32u32.to_be_bytes());
+    b.extend_from_slice(b"ftypisom");
+    b.extend_from_slice(&0x200u32.to_be_bytes());
+    b.extend_from_slice(b"isomiso2avc1mp41");
+    b
+}
+
+/// Splits the two tracks into runs of at most [`MAX_RUN_SECONDS`], interleaved
+/// by decode time, each run with a single sample description.
+fn interleave(plan: &Plan) -> Vec<Run> {
+    struct Cursor<'a> {
+        which: Which,
+        track: &'a OutTrack,
+        next: usize,
+        time: u64,
+    }
+    let mut cursors: Vec<Cursor> = Vec::new();
+    if let Some(v) = &plan.video {
+        cursors.push(Cursor { which: Which::Video, track: v, next: 0, time: 0 });
+    }
+    cursors.push(Cursor { which: Which::Audio, track: &plan.audio, next: 0, time: 0 });
+    let mut runs = Vec::new();
+    loop {
+        // The track that is furthest behind in decode time goes next.
+        let Some(c) = cursors
+            .iter_mut()
+            .filter(|c| c.next < c.track.samples.len())
+            .min_by(|a, b| {
+                let ta = a.time as f64 / f64::from(a.track.timescale);
+                let tb = b.time as f64 / f64::from(b.track.timescale);
+                ta.total_cmp(&tb)
+            })
+        else {
+            break;
+        };
+        let limit = c.time + (MAX_RUN_SECONDS * f64::from(c.track.timescale)) as u64;
+        let first = c.next;
+        let entry = c.track.samples[first].entry;
+        while c.next < c.track.samples.len() && (c.next == first || c.time < limit) {
+            let s = &c.track.samples[c.next];
+            if s.entry != entry {
+                break;
+            }
+            c.time += u64::from(s.duration);
+            c.next += 1;
+        }
+        runs.push(Run { which: c.which, first, count: c.next - first, rel_offset: 0 });
+    }
+    runs
+}
+
+fn track_of(plan: &Plan, which: Which) -> &OutTrack {
+    match which {
+        Which::Video => plan.video.as_ref().expect("video runs only exist with a video track"),
+        Which::Audio => &plan.audio,
+    }
+}
+
+fn samples_bytes(samples: &[OutSample]) -> u64 {
+    samples.iter().map(|s| u64::from(s.size)).sum()
+}
+
+/// The chapter track's samples: a 16-bit length and UTF-8 text (3GPP TS 26.245 §5.17).
+fn chapter_samples(chapters: &[Chapter]) -> Vec<Vec<u8>> {
+    chapters
+        .iter()
+        .map(|c| {
+            let text = c.title.as_bytes();
+            let len = text.len().min(u16::MAX as usize);
+            let mut s = Vec::with_capacity(len + 2);
+            s.extend_from_slice(&(len as u16).to_be_bytes());
+            s.extend_from_slice(&text[..len]);
+            s
+        })
+        .collect()
+}
+
+/// Run-length coded sample durations.
+fn stts(durations: impl Iterator<Item = u32>) -> Stts {
+    let mut entries: Vec<SttsEntry> = Vec::new();
+    for d in durations {
+        match entries.last_mut() {
+            Some(e) if e.sample_delta == d => e.sample_count += 1,
+            _ => entries.push(SttsEntry { sample_count: 1, sample_delta: d }),
+        }
+    }
+    Stts { entries }
+}
+
+fn ctts(samples: &[OutSample]) -> Option<Ctts> {
+    if samples.iter().all(|s| s.composition_offset == 0) {
+        return None;
+    }
+    let mut entries: Vec<CttsEntry> = Vec::new();
+    for s in samples {
+        let off = i64::from(s.composition_offset);
+        match entries.last_mut() {
+            Some(e) if e.sample_offset == off => e.sample_count += 1,
+            _ => entries.push(CttsEntry { sample_count: 1, sample_offset: off }),
+        }
+    }
+    Some(Ctts { entries })
+}
+
+fn stsz(sizes: impl Iterator<Item = u32>) -> Stsz {
+    let sizes: Vec<u32> = sizes.collect();
+    let samples = match sizes.first() {
+        Some(&first) if sizes.iter().all(|&s| s == first) && first > 0 => {
+            StszSamples::Identical { count: sizes.len() as u32, size: first }
+        }
+        _ => StszSamples::Different { sizes },
+    };
+    Stsz { samples }
+}
+
+/// `stsc` from the runs of one track: (samples per chunk, description) per chunk.
+fn stsc(chunks: impl Iterator<Item = (u32, u32)>) -> Stsc {
+    let mut entries: Vec<StscEntry> = Vec::new();
+    for (i, (count, desc)) in chunks.enumerate() {
+        match entries.last() {
+            Some(e) if e.samples_per_chunk == count && e.sample_description_index == desc => {}
+            _ => entries.push(StscEntry {
+                first_chunk: i as u32 + 1,
+                samples_per_chunk: count,
+                sample_description_index: desc,
+            }),
+        }
+    }
+    Stsc { entries }
+}
+
+fn chunk_offsets(out: &mut Vec<u8>, offsets: &[u64], co64: bool) -> Result<()> {
+    if co64 {
+        leaf(out, &Co64 { entries: offsets.to_vec() })
+    } else {
+        let entries = offsets
+            .iter()
+            .map(|&o| u32::try_from(o).map_err(|_| Error::Usage("chunk offset exceeds 32 bits without co64".into())))
+            .collect::<Result<Vec<u32>>>()?;
+        leaf(out, &Stco { entries })
+    }
+}
+
+fn stsd(out: &mut Vec<u8>, entries: &[&[u8]]) -> Result<()> {
+    write_box(out, b"stsd", |b| {
+        b.extend_from_slice(&[0, 0, 0, 0]);
+        b.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        for e in entries {
+            b.extend_from_slice(e);
+        }
+        Ok(())
+    })
+}
+
+fn dinf(out: &mut Vec<u8>) -> Result<()> {
+    leaf(out, &Dinf { dref: Dref { entries: vec![DrefEntry::Url(Url::default())] } })
+}
+
+fn movie_ticks(ticks: u64, from: u32, to: u32) -> u64 {
+    // Round up so that no presented media is cut off by the edit.
+    let v = (u128::from(ticks) * u128::from(to)).div_ceil(u128::from(from.max(1)));
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+struct TrackBox<'a> {
+    id: u32,
+    handler: &'static [u8; 4],
+    name: &'static str,
+    timescale: u32,
+    samples: &'a [OutSample],
+    entries: Vec<&'a [u8]>,
+    edit_start: Option<u64>,
+    presented: u64,
+    offsets: Vec<u64>,
+    chunks: Vec<(u32, u32)>,
+    size: Option<(u16, u16)>,
+    chapter_ref: bool,
+    enabled: bool,
+}
+
+fn trak(out: &mut Vec<u8>, t: &TrackBox, movie_timescale: u32, creation: u64, co64: bool) -> Result<()> {
+    let duration = movie_ticks(t.presented, t.timescale, movie_timescale);
+    write_box(out, b"trak", |b| {
+        let (w, h) = t.size.unwrap_or((0, 0));
+        leaf(
+            b,
+            &Tkhd {
+                creation_time: creation,
+                modification_time: creation,
+                track_id: t.id,
+                duration,
+                layer: 0,
+                alternate_group: 0,
+                enabled: t.enabled,
+                in_movie: t.enabled,
+                size_is_aspect_ratio: false,
+                volume: if t.handler == b"soun" { FixedPoint::new(1, 0) } else { FixedPoint::new(0, 0) },
+                matrix: Default::default(),
+                width: FixedPoint::new(w, 0),
+                height: FixedPoint::new(h, 0),
+            },
+        )?;
+        if t.chapter_ref {
+            leaf(
+                b,
+                &Tref {
+                    track_reference_type_boxes: vec![TrackReferenceTypeBox {
+                        reference_type: FourCC::new(b"chap"),
+                        track_ids: vec![CHAPTER_ID],
+                    }],
+                },
+            )?;
+        }
+        if let Some(start) = t.edit_start {
+            leaf(
+                b,
+                &Edts {
+                    elst: Some(Elst {
+                        entries: vec![ElstEntry {
+                            segment_duration: duration,
+                            media_time: Some(start),
+                            media_rate: FixedPoint::new(1, 0),
+                        }],
+                    }),
+                },
+            )?;
+        }
+        write_box(b, b"mdia", |b| {
+            leaf(
+                b,
+                &Mdhd {
+                    creation_time: creation,
+                    modification_time: creation,
+                    timescale: t.timescale,
+                    duration: t.samples.iter().map(|s| u64::from(s.duration)).sum(),
+                    language: "und".into(),
+                },
+            )?;
+            leaf(b, &Hdlr { handler: FourCC::new(t.handler), name: t.name.into() })?;
+            write_box(b, b"minf", |b| {
+                match t.handler {
+                    b"vide" => leaf(b, &Vmhd::default())?,
+                    b"soun" => leaf(b, &Smhd::default())?,
+                    _ => leaf(b, &Nmhd {})?,
+                }
+                dinf(b)?;
+                write_box(b, b"stbl", |b| {
+                    stsd(b, &t.entries)?;
+                    leaf(b, &stts(t.samples.iter().map(|s| s.duration)))?;
+                    if let Some(c) = ctts(t.samples) {
+                        leaf(b, &c)?;
+                    }
+                    if !t.samples.iter().all(|s| s.sync) {
+                        let entries = t
+                            .samples
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| s.sync)
+                            .map(|(i, _)| i as u32 + 1)
+                            .collect();
+                        leaf(b, &Stss { entries })?;
+                    }
+                    leaf(b, &stsc(t.chunks.iter().copied()))?;
+                    leaf(b, &stsz(t.samples.iter().map(|s| s.size)))?;
+                    chunk_offsets(b, &t.offsets, co64)
+                })
+            })
+        })
+    })
+}
+
+/// The layout: runs with their offsets and the chapter samples' offset.
+struct Layout {
+    runs: Vec<Run>,
+    chapter_samples: Vec<Vec<u8>>,
+    payload: u64,
+}
+
+fn layout(plan: &Plan, chapters: &[Chapter]) -> Layout {
+    let chapter_samples = chapter_samples(chapters);
+    let mut pos: u64 = chapter_samples.iter().map(|s| s.len() as u64).sum();
+    let mut runs = interleave(plan);
+    for r in &mut runs {
+        r.rel_offset = pos;
+        let t = track_of(plan, r.which);
+        pos += samples_bytes(&t.samples[r.first..r.first + r.count]);
+    }
+    Layout { runs, chapter_samples, payload: pos }
+}
+
+/// Builds the `moov` for a payload that starts at file offset `base`.
+fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>> {
+    let plan = input.plan;
+    let movie_timescale = plan.video.as_ref().map_or(plan.audio.timescale, |v| v.timescale);
+    let duration_s = plan.duration();
+    let movie_duration = (duration_s * f64::from(movie_timescale)).ceil() as u64;
+    let creation = input.creation_time;
+    let chapter_track: Option<(Vec<OutSample>, Vec<u8>)> = (!input.chapters.is_empty()).then(|| {
+        let total_ms = (duration_s * 1000.0).round() as u64;
+        let starts: Vec<u64> = input.chapters.iter().map(|c| (c.start * 1000.0).round() as u64).collect();
+        let samples = lay
+            .chapter_samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let end = if input.chapters[i].end > input.chapters[i].start {
+                    (input.chapters[i].end * 1000.0).round() as u64
+                } else {
+                    starts[i]
+                };
+                let end = starts.get(i + 1).copied().map_or(total_ms.max(end), |next| next.min(end.max(starts[i])));
+                OutSample {
+                    source: SILENCE,
+                    offset: 0,
+                    size: s.len() as u32,
+                    duration: u32::try_from(end.saturating_sub(starts[i])).unwrap_or(u32::MAX),
+                    composition_offset: 0,
+                    sync: true,
+                    entry: 0,
+                }
+            })
+            .collect();
+        let mut entry = Vec::new();
+        let tx3g = Tx3g { data_reference_index: 1, ..Tx3g::default() };
+        let _ = tx3g.encode(&mut entry);
+        (samples, entry)
+    });
+
+    let track_box = |which: Which| -> TrackBox {
+        let t = track_of(plan, which);
+        let mut offsets = Vec::new();
+        let mut chunks = Vec::new();
+        for r in lay.runs.iter().filter(|r| r.which == which) {
+            offsets.push(base + r.rel_offset);
+            chunks.push((r.count as u32, u32::from(t.samples[r.first].entry) + 1));
+        }
+        let (handler, name, id) = match which {
+            Which::Video => (b"vide", "VideoHandler", VIDEO_ID),
+            Which::Audio => (b"soun", "SoundHandler", AUDIO_ID),
+        };
+        let size = match (which, t.entries.first().map(|e| &e.codec)) {
+            (Which::Video, Some(crate::media::Codec::Avc(a))) => {
+                Some((u16::try_from(a.width).unwrap_or(0), u16::try_from(a.height).unwrap_or(0)))
+            }
+            _ => None,
+        };
+        TrackBox {
+            id,
+            handler,
+            name,
+            timescale: t.timescale,
+            samples: &t.samples,
+            entries: t.entries.iter().map(|e| e.raw.as_slice()).collect(),
+            edit_start: Some(t.edit_start),
+            presented: t.presented,
+            offsets,
+            chunks,
+            size,
+            chapter_ref: chapter_track.is_some() && (which == Which::Video || plan.video.is_none()),
+            enabled: true,
+        }
+    };
+
+    let mut out = Vec::new();
+    write_box(&mut out, b"moov", |b| {
+        leaf(
+            b,
+            &Mvhd {
+                creation_time: creation,
+                modification_time: creation,
+                timescale: movie_timescale,
+                duration: movie_duration,
+                rate: FixedPoint::new(1, 0),
+                volume: FixedPoint::new(1, 0),
+                matrix: Default::default(),
+                next_track_id: CHAPTER_ID + 1,
+            },
+        )?;
+        if plan.video.is_some() {
+            trak(b, &track_box(Which::Video), movie_timescale, creation, co64)?;
+        }
+        trak(b, &track_box(Which::Audio), movie_timescale, creation, co64)?;
+        if let Some((samples, entry)) = &chapter_track {
+            let t = TrackBox {
+                id: CHAPTER_ID,
+                handler: b"text",
+                name: "Chapters",
+                timescale: CHAPTER_TIMESCALE,
+                samples,
+                entries: vec![entry.as_slice()],
+                edit_start: None,
+                presented: samples.iter().map(|s| u64::from(s.duration)).sum(),
+                offsets: vec![base],
+                chunks: vec![(samples.len() as u32, 1)],
+                size: None,
+                chapter_ref: false,
+                enabled: false,
+            };
+            trak(b, &t, movie_timescale, creation, co64)?;
+            let entries = input
+                .chapters
+                .iter()
+                .map(|c| ChplEntry { start: (c.start * 1e7).round() as u64, title: c.title.clone() })
+                .collect::<Vec<_>>();
+            if entries.len() <= 255 {
+                leaf(b, &Udta { chpl: Some(Chpl { entries }), ..Default::default() })?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W: Write> {
+    inner: W,
+    hash: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the whole MP4 to `file` (positioned at 0).
+pub fn write_mp4(input: &MuxInput, file: &mut File, out_path: &std::path::Path) -> Result<Written> {
+    let plan = input.plan;
+    let lay = layout(plan, input.chapters);
+    let ftyp = ftyp();
+    let large_mdat = lay.payload + 8 > u64::from(u32::MAX);
+    let mdat_header = if large_mdat { 16 } else { 8 };
+    let probe = moov(input, &lay, 0, false)?;
+    let base = ftyp.len() as u64 + probe.len() as u64 + mdat_header;
+    let last_offset = lay.runs.last().map_or(base, |r| base + r.rel_offset);
+    let co64 = last_offset > u64::from(u32::MAX);
+    let moov = if co64 {
+        let sized = moov(input, &lay, 0, true)?;
+        let base = ftyp.len() as u64 + sized.len() as u64 + mdat_header;
+        moov(input, &lay, base, true)?
+    } else {
+        moov(input, &lay, base, false)?
+    };
+    let base = ftyp.len() as u64 + moov.len() as u64 + mdat_header;
+
+    let io = |e: std::io::Error| Error::io(out_path, e);
+    let mut w = Hashing { inner: std::io::BufWriter::with_capacity(COPY_BLOCK, &mut *file), hash: Sha256::new(), written: 0 };
+    w.write_all(&ftyp).map_err(io)?;
+    w.write_all(&moov).map_err(io)?;
+    if large_mdat {
+        w.write_all(&1u32.to_be_bytes()).map_err(io)?;
+        w.write_all(b"mdat").map_err(io)?;
+        w.write_all(&(lay.payload + 16).to_be_bytes()).map_err(io)?;
+    } else {
+        w.write_all(&((lay.payload + 8) as u32).to_be_bytes()).map_err(io)?;
+        w.write_all(b"mdat").map_err(io)?;
+    }
+    for s in &lay.chapter_samples {
+        w.write_all(s).map_err(io)?;
+    }
+    let mut ranges: Vec<(u64, u64)> = vec![(u64::MAX, 0); input.sources.len()];
+    let mut buf = vec![0u8; COPY_BLOCK];
+    let silence = plan.silence.as_slice();
+    for r in &lay.runs {
+        let t = track_of(plan, r.which);
+        let samples = &t.samples[r.first..r.first + r.count];
+        let mut pos = base + r.rel_offset;
+        let mut i = 0;
+        while i < samples.len() {
+            let s = samples[i];
+            if s.source == SILENCE {
+                w.write_all(&silence[..s.size as usize]).map_err(io)?;
+                pos += u64::from(s.size);
+                i += 1;
+                continue;
+            }
+            // Coalesce samples that follow each other in the same source.
+            let mut end = s.offset + u64::from(s.size);
+            let mut j = i + 1;
+            while j < samples.len() && samples[j].source == s.source && samples[j].offset == end {
+                end += u64::from(samples[j].size);
+                j += 1;
+            }
+            let src = &input.sources[s.source as usize];
+            let range = &mut ranges[s.source as usize];
+            range.0 = range.0.min(pos);
+            range.1 = range.1.max(pos + (end - s.offset));
+            let mut off = s.offset;
+            while off < end {
+                let n = ((end - off) as usize).min(buf.len());
+                src.file.read_exact_at(&mut buf[..n], off).map_err(|e| Error::io(&src.path, e))?;
+                w.write_all(&buf[..n]).map_err(io)?;
+                off += n as u64;
+            }
+            pos += end - s.offset;
+            i = j;
+        }
+    }
+    w.flush().map_err(io)?;
+    let size = w.written;
+    let sha256 = hex(&w.hash.finalize());
+    Ok(Written {
+        size,
+        sha256,
+        chunk_byte_ranges: ranges.into_iter().map(|(a, b)| if a == u64::MAX { (0, 0) } else { (a, b) }).collect(),
+    })
+}
+
+/// Lower-case hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(duration: u32, entry: u8) -> OutSample {
+        OutSample { source: 0, offset: 0, size: 10, duration, composition_offset: 0, sync: true, entry }
+    }
+
+    #[test]
+    fn run_length_tables() {
+        let t = stts([1024, 1024, 896, 1024].into_iter());
+        assert_eq!(t.entries.len(), 3);
+        assert_eq!(t.entries[0].sample_count, 2);
+        let c = stsc([(5, 1), (5, 1), (3, 1), (3, 2)].into_iter());
+        let firsts: Vec<u32> = c.entries.iter().map(|e| e.first_chunk).collect();
+        assert_eq!(firsts, [1, 3, 4]);
+        assert!(matches!(stsz([7, 7, 7].into_iter()).samples, StszSamples::Identical { count: 3, size: 7 }));
+        assert!(matches!(stsz([7, 8].into_iter()).samples, StszSamples::Different { .. }));
+        assert!(ctts(&[s(1, 0), s(1, 0)]).is_none());
+    }
+
+    #[test]
+    fn co64_is_used_only_when_needed() {
+        let mut out = Vec::new();
+        chunk_offsets(&mut out, &[1, u64::from(u32::MAX)], false).unwrap();
+        assert_eq!(&out[4..8], b"stco");
+        let mut out = Vec::new();
+        assert!(chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], false).is_err());
+        chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], true).unwrap();
+        assert_eq!(&out[4..8], b"co64");
+        assert_eq!(&out[out.len() - 8..], &(u64::from(u32::MAX) + 1).to_be_bytes());
+    }
+
+    #[test]
+    fn movie_ticks_round_up() {
+        assert_eq!(movie_ticks(48000, 16000, 16384), 49152);
+        assert_eq!(movie_ticks(1, 16000, 1000), 1);
+        assert_eq!(movie_ticks(0, 16000, 1000), 0);
+    }
+}
