@@ -54,7 +54,7 @@ pub use finding::{Code, Finding, Severity};
 pub use limits::Limits;
 pub use media::{probe, MediaInfo};
 pub use metadata::{ChunkMetadata, CompletionEvent, WallClock};
-pub use report::{RecordingReport, Report, Status};
 pub use mux::{Manifest, StitchOptions, Stitcher};
+pub use report::{RecordingReport, Report, Status};
 pub use timeline::GapMode;
 pub use validate::{ValidateOptions, ValidatedRecording};

@@ -110,7 +110,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
         }
-        Command::Run { archive, out, json, gaps } => {
+        Command::Run {
+            archive,
+            out,
+            json,
+            gaps,
+        } => {
             let scanned = Archive::scan(&archive, &ScanOptions::default())?;
             let options = ValidateOptions::default();
             let stitcher = Stitcher::new(StitchOptions { gaps });

@@ -141,7 +141,10 @@ pub fn holds(rec: &ValidatedRecording) -> Vec<Vec<Hold>> {
         .iter()
         .map(|c| {
             let Some(c) = c else { return Vec::new() };
-            let mut holds = vec![Hold { at: 0.0, resume_at: w0.ms_until(c.start) / 1000.0 }];
+            let mut holds = vec![Hold {
+                at: 0.0,
+                resume_at: w0.ms_until(c.start) / 1000.0,
+            }];
             if c.cut {
                 let mut paused_before = 0.0;
                 for &(start, dur) in &c.pauses {
@@ -200,7 +203,11 @@ pub fn build(rec: &ValidatedRecording, placements: &[Placement], duration: f64, 
                 });
             }
             let in_file = !c.cut || mode == GapMode::Wallclock;
-            let p_end = if in_file { (p_out + dur / 1000.0).min(out_end) } else { p_out };
+            let p_end = if in_file {
+                (p_out + dur / 1000.0).min(out_end)
+            } else {
+                p_out
+            };
             t.pauses.push(Interruption {
                 chunk_index: c.index,
                 wall_clock_start: p_start,
@@ -284,7 +291,13 @@ pub fn webvtt(chapters: &[Chapter]) -> String {
     let mut out = String::from("WEBVTT\n");
     for (i, c) in chapters.iter().enumerate() {
         let end = if c.end > c.start { c.end } else { c.start + 0.001 };
-        out.push_str(&format!("\n{}\n{} --> {}\n{}\n", i + 1, stamp(c.start), stamp(end), c.title));
+        out.push_str(&format!(
+            "\n{}\n{} --> {}\n{}\n",
+            i + 1,
+            stamp(c.start),
+            stamp(end),
+            c.title
+        ));
     }
     out
 }
@@ -296,9 +309,21 @@ mod tests {
     #[test]
     fn webvtt_format() {
         let v = webvtt(&[
-            Chapter { start: 0.0, end: 3.5, title: "a".into() },
-            Chapter { start: 3.5, end: 3.5, title: "b".into() },
-            Chapter { start: 3661.25, end: 3700.0, title: "c".into() },
+            Chapter {
+                start: 0.0,
+                end: 3.5,
+                title: "a".into(),
+            },
+            Chapter {
+                start: 3.5,
+                end: 3.5,
+                title: "b".into(),
+            },
+            Chapter {
+                start: 3661.25,
+                end: 3700.0,
+                title: "c".into(),
+            },
         ]);
         assert_eq!(
             v,

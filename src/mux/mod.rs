@@ -55,7 +55,13 @@ pub struct OutputPaths {
 pub fn safe_name(s: &str) -> String {
     let name: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     match name.trim_start_matches('.') {
         "" => "_".into(),
@@ -190,7 +196,10 @@ struct TempFile {
 impl TempFile {
     fn create(final_path: &Path) -> Result<Self> {
         let dir = final_path.parent().unwrap_or(Path::new("."));
-        let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let path = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let file = OpenOptions::new()
             .write(true)
@@ -257,21 +266,26 @@ impl Stitcher {
     /// Stitches `rec` (which must be valid) into `out_dir`.
     pub fn stitch(&self, rec: &ValidatedRecording, out_dir: &Path) -> Result<Manifest> {
         if !rec.is_valid() {
-            return Err(Error::Usage(format!("recording {} has error findings; not stitched", rec.recording.key)));
+            return Err(Error::Usage(format!(
+                "recording {} has error findings; not stitched",
+                rec.recording.key
+            )));
         }
         let chunks = &rec.recording.chunks;
-        let media: Vec<&crate::media::MediaInfo> = rec
-            .checks
-            .iter()
-            .map(|c| c.media.as_ref())
-            .collect::<Option<_>>()
-            .ok_or_else(|| Error::Usage("a chunk of a valid recording has no probed media".into()))?;
+        let media: Vec<&crate::media::MediaInfo> =
+            rec.checks
+                .iter()
+                .map(|c| c.media.as_ref())
+                .collect::<Option<_>>()
+                .ok_or_else(|| Error::Usage("a chunk of a valid recording has no probed media".into()))?;
         let holds = match self.options.gaps {
             GapMode::Collapse => vec![Vec::new(); media.len()],
             GapMode::Wallclock => timeline::holds(rec),
         };
-        let plan = plan::plan(&media, &holds).map_err(|why| {
-            Error::Unsupported { path: chunks[0].metadata_path.clone(), context: format!("recording {}", rec.recording.key), message: why }
+        let plan = plan::plan(&media, &holds).map_err(|why| Error::Unsupported {
+            path: chunks[0].metadata_path.clone(),
+            context: format!("recording {}", rec.recording.key),
+            message: why,
         })?;
         let tl = timeline::build(rec, &plan.placements, plan.duration(), self.options.gaps);
         let paths = output_paths(&rec.recording.call_id, &rec.recording.key, out_dir);
@@ -281,7 +295,12 @@ impl Stitcher {
         let sources = media
             .iter()
             .map(|m| {
-                File::open(&m.path).map(|file| Source { file, path: m.path.clone() }).map_err(|e| Error::io(&m.path, e))
+                File::open(&m.path)
+                    .map(|file| Source {
+                        file,
+                        path: m.path.clone(),
+                    })
+                    .map_err(|e| Error::io(&m.path, e))
             })
             .collect::<Result<Vec<_>>>()?;
         let first_start = chunks.iter().find_map(|c| c.metadata.as_ref().map(|m| m.start));
@@ -335,7 +354,10 @@ impl Stitcher {
             })
             .collect();
         let manifest = Manifest {
-            tool: Tool { name: "recstitch", version: env!("CARGO_PKG_VERSION") },
+            tool: Tool {
+                name: "recstitch",
+                version: env!("CARGO_PKG_VERSION"),
+            },
             options: self.options.clone(),
             call_id: rec.recording.call_id.clone(),
             recording_key: rec.recording.key.clone(),

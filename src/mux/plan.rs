@@ -314,7 +314,8 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
                 if frames >= 1.0 {
                     let frames = frames as u64;
                     if silence.is_empty() {
-                        silence = silent_frame(a).ok_or_else(|| name("no silent frame for this audio configuration"))?;
+                        silence =
+                            silent_frame(a).ok_or_else(|| name("no silent frame for this audio configuration"))?;
                     }
                     let silent = OutSample {
                         source: SILENCE,
@@ -339,7 +340,9 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
                 // The decoder outputs a whole frame: keep the padding in the timeline.
                 duration = duration.max(frame);
             }
-            audio.samples.push(out_sample(src, s, duration, 0, entry_map[s.entry as usize])?);
+            audio
+                .samples
+                .push(out_sample(src, s, duration, 0, entry_map[s.entry as usize])?);
             a_end += duration;
         }
         let kept_after_start = a_end - s_k - inserted.iter().map(|(_, t)| t).sum::<u64>();
@@ -471,7 +474,11 @@ fn silent_frame(track: &Track) -> Option<Vec<u8>> {
     while bits.len() % 8 != 0 {
         bits.push(0);
     }
-    Some(bits.chunks(8).map(|b| b.iter().fold(0u8, |acc, &x| (acc << 1) | x)).collect())
+    Some(
+        bits.chunks(8)
+            .map(|b| b.iter().fold(0u8, |acc, &x| (acc << 1) | x))
+            .collect(),
+    )
 }
 
 fn rescale_signed(v: i64, from: u32, to: u32) -> i64 {

@@ -14,8 +14,8 @@ use std::os::unix::fs::FileExt;
 
 use mp4_atom::{
     Chpl, ChplEntry, Co64, Ctts, CttsEntry, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, Encode, FixedPoint, FourCC,
-    Hdlr, Mdhd, Mvhd, Nmhd, Smhd, Stco, Stsc, StscEntry, Stss, Stsz, StszSamples, Stts, SttsEntry, Tkhd, Tref,
-    TrackReferenceTypeBox, Tx3g, Udta, Url, Vmhd,
+    Hdlr, Mdhd, Mvhd, Nmhd, Smhd, Stco, Stsc, StscEntry, Stss, Stsz, StszSamples, Stts, SttsEntry, Tkhd,
+    TrackReferenceTypeBox, Tref, Tx3g, Udta, Url, Vmhd,
 };
 use sha2::{Digest, Sha256};
 
@@ -102,7 +102,8 @@ fn write_box(out: &mut Vec<u8>, kind: &[u8; 4], f: impl FnOnce(&mut Vec<u8>) -> 
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(kind);
     f(out)?;
-    let size = u32::try_from(out.len() - start).map_err(|_| Error::Usage("a box of the output exceeds 4 GiB".into()))?;
+    let size =
+        u32::try_from(out.len() - start).map_err(|_| Error::Usage("a box of the output exceeds 4 GiB".into()))?;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())
 }
@@ -131,9 +132,19 @@ fn interleave(plan: &Plan) -> Vec<Run> {
     }
     let mut cursors: Vec<Cursor> = Vec::new();
     if let Some(v) = &plan.video {
-        cursors.push(Cursor { which: Which::Video, track: v, next: 0, time: 0 });
+        cursors.push(Cursor {
+            which: Which::Video,
+            track: v,
+            next: 0,
+            time: 0,
+        });
     }
-    cursors.push(Cursor { which: Which::Audio, track: &plan.audio, next: 0, time: 0 });
+    cursors.push(Cursor {
+        which: Which::Audio,
+        track: &plan.audio,
+        next: 0,
+        time: 0,
+    });
     let mut runs = Vec::new();
     loop {
         // The track that is furthest behind in decode time goes next.
@@ -159,7 +170,12 @@ fn interleave(plan: &Plan) -> Vec<Run> {
             c.time += u64::from(s.duration);
             c.next += 1;
         }
-        runs.push(Run { which: c.which, first, count: c.next - first, rel_offset: 0 });
+        runs.push(Run {
+            which: c.which,
+            first,
+            count: c.next - first,
+            rel_offset: 0,
+        });
     }
     runs
 }
@@ -196,7 +212,10 @@ fn stts(durations: impl Iterator<Item = u32>) -> Stts {
     for d in durations {
         match entries.last_mut() {
             Some(e) if e.sample_delta == d => e.sample_count += 1,
-            _ => entries.push(SttsEntry { sample_count: 1, sample_delta: d }),
+            _ => entries.push(SttsEntry {
+                sample_count: 1,
+                sample_delta: d,
+            }),
         }
     }
     Stts { entries }
@@ -211,7 +230,10 @@ fn ctts(samples: &[OutSample]) -> Option<Ctts> {
         let off = i64::from(s.composition_offset);
         match entries.last_mut() {
             Some(e) if e.sample_offset == off => e.sample_count += 1,
-            _ => entries.push(CttsEntry { sample_count: 1, sample_offset: off }),
+            _ => entries.push(CttsEntry {
+                sample_count: 1,
+                sample_offset: off,
+            }),
         }
     }
     Some(Ctts { entries })
@@ -220,9 +242,10 @@ fn ctts(samples: &[OutSample]) -> Option<Ctts> {
 fn stsz(sizes: impl Iterator<Item = u32>) -> Stsz {
     let sizes: Vec<u32> = sizes.collect();
     let samples = match sizes.first() {
-        Some(&first) if sizes.iter().all(|&s| s == first) && first > 0 => {
-            StszSamples::Identical { count: sizes.len() as u32, size: first }
-        }
+        Some(&first) if sizes.iter().all(|&s| s == first) && first > 0 => StszSamples::Identical {
+            count: sizes.len() as u32,
+            size: first,
+        },
         _ => StszSamples::Different { sizes },
     };
     Stsz { samples }
@@ -246,7 +269,12 @@ fn stsc(chunks: impl Iterator<Item = (u32, u32)>) -> Stsc {
 
 fn chunk_offsets(out: &mut Vec<u8>, offsets: &[u64], co64: bool) -> Result<()> {
     if co64 {
-        leaf(out, &Co64 { entries: offsets.to_vec() })
+        leaf(
+            out,
+            &Co64 {
+                entries: offsets.to_vec(),
+            },
+        )
     } else {
         let entries = offsets
             .iter()
@@ -268,7 +296,14 @@ fn stsd(out: &mut Vec<u8>, entries: &[&[u8]]) -> Result<()> {
 }
 
 fn dinf(out: &mut Vec<u8>) -> Result<()> {
-    leaf(out, &Dinf { dref: Dref { entries: vec![DrefEntry::Url(Url::default())] } })
+    leaf(
+        out,
+        &Dinf {
+            dref: Dref {
+                entries: vec![DrefEntry::Url(Url::default())],
+            },
+        },
+    )
 }
 
 fn movie_ticks(ticks: u64, from: u32, to: u32) -> u64 {
@@ -309,7 +344,11 @@ fn trak(out: &mut Vec<u8>, t: &TrackBox, movie_timescale: u32, creation: u64, co
                 enabled: t.enabled,
                 in_movie: t.enabled,
                 size_is_aspect_ratio: false,
-                volume: if t.handler == b"soun" { FixedPoint::new(1, 0) } else { FixedPoint::new(0, 0) },
+                volume: if t.handler == b"soun" {
+                    FixedPoint::new(1, 0)
+                } else {
+                    FixedPoint::new(0, 0)
+                },
                 matrix: Default::default(),
                 width: FixedPoint::new(w, 0),
                 height: FixedPoint::new(h, 0),
@@ -351,7 +390,13 @@ fn trak(out: &mut Vec<u8>, t: &TrackBox, movie_timescale: u32, creation: u64, co
                     language: "und".into(),
                 },
             )?;
-            leaf(b, &Hdlr { handler: FourCC::new(t.handler), name: t.name.into() })?;
+            leaf(
+                b,
+                &Hdlr {
+                    handler: FourCC::new(t.handler),
+                    name: t.name.into(),
+                },
+            )?;
             write_box(b, b"minf", |b| {
                 match t.handler {
                     b"vide" => leaf(b, &Vmhd::default())?,
@@ -400,7 +445,11 @@ fn layout(plan: &Plan, chapters: &[Chapter]) -> Layout {
         let t = track_of(plan, r.which);
         pos += samples_bytes(&t.samples[r.first..r.first + r.count]);
     }
-    Layout { runs, chapter_samples, payload: pos }
+    Layout {
+        runs,
+        chapter_samples,
+        payload: pos,
+    }
 }
 
 /// Builds the `moov` for a payload that starts at file offset `base`.
@@ -412,7 +461,11 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
     let creation = input.creation_time;
     let chapter_track: Option<(Vec<OutSample>, Vec<u8>)> = (!input.chapters.is_empty()).then(|| {
         let total_ms = (duration_s * 1000.0).round() as u64;
-        let starts: Vec<u64> = input.chapters.iter().map(|c| (c.start * 1000.0).round() as u64).collect();
+        let starts: Vec<u64> = input
+            .chapters
+            .iter()
+            .map(|c| (c.start * 1000.0).round() as u64)
+            .collect();
         let samples = lay
             .chapter_samples
             .iter()
@@ -423,7 +476,10 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
                 } else {
                     starts[i]
                 };
-                let end = starts.get(i + 1).copied().map_or(total_ms.max(end), |next| next.min(end.max(starts[i])));
+                let end = starts
+                    .get(i + 1)
+                    .copied()
+                    .map_or(total_ms.max(end), |next| next.min(end.max(starts[i])));
                 OutSample {
                     source: SILENCE,
                     offset: 0,
@@ -436,7 +492,10 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
             })
             .collect();
         let mut entry = Vec::new();
-        let tx3g = Tx3g { data_reference_index: 1, ..Tx3g::default() };
+        let tx3g = Tx3g {
+            data_reference_index: 1,
+            ..Tx3g::default()
+        };
         let _ = tx3g.encode(&mut entry);
         (samples, entry)
     });
@@ -454,9 +513,10 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
             Which::Audio => (b"soun", "SoundHandler", AUDIO_ID),
         };
         let size = match (which, t.entries.first().map(|e| &e.codec)) {
-            (Which::Video, Some(crate::media::Codec::Avc(a))) => {
-                Some((u16::try_from(a.width).unwrap_or(0), u16::try_from(a.height).unwrap_or(0)))
-            }
+            (Which::Video, Some(crate::media::Codec::Avc(a))) => Some((
+                u16::try_from(a.width).unwrap_or(0),
+                u16::try_from(a.height).unwrap_or(0),
+            )),
             _ => None,
         };
         TrackBox {
@@ -515,10 +575,19 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
             let entries = input
                 .chapters
                 .iter()
-                .map(|c| ChplEntry { start: (c.start * 1e7).round() as u64, title: c.title.clone() })
+                .map(|c| ChplEntry {
+                    start: (c.start * 1e7).round() as u64,
+                    title: c.title.clone(),
+                })
                 .collect::<Vec<_>>();
             if entries.len() <= 255 {
-                leaf(b, &Udta { chpl: Some(Chpl { entries }), ..Default::default() })?;
+                leaf(
+                    b,
+                    &Udta {
+                        chpl: Some(Chpl { entries }),
+                        ..Default::default()
+                    },
+                )?;
             }
         }
         Ok(())
@@ -566,7 +635,11 @@ pub fn write_mp4(input: &MuxInput, file: &mut File, out_path: &std::path::Path) 
     let base = ftyp.len() as u64 + moov.len() as u64 + mdat_header;
 
     let io = |e: std::io::Error| Error::io(out_path, e);
-    let mut w = Hashing { inner: std::io::BufWriter::with_capacity(COPY_BLOCK, &mut *file), hash: Sha256::new(), written: 0 };
+    let mut w = Hashing {
+        inner: std::io::BufWriter::with_capacity(COPY_BLOCK, &mut *file),
+        hash: Sha256::new(),
+        written: 0,
+    };
     w.write_all(&ftyp).map_err(io)?;
     w.write_all(&moov).map_err(io)?;
     if large_mdat {
@@ -610,7 +683,9 @@ pub fn write_mp4(input: &MuxInput, file: &mut File, out_path: &std::path::Path) 
             let mut off = s.offset;
             while off < end {
                 let n = ((end - off) as usize).min(buf.len());
-                src.file.read_exact_at(&mut buf[..n], off).map_err(|e| Error::io(&src.path, e))?;
+                src.file
+                    .read_exact_at(&mut buf[..n], off)
+                    .map_err(|e| Error::io(&src.path, e))?;
                 w.write_all(&buf[..n]).map_err(io)?;
                 off += n as u64;
             }
@@ -624,7 +699,10 @@ pub fn write_mp4(input: &MuxInput, file: &mut File, out_path: &std::path::Path) 
     Ok(Written {
         size,
         sha256,
-        chunk_byte_ranges: ranges.into_iter().map(|(a, b)| if a == u64::MAX { (0, 0) } else { (a, b) }).collect(),
+        chunk_byte_ranges: ranges
+            .into_iter()
+            .map(|(a, b)| if a == u64::MAX { (0, 0) } else { (a, b) })
+            .collect(),
     })
 }
 
@@ -638,7 +716,15 @@ mod tests {
     use super::*;
 
     fn s(duration: u32, entry: u8) -> OutSample {
-        OutSample { source: 0, offset: 0, size: 10, duration, composition_offset: 0, sync: true, entry }
+        OutSample {
+            source: 0,
+            offset: 0,
+            size: 10,
+            duration,
+            composition_offset: 0,
+            sync: true,
+            entry,
+        }
     }
 
     #[test]
@@ -649,8 +735,14 @@ mod tests {
         let c = stsc([(5, 1), (5, 1), (3, 1), (3, 2)].into_iter());
         let firsts: Vec<u32> = c.entries.iter().map(|e| e.first_chunk).collect();
         assert_eq!(firsts, [1, 3, 4]);
-        assert!(matches!(stsz([7, 7, 7].into_iter()).samples, StszSamples::Identical { count: 3, size: 7 }));
-        assert!(matches!(stsz([7, 8].into_iter()).samples, StszSamples::Different { .. }));
+        assert!(matches!(
+            stsz([7, 7, 7].into_iter()).samples,
+            StszSamples::Identical { count: 3, size: 7 }
+        ));
+        assert!(matches!(
+            stsz([7, 8].into_iter()).samples,
+            StszSamples::Different { .. }
+        ));
         assert!(ctts(&[s(1, 0), s(1, 0)]).is_none());
     }
 

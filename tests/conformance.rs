@@ -1,0 +1,130 @@
+//! Conformance: stitch real chunks and check the result with ffmpeg/ffprobe
+//! as an independent decoder (never with our own tables).
+
+mod util;
+
+use std::path::{Path, PathBuf};
+
+use util::gen::{self, Spec};
+use util::oracle;
+
+const RATE: u32 = 16000;
+
+/// Stitches `archive` with `extra` options; returns the single output file.
+fn stitch(archive: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "run",
+        "--json",
+        archive.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, report) = util::recstitch_json(&args);
+    assert_eq!(code, 0, "run failed: {report:#}");
+    let recs = report["recordings"].as_array().unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["status"], "stitched", "{report:#}");
+    PathBuf::from(recs[0]["output"].as_str().unwrap())
+}
+
+fn audio_seconds(path: &Path) -> f64 {
+    oracle::probe_field(path, "a:0", "duration").parse().unwrap()
+}
+
+/// Every check of the stitch issue that an outside decoder can make.
+fn check_stitched(output: &Path, chunks: &[PathBuf]) {
+    let errors = oracle::decode_errors(output);
+    assert!(
+        errors.is_empty(),
+        "ffmpeg reported errors decoding {}:\n{errors}",
+        output.display()
+    );
+
+    let refs: Vec<&Path> = chunks.iter().map(PathBuf::as_path).collect();
+    let joins = oracle::joins(output, &refs, RATE);
+    for (k, j) in joins.iter().enumerate() {
+        eprintln!(
+            "chunk {k}: video {:.6} s, audio {:.6} s, offset {:+.3} ms (match {:.3})",
+            j.video_start,
+            j.audio_start,
+            j.offset_ms(),
+            j.score
+        );
+        assert!(j.score > 0.9, "chunk {k}: audio match too weak ({:.3})", j.score);
+        assert!(
+            j.offset_ms().abs() <= 1.0,
+            "chunk {k}: A/V offset {:.3} ms exceeds 1 ms",
+            j.offset_ms()
+        );
+    }
+
+    let frames = |p: &Path, kind| oracle::frames(p, kind);
+    let out_video = frames(output, "v").len();
+    let in_video: usize = chunks.iter().map(|c| frames(c, "v").len()).sum();
+    assert_eq!(out_video, in_video, "video frame count");
+    let samples = |p: &Path| frames(p, "a").iter().map(|f| f.duration).sum::<i64>();
+    let out_samples = samples(output);
+    let in_samples: i64 = chunks.iter().map(|c| samples(c)).sum();
+    assert_eq!(out_samples, in_samples, "decoded audio sample count");
+
+    let presented: f64 = chunks.iter().map(|c| audio_seconds(c)).sum();
+    let got = audio_seconds(output);
+    let joins_n = (chunks.len() - 1) as f64;
+    eprintln!("audio presented {got:.6} s; chunks sum {presented:.6} s");
+    assert!(
+        got >= presented - 0.5 / f64::from(RATE),
+        "audio {got} s is shorter than the chunks' {presented} s"
+    );
+    assert!(
+        got < presented + joins_n * 1024.0 / f64::from(RATE),
+        "audio {got} s exceeds {presented} s by a frame per join"
+    );
+
+    let chapters = oracle::chapters(output);
+    assert!(chapters.len() >= chunks.len(), "chapters: {chapters:?}");
+    assert_eq!(chapters[0].0, 0.0);
+}
+
+#[test]
+fn fixture_recording_stitches_in_sync() {
+    if !util::have_tool("ffmpeg") {
+        return;
+    }
+    let archive = util::cases().join("good");
+    let out = util::temp_dir("conformance-good");
+    let output = stitch(&archive, &out, &[]);
+    let dir = archive.join("3c57992b-07bf-4387-a8bc-a13561e8650a");
+    let chunks: Vec<PathBuf> = [
+        "0-eus-d11-293c5f93ea87298458e47ef52dda3bb9",
+        "0-eus-d11-93febf7d8405595011fab94b54be8806",
+        "0-eus-d11-9b5d9438ec5d9630fb8d71727c7f2ad8",
+    ]
+    .iter()
+    .map(|d| dir.join(format!("{d}.mp4")))
+    .collect();
+    check_stitched(&output, &chunks);
+    let chapters = oracle::chapters(&output);
+    let titles: Vec<&str> = chapters.iter().map(|c| c.1.as_str()).collect();
+    assert!(titles.iter().any(|t| t.starts_with("Paused 1.5 s")), "{titles:?}");
+}
+
+#[test]
+fn three_independent_20s_chunks_stitch_in_sync() {
+    if !util::have_tool("ffmpeg") {
+        return;
+    }
+    let specs: Vec<Spec> = (0..3)
+        .map(|i| Spec {
+            seconds: 20.5,
+            freq: 300 + 170 * i as u32,
+            start_ms: 20_500 * i as u64,
+            chunk_duration_ms: 20_500,
+            pauses: vec![],
+        })
+        .collect();
+    let (archive, chunks) = gen::archive("three20", &specs);
+    let out = util::temp_dir("conformance-three20");
+    let output = stitch(&archive, &out, &[]);
+    check_stitched(&output, &chunks);
+}
