@@ -45,6 +45,7 @@ pub mod media;
 pub mod metadata;
 pub mod mux;
 pub mod report;
+pub mod synth;
 pub mod timeline;
 pub mod validate;
 

@@ -127,10 +127,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     let mut report = RecordingReport::from_validated(&validated);
                     if validated.is_valid() {
                         match stitcher.stitch(&validated, &out) {
-                            Ok(manifest) => {
-                                report.status = Status::Stitched;
-                                report.output = Some(manifest.output.path.clone());
+                            Ok(_) => {
                                 let paths = recstitch::mux::output_paths(&r.call_id, &r.key, &out);
+                                report.status = Status::Stitched;
+                                report.output = Some(paths.media.display().to_string());
                                 report.manifest = Some(paths.manifest.display().to_string());
                             }
                             Err(e) => {

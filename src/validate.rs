@@ -474,6 +474,31 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
         }
     }
 
+    // chunk.codec_change (error): a change no decoder can follow mid-stream.
+    let mut first_codecs: Option<(u32, Vec<Codec>)> = None;
+    for (c, check) in rec.chunks.iter().zip(checks) {
+        let Some(media) = &check.media else { continue };
+        let codecs: Vec<Codec> = [media.video(), media.audio()]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.codec().cloned())
+            .collect();
+        match &first_codecs {
+            None => first_codecs = Some((c.index().unwrap_or(0), codecs)),
+            Some((fi, first)) => {
+                for (a, b) in first.iter().zip(&codecs) {
+                    if let Err(why) = crate::mux::plan::switchable(a, b) {
+                        out.push(Finding::error(
+                            Code::ChunkCodecChange,
+                            c.index(),
+                            format!("{why} since chunk {fi}: a player cannot switch mid-stream, so the recording is not stitched"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
     // chunk.codec_change: configuration against the previous probed chunk.
     let mut prev: Option<(u32, Vec<Vec<u8>>, Vec<u8>)> = None;
     for (c, check) in rec.chunks.iter().zip(checks) {

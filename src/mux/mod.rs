@@ -7,7 +7,7 @@
 //! the manifest is renamed last, so its presence means the set is complete.
 
 pub mod plan;
-mod write;
+pub(crate) mod write;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -123,9 +123,9 @@ pub struct Tool {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputInfo {
-    /// The MP4.
+    /// The MP4's file name (it sits beside the manifest).
     pub path: String,
-    /// The WebVTT chapters.
+    /// The WebVTT chapters' file name.
     pub chapters_path: String,
     /// Size in bytes.
     pub bytes: u64,
@@ -246,6 +246,10 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 /// Seconds from 1904-01-01 (the MP4 epoch) to `t`, for `creation_time`.
 fn mp4_time(t: WallClock) -> u64 {
     const EPOCH_DIFF: i64 = 2_082_844_800;
@@ -362,8 +366,8 @@ impl Stitcher {
             call_id: rec.recording.call_id.clone(),
             recording_key: rec.recording.key.clone(),
             output: OutputInfo {
-                path: paths.media.display().to_string(),
-                chapters_path: paths.chapters.display().to_string(),
+                path: file_name(&paths.media),
+                chapters_path: file_name(&paths.chapters),
                 bytes: written.size,
                 sha256: written.sha256,
                 duration_ms: (duration * 1e6).round() / 1e3,

@@ -144,7 +144,7 @@ pub struct Hold {
 /// reordering: every frame decoded before `i` is presented before every
 /// frame decoded from `i` on. Returned with the split's presentation time
 /// (ticks, chunk media time).
-fn clean_splits(track: &Track) -> Vec<(usize, i64)> {
+pub(crate) fn clean_splits(track: &Track) -> Vec<(usize, i64)> {
     let n = track.samples.len();
     let mut cts = Vec::with_capacity(n);
     let mut t = 0i64;
@@ -206,7 +206,7 @@ fn merge_entries(out: &mut Vec<SampleEntry>, track: &Track, what: &str) -> Resul
 
 /// Whether a decoder can switch from `a` to `b` mid-stream: same codec and
 /// picture size, or same audio object type, rate and channels.
-fn switchable(a: &Codec, b: &Codec) -> Result<(), String> {
+pub(crate) fn switchable(a: &Codec, b: &Codec) -> Result<(), String> {
     match (a, b) {
         (Codec::Avc(x), Codec::Avc(y)) if (x.width, x.height) == (y.width, y.height) => Ok(()),
         (Codec::Avc(x), Codec::Avc(y)) => Err(format!(
@@ -500,4 +500,201 @@ fn out_sample(source: u32, s: &Sample, duration: u64, cts: i32, entry: u8) -> Re
         sync: s.sync,
         entry,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{AacConfig, AvcConfig, Edit, MediaInfo, SampleEntry, TrackKind};
+    use std::path::PathBuf;
+
+    const VTS: u32 = 16384;
+    const ATS: u32 = 16000;
+
+    fn entry(codec: Codec) -> SampleEntry {
+        SampleEntry { fourcc: "x".into(), raw: vec![0, 0, 0, 8, b'x', b'x', b'x', b'x'], codec }
+    }
+
+    fn aac() -> Codec {
+        Codec::Aac(AacConfig { object_type: 2, sample_rate: ATS, channels: 1, frame_length: 1024, asc: vec![0x14, 0x08] })
+    }
+
+    fn avc() -> Codec {
+        Codec::Avc(AvcConfig {
+            profile_idc: 100,
+            level_idc: 40,
+            width: 1920,
+            height: 1080,
+            vui_fps_milli: None,
+            nal_length_size: 4,
+            entry_width: 1920,
+            entry_height: 1080,
+            sps: vec![vec![0x67]],
+            pps: vec![vec![0x68]],
+        })
+    }
+
+    fn sample(duration: u32, cts: i32, sync: bool) -> Sample {
+        Sample { offset: 0, size: 1, duration, composition_offset: cts, sync, entry: 0 }
+    }
+
+    /// A chunk: `frames` video frames at 8 fps with I B B P-style offsets
+    /// (edit starts at 2 frames), `packets` audio packets of 1024 with the
+    /// last `last` long, trimmed by `trim` samples.
+    fn chunk(frames: usize, packets: usize, last: u32, trim: u64) -> MediaInfo {
+        let d = VTS / 8;
+        let video: Vec<Sample> = (0..frames)
+            .map(|i| match i % 3 {
+                0 => sample(d, 2 * d as i32, i % 12 == 0),
+                1 => sample(d, 4 * d as i32, false),
+                _ => sample(d, 0, false),
+            })
+            .collect();
+        let mut audio: Vec<Sample> = (0..packets).map(|_| sample(1024, 0, true)).collect();
+        audio.last_mut().unwrap().duration = last;
+        let a_len = (packets as u64 - 1) * 1024 + u64::from(last) - trim;
+        MediaInfo {
+            path: PathBuf::from("c.mp4"),
+            file_size: 1 << 20,
+            major_brand: "isom".into(),
+            fragmented: false,
+            movie_timescale: 1000,
+            mdat_ranges: vec![],
+            tracks: vec![
+                Track {
+                    id: 1,
+                    kind: TrackKind::Video,
+                    handler: "vide".into(),
+                    timescale: VTS,
+                    declared_duration: 0,
+                    language: "und".into(),
+                    edits: vec![Edit {
+                        segment_duration: frames as u64 * 125,
+                        media_time: Some(2 * u64::from(d)),
+                        rate: 1,
+                    }],
+                    entries: vec![entry(avc())],
+                    samples: video,
+                },
+                Track {
+                    id: 2,
+                    kind: TrackKind::Audio,
+                    handler: "soun".into(),
+                    timescale: ATS,
+                    declared_duration: 0,
+                    language: "und".into(),
+                    edits: vec![Edit { segment_duration: a_len * 1000 / u64::from(ATS), media_time: Some(trim), rate: 1 }],
+                    entries: vec![entry(aac())],
+                    samples: audio,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn later_chunks_drop_their_priming_packet_and_keep_tail_padding() {
+        // 3 s of audio: 1024 priming + 48000 real = 47 full packets + 896.
+        let a = chunk(24, 48, 896, 1024);
+        let b = chunk(24, 48, 896, 1024);
+        let p = plan(&[&a, &b], &[]).unwrap();
+        // chunk 0 keeps all 48 packets (its priming is trimmed by the edit), chunk 1 drops one.
+        assert_eq!(p.audio.samples.len(), 48 + 47);
+        assert_eq!(p.placements[1].dropped_priming_packets, 1);
+        assert_eq!(p.placements[1].leftover_priming_samples, 0);
+        // The packet before the join decodes to a whole frame and keeps that length.
+        assert_eq!(p.audio.samples[47].duration, 1024);
+        assert_eq!(p.placements[0].tail_padding_samples, 128);
+        // The very last packet keeps its real duration.
+        assert_eq!(p.audio.samples.last().unwrap().duration, 896);
+        // No packet other than the last is shorter than a frame.
+        assert!(p.audio.samples[..p.audio.samples.len() - 1].iter().all(|s| s.duration == 1024));
+        assert_eq!(p.audio.edit_start, 1024);
+        // Chunk 1's real audio starts after 48000 + 128 samples of chunk 0.
+        assert_eq!(p.placements[1].audio_start, 48128.0 / 16000.0);
+        // Nothing presented is dropped; the excess is the tail padding.
+        assert_eq!(p.audio.presented, 48128 + 48000);
+    }
+
+    #[test]
+    fn a_trim_of_partial_packets_leaves_counted_priming() {
+        let a = chunk(24, 48, 896, 1024);
+        let b = chunk(24, 49, 960, 2112); // 2048 + 64 priming samples
+        let p = plan(&[&a, &b], &[]).unwrap();
+        assert_eq!(p.placements[1].dropped_priming_packets, 2);
+        assert_eq!(p.placements[1].leftover_priming_samples, 64);
+        assert_eq!(p.placements[1].audio_start, (48128.0 + 64.0) / 16000.0);
+    }
+
+    #[test]
+    fn video_of_the_next_chunk_starts_on_its_first_real_audio_sample() {
+        let a = chunk(24, 48, 896, 1024);
+        let b = chunk(24, 48, 896, 1024);
+        let c = chunk(18, 37, 960, 1024);
+        let p = plan(&[&a, &b, &c], &[]).unwrap();
+        let v = p.video.as_ref().unwrap();
+        // Composition offsets are kept as they were.
+        assert_eq!(v.samples[0].composition_offset, 2 * 2048);
+        assert_eq!(v.samples[25].composition_offset, 4 * 2048);
+        for pl in &p.placements {
+            let off = pl.planned_offset_ms.unwrap();
+            assert!(off.abs() < 0.031, "planned offset {off} ms");
+        }
+        // 3.008 s at 16384 Hz is 49283.07 ticks: chunk 0's last frame is lengthened by 131 ticks.
+        assert_eq!(p.placements[0].video_adjust_ticks, 49283 - 24 * 2048);
+        assert_eq!(v.samples[23].duration, 2048 + 131);
+        // Decode times never go backwards.
+        assert!(v.samples.iter().all(|s| s.duration > 0));
+    }
+
+    #[test]
+    fn incompatible_chunks_are_refused() {
+        let a = chunk(24, 48, 896, 1024);
+        let mut b = chunk(24, 48, 896, 1024);
+        if let Codec::Avc(cfg) = &mut b.tracks[0].entries[0].codec {
+            cfg.width = 1280;
+            cfg.height = 720;
+        }
+        let err = plan(&[&a, &b], &[]).unwrap_err();
+        assert!(err.contains("picture size changes from 1920x1080 to 1280x720"), "{err}");
+        // A new SPS with the same size becomes a second sample description.
+        let mut c = chunk(24, 48, 896, 1024);
+        if let Codec::Avc(cfg) = &mut c.tracks[0].entries[0].codec {
+            cfg.sps = vec![vec![0x67, 1]];
+        }
+        let p = plan(&[&a, &c], &[]).unwrap();
+        let v = p.video.unwrap();
+        assert_eq!(v.entries.len(), 2);
+        assert_eq!(v.samples[0].entry, 0);
+        assert_eq!(v.samples[24].entry, 1);
+    }
+
+    #[test]
+    fn holds_insert_silence_and_lengthen_the_picture() {
+        let a = chunk(24, 48, 896, 1024);
+        let b = chunk(24, 48, 896, 1024);
+        // Chunk 1 must start at 5 s (a 2 s gap) on the output clock.
+        let holds = vec![vec![], vec![Hold { at: 0.0, resume_at: 5.0 }]];
+        let p = plan(&[&a, &b], &holds).unwrap();
+        let silent = p.audio.samples.iter().filter(|s| s.source == SILENCE).count();
+        // (5.0 - 3.008) s = 31872 samples = 31.1 frames -> 31 frames.
+        assert_eq!(silent, 31);
+        assert!(!p.silence.is_empty());
+        let start = p.placements[1].audio_start;
+        assert!((start - 5.0).abs() <= 0.5 * 1024.0 / 16000.0, "chunk 1 starts at {start}");
+        assert!(p.placements[1].planned_offset_ms.unwrap().abs() < 0.031);
+    }
+
+    #[test]
+    fn silent_frames_are_well_formed() {
+        let a = chunk(3, 3, 1024, 1024);
+        let mono = silent_frame(&a.tracks[1]).unwrap();
+        // SCE, tag 0, global_gain 100, ics_info all zero, no tools, END: 32 bits.
+        // 000 0000 01100100 0 00 0 000000 0 000 111
+        assert_eq!(mono, vec![0x00, 0xC8, 0x00, 0x07]);
+        let mut st = a.tracks[1].clone();
+        if let Codec::Aac(cfg) = &mut st.entries[0].codec {
+            cfg.channels = 2;
+        }
+        assert_eq!(silent_frame(&st).unwrap().len(), 7);
+    }
 }
