@@ -65,20 +65,42 @@ fn repeat(track: &Track, movie_timescale: u32, until: u64, cut_at_clean_points: 
 pub fn repeat_chunk(source: &Path, seconds: f64, out: &Path) -> Result<MediaInfo> {
     let limits = Limits::default();
     let media = probe(source, &limits)?;
-    let audio = media.audio().ok_or_else(|| Error::Usage(format!("{}: no audio track", source.display())))?;
+    let audio = media
+        .audio()
+        .ok_or_else(|| Error::Usage(format!("{}: no audio track", source.display())))?;
     let until_a = (seconds * f64::from(audio.timescale)).round() as u64;
     let video = media
         .video()
-        .map(|v| repeat(v, media.movie_timescale, (seconds * f64::from(v.timescale)).round() as u64, true))
+        .map(|v| {
+            repeat(
+                v,
+                media.movie_timescale,
+                (seconds * f64::from(v.timescale)).round() as u64,
+                true,
+            )
+        })
         .transpose()?;
     // Audio ends where the video does, at most.
     let until_a = video.as_ref().map_or(until_a, |v| {
         crate::media::rescale(v.presented, v.timescale, audio.timescale).min(until_a.max(1))
     });
     let audio = repeat(audio, media.movie_timescale, until_a, false)?;
-    let plan = Plan { video, audio, placements: Vec::new(), silence: Vec::new() };
-    let sources = [Source { file: File::open(source).map_err(|e| Error::io(source, e))?, path: source.to_path_buf() }];
-    let input = MuxInput { plan: &plan, chapters: &[], sources: &sources, creation_time: 0 };
+    let plan = Plan {
+        video,
+        audio,
+        placements: Vec::new(),
+        silence: Vec::new(),
+    };
+    let sources = [Source {
+        file: File::open(source).map_err(|e| Error::io(source, e))?,
+        path: source.to_path_buf(),
+    }];
+    let input = MuxInput {
+        plan: &plan,
+        chapters: &[],
+        sources: &sources,
+        creation_time: 0,
+    };
     let mut file = File::create(out).map_err(|e| Error::io(out, e))?;
     write::write_mp4(&input, &mut file, out)?;
     file.sync_all().map_err(|e| Error::io(out, e))?;

@@ -117,7 +117,7 @@ fn clocks(rec: &ValidatedRecording) -> Vec<Option<ChunkClock>> {
         .map(|(c, check)| {
             let m = c.metadata.as_ref()?;
             let mut pauses: Vec<(WallClock, f64)> = m.pauses.iter().map(|p| (p.start, p.duration_ms)).collect();
-            pauses.sort_by(|a, b| a.0.cmp(&b.0));
+            pauses.sort_by_key(|p| p.0);
             Some(ChunkClock {
                 index: m.index,
                 start: m.start,

@@ -128,3 +128,107 @@ fn three_independent_20s_chunks_stitch_in_sync() {
     let output = stitch(&archive, &out, &[]);
     check_stitched(&output, &chunks);
 }
+
+fn read_all(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                files.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn same_inputs_give_byte_identical_outputs() {
+    let archive = util::cases().join("good");
+    let a = util::temp_dir("determinism-a");
+    let b = util::temp_dir("determinism-b");
+    for gaps in ["collapse", "wallclock"] {
+        stitch(&archive, &a, &["--gaps", gaps]);
+        let first = read_all(&a);
+        stitch(&archive, &a, &["--gaps", gaps]);
+        stitch(&archive, &b, &["--gaps", gaps]);
+        assert_eq!(
+            first.len(),
+            3,
+            "mp4, json and vtt: {:?}",
+            first.iter().map(|f| &f.0).collect::<Vec<_>>()
+        );
+        assert!(first == read_all(&a), "a rerun changed the outputs ({gaps})");
+        assert!(
+            first == read_all(&b),
+            "another output folder changed the outputs ({gaps})"
+        );
+    }
+}
+
+#[test]
+fn wallclock_output_lasts_the_wall_clock_span_with_silence_in_the_pause() {
+    if !util::have_tool("ffmpeg") {
+        return;
+    }
+    let archive = util::cases().join("good");
+    let out = util::temp_dir("conformance-wallclock");
+    let output = stitch(&archive, &out, &["--gaps", "wallclock"]);
+    let errors = oracle::decode_errors(&output);
+    assert!(errors.is_empty(), "{errors}");
+    // The event says the recording spans 9300 ms of wall clock; one frame is 125 ms.
+    let duration: f64 = oracle::probe_field(&output, "format", "duration").parse().unwrap();
+    assert!(
+        (duration - 9.3).abs() <= 0.125,
+        "wallclock output lasts {duration} s, not 9.3 s"
+    );
+    let video: f64 = oracle::probe_field(&output, "v:0", "duration").parse().unwrap();
+    assert!((video - 9.3).abs() <= 0.125, "video lasts {video} s");
+    // The pause (09:30:04.1 to 09:30:05.6 on the wall clock, 4.0 s to 5.5 s in the file) is silent.
+    let pcm = oracle::pcm(&output, RATE);
+    let quiet = &pcm[(4.1 * 16000.0) as usize..(5.4 * 16000.0) as usize];
+    assert!(quiet.iter().all(|&s| s == 0), "the pause is not silent");
+    let loud = &pcm[(5.7 * 16000.0) as usize..(6.0 * 16000.0) as usize];
+    assert!(loud.iter().any(|&s| s.abs() > 1000), "no sound after the pause");
+    let chapters = oracle::chapters(&output);
+    let pause = chapters
+        .iter()
+        .find(|c| c.1.starts_with("Paused 1.5 s"))
+        .expect("pause chapter");
+    assert!((pause.0 - 4.0).abs() < 0.05, "pause chapter at {}", pause.0);
+}
+
+#[test]
+fn mediainfo_reads_the_output() {
+    if !util::have_tool("mediainfo") {
+        return;
+    }
+    let archive = util::cases().join("good");
+    let out = util::temp_dir("conformance-mediainfo");
+    let output = stitch(&archive, &out, &[]);
+    let o = std::process::Command::new("mediainfo")
+        .arg("--Output=JSON")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tracks = v["media"]["track"].as_array().unwrap();
+    let kinds: Vec<&str> = tracks.iter().map(|t| t["@type"].as_str().unwrap()).collect();
+    assert!(
+        kinds.contains(&"Video") && kinds.contains(&"Audio") && kinds.contains(&"Menu"),
+        "{kinds:?}"
+    );
+    let video = tracks.iter().find(|t| t["@type"] == "Video").unwrap();
+    assert_eq!(video["Format"], "AVC");
+    assert_eq!(video["Width"], "1920");
+    assert_eq!(video["Height"], "1080");
+    let audio = tracks.iter().find(|t| t["@type"] == "Audio").unwrap();
+    assert_eq!(audio["Format"], "AAC");
+    assert_eq!(audio["SamplingRate"], "16000");
+}

@@ -194,13 +194,24 @@ struct TempFile {
 }
 
 impl TempFile {
+    /// Creates `.<name>.tmp-<pid>` beside `final_path`, first removing any
+    /// `.<name>.tmp-*` there.
     fn create(final_path: &Path) -> Result<Self> {
         let dir = final_path.parent().unwrap_or(Path::new("."));
         let name = final_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let path = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        // Remove what an earlier, killed run may have left.
+        let stale = format!(".{name}.tmp-");
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&stale) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let path = dir.join(format!("{stale}{}", std::process::id()));
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -247,7 +258,9 @@ fn sync_dir(dir: &Path) {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Seconds from 1904-01-01 (the MP4 epoch) to `t`, for `creation_time`.

@@ -512,11 +512,21 @@ mod tests {
     const ATS: u32 = 16000;
 
     fn entry(codec: Codec) -> SampleEntry {
-        SampleEntry { fourcc: "x".into(), raw: vec![0, 0, 0, 8, b'x', b'x', b'x', b'x'], codec }
+        SampleEntry {
+            fourcc: "x".into(),
+            raw: vec![0, 0, 0, 8, b'x', b'x', b'x', b'x'],
+            codec,
+        }
     }
 
     fn aac() -> Codec {
-        Codec::Aac(AacConfig { object_type: 2, sample_rate: ATS, channels: 1, frame_length: 1024, asc: vec![0x14, 0x08] })
+        Codec::Aac(AacConfig {
+            object_type: 2,
+            sample_rate: ATS,
+            channels: 1,
+            frame_length: 1024,
+            asc: vec![0x14, 0x08],
+        })
     }
 
     fn avc() -> Codec {
@@ -535,7 +545,14 @@ mod tests {
     }
 
     fn sample(duration: u32, cts: i32, sync: bool) -> Sample {
-        Sample { offset: 0, size: 1, duration, composition_offset: cts, sync, entry: 0 }
+        Sample {
+            offset: 0,
+            size: 1,
+            duration,
+            composition_offset: cts,
+            sync,
+            entry: 0,
+        }
     }
 
     /// A chunk: `frames` video frames at 8 fps with I B B P-style offsets
@@ -583,7 +600,11 @@ mod tests {
                     timescale: ATS,
                     declared_duration: 0,
                     language: "und".into(),
-                    edits: vec![Edit { segment_duration: a_len * 1000 / u64::from(ATS), media_time: Some(trim), rate: 1 }],
+                    edits: vec![Edit {
+                        segment_duration: a_len * 1000 / u64::from(ATS),
+                        media_time: Some(trim),
+                        rate: 1,
+                    }],
                     entries: vec![entry(aac())],
                     samples: audio,
                 },
@@ -607,7 +628,9 @@ mod tests {
         // The very last packet keeps its real duration.
         assert_eq!(p.audio.samples.last().unwrap().duration, 896);
         // No packet other than the last is shorter than a frame.
-        assert!(p.audio.samples[..p.audio.samples.len() - 1].iter().all(|s| s.duration == 1024));
+        assert!(p.audio.samples[..p.audio.samples.len() - 1]
+            .iter()
+            .all(|s| s.duration == 1024));
         assert_eq!(p.audio.edit_start, 1024);
         // Chunk 1's real audio starts after 48000 + 128 samples of chunk 0.
         assert_eq!(p.placements[1].audio_start, 48128.0 / 16000.0);
@@ -673,14 +696,23 @@ mod tests {
         let a = chunk(24, 48, 896, 1024);
         let b = chunk(24, 48, 896, 1024);
         // Chunk 1 must start at 5 s (a 2 s gap) on the output clock.
-        let holds = vec![vec![], vec![Hold { at: 0.0, resume_at: 5.0 }]];
+        let holds = vec![
+            vec![],
+            vec![Hold {
+                at: 0.0,
+                resume_at: 5.0,
+            }],
+        ];
         let p = plan(&[&a, &b], &holds).unwrap();
         let silent = p.audio.samples.iter().filter(|s| s.source == SILENCE).count();
         // (5.0 - 3.008) s = 31872 samples = 31.1 frames -> 31 frames.
         assert_eq!(silent, 31);
         assert!(!p.silence.is_empty());
         let start = p.placements[1].audio_start;
-        assert!((start - 5.0).abs() <= 0.5 * 1024.0 / 16000.0, "chunk 1 starts at {start}");
+        assert!(
+            (start - 5.0).abs() <= 0.5 * 1024.0 / 16000.0,
+            "chunk 1 starts at {start}"
+        );
         assert!(p.placements[1].planned_offset_ms.unwrap().abs() < 0.031);
     }
 

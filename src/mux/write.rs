@@ -146,19 +146,16 @@ fn interleave(plan: &Plan) -> Vec<Run> {
         time: 0,
     });
     let mut runs = Vec::new();
-    loop {
-        // The track that is furthest behind in decode time goes next.
-        let Some(c) = cursors
-            .iter_mut()
-            .filter(|c| c.next < c.track.samples.len())
-            .min_by(|a, b| {
-                let ta = a.time as f64 / f64::from(a.track.timescale);
-                let tb = b.time as f64 / f64::from(b.track.timescale);
-                ta.total_cmp(&tb)
-            })
-        else {
-            break;
-        };
+    // The track that is furthest behind in decode time goes next.
+    while let Some(c) = cursors
+        .iter_mut()
+        .filter(|c| c.next < c.track.samples.len())
+        .min_by(|a, b| {
+            let ta = a.time as f64 / f64::from(a.track.timescale);
+            let tb = b.time as f64 / f64::from(b.track.timescale);
+            ta.total_cmp(&tb)
+        })
+    {
         let limit = c.time + (MAX_RUN_SECONDS * f64::from(c.track.timescale)) as u64;
         let first = c.next;
         let entry = c.track.samples[first].entry;

@@ -34,8 +34,13 @@ pub fn recstitch_json(args: &[&str]) -> (i32, serde_json::Value) {
 /// Whether an ffmpeg tool is on PATH. When it is not, tests that need it
 /// skip loudly, except under `RECSTITCH_REQUIRE_FFMPEG=1`, where they fail.
 pub fn have_tool(tool: &str) -> bool {
+    let flag = if tool.starts_with("ff") {
+        "-version"
+    } else {
+        "--version"
+    };
     let found = Command::new(tool)
-        .arg("-version")
+        .arg(flag)
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
