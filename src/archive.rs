@@ -24,6 +24,9 @@ use crate::metadata::{self, ChunkMetadata, CompletionEvent, EventChunk};
 pub struct ScanOptions {
     /// Resource budgets.
     pub limits: Limits,
+    /// Completion event files to read besides those found in the folder
+    /// (an archival worker receives the event on its own).
+    pub events: Vec<PathBuf>,
 }
 
 /// What a file holds, judged from its first bytes.
@@ -309,6 +312,19 @@ impl Archive {
             }
         }
 
+        for path in &options.events {
+            let bytes = read_bounded(path, limits.max_json_bytes)?;
+            let list = metadata::parse_events(&metadata::parse_json(&bytes, path)?, path)?;
+            events.extend(list.into_iter().map(|e| (path.clone(), e)));
+        }
+        // The same event delivered twice (or given and also found) counts once.
+        let mut unique: Vec<(PathBuf, CompletionEvent)> = Vec::with_capacity(events.len());
+        for (path, e) in events {
+            if !unique.iter().any(|(_, u)| *u == e) {
+                unique.push((path, e));
+            }
+        }
+        let events = unique;
         let chunks = pair(metas, &mut others);
         for (path, kind) in others {
             let reason = match kind {
@@ -414,6 +430,7 @@ fn group(
     }
     let mut by_event: BTreeMap<usize, Vec<(Chunk, Option<Finding>)>> = BTreeMap::new();
     let mut by_call: BTreeMap<String, Vec<(Chunk, Option<Finding>)>> = BTreeMap::new();
+    let mut extras: BTreeMap<usize, Vec<Finding>> = BTreeMap::new();
     for (mut chunk, call_id, finding) in chunks {
         if let Some(&e) = listed.get(&chunk.document_id) {
             chunk.event_entry = events[e]
@@ -423,6 +440,18 @@ fn group(
                 .find(|c| c.document_id == chunk.document_id)
                 .cloned();
             by_event.entry(e).or_default().push((chunk, finding));
+        } else if let Some(e) = covering_event(&events, &chunk, call_id.as_deref()) {
+            // The event is the authority on a recording's chunks: one it does
+            // not list is reported, not stitched.
+            extras.entry(e).or_default().push(Finding::warning(
+                Code::RecordingExtraChunk,
+                chunk.index(),
+                format!(
+                    "chunk {} ({}) falls within this recording's time span but its completion event does not list it; it is left out",
+                    chunk.document_id,
+                    chunk.metadata_path.display()
+                ),
+            ));
         } else {
             by_call
                 .entry(call_id.unwrap_or_else(|| "unknown".into()))
@@ -451,7 +480,9 @@ fn group(
                 .map(|c| c.document_id.clone());
             first.unwrap_or_else(|| format!("event-{i}"))
         });
-        recordings.push(make_recording(call_id, Some(key), chunks, Some(event), limits)?);
+        let mut rec = make_recording(call_id, Some(key), chunks, Some(event), limits)?;
+        rec.findings.extend(extras.remove(&i).unwrap_or_default());
+        recordings.push(rec);
     }
     for (call_id, mut chunks) in by_call {
         // Chunks whose metadata did not parse stay alone: nothing says where they belong.
@@ -493,6 +524,18 @@ fn group(
     }
     recordings.sort_by(|a, b| (&a.call_id, &a.key).cmp(&(&b.call_id, &b.key)));
     Ok(recordings)
+}
+
+/// The event of the same call whose recording's wall-clock span contains
+/// the chunk's start, when there is one.
+fn covering_event(events: &[(PathBuf, CompletionEvent)], chunk: &Chunk, call_id: Option<&str>) -> Option<usize> {
+    let m = chunk.metadata.as_ref()?;
+    events.iter().position(|(_, e)| {
+        let (Some(start), Some(ms)) = (e.recording_start, e.recording_duration_ms) else {
+            return false;
+        };
+        e.call_id.as_deref() == call_id && start <= m.start && m.start < start.plus_ms(ms)
+    })
 }
 
 fn make_recording(

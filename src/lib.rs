@@ -44,6 +44,7 @@ pub mod limits;
 pub mod media;
 pub mod metadata;
 pub mod mux;
+pub mod pipeline;
 pub mod report;
 pub mod synth;
 pub mod timeline;

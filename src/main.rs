@@ -1,15 +1,16 @@
 //! The `recstitch` command: argument parsing, printing and exit codes around
 //! the library.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use recstitch::pipeline::{run_batch, BatchOptions, Quiet, Shard};
 use recstitch::report::ProbeReport;
-use recstitch::{
-    Archive, GapMode, RecordingReport, Report, ScanOptions, Severity, Status, StitchOptions, Stitcher, ValidateOptions,
-};
+use recstitch::{Archive, GapMode, RecordingReport, Report, ScanOptions, Severity, StitchOptions, ValidateOptions};
+
+mod progress;
 
 /// Validate and stitch chunked call recordings.
 #[derive(Parser)]
@@ -51,7 +52,41 @@ enum Command {
         /// `wallclock` (held picture and silence, output time = wall clock).
         #[arg(long, default_value = "collapse")]
         gaps: GapMode,
+        /// Recordings validated at once (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Redo recordings whose outputs are already up to date.
+        #[arg(long)]
+        force: bool,
+        /// Only the recordings of part K of N (`0/3`, `1/3`, `2/3`): a stable
+        /// split for running one archive on N machines.
+        #[arg(long)]
+        shard: Option<Shard>,
+        /// Progress on stderr: `bar` (a terminal only), `json` (NDJSON events), `none`.
+        #[arg(long, default_value = "bar")]
+        progress: ProgressMode,
     },
+    /// For each participant id, the recordings it appears in (for personal-data requests).
+    Participants {
+        /// The archive folder.
+        archive: PathBuf,
+        /// Only this participant id.
+        #[arg(long)]
+        id: Option<String>,
+        /// The output folder of `run`, to name each recording's stitched file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProgressMode {
+    Bar,
+    Json,
+    None,
 }
 
 /// Exit code: everything fine.
@@ -115,40 +150,65 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             out,
             json,
             gaps,
+            jobs,
+            force,
+            shard,
+            progress,
         } => {
             let scanned = Archive::scan(&archive, &ScanOptions::default())?;
-            let options = ValidateOptions::default();
-            let stitcher = Stitcher::new(StitchOptions { gaps });
-            let recordings = scanned
-                .recordings
-                .iter()
-                .map(|r| {
-                    let validated = r.validate(&options);
-                    let mut report = RecordingReport::from_validated(&validated);
-                    if validated.is_valid() {
-                        match stitcher.stitch(&validated, &out) {
-                            Ok(_) => {
-                                let paths = recstitch::mux::output_paths(&r.call_id, &r.key, &out);
-                                report.status = Status::Stitched;
-                                report.output = Some(paths.media.display().to_string());
-                                report.manifest = Some(paths.manifest.display().to_string());
-                            }
-                            Err(e) => {
-                                report.status = Status::Failed;
-                                report.error = Some(e.to_string());
-                            }
-                        }
-                    }
+            let mut options = BatchOptions {
+                force,
+                shard,
+                stitch: StitchOptions { gaps },
+                ..BatchOptions::default()
+            };
+            if let Some(jobs) = jobs {
+                options.jobs = jobs.max(1);
+                options.stitch_jobs = options.stitch_jobs.min(options.jobs);
+            }
+            let report = match progress {
+                ProgressMode::Json => run_batch(&scanned, &out, &options, &progress::Ndjson),
+                ProgressMode::Bar if std::io::stderr().is_terminal() => {
+                    let bar = progress::Bar::new();
+                    let report = run_batch(&scanned, &out, &options, &bar);
+                    bar.finish();
                     report
-                })
-                .collect();
-            let report = Report::new(&scanned, recordings);
+                }
+                _ => run_batch(&scanned, &out, &options, &Quiet),
+            };
             if json {
                 print_json(&report)?;
             } else {
                 print_report(&report)?;
             }
             Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
+        }
+        Command::Participants { archive, id, out, json } => {
+            let scanned = Archive::scan(&archive, &ScanOptions::default())?;
+            let list = recstitch::report::participants(&scanned, id.as_deref(), out.as_deref());
+            if json {
+                print_json(&list)?;
+            } else {
+                let mut stdout = std::io::stdout().lock();
+                for p in &list {
+                    writeln!(stdout, "{}", p.participant_id)?;
+                    for r in &p.recordings {
+                        writeln!(
+                            stdout,
+                            "  call {} recording {}: {} to {}{}",
+                            r.call_id,
+                            r.recording_key,
+                            r.start,
+                            r.end,
+                            r.output.as_ref().map(|o| format!(", {o}")).unwrap_or_default()
+                        )?;
+                    }
+                }
+                if list.is_empty() {
+                    writeln!(stdout, "no participant found")?;
+                }
+            }
+            Ok(EXIT_OK)
         }
     }
 }

@@ -233,3 +233,71 @@ impl ProbeReport {
         }
     }
 }
+
+/// One participant and the recordings it appears in (`recstitch participants`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantReport {
+    /// The participant id.
+    pub participant_id: String,
+    /// Its recordings, in archive order.
+    pub recordings: Vec<ParticipantRecording>,
+}
+
+/// A recording a participant appears in.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantRecording {
+    /// The call.
+    pub call_id: String,
+    /// The recording's key.
+    pub recording_key: String,
+    /// Wall-clock start of its first chunk.
+    pub start: crate::metadata::WallClock,
+    /// Wall-clock end of its last chunk.
+    pub end: crate::metadata::WallClock,
+    /// The stitched file, when `out` was given and it exists.
+    pub output: Option<String>,
+}
+
+/// Every participant of `archive` (or only `id`) with its recordings,
+/// sorted by participant id.
+pub fn participants(archive: &Archive, id: Option<&str>, out: Option<&std::path::Path>) -> Vec<ParticipantReport> {
+    let mut by_id: std::collections::BTreeMap<String, Vec<ParticipantRecording>> = Default::default();
+    for rec in &archive.recordings {
+        let metas: Vec<&crate::metadata::ChunkMetadata> =
+            rec.chunks.iter().filter_map(|c| c.metadata.as_ref()).collect();
+        let (Some(start), Some(end)) = (
+            metas.iter().map(|m| m.start).min(),
+            metas.iter().map(|m| m.start.plus_ms(m.duration_ms)).max(),
+        ) else {
+            continue;
+        };
+        let output = out
+            .map(|o| crate::mux::output_paths(&rec.call_id, &rec.key, o).media)
+            .filter(|p| p.is_file())
+            .map(|p| p.display().to_string());
+        let mut ids: Vec<&str> = metas
+            .iter()
+            .flat_map(|m| m.participants.iter().map(|p| p.participant_id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for pid in ids.into_iter().filter(|p| id.is_none_or(|want| want == *p)) {
+            by_id.entry(pid.to_string()).or_default().push(ParticipantRecording {
+                call_id: rec.call_id.clone(),
+                recording_key: rec.key.clone(),
+                start,
+                end,
+                output: output.clone(),
+            });
+        }
+    }
+    by_id
+        .into_iter()
+        .map(|(participant_id, recordings)| ParticipantReport {
+            participant_id,
+            recordings,
+        })
+        .collect()
+}

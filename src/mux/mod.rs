@@ -244,7 +244,7 @@ impl Drop for TempFile {
 }
 
 /// Writes `bytes` to `path` atomically.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = TempFile::create(path)?;
     tmp.file().write_all(bytes).map_err(|e| Error::io(path, e))?;
     tmp.commit(path)

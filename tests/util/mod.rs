@@ -63,3 +63,84 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 pub mod gen;
 pub mod oracle;
+
+/// Builds (or reuses) an archive of `n` copies of the `good` fixture
+/// recording under fresh call, document and recording ids.
+pub fn copies_of_good(n: usize) -> PathBuf {
+    // Tests of one binary run in parallel threads: build each archive once.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("generated/copies-{n}"));
+    if dir.join(".complete").exists() {
+        return dir;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let src = cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a");
+    let call = "3c57992b-07bf-4387-a8bc-a13561e8650a";
+    let mut names: Vec<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let docs: Vec<String> = names
+        .iter()
+        .filter(|n| n.ends_with(".mp4"))
+        .map(|n| n.trim_end_matches(".mp4").to_string())
+        .collect();
+    let event = std::fs::read_to_string(src.join("event.json")).unwrap();
+    let rec_id = event
+        .split("/recordingId/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    for i in 0..n {
+        let new_call = format!("{i:08}-0000-4000-8000-000000000000");
+        let out = dir.join(&new_call);
+        std::fs::create_dir_all(&out).unwrap();
+        let rename = |text: &str| {
+            let mut t = text.replace(call, &new_call).replace(&rec_id, &format!("rec{i:05}"));
+            for d in &docs {
+                t = t.replace(d.as_str(), &format!("{d}-{i:05}"));
+            }
+            t
+        };
+        for name in &names {
+            let target = out.join(rename(name));
+            if name.ends_with(".json") {
+                std::fs::write(&target, rename(&std::fs::read_to_string(src.join(name)).unwrap())).unwrap();
+            } else {
+                std::fs::copy(src.join(name), &target).unwrap();
+            }
+        }
+    }
+    std::fs::write(dir.join(".complete"), "").unwrap();
+    dir
+}
+
+/// Every non-hidden file under `dir` with its bytes, sorted by relative path.
+pub fn visible_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,68 @@
+//! An archival worker built on the library alone: given the completion
+//! event a recording service sent and the folder its chunks were downloaded
+//! to, it validates the recording and writes the stitched MP4, its manifest
+//! and its chapters.
+//!
+//! ```sh
+//! cargo run --example archival_worker -- EVENT.json DOWNLOAD_FOLDER OUT_FOLDER
+//! ```
+//!
+//! Exit code 0 when every recording the event announces was stitched, 1 when
+//! one was not (its findings are printed), 2 on bad arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use recstitch::{Archive, ScanOptions, Severity, StitchOptions, Stitcher, ValidateOptions};
+
+fn main() -> ExitCode {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let [event, folder, out] = args.as_slice() else {
+        eprintln!("usage: archival_worker EVENT.json DOWNLOAD_FOLDER OUT_FOLDER");
+        return ExitCode::from(2);
+    };
+    let options = ScanOptions {
+        events: vec![event.clone()],
+        ..ScanOptions::default()
+    };
+    let archive = match Archive::scan(folder, &options) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("archival_worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stitcher = Stitcher::new(StitchOptions::default());
+    let mut all_stitched = true;
+    // Only the recordings the event announces: the event is the authority.
+    for recording in archive.recordings.iter().filter(|r| r.event.is_some()) {
+        let checked = recording.validate(&ValidateOptions::default());
+        for f in &checked.findings {
+            let severity = if f.severity == Severity::Error {
+                "error"
+            } else {
+                "warning"
+            };
+            println!("{} {severity} {}: {}", recording.key, f.code, f.message);
+        }
+        if !checked.is_valid() {
+            all_stitched = false;
+            continue;
+        }
+        match stitcher.stitch(&checked, out) {
+            Ok(manifest) => println!(
+                "{}: stitched {} ({} bytes, sha256 {})",
+                recording.key, manifest.output.path, manifest.output.bytes, manifest.output.sha256
+            ),
+            Err(e) => {
+                all_stitched = false;
+                eprintln!("{}: {e}", recording.key);
+            }
+        }
+    }
+    if all_stitched {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,375 @@
+//! The batch job: every recording of an archive, validated and stitched in
+//! parallel stages joined by bounded channels, so memory stays flat whatever
+//! the archive's size.
+//!
+//! ```text
+//! feeder ──> validate workers (jobs) ──> stitch workers (stitch_jobs) ──> collector
+//!          bounded                     bounded                         bounded
+//! ```
+//!
+//! One bad recording never stops the batch: it is reported (`invalid`,
+//! `failed`) and the others go on. A recording whose outputs are up to date
+//! (same inputs by path, size and modification time, same options, same
+//! tool version, outputs untouched) is `skipped` unless `force` is set; a
+//! batch killed at any point therefore resumes without redoing finished work.
+
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_channel::bounded;
+use serde::{Deserialize, Serialize};
+
+use crate::archive::{Archive, Recording};
+use crate::error::{Error, Result};
+use crate::mux::{output_paths, OutputPaths, StitchOptions, Stitcher};
+use crate::report::{RecordingReport, Report, Status};
+use crate::validate::ValidateOptions;
+
+/// One of `count` disjoint parts of an archive (`--shard K/N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This part, from 0.
+    pub index: u32,
+    /// How many parts.
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("{s:?} is not a shard: use K/N with 0 <= K < N, e.g. 0/3");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether `recording` belongs to this shard: a stable hash (FNV-1a, 64
+    /// bits) of its call id and key, modulo the shard count. The same on
+    /// every machine and every run.
+    pub fn contains(&self, recording: &Recording) -> bool {
+        let mut h = Fnv1a::default();
+        h.write(recording.call_id.as_bytes());
+        h.write(b"/");
+        h.write(recording.key.as_bytes());
+        h.finish() % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+/// FNV-1a: a tiny, stable, well-known hash (the std hasher is not stable across releases).
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Options for [`run_batch`].
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Validation workers (default: the number of cores).
+    pub jobs: usize,
+    /// Recordings stitched at once (I/O bound; default: at most 2).
+    pub stitch_jobs: usize,
+    /// Redo recordings whose outputs are up to date.
+    pub force: bool,
+    /// Only this part of the archive.
+    pub shard: Option<Shard>,
+    /// Validation options.
+    pub validate: ValidateOptions,
+    /// Stitching options.
+    pub stitch: StitchOptions,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        BatchOptions {
+            jobs: cores,
+            stitch_jobs: cores.min(2),
+            force: false,
+            shard: None,
+            validate: ValidateOptions::default(),
+            stitch: StitchOptions::default(),
+        }
+    }
+}
+
+/// What the batch reports while it runs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum Progress {
+    /// The batch starts with this many recordings and input bytes.
+    #[serde(rename_all = "camelCase")]
+    Started {
+        /// Recordings in this run (after sharding).
+        recordings: usize,
+        /// Bytes of their media files.
+        input_bytes: u64,
+    },
+    /// A recording started stitching.
+    #[serde(rename_all = "camelCase")]
+    Stitching {
+        /// Its call.
+        call_id: String,
+        /// Its key.
+        recording_key: String,
+        /// Bytes of its media files.
+        input_bytes: u64,
+    },
+    /// A recording is done.
+    #[serde(rename_all = "camelCase")]
+    Finished {
+        /// Its call.
+        call_id: String,
+        /// Its key.
+        recording_key: String,
+        /// What happened.
+        status: Status,
+        /// Bytes written for it.
+        bytes_written: u64,
+        /// Recordings done so far.
+        done: usize,
+        /// Recordings in the run.
+        total: usize,
+    },
+}
+
+/// Receives [`Progress`] events. Called from worker threads.
+pub trait Observer: Sync {
+    /// One event.
+    fn progress(&self, event: &Progress);
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn progress(&self, _: &Progress) {}
+}
+
+/// What the resumability check compares: one input's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct InputStamp {
+    path: PathBuf,
+    bytes: u64,
+    modified_ns: i128,
+}
+
+/// The state file beside the outputs (`.<key>.state`): what the outputs were
+/// made from. Kept apart from the manifest so that the manifest stays
+/// byte-identical for identical inputs wherever they sit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    version: String,
+    options: String,
+    inputs: Vec<InputStamp>,
+    outputs: Vec<InputStamp>,
+}
+
+fn stamp(path: &Path) -> Option<InputStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    let modified_ns = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    Some(InputStamp {
+        path: path.to_path_buf(),
+        bytes: m.len(),
+        modified_ns,
+    })
+}
+
+fn state_path(paths: &OutputPaths) -> PathBuf {
+    let name = paths
+        .manifest
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    paths.manifest.with_file_name(format!(".{name}.state"))
+}
+
+fn current_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) -> Option<State> {
+    let mut inputs = Vec::new();
+    for c in &rec.chunks {
+        inputs.push(stamp(&c.metadata_path)?);
+        inputs.push(stamp(c.media_path.as_ref()?)?);
+    }
+    Some(State {
+        version: env!("CARGO_PKG_VERSION").into(),
+        options: serde_json::to_string(options).ok()?,
+        inputs,
+        outputs: [&paths.media, &paths.chapters, &paths.manifest]
+            .iter()
+            .map(|p| stamp(p))
+            .collect::<Option<_>>()?,
+    })
+}
+
+/// Whether the outputs of `rec` are up to date.
+pub fn up_to_date(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> bool {
+    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
+    let Ok(saved) = std::fs::read(state_path(&paths)) else {
+        return false;
+    };
+    let Ok(saved) = serde_json::from_slice::<State>(&saved) else {
+        return false;
+    };
+    current_state(rec, &paths, options).is_some_and(|now| now == saved)
+}
+
+fn save_state(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> Result<()> {
+    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
+    let state = current_state(rec, &paths, options).ok_or_else(|| {
+        Error::Usage(format!(
+            "recording {}: inputs or outputs vanished while stitching",
+            rec.key
+        ))
+    })?;
+    let json = serde_json::to_vec(&state).map_err(|e| Error::Usage(format!("state: {e}")))?;
+    crate::mux::write_atomic(&state_path(&paths), &json)
+}
+
+/// The recordings of `archive` in this run (after sharding), in report order.
+pub fn selected(archive: &Archive, shard: Option<Shard>) -> Vec<&Recording> {
+    archive
+        .recordings
+        .iter()
+        .filter(|r| shard.is_none_or(|s| s.contains(r)))
+        .collect()
+}
+
+fn input_bytes(rec: &Recording) -> u64 {
+    rec.chunks
+        .iter()
+        .filter_map(|c| c.media_path.as_ref())
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Validates and stitches every selected recording of `archive` into
+/// `out_dir`; the report lists every recording with its status.
+pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, observer: &dyn Observer) -> Report {
+    let recordings = selected(archive, options.shard);
+    let total = recordings.len();
+    observer.progress(&Progress::Started {
+        recordings: total,
+        input_bytes: recordings.iter().map(|r| input_bytes(r)).sum(),
+    });
+    let jobs = options.jobs.max(1);
+    let stitch_jobs = options.stitch_jobs.max(1);
+    let stitcher = Stitcher::new(options.stitch.clone());
+    let done = AtomicUsize::new(0);
+    let finish = |i: usize, rec: &Recording, report: RecordingReport, bytes: u64| {
+        let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+        observer.progress(&Progress::Finished {
+            call_id: rec.call_id.clone(),
+            recording_key: rec.key.clone(),
+            status: report.status,
+            bytes_written: bytes,
+            done: n,
+            total,
+        });
+        (i, report)
+    };
+
+    let (to_validate, validate_rx) = bounded::<(usize, &Recording)>(jobs * 2);
+    let (to_stitch, stitch_rx) = bounded(stitch_jobs);
+    let (to_collect, results) = bounded::<(usize, RecordingReport)>(jobs * 2);
+    let mut reports: Vec<Option<RecordingReport>> = vec![None; total];
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for item in recordings.into_iter().enumerate() {
+                if to_validate.send(item).is_err() {
+                    break;
+                }
+            }
+        });
+        for _ in 0..jobs {
+            let (rx, to_stitch, to_collect) = (validate_rx.clone(), to_stitch.clone(), to_collect.clone());
+            let finish = &finish;
+            s.spawn(move || {
+                for (i, rec) in rx {
+                    let validated = rec.validate(&options.validate);
+                    let mut report = RecordingReport::from_validated(&validated);
+                    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
+                    if validated.is_valid() && !options.force && up_to_date(rec, out_dir, &options.stitch) {
+                        report.status = Status::Skipped;
+                        report.output = Some(paths.media.display().to_string());
+                        report.manifest = Some(paths.manifest.display().to_string());
+                    }
+                    if report.status == Status::Ok {
+                        if to_stitch.send((i, rec, validated, report)).is_err() {
+                            break;
+                        }
+                    } else if to_collect.send(finish(i, rec, report, 0)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop((to_stitch, validate_rx));
+        for _ in 0..stitch_jobs {
+            let (rx, to_collect) = (stitch_rx.clone(), to_collect.clone());
+            let (stitcher, finish) = (&stitcher, &finish);
+            s.spawn(move || {
+                for (i, rec, validated, mut report) in rx {
+                    let rec: &Recording = rec;
+                    observer.progress(&Progress::Stitching {
+                        call_id: rec.call_id.clone(),
+                        recording_key: rec.key.clone(),
+                        input_bytes: input_bytes(rec),
+                    });
+                    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
+                    let outcome = stitcher
+                        .stitch(&validated, out_dir)
+                        .and_then(|m| save_state(rec, out_dir, &options.stitch).map(|()| m.output.bytes));
+                    let bytes = match outcome {
+                        Ok(bytes) => {
+                            report.status = Status::Stitched;
+                            report.output = Some(paths.media.display().to_string());
+                            report.manifest = Some(paths.manifest.display().to_string());
+                            bytes
+                        }
+                        Err(e) => {
+                            report.status = Status::Failed;
+                            report.error = Some(e.to_string());
+                            0
+                        }
+                    };
+                    if to_collect.send(finish(i, rec, report, bytes)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop((stitch_rx, to_collect));
+        for (i, report) in results {
+            reports[i] = Some(report);
+        }
+    });
+    Report::new(archive, reports.into_iter().flatten().collect())
+}

@@ -1,0 +1,193 @@
+//! The batch job over a whole archive: statuses, resumability, shards.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+
+use recstitch::pipeline::{selected, Shard};
+use recstitch::{Archive, ScanOptions};
+use serde_json::Value;
+
+fn statuses(report: &Value) -> Vec<String> {
+    report["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn two_hundred_recordings_stitch_then_skip_then_redo_with_force() {
+    let archive = util::copies_of_good(200);
+    let out = util::temp_dir("batch-200");
+    let a = archive.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    let (code, report) = util::recstitch_json(&["run", "--json", "--progress", "none", a, "--out", o]);
+    assert_eq!(code, 0);
+    let s = statuses(&report);
+    assert_eq!(s.len(), 200);
+    assert!(s.iter().all(|s| s == "stitched"), "{s:?}");
+    // Every recording has its three outputs; every output differs only by its ids.
+    let files = util::visible_files(&out);
+    assert_eq!(files.len(), 600);
+    let (code, report) = util::recstitch_json(&["run", "--json", "--progress", "none", a, "--out", o]);
+    assert_eq!(code, 0);
+    assert!(statuses(&report).iter().all(|s| s == "skipped"));
+    assert!(util::visible_files(&out) == files, "a skipping rerun changed outputs");
+    // A changed input makes its recording out of date.
+    let first = report["recordings"][0]["chunks"][0]["metadata"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(&first).unwrap();
+    std::fs::write(&first, &text).unwrap(); // same bytes, new modification time
+    let (_, report) = util::recstitch_json(&["run", "--json", "--progress", "none", a, "--out", o]);
+    let s = statuses(&report);
+    assert_eq!(s.iter().filter(|s| *s == "stitched").count(), 1, "{s:?}");
+    assert!(
+        util::visible_files(&out) == files,
+        "restitching identical inputs changed outputs"
+    );
+}
+
+#[test]
+fn shards_are_disjoint_and_cover_the_archive() {
+    let archive = Archive::scan(&util::copies_of_good(200), &ScanOptions::default()).unwrap();
+    let mut seen = BTreeSet::new();
+    let mut sizes = Vec::new();
+    for k in 0..3 {
+        let shard: Shard = format!("{k}/3").parse().unwrap();
+        let part = selected(&archive, Some(shard));
+        sizes.push(part.len());
+        for r in part {
+            assert!(seen.insert(r.key.clone()), "{} is in two shards", r.key);
+        }
+    }
+    assert_eq!(seen.len(), 200, "shards {sizes:?} do not cover the archive");
+    assert!(sizes.iter().all(|&n| n > 40), "unbalanced shards {sizes:?}");
+    assert!("3/3".parse::<Shard>().is_err() && "1/0".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
+}
+
+#[test]
+fn shard_option_selects_the_same_recordings_from_the_cli() {
+    let archive = util::copies_of_good(200);
+    let scanned = Archive::scan(&archive, &ScanOptions::default()).unwrap();
+    let want: BTreeSet<String> = selected(&scanned, Some("1/3".parse().unwrap()))
+        .iter()
+        .map(|r| r.key.clone())
+        .collect();
+    let out = util::temp_dir("batch-shard");
+    let (code, report) = util::recstitch_json(&[
+        "run",
+        "--json",
+        "--progress",
+        "none",
+        "--shard",
+        "1/3",
+        archive.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let got: BTreeSet<String> = report["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["recordingKey"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn one_bad_recording_does_not_stop_the_batch() {
+    let out = util::temp_dir("batch-mixed");
+    let (code, report) = util::recstitch_json(&[
+        "run",
+        "--json",
+        "--progress",
+        "none",
+        util::cases().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    let s = statuses(&report);
+    assert!(s.iter().any(|s| s == "invalid"));
+    // Every case without error findings stitched.
+    assert_eq!(s.iter().filter(|s| *s == "stitched").count(), 10, "{s:?}");
+    assert!(s.iter().all(|s| s == "stitched" || s == "invalid"), "{s:?}");
+}
+
+#[test]
+fn progress_json_is_one_event_per_line() {
+    let out = util::temp_dir("batch-progress");
+    let o = Command::new(env!("CARGO_BIN_EXE_recstitch"))
+        .args([
+            "run",
+            "--progress",
+            "json",
+            util::cases().join("good").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stderr).unwrap();
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["started", "stitching", "finished"]);
+    assert_eq!(events[2]["status"], "stitched");
+    assert!(events[2]["bytesWritten"].as_u64().unwrap() > 100_000);
+}
+
+#[test]
+fn sigkill_mid_batch_then_rerun_skips_finished_work_and_matches() {
+    let archive = util::copies_of_good(30);
+    let reference = util::temp_dir("batch-kill-reference");
+    let run = |out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_recstitch"))
+            .args(["run", "--json", "--progress", "none", "--jobs", "2"])
+            .arg(&archive)
+            .arg("--out")
+            .arg(out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    assert!(run(&reference).wait_with_output().unwrap().status.success());
+    let full = started.elapsed();
+    let want = util::visible_files(&reference);
+    let out = util::temp_dir("batch-kill");
+    let mut child = run(&out);
+    std::thread::sleep(full / 2);
+    let _ = child.kill();
+    child.wait().unwrap();
+    let done_before = util::visible_files(&out)
+        .iter()
+        .filter(|f| f.0.ends_with(".json"))
+        .count();
+    let o = run(&out).wait_with_output().unwrap();
+    assert!(o.status.success());
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = statuses(&report);
+    let skipped = s.iter().filter(|s| *s == "skipped").count();
+    eprintln!(
+        "killed after {:?} of {full:?}: {done_before} manifests existed; rerun skipped {skipped}",
+        full / 2
+    );
+    assert!(
+        skipped > 0 && skipped < 30,
+        "the kill should land mid-batch ({skipped} skipped)"
+    );
+    assert!(skipped <= done_before);
+    assert!(s.iter().all(|s| s == "skipped" || s == "stitched"));
+    assert!(
+        util::visible_files(&out) == want,
+        "outputs differ from an uninterrupted run"
+    );
+}
