@@ -22,8 +22,8 @@ use crate::metadata::WallClock;
 use crate::timeline::{self, GapMode, Interruption, Segment};
 use crate::validate::ValidatedRecording;
 pub use plan::Placement;
-pub use write::Chapter;
 use write::{hex, MuxInput, Source};
+pub use write::{moov_bytes, Chapter};
 
 /// Options for [`Stitcher`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

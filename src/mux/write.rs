@@ -592,6 +592,22 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
     Ok(out)
 }
 
+/// The `ftyp` and `moov` a stitch of `plan` would write, with chunk offsets
+/// as they would be; for inspection and benchmarks.
+pub fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
+    let input = MuxInput {
+        plan,
+        chapters,
+        sources: &[],
+        creation_time: 0,
+    };
+    let lay = layout(plan, chapters);
+    let mut out = ftyp();
+    let size = moov(&input, &lay, 0, false)?.len() as u64;
+    out.extend(moov(&input, &lay, out.len() as u64 + size + 8, false)?);
+    Ok(out)
+}
+
 /// A writer that hashes what passes through it.
 struct Hashing<W: Write> {
     inner: W,
