@@ -608,25 +608,6 @@ pub fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A writer that hashes what passes through it.
-struct Hashing<W: Write> {
-    inner: W,
-    hash: Sha256,
-    written: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Writes the whole MP4 to `file` (positioned at 0).
 pub fn write_mp4(input: &MuxInput, file: &mut File, out_path: &std::path::Path) -> Result<Written> {
     let plan = input.plan;
@@ -647,76 +628,138 @@ pub fn write_mp4(input: &MuxInput, file: &mut File, out_path: &std::path::Path) 
     };
     let base = ftyp.len() as u64 + moov.len() as u64 + mdat_header;
 
-    let io = |e: std::io::Error| Error::io(out_path, e);
-    let mut w = Hashing {
-        inner: std::io::BufWriter::with_capacity(COPY_BLOCK, &mut *file),
-        hash: Sha256::new(),
-        written: 0,
-    };
-    w.write_all(&ftyp).map_err(io)?;
-    w.write_all(&moov).map_err(io)?;
+    let mut head = Vec::with_capacity(ftyp.len() + moov.len() + 16);
+    head.extend_from_slice(&ftyp);
+    head.extend_from_slice(&moov);
     if large_mdat {
-        w.write_all(&1u32.to_be_bytes()).map_err(io)?;
-        w.write_all(b"mdat").map_err(io)?;
-        w.write_all(&(lay.payload + 16).to_be_bytes()).map_err(io)?;
+        head.extend_from_slice(&1u32.to_be_bytes());
+        head.extend_from_slice(b"mdat");
+        head.extend_from_slice(&(lay.payload + 16).to_be_bytes());
     } else {
-        w.write_all(&((lay.payload + 8) as u32).to_be_bytes()).map_err(io)?;
-        w.write_all(b"mdat").map_err(io)?;
+        head.extend_from_slice(&((lay.payload + 8) as u32).to_be_bytes());
+        head.extend_from_slice(b"mdat");
     }
     for s in &lay.chapter_samples {
-        w.write_all(s).map_err(io)?;
+        head.extend_from_slice(s);
     }
-    let mut ranges: Vec<(u64, u64)> = vec![(u64::MAX, 0); input.sources.len()];
-    let mut buf = vec![0u8; COPY_BLOCK];
-    let silence = plan.silence.as_slice();
+    let (pieces, chunk_byte_ranges) = pieces(plan, &lay, base, input.sources.len());
+
+    // Two passes over the same bytes run side by side: the copy (in the
+    // kernel where it can: `copy_file_range`), and the SHA-256 of the
+    // output, computed from the sources in output order.
+    let io = |e: std::io::Error| Error::io(out_path, e);
+    let (copied, sha256) = std::thread::scope(|scope| {
+        let hasher = scope.spawn(|| hash_output(&head, &pieces, input.sources, &plan.silence));
+        let copied = copy_pieces(&head, &pieces, input.sources, &plan.silence, file).map_err(|e| match e {
+            (None, e) => io(e),
+            (Some(i), e) => Error::io(&input.sources[i].path, e),
+        });
+        let sha256 = hasher.join().unwrap_or_else(|_| Err(Error::Usage("the hashing thread panicked".into())));
+        (copied, sha256)
+    });
+    let size = copied?;
+    Ok(Written { size, sha256: sha256?, chunk_byte_ranges })
+}
+
+/// A stretch of the output payload: bytes of one source, or a silent frame.
+#[derive(Debug, Clone, Copy)]
+enum Piece {
+    Source { source: usize, offset: u64, len: u64 },
+    Silence { len: usize },
+}
+
+/// The payload in output order, with samples that follow each other in
+/// their source coalesced into one piece; and each source's output byte range.
+fn pieces(plan: &Plan, lay: &Layout, base: u64, sources: usize) -> (Vec<Piece>, Vec<(u64, u64)>) {
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut ranges: Vec<(u64, u64)> = vec![(u64::MAX, 0); sources];
     for r in &lay.runs {
         let t = track_of(plan, r.which);
-        let samples = &t.samples[r.first..r.first + r.count];
         let mut pos = base + r.rel_offset;
-        let mut i = 0;
-        while i < samples.len() {
-            let s = samples[i];
+        for s in &t.samples[r.first..r.first + r.count] {
+            let len = u64::from(s.size);
             if s.source == SILENCE {
-                w.write_all(&silence[..s.size as usize]).map_err(io)?;
-                pos += u64::from(s.size);
-                i += 1;
+                pieces.push(Piece::Silence { len: s.size as usize });
+                pos += len;
                 continue;
             }
-            // Coalesce samples that follow each other in the same source.
-            let mut end = s.offset + u64::from(s.size);
-            let mut j = i + 1;
-            while j < samples.len() && samples[j].source == s.source && samples[j].offset == end {
-                end += u64::from(samples[j].size);
-                j += 1;
-            }
-            let src = &input.sources[s.source as usize];
-            let range = &mut ranges[s.source as usize];
+            let source = s.source as usize;
+            let range = &mut ranges[source];
             range.0 = range.0.min(pos);
-            range.1 = range.1.max(pos + (end - s.offset));
-            let mut off = s.offset;
-            while off < end {
-                let n = ((end - off) as usize).min(buf.len());
-                src.file
-                    .read_exact_at(&mut buf[..n], off)
-                    .map_err(|e| Error::io(&src.path, e))?;
-                w.write_all(&buf[..n]).map_err(io)?;
-                off += n as u64;
+            range.1 = range.1.max(pos + len);
+            pos += len;
+            match pieces.last_mut() {
+                Some(Piece::Source { source: ps, offset, len: plen }) if *ps == source && *offset + *plen == s.offset => {
+                    *plen += len
+                }
+                _ => pieces.push(Piece::Source { source, offset: s.offset, len }),
             }
-            pos += end - s.offset;
-            i = j;
         }
     }
-    w.flush().map_err(io)?;
-    let size = w.written;
-    let sha256 = hex(&w.hash.finalize());
-    Ok(Written {
-        size,
-        sha256,
-        chunk_byte_ranges: ranges
-            .into_iter()
-            .map(|(a, b)| if a == u64::MAX { (0, 0) } else { (a, b) })
-            .collect(),
-    })
+    let ranges = ranges.into_iter().map(|(a, b)| if a == u64::MAX { (0, 0) } else { (a, b) }).collect();
+    (pieces, ranges)
+}
+
+/// Writes the head and the pieces to `file`; returns the bytes written. An
+/// error names the source it came from (`Some(index)`) or the output (`None`).
+fn copy_pieces(
+    head: &[u8],
+    pieces: &[Piece],
+    sources: &[Source],
+    silence: &[u8],
+    file: &mut File,
+) -> std::result::Result<u64, (Option<usize>, std::io::Error)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut out: &File = file;
+    out.write_all(head).map_err(|e| (None, e))?;
+    let mut written = head.len() as u64;
+    for p in pieces {
+        match *p {
+            Piece::Silence { len } => {
+                out.write_all(&silence[..len]).map_err(|e| (None, e))?;
+                written += len as u64;
+            }
+            Piece::Source { source, offset, len } => {
+                let mut src: &File = &sources[source].file;
+                src.seek(SeekFrom::Start(offset)).map_err(|e| (Some(source), e))?;
+                // File to file: std uses copy_file_range (or sendfile) when it can.
+                let n = std::io::copy(&mut src.take(len), &mut out).map_err(|e| (None, e))?;
+                if n != len {
+                    let short = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the file ended {} bytes into a {len}-byte read at {offset}", n),
+                    );
+                    return Err((Some(source), short));
+                }
+                written += len;
+            }
+        }
+    }
+    out.flush().map_err(|e| (None, e))?;
+    Ok(written)
+}
+
+/// SHA-256 of the output, computed from the head and the sources.
+fn hash_output(head: &[u8], pieces: &[Piece], sources: &[Source], silence: &[u8]) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(head);
+    let mut buf = vec![0u8; COPY_BLOCK];
+    for p in pieces {
+        match *p {
+            Piece::Silence { len } => h.update(&silence[..len]),
+            Piece::Source { source, offset, len } => {
+                let src = &sources[source];
+                let mut off = offset;
+                while off < offset + len {
+                    let n = ((offset + len - off) as usize).min(buf.len());
+                    src.file.read_exact_at(&mut buf[..n], off).map_err(|e| Error::io(&src.path, e))?;
+                    h.update(&buf[..n]);
+                    off += n as u64;
+                }
+            }
+        }
+    }
+    Ok(hex(&h.finalize()))
 }
 
 /// Lower-case hex of bytes.
