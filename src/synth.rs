@@ -101,8 +101,8 @@ pub fn repeat_chunk(source: &Path, seconds: f64, out: &Path) -> Result<MediaInfo
         sources: &sources,
         creation_time: 0,
     };
-    let mut file = File::create(out).map_err(|e| Error::io(out, e))?;
-    write::write_mp4(&input, &mut file, out)?;
+    let file = File::create(out).map_err(|e| Error::io(out, e))?;
+    write::write_mp4(&input, &file, out)?;
     file.sync_all().map_err(|e| Error::io(out, e))?;
     probe(out, &limits)
 }

@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mp4_atom::{
     Chpl, ChplEntry, Co64, Ctts, CttsEntry, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, Encode, FixedPoint, FourCC,
@@ -38,6 +39,8 @@ pub struct Chapter {
 const MAX_RUN_SECONDS: f64 = 1.0;
 /// Copy buffer size.
 const COPY_BLOCK: usize = 1 << 20;
+/// Bytes written between two early writeback requests.
+const WRITEBACK_STEP: u64 = 32 << 20;
 /// Timescale of the chapter track.
 const CHAPTER_TIMESCALE: u32 = 1000;
 
@@ -609,7 +612,7 @@ pub fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
 }
 
 /// Writes the whole MP4 to `file` (positioned at 0).
-pub fn write_mp4(input: &MuxInput, file: &mut File, out_path: &std::path::Path) -> Result<Written> {
+pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> Result<Written> {
     let plan = input.plan;
     let lay = layout(plan, input.chapters);
     let ftyp = ftyp();
@@ -647,13 +650,32 @@ pub fn write_mp4(input: &MuxInput, file: &mut File, out_path: &std::path::Path) 
     // Two passes over the same bytes run side by side: the copy (in the
     // kernel where it can: `copy_file_range`), and the SHA-256 of the
     // output, computed from the sources in output order.
+    // A third thread starts writeback early, so that the final sync waits
+    // for little; it sleeps on I/O and costs no CPU to speak of.
     let io = |e: std::io::Error| Error::io(out_path, e);
+    let file: &File = file;
+    let copied_bytes = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
     let (copied, sha256) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| hash_output(&head, &pieces, input.sources, &plan.silence));
-        let copied = copy_pieces(&head, &pieces, input.sources, &plan.silence, file).map_err(|e| match e {
-            (None, e) => io(e),
-            (Some(i), e) => Error::io(&input.sources[i].path, e),
+        scope.spawn(|| {
+            let mut synced = 0;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let now = copied_bytes.load(Ordering::Relaxed);
+                if now >= synced + WRITEBACK_STEP {
+                    // An error here shows again in the final sync, which is checked.
+                    let _ = file.sync_data();
+                    synced = now;
+                }
+            }
         });
+        let copied =
+            copy_pieces(&head, &pieces, input.sources, &plan.silence, file, &copied_bytes).map_err(|e| match e {
+                (None, e) => io(e),
+                (Some(i), e) => Error::io(&input.sources[i].path, e),
+            });
+        done.store(true, Ordering::Relaxed);
         let sha256 = hasher.join().unwrap_or_else(|_| Err(Error::Usage("the hashing thread panicked".into())));
         (copied, sha256)
     });
@@ -707,7 +729,8 @@ fn copy_pieces(
     pieces: &[Piece],
     sources: &[Source],
     silence: &[u8],
-    file: &mut File,
+    file: &File,
+    progress: &AtomicU64,
 ) -> std::result::Result<u64, (Option<usize>, std::io::Error)> {
     use std::io::{Read, Seek, SeekFrom};
     let mut out: &File = file;
@@ -734,6 +757,7 @@ fn copy_pieces(
                 written += len;
             }
         }
+        progress.store(written, Ordering::Relaxed);
     }
     out.flush().map_err(|e| (None, e))?;
     Ok(written)
