@@ -90,7 +90,7 @@ impl Hasher for Fnv1a {
 pub struct BatchOptions {
     /// Validation workers (default: the number of cores).
     pub jobs: usize,
-    /// Recordings stitched at once (I/O bound; default: at most 2).
+    /// Recordings stitched at once (I/O bound, mostly waiting on syncs; default: twice the cores).
     pub stitch_jobs: usize,
     /// Redo recordings whose outputs are up to date.
     pub force: bool,
@@ -107,7 +107,7 @@ impl Default for BatchOptions {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         BatchOptions {
             jobs: cores,
-            stitch_jobs: cores.min(2),
+            stitch_jobs: cores * 2,
             force: false,
             shard: None,
             validate: ValidateOptions::default(),

@@ -11,7 +11,8 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 
 use mp4_atom::{
     Chpl, ChplEntry, Co64, Ctts, CttsEntry, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, Encode, FixedPoint, FourCC,
@@ -655,13 +656,14 @@ pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> R
     let io = |e: std::io::Error| Error::io(out_path, e);
     let file: &File = file;
     let copied_bytes = AtomicU64::new(0);
-    let done = AtomicBool::new(false);
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let (copied, sha256) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| hash_output(&head, &pieces, input.sources, &plan.silence));
-        scope.spawn(|| {
+        let copied_bytes = &copied_bytes;
+        scope.spawn(move || {
             let mut synced = 0;
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(20));
+            // Wakes every 20 ms, and at once when the copy is over.
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(std::time::Duration::from_millis(20)) {
                 let now = copied_bytes.load(Ordering::Relaxed);
                 if now >= synced + WRITEBACK_STEP {
                     // An error here shows again in the final sync, which is checked.
@@ -675,7 +677,7 @@ pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> R
                 (None, e) => io(e),
                 (Some(i), e) => Error::io(&input.sources[i].path, e),
             });
-        done.store(true, Ordering::Relaxed);
+        drop(stop);
         let sha256 = hasher.join().unwrap_or_else(|_| Err(Error::Usage("the hashing thread panicked".into())));
         (copied, sha256)
     });
