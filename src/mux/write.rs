@@ -673,7 +673,7 @@ pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> R
             }
         });
         let copied =
-            copy_pieces(&head, &pieces, input.sources, &plan.silence, file, &copied_bytes).map_err(|e| match e {
+            copy_pieces(&head, &pieces, input.sources, &plan.silence, file, copied_bytes).map_err(|e| match e {
                 (None, e) => io(e),
                 (Some(i), e) => Error::io(&input.sources[i].path, e),
             });
