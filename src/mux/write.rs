@@ -678,11 +678,17 @@ pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> R
                 (Some(i), e) => Error::io(&input.sources[i].path, e),
             });
         drop(stop);
-        let sha256 = hasher.join().unwrap_or_else(|_| Err(Error::Usage("the hashing thread panicked".into())));
+        let sha256 = hasher
+            .join()
+            .unwrap_or_else(|_| Err(Error::Usage("the hashing thread panicked".into())));
         (copied, sha256)
     });
     let size = copied?;
-    Ok(Written { size, sha256: sha256?, chunk_byte_ranges })
+    Ok(Written {
+        size,
+        sha256: sha256?,
+        chunk_byte_ranges,
+    })
 }
 
 /// A stretch of the output payload: bytes of one source, or a silent frame.
@@ -713,14 +719,23 @@ fn pieces(plan: &Plan, lay: &Layout, base: u64, sources: usize) -> (Vec<Piece>, 
             range.1 = range.1.max(pos + len);
             pos += len;
             match pieces.last_mut() {
-                Some(Piece::Source { source: ps, offset, len: plen }) if *ps == source && *offset + *plen == s.offset => {
-                    *plen += len
-                }
-                _ => pieces.push(Piece::Source { source, offset: s.offset, len }),
+                Some(Piece::Source {
+                    source: ps,
+                    offset,
+                    len: plen,
+                }) if *ps == source && *offset + *plen == s.offset => *plen += len,
+                _ => pieces.push(Piece::Source {
+                    source,
+                    offset: s.offset,
+                    len,
+                }),
             }
         }
     }
-    let ranges = ranges.into_iter().map(|(a, b)| if a == u64::MAX { (0, 0) } else { (a, b) }).collect();
+    let ranges = ranges
+        .into_iter()
+        .map(|(a, b)| if a == u64::MAX { (0, 0) } else { (a, b) })
+        .collect();
     (pieces, ranges)
 }
 
@@ -778,7 +793,9 @@ fn hash_output(head: &[u8], pieces: &[Piece], sources: &[Source], silence: &[u8]
                 let mut off = offset;
                 while off < offset + len {
                     let n = ((offset + len - off) as usize).min(buf.len());
-                    src.file.read_exact_at(&mut buf[..n], off).map_err(|e| Error::io(&src.path, e))?;
+                    src.file
+                        .read_exact_at(&mut buf[..n], off)
+                        .map_err(|e| Error::io(&src.path, e))?;
                     h.update(&buf[..n]);
                     off += n as u64;
                 }
