@@ -218,3 +218,52 @@ fn mediainfo_reads_the_output() {
     assert_eq!(audio["Format"], "AAC");
     assert_eq!(audio["SamplingRate"], "16000");
 }
+
+#[test]
+fn fragmented_chunks_hold_the_same_samples_as_progressive_ones() {
+    if !util::have_tool("ffmpeg") {
+        return;
+    }
+    let dir = util::temp_dir("fragmented");
+    let limits = recstitch::Limits::default();
+    let good = util::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a");
+    for name in [
+        "0-eus-d11-293c5f93ea87298458e47ef52dda3bb9",
+        "0-eus-d11-93febf7d8405595011fab94b54be8806",
+        "0-eus-d11-9b5d9438ec5d9630fb8d71727c7f2ad8",
+    ] {
+        let src = good.join(format!("{name}.mp4"));
+        let frag = dir.join(format!("{name}.mp4"));
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(&src)
+            .args(["-c", "copy", "-movflags", "frag_keyframe+empty_moov+default_base_moof"])
+            .arg(&frag)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let a = recstitch::probe(&src, &limits).unwrap();
+        let b = recstitch::probe(&frag, &limits).unwrap();
+        assert!(!a.fragmented && b.fragmented);
+        let (fa, fb) = (std::fs::read(&src).unwrap(), std::fs::read(&frag).unwrap());
+        for (ta, tb) in a.tracks.iter().zip(&b.tracks) {
+            assert_eq!(ta.kind, tb.kind);
+            assert_eq!(ta.samples.len(), tb.samples.len(), "{name}: sample count");
+            for (i, (sa, sb)) in ta.samples.iter().zip(&tb.samples).enumerate() {
+                assert_eq!(
+                    (sa.size, sa.sync),
+                    (sb.size, sb.sync),
+                    "{name} {:?} sample {i}",
+                    ta.kind
+                );
+                // The offsets from trun/tfhd point at the same bytes.
+                let bytes = |f: &[u8], s: &recstitch::media::Sample| f[s.offset as usize..][..s.size as usize].to_vec();
+                assert!(
+                    bytes(&fa, sa) == bytes(&fb, sb),
+                    "{name} {:?} sample {i}: different bytes",
+                    ta.kind
+                );
+            }
+        }
+    }
+}
