@@ -85,6 +85,14 @@ codes! {
     RecordingIncomplete => "recording.incomplete",
     /// A chunk is present that the recording's completion event does not list.
     RecordingExtraChunk => "recording.extra_chunk",
+    /// An AAC frame does not decode (`--deep`).
+    AudioDecodeError => "audio.decode_error",
+    /// A chunk or the whole recording is silent (`--deep`).
+    AudioSilent => "audio.silent",
+    /// The audio clips (`--deep`).
+    AudioClipping => "audio.clipping",
+    /// The H.264 bitstream is malformed, or lacks sync samples (`--deep`).
+    VideoBitstream => "video.bitstream",
 }
 
 impl Serialize for Code {

@@ -38,12 +38,14 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod deep;
 pub mod error;
 pub mod finding;
 pub mod limits;
 pub mod media;
 pub mod metadata;
 pub mod mux;
+pub mod picture;
 pub mod pipeline;
 pub mod report;
 pub mod synth;

@@ -37,6 +37,9 @@ enum Command {
         /// Print the report as one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also decode all audio and check the H.264 bitstream.
+        #[arg(long)]
+        deep: bool,
     },
     /// Validate, then stitch every recording without error findings.
     Run {
@@ -65,6 +68,23 @@ enum Command {
         /// Progress on stderr: `bar` (a terminal only), `json` (NDJSON events), `none`.
         #[arg(long, default_value = "bar")]
         progress: ProgressMode,
+        /// Also decode all audio and check the H.264 bitstream.
+        #[arg(long)]
+        deep: bool,
+        /// Also draw each recording's timeline as a PNG beside its outputs.
+        #[arg(long)]
+        timeline: bool,
+    },
+    /// Draw each recording's timeline as `<out>/<callId>/<recordingKey>.png`.
+    Timeline {
+        /// The archive folder.
+        archive: PathBuf,
+        /// Where to write the pictures.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also decode all audio, to draw its level.
+        #[arg(long)]
+        deep: bool,
     },
     /// For each participant id, the recordings it appears in (for personal-data requests).
     Participants {
@@ -129,9 +149,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 EXIT_OK
             })
         }
-        Command::Validate { archive, json } => {
+        Command::Validate { archive, json, deep } => {
             let scanned = Archive::scan(&archive, &ScanOptions::default())?;
-            let options = ValidateOptions::default();
+            let options = ValidateOptions {
+                deep,
+                ..ValidateOptions::default()
+            };
             let recordings = scanned
                 .recordings
                 .iter()
@@ -154,12 +177,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             force,
             shard,
             progress,
+            deep,
+            timeline,
         } => {
             let scanned = Archive::scan(&archive, &ScanOptions::default())?;
             let mut options = BatchOptions {
                 force,
                 shard,
-                stitch: StitchOptions { gaps },
+                stitch: StitchOptions { gaps, timeline },
+                validate: ValidateOptions {
+                    deep,
+                    ..ValidateOptions::default()
+                },
                 ..BatchOptions::default()
             };
             if let Some(jobs) = jobs {
@@ -182,6 +211,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 print_report(&report)?;
             }
             Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
+        }
+        Command::Timeline { archive, out, deep } => {
+            let scanned = Archive::scan(&archive, &ScanOptions::default())?;
+            let options = ValidateOptions {
+                deep,
+                ..ValidateOptions::default()
+            };
+            let mut stdout = std::io::stdout().lock();
+            for r in &scanned.recordings {
+                let path = recstitch::mux::output_paths(&r.call_id, &r.key, &out).timeline;
+                recstitch::picture::write_png(&r.validate(&options), &path)?;
+                writeln!(stdout, "{}", path.display())?;
+            }
+            Ok(EXIT_OK)
         }
         Command::Participants { archive, id, out, json } => {
             let scanned = Archive::scan(&archive, &ScanOptions::default())?;

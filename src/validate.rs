@@ -15,6 +15,8 @@ use crate::metadata::ChunkMetadata;
 pub struct ValidateOptions {
     /// Resource budgets for probing.
     pub limits: Limits,
+    /// Also decode all audio and walk the H.264 bitstream ([`crate::deep`]).
+    pub deep: bool,
 }
 
 /// Values assumed when the metadata does not give them.
@@ -49,6 +51,8 @@ pub struct ChunkCheck {
     /// in it (`Some(false)`), or cannot be told (`None`: no pauses, or the
     /// duration matched neither case).
     pub pauses_cut: Option<bool>,
+    /// The deep audio analysis (`deep` only).
+    pub audio: Option<crate::deep::AudioAnalysis>,
 }
 
 /// A recording with the outcome of its validation.
@@ -72,11 +76,7 @@ impl ValidatedRecording {
 impl Recording {
     /// Probes every chunk (in parallel) and applies every rule.
     pub fn validate(&self, options: &ValidateOptions) -> ValidatedRecording {
-        let probed: Vec<(ChunkCheck, Vec<Finding>)> = self
-            .chunks
-            .par_iter()
-            .map(|c| check_chunk(c, &options.limits))
-            .collect();
+        let probed: Vec<(ChunkCheck, Vec<Finding>)> = self.chunks.par_iter().map(|c| check_chunk(c, options)).collect();
         let mut findings = self.findings.clone();
         let mut checks = Vec::with_capacity(probed.len());
         for (check, f) in probed {
@@ -94,7 +94,8 @@ impl Recording {
 }
 
 /// Probes one chunk and checks it against its own metadata.
-fn check_chunk(chunk: &Chunk, limits: &Limits) -> (ChunkCheck, Vec<Finding>) {
+fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Finding>) {
+    let limits = &options.limits;
     let mut out = Vec::new();
     let mut check = ChunkCheck::default();
     let index = chunk.index();
@@ -169,6 +170,16 @@ fn check_chunk(chunk: &Chunk, limits: &Limits) -> (ChunkCheck, Vec<Finding>) {
             check_streams(md, &media, index, &mut out);
         }
         check.pauses_cut = check_duration(md, &media, duration, index, &mut out);
+    }
+    if options.deep {
+        match crate::deep::analyse_audio(&media) {
+            Ok(a) => {
+                out.extend(crate::deep::audio_findings(&a, index));
+                check.audio = Some(a);
+            }
+            Err(why) => out.push(Finding::error(Code::AudioDecodeError, index, why)),
+        }
+        out.extend(crate::deep::check_video(&media, index));
     }
     check.media = Some(media);
     (check, out)
@@ -521,6 +532,27 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             }
         }
         prev = Some((c.index().unwrap_or(0), config.0, config.1));
+    }
+
+    // audio.silent for the whole recording (deep only).
+    let levels: Vec<f64> = checks
+        .iter()
+        .filter_map(|c| c.audio.as_ref())
+        .flat_map(|a| a.levels_dbfs.iter().copied())
+        .collect();
+    if checks.len() > 1 && !levels.is_empty() {
+        let share = levels.iter().filter(|&&l| l < crate::deep::SILENCE_DBFS).count() as f64 / levels.len() as f64;
+        if share >= crate::deep::SILENT_SHARE {
+            out.push(Finding::warning(
+                Code::AudioSilent,
+                None,
+                format!(
+                    "{:.0}% of the recording's {} s is silent: the recording has no audible audio",
+                    share * 100.0,
+                    levels.len()
+                ),
+            ));
+        }
     }
 
     // recording.incomplete / recording.extra_chunk against the event.

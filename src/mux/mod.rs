@@ -31,6 +31,8 @@ pub use write::{moov_bytes, Chapter};
 pub struct StitchOptions {
     /// What to do with paused time and gaps.
     pub gaps: GapMode,
+    /// Also draw the recording's timeline as a PNG beside the outputs.
+    pub timeline: bool,
 }
 
 /// Stitches validated recordings.
@@ -48,6 +50,8 @@ pub struct OutputPaths {
     pub manifest: PathBuf,
     /// The WebVTT chapters.
     pub chapters: PathBuf,
+    /// The timeline picture (`--timeline`).
+    pub timeline: PathBuf,
 }
 
 /// Makes a name safe as one path component: anything but ASCII letters,
@@ -77,6 +81,7 @@ pub fn output_paths(call_id: &str, key: &str, out_dir: &Path) -> OutputPaths {
         media: dir.join(format!("{key}.mp4")),
         manifest: dir.join(format!("{key}.json")),
         chapters: dir.join(format!("{key}.vtt")),
+        timeline: dir.join(format!("{key}.png")),
     }
 }
 
@@ -127,6 +132,9 @@ pub struct OutputInfo {
     pub path: String,
     /// The WebVTT chapters' file name.
     pub chapters_path: String,
+    /// The timeline picture's file name, when drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline_path: Option<String>,
     /// Size in bytes.
     pub bytes: u64,
     /// SHA-256 of the file, hex.
@@ -169,6 +177,9 @@ pub struct ManifestChunk {
     pub output_time: (f64, f64),
     /// How the join into this chunk was made.
     pub join: Placement,
+    /// RMS level of each second of the chunk's audio, dBFS (`--deep`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_levels_dbfs: Option<Vec<f64>>,
 }
 
 fn sha256_file(path: &Path) -> Result<(String, u64)> {
@@ -337,6 +348,9 @@ impl Stitcher {
         let hashes = hashes?;
         tmp.commit(&paths.media)?;
         write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
+        if self.options.timeline {
+            crate::picture::write_png(rec, &paths.timeline)?;
+        }
 
         let duration = plan.duration();
         let mut participants: Vec<String> = chunks
@@ -367,6 +381,7 @@ impl Stitcher {
                     output_bytes: written.chunk_byte_ranges[k],
                     output_time: ((start * 1e6).round() / 1e6, (end * 1e6).round() / 1e6),
                     join: plan.placements[k],
+                    audio_levels_dbfs: check.audio.as_ref().map(|a| a.levels_dbfs.clone()),
                 })
             })
             .collect();
@@ -381,6 +396,7 @@ impl Stitcher {
             output: OutputInfo {
                 path: file_name(&paths.media),
                 chapters_path: file_name(&paths.chapters),
+                timeline_path: self.options.timeline.then(|| file_name(&paths.timeline)),
                 bytes: written.size,
                 sha256: written.sha256,
                 duration_ms: (duration * 1e6).round() / 1e3,

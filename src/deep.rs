@@ -1,0 +1,387 @@
+//! Deep checks (`--deep`): what header checks cannot see.
+//!
+//! * Audio: every AAC frame is decoded with symphonia, fed from our own
+//!   demuxer (the sample table from [`probe`](crate::probe)) with the
+//!   AudioSpecificConfig from `esds`; no second MP4 parser is involved. The
+//!   decoded audio gives a per-second level (RMS in dBFS), decode errors,
+//!   silence and clipping.
+//! * Video, without a video decoder: each sample's NAL units must fill it
+//!   exactly (length prefixes per the `avcC` length size), NAL headers must
+//!   be valid, every slice's picture parameter set must be known, the chunk
+//!   must start with a sync sample, and long stretches without one are noted.
+//!
+//! The thresholds are the public constants below.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
+use symphonia::core::packet::PacketRef;
+use symphonia::core::units::{Duration, Timestamp};
+use symphonia::default::codecs::AacDecoder;
+
+use crate::finding::{Code, Finding};
+use crate::media::{AvcConfig, Codec, MediaInfo, Track};
+
+/// A second whose RMS level is below this (dBFS) counts as silent.
+pub const SILENCE_DBFS: f64 = -60.0;
+/// A chunk (or recording) is reported silent when at least this share of
+/// its seconds is silent.
+pub const SILENT_SHARE: f64 = 0.95;
+/// A decoded sample at or above this magnitude (full scale is 1.0) is clipped.
+pub const CLIP_LEVEL: f32 = 0.999;
+/// A chunk is reported clipping when more than this share of its samples clip.
+pub const CLIPPING_SHARE: f64 = 0.001;
+/// Longest stretch without a sync sample before it is reported, seconds.
+pub const MAX_SYNC_GAP_SECONDS: f64 = 10.0;
+/// Level reported for a second of digital silence (the log of zero is unbounded).
+pub const FLOOR_DBFS: f64 = -120.0;
+
+/// What the deep audio check found in one chunk.
+#[derive(Debug, Clone, Default)]
+pub struct AudioAnalysis {
+    /// RMS level of each second of presented audio, dBFS (rounded to 0.1 dB).
+    pub levels_dbfs: Vec<f64>,
+    /// Frames that did not decode: (presented time in seconds, what failed).
+    pub decode_errors: Vec<(f64, String)>,
+    /// Samples at or above [`CLIP_LEVEL`].
+    pub clipped_samples: u64,
+    /// Samples decoded within the presentation.
+    pub samples: u64,
+    /// Presented time of the first clipped sample, seconds.
+    pub first_clip: Option<f64>,
+}
+
+impl AudioAnalysis {
+    /// Share of seconds below [`SILENCE_DBFS`].
+    pub fn silent_share(&self) -> f64 {
+        if self.levels_dbfs.is_empty() {
+            return 0.0;
+        }
+        self.levels_dbfs.iter().filter(|&&l| l < SILENCE_DBFS).count() as f64 / self.levels_dbfs.len() as f64
+    }
+}
+
+/// Reads the bytes of consecutive samples, coalescing those that are
+/// contiguous in the file into one read.
+struct SampleReader<'a> {
+    file: &'a File,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+impl SampleReader<'_> {
+    fn bytes(&mut self, samples: &[crate::media::Sample], i: usize) -> std::io::Result<&[u8]> {
+        let s = samples[i];
+        let end = s.offset + u64::from(s.size);
+        let cached_end = self.buf_start + self.buf.len() as u64;
+        if s.offset < self.buf_start || end > cached_end {
+            // Read this sample and the following contiguous ones, up to 1 MiB.
+            let mut run_end = end;
+            for n in &samples[i + 1..] {
+                if n.offset != run_end || run_end - s.offset > 1 << 20 {
+                    break;
+                }
+                run_end += u64::from(n.size);
+            }
+            self.buf.resize((run_end - s.offset) as usize, 0);
+            self.file.read_exact_at(&mut self.buf, s.offset)?;
+            self.buf_start = s.offset;
+        }
+        let from = (s.offset - self.buf_start) as usize;
+        Ok(&self.buf[from..from + s.size as usize])
+    }
+}
+
+fn to_dbfs(mean_square: f64) -> f64 {
+    if mean_square <= 0.0 {
+        return FLOOR_DBFS;
+    }
+    let db = 10.0 * mean_square.log10();
+    ((db.max(FLOOR_DBFS)) * 10.0).round() / 10.0
+}
+
+/// Decodes every AAC frame of the chunk's audio track.
+pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
+    let track = media.audio().ok_or("no audio track")?;
+    let Some(Codec::Aac(aac)) = track.codec() else {
+        return Err("the audio is not AAC".into());
+    };
+    let mut params = AudioCodecParameters::new();
+    params
+        .for_codec(CODEC_ID_AAC)
+        .with_extra_data(aac.asc.clone().into_boxed_slice());
+    let mut decoder = AacDecoder::try_new(&params, &AudioDecoderOptions::default())
+        .map_err(|e| format!("the AAC decoder refuses this configuration: {e}"))?;
+    let file = File::open(&media.path).map_err(|e| format!("{}: {e}", media.path.display()))?;
+    let mut reader = SampleReader {
+        file: &file,
+        buf: Vec::new(),
+        buf_start: 0,
+    };
+    let p = track.presentation(media.movie_timescale);
+    let rate = f64::from(aac.sample_rate);
+    // Decoded samples are counted in the codec's rate; media time in the track's.
+    let to_samples = |ticks: u64| (ticks as f64 * rate / f64::from(track.timescale)).round() as u64;
+    let (start, end) = (to_samples(p.start), to_samples(p.start + p.length));
+    let per_second = aac.sample_rate as u64;
+    let channels = u64::from(aac.channels.max(1));
+
+    let mut out = AudioAnalysis::default();
+    let mut pcm: Vec<f32> = Vec::new();
+    let (mut pos, mut second_sum, mut second_n) = (0u64, 0.0f64, 0u64);
+    for i in 0..track.samples.len() {
+        let data = reader
+            .bytes(&track.samples, i)
+            .map_err(|e| format!("{}: {e}", media.path.display()))?;
+        let packet = PacketRef::new(0, Timestamp::new(pos as i64), Duration::new(1024), data);
+        match decoder.decode_ref(&packet) {
+            Ok(buf) => buf.copy_to_vec_interleaved(&mut pcm),
+            Err(e) => {
+                let at = pos.saturating_sub(start) as f64 / rate;
+                out.decode_errors.push((at, e.to_string()));
+                decoder.reset();
+                pcm.clear();
+                pcm.resize((aac.frame_length as u64 * channels) as usize, 0.0);
+            }
+        }
+        for frame in pcm.chunks(channels as usize) {
+            if pos >= start && pos < end {
+                for &x in frame {
+                    second_sum += f64::from(x) * f64::from(x);
+                    if x.abs() >= CLIP_LEVEL {
+                        out.clipped_samples += 1;
+                        out.first_clip.get_or_insert((pos - start) as f64 / rate);
+                    }
+                }
+                second_n += channels;
+                out.samples += 1;
+                if (pos - start + 1) % per_second == 0 {
+                    out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
+                    (second_sum, second_n) = (0.0, 0);
+                }
+            }
+            pos += 1;
+        }
+    }
+    if second_n > 0 {
+        out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
+    }
+    Ok(out)
+}
+
+/// Findings of the deep audio check of one chunk.
+pub fn audio_findings(a: &AudioAnalysis, index: Option<u32>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some((first, why)) = a.decode_errors.first() {
+        out.push(Finding::error(
+            Code::AudioDecodeError,
+            index,
+            format!(
+                "{} AAC frame(s) do not decode; the first at {first:.3} s of the chunk: {why}",
+                a.decode_errors.len()
+            ),
+        ));
+    }
+    let share = a.silent_share();
+    if share >= SILENT_SHARE {
+        out.push(Finding::warning(
+            Code::AudioSilent,
+            index,
+            format!(
+                "{:.0}% of the chunk's {} s is below {SILENCE_DBFS} dBFS: no audible audio",
+                share * 100.0,
+                a.levels_dbfs.len()
+            ),
+        ));
+    }
+    if a.samples > 0 && a.clipped_samples as f64 / a.samples as f64 > CLIPPING_SHARE {
+        out.push(Finding::warning(
+            Code::AudioClipping,
+            index,
+            format!(
+                "{:.2}% of the samples clip (at or above {CLIP_LEVEL} of full scale), from {:.3} s",
+                a.clipped_samples as f64 * 100.0 / a.samples as f64,
+                a.first_clip.unwrap_or(0.0)
+            ),
+        ));
+    }
+    out
+}
+
+/// Reads an unsigned Exp-Golomb code (ISO/IEC 14496-10 §9.1).
+fn read_ue(bits: &[u8], pos: &mut usize) -> Option<u32> {
+    let bit = |p: usize| bits.get(p / 8).map(|b| (b >> (7 - p % 8)) & 1);
+    let mut zeros = 0;
+    while bit(*pos)? == 0 {
+        zeros += 1;
+        *pos += 1;
+        if zeros > 31 {
+            return None;
+        }
+    }
+    *pos += 1;
+    let mut v: u64 = 0;
+    for _ in 0..zeros {
+        v = (v << 1) | u64::from(bit(*pos)?);
+        *pos += 1;
+    }
+    u32::try_from((1u64 << zeros) - 1 + v).ok()
+}
+
+/// The id of a PPS NAL unit (its first field).
+fn pps_id(nal: &[u8]) -> Option<u32> {
+    let rbsp = h264_reader::rbsp::decode_nal(nal).ok()?;
+    read_ue(&rbsp, &mut 0)
+}
+
+/// Checks the H.264 bitstream structure of a chunk's video track.
+pub fn check_video(media: &MediaInfo, index: Option<u32>) -> Vec<Finding> {
+    let Some(track) = media.video() else { return Vec::new() };
+    let Some(Codec::Avc(avc)) = track.codec() else {
+        return Vec::new();
+    };
+    let mut problems: Vec<String> = Vec::new();
+    let mut note = |p: String| {
+        if problems.len() < 5 {
+            problems.push(p);
+        }
+    };
+    if track.samples.first().is_some_and(|s| !s.sync) {
+        note("the chunk does not start with a sync sample (it cannot be decoded on its own)".into());
+    }
+    match File::open(&media.path) {
+        Ok(file) => walk_nals(track, avc, &file, &mut note),
+        Err(e) => note(format!("{}: {e}", media.path.display())),
+    }
+    let mut out = Vec::new();
+    if !problems.is_empty() {
+        out.push(Finding::error(Code::VideoBitstream, index, problems.join("; ")));
+    }
+    if let Some((at, gap)) = longest_sync_gap(track) {
+        if gap > MAX_SYNC_GAP_SECONDS {
+            out.push(Finding::warning(
+                Code::VideoBitstream,
+                index,
+                format!("no sync sample for {gap:.1} s from {at:.3} s: seeking there shows nothing until the next one"),
+            ));
+        }
+    }
+    out
+}
+
+fn walk_nals(track: &Track, avc: &AvcConfig, file: &File, note: &mut impl FnMut(String)) {
+    let len_size = usize::from(avc.nal_length_size);
+    if !matches!(len_size, 1 | 2 | 4) {
+        note(format!("avcC NAL length size {len_size} is not 1, 2 or 4"));
+        return;
+    }
+    let mut known_pps: Vec<u32> = avc.pps.iter().filter_map(|p| pps_id(p)).collect();
+    let mut reader = SampleReader {
+        file,
+        buf: Vec::new(),
+        buf_start: 0,
+    };
+    let ts = f64::from(track.timescale.max(1));
+    let mut t = 0u64;
+    for i in 0..track.samples.len() {
+        let at = t as f64 / ts;
+        t += u64::from(track.samples[i].duration);
+        let data = match reader.bytes(&track.samples, i) {
+            Ok(d) => d,
+            Err(e) => {
+                note(format!("sample {i} at {at:.3} s cannot be read: {e}"));
+                return;
+            }
+        };
+        let mut pos = 0usize;
+        while pos < data.len() {
+            let Some(prefix) = data.get(pos..pos + len_size) else {
+                note(format!(
+                    "sample {i} at {at:.3} s: {} stray bytes after its last NAL unit",
+                    data.len() - pos
+                ));
+                break;
+            };
+            let n = prefix.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            pos += len_size;
+            let Some(nal) = data.get(pos..pos + n).filter(|_| n > 0) else {
+                note(format!(
+                    "sample {i} at {at:.3} s: NAL length {n} runs past the sample's {} bytes",
+                    data.len()
+                ));
+                break;
+            };
+            pos += n;
+            let header = nal[0];
+            let kind = header & 0x1f;
+            if header & 0x80 != 0 {
+                note(format!("sample {i} at {at:.3} s: NAL unit with forbidden_zero_bit set"));
+            }
+            match kind {
+                1 | 5 => {
+                    // slice_header: first_mb_in_slice, slice_type, pic_parameter_set_id
+                    let rbsp = h264_reader::rbsp::decode_nal(&nal[..nal.len().min(64)]).unwrap_or_default();
+                    let mut p = 0;
+                    let id = read_ue(&rbsp, &mut p)
+                        .and(read_ue(&rbsp, &mut p))
+                        .and_then(|_| read_ue(&rbsp, &mut p));
+                    match id {
+                        Some(id) if known_pps.contains(&id) => {}
+                        Some(id) => note(format!("sample {i} at {at:.3} s: slice refers to unknown PPS {id}")),
+                        None => note(format!("sample {i} at {at:.3} s: slice header does not parse")),
+                    }
+                }
+                8 => known_pps.extend(pps_id(nal)),
+                0 | 24..=31 => note(format!("sample {i} at {at:.3} s: NAL unit of reserved type {kind}")),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The longest presented stretch without a sync sample: (start, seconds).
+fn longest_sync_gap(track: &Track) -> Option<(f64, f64)> {
+    let ts = f64::from(track.timescale.max(1));
+    let mut t = 0u64;
+    let mut last_sync = 0u64;
+    let mut best: Option<(f64, f64)> = None;
+    for s in &track.samples {
+        if s.sync {
+            let gap = (t - last_sync) as f64 / ts;
+            if best.is_none_or(|b| gap > b.1) {
+                best = Some((last_sync as f64 / ts, gap));
+            }
+            last_sync = t;
+        }
+        t += u64::from(s.duration);
+    }
+    let gap = (t - last_sync) as f64 / ts;
+    if best.is_none_or(|b| gap > b.1) {
+        best = Some((last_sync as f64 / ts, gap));
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_golomb() {
+        // 1 -> 0, 010 -> 1, 011 -> 2, 00100 -> 3
+        let bits = [0b1010_0110, 0b0100_0000];
+        let mut p = 0;
+        let got: Vec<u32> = (0..4).map(|_| read_ue(&bits, &mut p).unwrap()).collect();
+        assert_eq!(got, [0, 1, 2, 3]);
+        assert_eq!(read_ue(&[0, 0, 0, 0, 0], &mut 0), None);
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!(to_dbfs(0.0), FLOOR_DBFS);
+        assert_eq!(to_dbfs(1.0), 0.0);
+        assert_eq!(to_dbfs(0.5 * 0.5), -6.0);
+    }
+}
