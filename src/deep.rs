@@ -130,8 +130,13 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
 
     let mut out = AudioAnalysis::default();
     let mut pcm: Vec<f32> = Vec::new();
-    let (mut pos, mut second_sum, mut second_n) = (0u64, 0.0f64, 0u64);
-    for i in 0..track.samples.len() {
+    let (mut second, mut second_sum, mut second_n) = (0u64, 0.0f64, 0u64);
+    let mut ticks = 0u64;
+    for (i, sample) in track.samples.iter().enumerate() {
+        // Each packet's samples start at its own decode time, whatever the
+        // decoder's output delay.
+        let mut pos = to_samples(ticks);
+        ticks += u64::from(sample.duration);
         let data = reader
             .bytes(&track.samples, i)
             .map_err(|e| format!("{}: {e}", media.path.display()))?;
@@ -148,6 +153,12 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
         }
         for frame in pcm.chunks(channels as usize) {
             if pos >= start && pos < end {
+                let s = (pos - start) / per_second;
+                if s != second && second_n > 0 {
+                    out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
+                    (second_sum, second_n) = (0.0, 0);
+                }
+                second = s;
                 for &x in frame {
                     second_sum += f64::from(x) * f64::from(x);
                     if x.abs() >= CLIP_LEVEL {
@@ -157,10 +168,6 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
                 }
                 second_n += channels;
                 out.samples += 1;
-                if (pos - start + 1) % per_second == 0 {
-                    out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
-                    (second_sum, second_n) = (0.0, 0);
-                }
             }
             pos += 1;
         }

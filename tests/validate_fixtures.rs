@@ -44,6 +44,18 @@ const EXPECTED: &[Case] = &[
     ("chunk_overlap", 0, &[("chunk.overlap", "warning")], 1),
     ("chunk_codec_change", 0, &[("chunk.codec_change", "warning")], 1),
     ("recording_incomplete", 1, &[("recording.incomplete", "error")], 1),
+    // Only --deep sees these.
+    ("audio_silent", 0, &[], 1),
+    ("audio_decode_error", 0, &[], 1),
+    ("video_bitstream", 0, &[], 1),
+];
+
+/// The same, with `--deep`.
+const DEEP_EXPECTED: &[Case] = &[
+    ("good", 0, &[], 1),
+    ("audio_silent", 0, &[("audio.silent", "warning")], 1),
+    ("audio_decode_error", 1, &[("audio.decode_error", "error")], 1),
+    ("video_bitstream", 1, &[("video.bitstream", "error")], 1),
 ];
 
 fn findings(report: &Value) -> BTreeSet<(String, String)> {
@@ -61,12 +73,13 @@ fn findings(report: &Value) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-#[test]
-fn every_case_gives_exactly_its_codes_and_exit_code() {
+fn check_cases(table: &[Case], extra: &[&str]) {
     let mut failures = Vec::new();
-    for (case, exit, codes, recordings) in EXPECTED {
+    for (case, exit, codes, recordings) in table {
         let dir = cases().join(case);
-        let (code, report) = recstitch_json(&["validate", "--json", dir.to_str().unwrap()]);
+        let mut args = vec!["validate", "--json", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (code, report) = recstitch_json(&args);
         let got = findings(&report);
         let want: BTreeSet<(String, String)> = codes.iter().map(|(c, s)| (c.to_string(), s.to_string())).collect();
         let n = report["recordings"].as_array().unwrap().len();
@@ -77,6 +90,38 @@ fn every_case_gives_exactly_its_codes_and_exit_code() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_case_gives_exactly_its_codes_and_exit_code() {
+    check_cases(EXPECTED, &[]);
+}
+
+#[test]
+fn deep_cases_give_their_codes_at_the_right_chunk_and_time() {
+    check_cases(DEEP_EXPECTED, &["--deep"]);
+    let finding = |case: &str| {
+        let dir = cases().join(case);
+        let (_, report) = recstitch_json(&["validate", "--json", "--deep", dir.to_str().unwrap()]);
+        report["recordings"][0]["findings"][0].clone()
+    };
+    // Packet 11 of chunk 1 (presented from 9216 / 16000 s) was overwritten.
+    let f = finding("audio_decode_error");
+    assert_eq!(f["chunkIndex"], 1);
+    assert!(f["message"].as_str().unwrap().contains("the first at 0.576 s"), "{f}");
+    // Chunk 1's audio is digital silence; chunk 0's is not.
+    let f = finding("audio_silent");
+    assert_eq!(f["chunkIndex"], 1);
+    // The NAL length of the fourth video sample (0.375 s) was overwritten.
+    let f = finding("video_bitstream");
+    assert_eq!(f["chunkIndex"], 0);
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("sample 3 at 0.375 s: NAL length 2147483647"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -184,4 +229,33 @@ fn probe_prints_the_chunk() {
     // 3 s of 16 kHz audio after the 1024-sample priming packet trimmed by the edit list.
     assert_eq!(audio["presentation"]["start"], 1024);
     assert_eq!(audio["presentation"]["length"], 48000);
+}
+
+#[test]
+fn timeline_picture_shows_the_chunks_and_the_pause() {
+    use recstitch::picture::{BACKGROUND, CHUNK_COLOR, HEIGHT, PAUSE_COLOR, PLOT_LEFT, PLOT_WIDTH, WIDTH};
+    let out = util::temp_dir("timeline-good");
+    let dir = cases().join("good");
+    let o = util::recstitch(&["timeline", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let path = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let img = image::open(&path).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (WIDTH, HEIGHT));
+    // The recording spans 9.3 s of wall clock; the pause runs from 4.0 s to 5.5 s.
+    let x = |s: f64| PLOT_LEFT + (s / 9.3 * f64::from(PLOT_WIDTH)).round() as u32;
+    let bars_y = 95;
+    assert_eq!(
+        *img.get_pixel(x(4.75), 130),
+        PAUSE_COLOR,
+        "inside the pause, between bars and levels"
+    );
+    assert_eq!(
+        *img.get_pixel(x(4.75), bars_y),
+        PAUSE_COLOR,
+        "the pause interrupts chunk 1's bar"
+    );
+    assert_eq!(*img.get_pixel(x(2.0), 130), BACKGROUND, "outside the pause");
+    for s in [1.0, 3.5, 6.0, 8.5] {
+        assert_eq!(*img.get_pixel(x(s), bars_y), CHUNK_COLOR, "a chunk bar at {s} s");
+    }
 }
