@@ -135,23 +135,23 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
     for (i, sample) in track.samples.iter().enumerate() {
         // Each packet's samples start at its own decode time, whatever the
         // decoder's output delay.
-        let mut pos = to_samples(ticks);
+        let first = to_samples(ticks);
         ticks += u64::from(sample.duration);
         let data = reader
             .bytes(&track.samples, i)
             .map_err(|e| format!("{}: {e}", media.path.display()))?;
-        let packet = PacketRef::new(0, Timestamp::new(pos as i64), Duration::new(1024), data);
+        let packet = PacketRef::new(0, Timestamp::new(first as i64), Duration::new(1024), data);
         match decoder.decode_ref(&packet) {
             Ok(buf) => buf.copy_to_vec_interleaved(&mut pcm),
             Err(e) => {
-                let at = pos.saturating_sub(start) as f64 / rate;
+                let at = first.saturating_sub(start) as f64 / rate;
                 out.decode_errors.push((at, e.to_string()));
                 decoder.reset();
                 pcm.clear();
                 pcm.resize((aac.frame_length as u64 * channels) as usize, 0.0);
             }
         }
-        for frame in pcm.chunks(channels as usize) {
+        for (pos, frame) in (first..).zip(pcm.chunks(channels as usize)) {
             if pos >= start && pos < end {
                 let s = (pos - start) / per_second;
                 if s != second && second_n > 0 {
@@ -169,7 +169,6 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
                 second_n += channels;
                 out.samples += 1;
             }
-            pos += 1;
         }
     }
     if second_n > 0 {
