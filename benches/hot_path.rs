@@ -112,11 +112,22 @@ fn stitch_one_hour(c: &mut Criterion) {
     g.finish();
 }
 
+fn decode_audio(c: &mut Criterion) {
+    let media = recstitch::probe(&long_chunk(1200), &Limits::default()).unwrap();
+    let frames = media.audio().unwrap().samples.len() as u64;
+    let mut g = c.benchmark_group("deep");
+    g.throughput(Throughput::Elements(frames));
+    g.sample_size(10);
+    g.bench_function("aac_decode_20min_chunk", |b| b.iter(|| recstitch::deep::analyse_audio(&media).unwrap()));
+    g.finish();
+}
+
 criterion_group!(
     benches,
     probe_one_hour_chunk,
     validate_recording,
     build_moov,
-    stitch_one_hour
+    stitch_one_hour,
+    decode_audio
 );
 criterion_main!(benches);
