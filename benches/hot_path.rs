@@ -118,7 +118,9 @@ fn decode_audio(c: &mut Criterion) {
     let mut g = c.benchmark_group("deep");
     g.throughput(Throughput::Elements(frames));
     g.sample_size(10);
-    g.bench_function("aac_decode_20min_chunk", |b| b.iter(|| recstitch::deep::analyse_audio(&media).unwrap()));
+    g.bench_function("aac_decode_20min_chunk", |b| {
+        b.iter(|| recstitch::deep::analyse_audio(&media).unwrap())
+    });
     g.finish();
 }
 

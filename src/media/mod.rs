@@ -305,7 +305,7 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
     let moov = moov.ok_or_else(|| {
         here.truncated("no moov box: the download is incomplete or the recording was never finalised")
     })?;
-    let parsed = tables::parse_moov(&moov, &moofs, &here, limits)?;
+    let parsed = tables::parse_moov(&moov, &moofs, file_size, &here, limits)?;
     Ok(MediaInfo {
         path: path.to_path_buf(),
         file_size,

@@ -68,7 +68,14 @@ struct TrakBoxes<'a, 'h> {
     chunk_offsets: Option<Vec<u64>>,
 }
 
-pub(crate) fn parse_moov(moov: &[u8], moofs: &[(u64, Vec<u8>)], here: &Here, limits: &Limits) -> Result<ParsedMoov> {
+/// Decodes `moov` and its fragments; `file_size` bounds what the tables may claim.
+pub(crate) fn parse_moov(
+    moov: &[u8],
+    moofs: &[(u64, Vec<u8>)],
+    file_size: u64,
+    here: &Here,
+    limits: &Limits,
+) -> Result<ParsedMoov> {
     let here = here.child("moov");
     let mut mvhd: Option<Mvhd> = None;
     let mut traks: Vec<(TrakBoxes, Here)> = Vec::new();
@@ -105,10 +112,10 @@ pub(crate) fn parse_moov(moov: &[u8], moofs: &[(u64, Vec<u8>)], here: &Here, lim
     }
     let mut tracks = Vec::with_capacity(traks.len());
     for (t, h) in traks {
-        tracks.push(build_track(t, &h, limits)?);
+        tracks.push(build_track(t, &h, file_size, limits)?);
     }
     if !moofs.is_empty() {
-        add_fragments(&mut tracks, &trex, moofs, &here, limits)?;
+        add_fragments(&mut tracks, &trex, moofs, file_size, &here, limits)?;
     }
     Ok(ParsedMoov {
         movie_timescale: mvhd.timescale,
@@ -154,7 +161,7 @@ fn collect_trak<'a, 'h>(
     })
 }
 
-fn build_track(t: TrakBoxes, here: &Here, limits: &Limits) -> Result<Track> {
+fn build_track(t: TrakBoxes, here: &Here, file_size: u64, limits: &Limits) -> Result<Track> {
     let tkhd = t.tkhd.ok_or_else(|| here.invalid("no tkhd box"))?;
     let mdhd = t.mdhd.ok_or_else(|| here.invalid("no mdia/mdhd box"))?;
     let hdlr = t.hdlr.ok_or_else(|| here.invalid("no mdia/hdlr box"))?;
@@ -194,6 +201,7 @@ fn build_track(t: TrakBoxes, here: &Here, limits: &Limits) -> Result<Track> {
             stsz: t.stsz.ok_or_else(|| stbl.invalid("no stsz box"))?,
             chunk_offsets: t.chunk_offsets.ok_or_else(|| stbl.invalid("no stco or co64 box"))?,
             entry_count: entries.len(),
+            file_size,
         },
         &stbl,
         limits,
@@ -248,6 +256,8 @@ pub(crate) struct SampleTables {
     pub stsz: Stsz,
     pub chunk_offsets: Vec<u64>,
     pub entry_count: usize,
+    /// Size of the file: samples of a fixed size cannot need more.
+    pub file_size: u64,
 }
 
 /// Expands the run-length coded tables into one [`Sample`] per sample,
@@ -264,6 +274,10 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
             count,
             limits.max_samples_per_track,
         ));
+    }
+    // A count backed by no bytes: refuse it before allocating for it.
+    if let Some(size) = fixed_size {
+        check_fixed_size(count, size, t.file_size, &here.child("stsz"))?;
     }
     let stts_total: u64 = t.stts.entries.iter().map(|e| u64::from(e.sample_count)).sum();
     if stts_total != count {
@@ -373,11 +387,26 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
     Ok(samples)
 }
 
+/// Refuses `count` samples of `size` bytes each that the file cannot hold.
+fn check_fixed_size(count: u64, size: u32, file_size: u64, here: &Here) -> Result<()> {
+    if count > 0 && size == 0 {
+        return Err(here.invalid(format!("{count} samples of 0 bytes")));
+    }
+    let need = count.saturating_mul(u64::from(size));
+    if need > file_size {
+        return Err(here.truncated(format!(
+            "{count} samples of {size} bytes need {need} bytes but the file has {file_size}"
+        )));
+    }
+    Ok(())
+}
+
 /// Appends the samples of `moof` fragments to their tracks (§8.8).
 fn add_fragments(
     tracks: &mut [Track],
     trex: &[Trex],
     moofs: &[(u64, Vec<u8>)],
+    file_size: u64,
     here: &Here,
     limits: &Limits,
 ) -> Result<()> {
@@ -447,6 +476,9 @@ fn add_fragments(
                         limits.max_samples_per_track,
                     ));
                 }
+                if let mp4_atom::TrunSamples::Inherited { count, .. } = trun.samples {
+                    check_fixed_size(u64::from(count), default_size, file_size, &th)?;
+                }
                 if let Some(off) = trun.data_offset {
                     pos = base
                         .checked_add_signed(i64::from(off))
@@ -509,6 +541,7 @@ mod tests {
             },
             chunk_offsets: offsets,
             entry_count: 1,
+            file_size: u64::MAX,
         }
     }
 
@@ -592,10 +625,51 @@ mod tests {
             },
             chunk_offsets: vec![0],
             entry_count: 1,
+            file_size: u64::MAX,
         };
         let e = expand_samples(t, &here(), &Limits::default()).unwrap_err();
         assert_eq!(e.category(), "limit");
         assert!(e.to_string().contains("max_samples_per_track"), "{e}");
+    }
+
+    #[test]
+    fn a_count_the_file_cannot_hold_is_refused_before_allocating() {
+        let t = |size: u32| SampleTables {
+            stts: Stts {
+                entries: vec![SttsEntry {
+                    sample_count: 3_000_000,
+                    sample_delta: 1,
+                }],
+            },
+            ctts: None,
+            stss: None,
+            stsc: Stsc {
+                entries: vec![StscEntry {
+                    first_chunk: 1,
+                    samples_per_chunk: 3_000_000,
+                    sample_description_index: 1,
+                }],
+            },
+            stsz: Stsz {
+                samples: StszSamples::Identical { count: 3_000_000, size },
+            },
+            chunk_offsets: vec![0],
+            entry_count: 1,
+            file_size: 40_000,
+        };
+        let Err(e) = expand_samples(t(1), &here(), &Limits::default()) else {
+            panic!("accepted")
+        };
+        assert_eq!(e.category(), "truncated");
+        assert!(
+            e.to_string()
+                .contains("3000000 samples of 1 bytes need 3000000 bytes but the file has 40000"),
+            "{e}"
+        );
+        let Err(e) = expand_samples(t(0), &here(), &Limits::default()) else {
+            panic!("accepted")
+        };
+        assert_eq!(e.category(), "invalid");
     }
 
     #[test]
