@@ -651,6 +651,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn too_many_chunks_is_a_limit_error_that_names_the_limit() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases/good");
+        let mut options = ScanOptions::default();
+        options.limits.max_chunks_per_recording = 2;
+        let e = Archive::scan(&root, &options).unwrap_err();
+        assert_eq!(e.category(), "limit");
+        assert!(
+            e.to_string()
+                .contains("number of chunks is 3, over the limit 2 (Limits::max_chunks_per_recording)"),
+            "{e}"
+        );
+        options.limits = Limits {
+            max_folder_depth: 0,
+            ..Limits::default()
+        };
+        let e = Archive::scan(&root, &options).unwrap_err();
+        assert!(e.to_string().contains("Limits::max_folder_depth"), "{e}");
+    }
+
+    #[test]
     fn sniffing_by_content() {
         assert_eq!(FileKind::sniff(b""), FileKind::Empty);
         assert_eq!(FileKind::sniff(b"\0\0\0\x18ftypmp42"), FileKind::Mp4);

@@ -419,3 +419,49 @@ impl Stitcher {
         Ok(manifest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_uncommitted_temporary_file_is_removed() {
+        let dir = std::env::temp_dir().join(format!("recstitch-temp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("x.mp4");
+        let mut t = TempFile::create(&target).unwrap();
+        t.file().write_all(b"partial").unwrap();
+        let temp = t.path.clone();
+        assert!(temp.exists());
+        drop(t);
+        assert!(!temp.exists() && !target.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_disk_is_a_clear_io_error() {
+        // /dev/full answers every write with ENOSPC.
+        let Ok(full) = OpenOptions::new().write(true).open("/dev/full") else {
+            eprintln!("SKIPPED: no /dev/full on this system");
+            return;
+        };
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4",
+        );
+        let media = crate::probe(&source, &crate::Limits::default()).unwrap();
+        let p = plan::plan(&[&media], &[]).unwrap();
+        let sources = [Source {
+            file: File::open(&source).unwrap(),
+            path: source.clone(),
+        }];
+        let input = MuxInput {
+            plan: &p,
+            chapters: &[],
+            sources: &sources,
+            creation_time: 0,
+        };
+        let e = write::write_mp4(&input, &full, Path::new("out/x.mp4")).unwrap_err();
+        assert_eq!(e.category(), "io");
+        assert!(e.to_string().starts_with("out/x.mp4: No space left on device"), "{e}");
+    }
+}
