@@ -596,8 +596,46 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// The `ftyp` and `moov` a stitch of `plan` would write, with chunk offsets
-/// as they would be; for inspection and benchmarks.
+/// Everything before the sample bytes: `ftyp`, `moov`, the `mdat` header
+/// and the chapter samples; and the file offset where the payload starts.
+struct Head {
+    bytes: Vec<u8>,
+    base: u64,
+}
+
+/// Lays out the header. The `moov` size does not depend on where `mdat`
+/// lands, so it is built once to learn its size and once with the real
+/// offsets; `co64` only when a chunk offset would not fit 32 bits, and a
+/// 64-bit `mdat` size only when the payload needs it.
+fn head(input: &MuxInput, lay: &Layout) -> Result<Head> {
+    let ftyp = ftyp();
+    let large_mdat = lay.payload + 8 > u64::from(u32::MAX);
+    let mdat_header = if large_mdat { 16 } else { 8 };
+    let base_for = |moov_len: usize| ftyp.len() as u64 + moov_len as u64 + mdat_header;
+    let last_run = lay.runs.last().map_or(0, |r| r.rel_offset);
+    // Decided with the larger co64 moov, so that a 32-bit table surely fits.
+    let co64 = base_for(moov(input, lay, 0, true)?.len()) + last_run > u64::from(u32::MAX);
+    let base = base_for(moov(input, lay, 0, co64)?.len());
+    let moov = moov(input, lay, base, co64)?;
+    let mut bytes = Vec::with_capacity(ftyp.len() + moov.len() + 16);
+    bytes.extend_from_slice(&ftyp);
+    bytes.extend_from_slice(&moov);
+    if large_mdat {
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.extend_from_slice(b"mdat");
+        bytes.extend_from_slice(&(lay.payload + 16).to_be_bytes());
+    } else {
+        bytes.extend_from_slice(&((lay.payload + 8) as u32).to_be_bytes());
+        bytes.extend_from_slice(b"mdat");
+    }
+    for s in &lay.chapter_samples {
+        bytes.extend_from_slice(s);
+    }
+    Ok(Head { bytes, base })
+}
+
+/// The `ftyp`, `moov` and `mdat` header a stitch of `plan` would write, with
+/// chunk offsets as they would be; for inspection and benchmarks.
 pub fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
     let input = MuxInput {
         plan,
@@ -605,47 +643,14 @@ pub fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
         sources: &[],
         creation_time: 0,
     };
-    let lay = layout(plan, chapters);
-    let mut out = ftyp();
-    let size = moov(&input, &lay, 0, false)?.len() as u64;
-    out.extend(moov(&input, &lay, out.len() as u64 + size + 8, false)?);
-    Ok(out)
+    Ok(head(&input, &layout(plan, chapters))?.bytes)
 }
 
 /// Writes the whole MP4 to `file` (positioned at 0).
 pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> Result<Written> {
     let plan = input.plan;
     let lay = layout(plan, input.chapters);
-    let ftyp = ftyp();
-    let large_mdat = lay.payload + 8 > u64::from(u32::MAX);
-    let mdat_header = if large_mdat { 16 } else { 8 };
-    let probe = moov(input, &lay, 0, false)?;
-    let base = ftyp.len() as u64 + probe.len() as u64 + mdat_header;
-    let last_offset = lay.runs.last().map_or(base, |r| base + r.rel_offset);
-    let co64 = last_offset > u64::from(u32::MAX);
-    let moov = if co64 {
-        let sized = moov(input, &lay, 0, true)?;
-        let base = ftyp.len() as u64 + sized.len() as u64 + mdat_header;
-        moov(input, &lay, base, true)?
-    } else {
-        moov(input, &lay, base, false)?
-    };
-    let base = ftyp.len() as u64 + moov.len() as u64 + mdat_header;
-
-    let mut head = Vec::with_capacity(ftyp.len() + moov.len() + 16);
-    head.extend_from_slice(&ftyp);
-    head.extend_from_slice(&moov);
-    if large_mdat {
-        head.extend_from_slice(&1u32.to_be_bytes());
-        head.extend_from_slice(b"mdat");
-        head.extend_from_slice(&(lay.payload + 16).to_be_bytes());
-    } else {
-        head.extend_from_slice(&((lay.payload + 8) as u32).to_be_bytes());
-        head.extend_from_slice(b"mdat");
-    }
-    for s in &lay.chapter_samples {
-        head.extend_from_slice(s);
-    }
+    let Head { bytes: head, base } = head(input, &lay)?;
     let (pieces, chunk_byte_ranges) = pieces(plan, &lay, base, input.sources.len());
 
     // Two passes over the same bytes run side by side: the copy (in the
@@ -855,6 +860,70 @@ mod tests {
         chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], true).unwrap();
         assert_eq!(&out[4..8], b"co64");
         assert_eq!(&out[out.len() - 8..], &(u64::from(u32::MAX) + 1).to_be_bytes());
+    }
+
+    /// A plan whose samples add up to more than 4 GiB (bytes are never read).
+    fn huge_plan(sample: u32, count: usize) -> Plan {
+        use crate::media::{AacConfig, Codec, SampleEntry};
+        let entry = SampleEntry {
+            fourcc: "mp4a".into(),
+            raw: vec![0, 0, 0, 8, b'm', b'p', b'4', b'a'],
+            codec: Codec::Aac(AacConfig {
+                object_type: 2,
+                sample_rate: 16000,
+                channels: 1,
+                frame_length: 1024,
+                asc: vec![],
+            }),
+        };
+        let samples = vec![
+            OutSample {
+                size: sample,
+                ..s(1024, 0)
+            };
+            count
+        ];
+        let audio = OutTrack {
+            timescale: 16000,
+            entries: vec![entry],
+            samples,
+            edit_start: 0,
+            presented: 1024 * count as u64,
+        };
+        Plan {
+            video: None,
+            audio,
+            placements: vec![],
+            silence: vec![],
+        }
+    }
+
+    fn boxes_of(bytes: &[u8]) -> Vec<[u8; 4]> {
+        bytes.windows(4).filter_map(|w| <[u8; 4]>::try_from(w).ok()).collect()
+    }
+
+    #[test]
+    fn co64_and_a_64_bit_mdat_only_past_4_gib() {
+        // Runs hold one second (about 16 packets) each: 64 MiB in all stays in 32 bits.
+        let small = moov_bytes(&huge_plan(1 << 20, 64), &[]).unwrap();
+        let kinds = boxes_of(&small);
+        assert!(kinds.contains(b"stco") && !kinds.contains(b"co64"));
+        // 64 packets of 128 MiB: the third run starts past 4 GiB.
+        let big = moov_bytes(&huge_plan(1 << 27, 64), &[]).unwrap();
+        let kinds = boxes_of(&big);
+        assert!(kinds.contains(b"co64") && !kinds.contains(b"stco"), "8 GiB needs co64");
+        // The mdat header at the end: size 1, then a 64-bit size of 8 GiB + 16.
+        let tail = &big[big.len() - 16..];
+        assert_eq!(&tail[..8], &[0, 0, 0, 1, b'm', b'd', b'a', b't']);
+        assert_eq!(
+            u64::from_be_bytes(tail[8..].try_into().unwrap()),
+            64 * (1u64 << 27) + 16
+        );
+        // The co64 table's last offset lies past 4 GiB.
+        let at = big.windows(4).position(|w| w == b"co64").unwrap() + 4;
+        let count = u32::from_be_bytes(big[at + 4..at + 8].try_into().unwrap()) as usize;
+        let last = &big[at + 8 + 8 * (count - 1)..at + 16 + 8 * (count - 1)];
+        assert!(u64::from_be_bytes(last.try_into().unwrap()) > u64::from(u32::MAX));
     }
 
     #[test]
