@@ -188,27 +188,31 @@ pub fn build(rec: &ValidatedRecording, placements: &[Placement], duration: f64, 
             }
         }
         // Walk the chunk: recorded stretches between pauses.
+        let mut segment = |from: f64, to: f64, wall_from: WallClock, wall_to: WallClock| {
+            if to > from {
+                t.segments.push(Segment {
+                    chunk_index: c.index,
+                    output_start: round6(from),
+                    output_end: round6(to),
+                    wall_clock_start: wall_from,
+                    wall_clock_end: wall_to,
+                });
+            }
+        };
         let mut seg_out = out_start;
         let mut seg_wall = c.start;
+        let mut pauses = Vec::new();
         for &(p_start, dur) in &c.pauses {
             let into = seg_wall.ms_until(p_start).max(0.0);
             let p_out = (seg_out + into / 1000.0).min(out_end);
-            if p_out > seg_out {
-                t.segments.push(Segment {
-                    chunk_index: c.index,
-                    output_start: round6(seg_out),
-                    output_end: round6(p_out),
-                    wall_clock_start: seg_wall,
-                    wall_clock_end: p_start,
-                });
-            }
+            segment(seg_out, p_out, seg_wall, p_start);
             let in_file = !c.cut || mode == GapMode::Wallclock;
             let p_end = if in_file {
                 (p_out + dur / 1000.0).min(out_end)
             } else {
                 p_out
             };
-            t.pauses.push(Interruption {
+            pauses.push(Interruption {
                 chunk_index: c.index,
                 wall_clock_start: p_start,
                 duration_ms: dur,
@@ -219,15 +223,8 @@ pub fn build(rec: &ValidatedRecording, placements: &[Placement], duration: f64, 
             seg_out = p_end;
             seg_wall = p_start.plus_ms(dur);
         }
-        if out_end > seg_out {
-            t.segments.push(Segment {
-                chunk_index: c.index,
-                output_start: round6(seg_out),
-                output_end: round6(out_end),
-                wall_clock_start: seg_wall,
-                wall_clock_end: seg_wall.plus_ms(ms(out_end - seg_out)),
-            });
-        }
+        segment(seg_out, out_end, seg_wall, seg_wall.plus_ms(ms(out_end - seg_out)));
+        t.pauses.extend(pauses);
     }
     t.chapters = chapters(&t);
     t

@@ -599,12 +599,12 @@ mod tests {
         assert!(expand_samples(t, &here(), &Limits::default()).is_err());
     }
 
-    #[test]
-    fn hostile_sample_count_hits_the_limit_before_allocating() {
-        let t = SampleTables {
+    /// `count` samples of `size` bytes in one chunk, in a file of `file_size` bytes.
+    fn fixed(count: u32, size: u32, file_size: u64) -> SampleTables {
+        SampleTables {
             stts: Stts {
                 entries: vec![SttsEntry {
-                    sample_count: u32::MAX,
+                    sample_count: count,
                     sample_delta: 1,
                 }],
             },
@@ -613,51 +613,29 @@ mod tests {
             stsc: Stsc {
                 entries: vec![StscEntry {
                     first_chunk: 1,
-                    samples_per_chunk: u32::MAX,
+                    samples_per_chunk: count,
                     sample_description_index: 1,
                 }],
             },
             stsz: Stsz {
-                samples: StszSamples::Identical {
-                    count: u32::MAX,
-                    size: 1,
-                },
+                samples: StszSamples::Identical { count, size },
             },
             chunk_offsets: vec![0],
             entry_count: 1,
-            file_size: u64::MAX,
-        };
-        let e = expand_samples(t, &here(), &Limits::default()).unwrap_err();
+            file_size,
+        }
+    }
+
+    #[test]
+    fn hostile_sample_count_hits_the_limit_before_allocating() {
+        let e = expand_samples(fixed(u32::MAX, 1, u64::MAX), &here(), &Limits::default()).unwrap_err();
         assert_eq!(e.category(), "limit");
         assert!(e.to_string().contains("max_samples_per_track"), "{e}");
     }
 
     #[test]
     fn a_count_the_file_cannot_hold_is_refused_before_allocating() {
-        let t = |size: u32| SampleTables {
-            stts: Stts {
-                entries: vec![SttsEntry {
-                    sample_count: 3_000_000,
-                    sample_delta: 1,
-                }],
-            },
-            ctts: None,
-            stss: None,
-            stsc: Stsc {
-                entries: vec![StscEntry {
-                    first_chunk: 1,
-                    samples_per_chunk: 3_000_000,
-                    sample_description_index: 1,
-                }],
-            },
-            stsz: Stsz {
-                samples: StszSamples::Identical { count: 3_000_000, size },
-            },
-            chunk_offsets: vec![0],
-            entry_count: 1,
-            file_size: 40_000,
-        };
-        let Err(e) = expand_samples(t(1), &here(), &Limits::default()) else {
+        let Err(e) = expand_samples(fixed(3_000_000, 1, 40_000), &here(), &Limits::default()) else {
             panic!("accepted")
         };
         assert_eq!(e.category(), "truncated");
@@ -666,7 +644,7 @@ mod tests {
                 .contains("3000000 samples of 1 bytes need 3000000 bytes but the file has 40000"),
             "{e}"
         );
-        let Err(e) = expand_samples(t(0), &here(), &Limits::default()) else {
+        let Err(e) = expand_samples(fixed(3_000_000, 0, 40_000), &here(), &Limits::default()) else {
             panic!("accepted")
         };
         assert_eq!(e.category(), "invalid");
