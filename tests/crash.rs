@@ -44,33 +44,6 @@ fn long_recording() -> PathBuf {
     dir
 }
 
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in walk(dir) {
-        let rel = e.strip_prefix(dir).unwrap().display().to_string();
-        out.push((rel, std::fs::read(&e).unwrap()));
-    }
-    out.sort();
-    out
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut all = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                all.push(p);
-            }
-        }
-    }
-    all
-}
-
 fn run(archive: &Path, out: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_recstitch"))
         .args([
@@ -112,7 +85,7 @@ fn sigkill_at_random_points_leaves_no_partial_output_and_reruns_identically() {
         let _ = child.kill();
         child.wait().unwrap();
         // Whatever is under a final name is complete and correct.
-        let left = files(&out);
+        let left = util::files(&out, true);
         let mut temps = 0;
         for (name, bytes) in &left {
             if name.contains(".tmp-") {
@@ -140,11 +113,11 @@ fn sigkill_at_random_points_leaves_no_partial_output_and_reruns_identically() {
             "rerun after point {point} failed"
         );
         assert!(
-            util::visible_files(&out) == reference,
+            util::visible_util::files(&out, true) == reference,
             "rerun after point {point} ({delay:?}) differs from an uninterrupted run"
         );
         assert!(
-            !files(&out).iter().any(|f| f.0.contains(".tmp-")),
+            !util::files(&out, true).iter().any(|f| f.0.contains(".tmp-")),
             "a temporary file survived the rerun"
         );
         eprintln!(

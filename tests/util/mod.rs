@@ -122,13 +122,19 @@ pub fn copies_of_good(n: usize) -> PathBuf {
 
 /// Every non-hidden file under `dir` with its bytes, sorted by relative path.
 pub fn visible_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files(dir, false)
+}
+
+/// Every file under `dir` (hidden ones too when `hidden`) with its bytes,
+/// sorted by relative path.
+pub fn files(dir: &Path, hidden: bool) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else { continue };
         for e in rd {
             let p = e.unwrap().path();
-            if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            if !hidden && p.file_name().unwrap().to_string_lossy().starts_with('.') {
                 continue;
             }
             if p.is_dir() {
