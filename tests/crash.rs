@@ -113,7 +113,7 @@ fn sigkill_at_random_points_leaves_no_partial_output_and_reruns_identically() {
             "rerun after point {point} failed"
         );
         assert!(
-            util::visible_util::files(&out, true) == reference,
+            util::visible_files(&out) == reference,
             "rerun after point {point} ({delay:?}) differs from an uninterrupted run"
         );
         assert!(
