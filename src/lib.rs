@@ -1,26 +1,33 @@
 //! # recstitch
 //!
 //! Turns downloaded call-recording chunks (an MP4 plus a JSON metadata file
-//! per chunk, and a completion event) into complete, verified archive files.
+//! per chunk, and a completion event) into complete, verified archive files:
+//! one MP4 per recording, stitched without re-encoding with audio and video in
+//! sync at every join, plus a manifest and WebVTT chapters.
 //!
 //! The data flows through the modules in order:
 //!
 //! ```text
-//! archive::Archive::scan   find metadata, media and event files; pair; group into recordings
-//! media::probe             per chunk: bounded box read of moov -> tracks, sample tables, codecs
-//! Recording::validate      rules -> Vec<Finding { code, severity, chunkIndex, message }>
-//! report::Report           one JSON schema for every command
+//! archive::Archive::scan    find metadata, media and event files; pair; group into recordings
+//! media::probe              per chunk: bounded box read of moov -> tracks, sample tables, codecs
+//! Recording::validate       rules (and deep checks) -> Vec<Finding { code, severity, chunkIndex, message }>
+//! timeline                  wall clock <-> output time: segments, pauses, gaps, chapters
+//! mux::Stitcher::stitch     join plan, moov first, sample bytes copied; manifest + .vtt, atomically
+//! pipeline::run_batch       all of it over an archive, in parallel, resumable
+//! report                    one JSON schema for every command
 //! ```
 //!
-//! ```no_run
-//! use recstitch::{Archive, ScanOptions, ValidateOptions};
+//! ```
+//! use recstitch::{Archive, ScanOptions, StitchOptions, Stitcher, ValidateOptions};
 //!
 //! let archive = Archive::scan("fixtures/cases/good".as_ref(), &ScanOptions::default())?;
+//! let out = std::env::temp_dir().join("recstitch-doc-example");
 //! for recording in &archive.recordings {
 //!     let checked = recording.validate(&ValidateOptions::default());
-//!     for f in &checked.findings {
-//!         println!("{} {} {}", recording.key, f.code, f.message);
-//!     }
+//!     assert!(checked.is_valid(), "{:?}", checked.findings);
+//!     let manifest = Stitcher::new(StitchOptions::default()).stitch(&checked, &out)?;
+//!     assert_eq!(manifest.chunks.len(), 3);
+//!     println!("{} -> {} ({} bytes)", recording.key, manifest.output.path, manifest.output.bytes);
 //! }
 //! # Ok::<(), recstitch::Error>(())
 //! ```
@@ -30,9 +37,14 @@
 //! Supported: MP4 (`ftyp` first) with one H.264 (`avc1`/`avc3`) video track
 //! and one AAC-LC (`mp4a`) audio track, progressive or fragmented
 //! (`moof`/`traf`/`trun`); audio-only MP4 when the metadata has no video
-//! configuration; every metadata and event variant the service has written.
-//! Not supported (reported as findings): other codecs, unmixed audio, mp3/wav
-//! recordings.
+//! configuration; every metadata and event variant the service has written
+//! (see the README). Not supported, and reported as findings: other codecs
+//! (HEVC, MPEG-4 Part 2, MP3, HE-AAC), unmixed audio, mp3/wav recordings, and
+//! codec changes between chunks that a decoder cannot follow (picture size,
+//! sample rate, channels).
+//!
+//! Every size and count read from a file is bounded by [`Limits`]; errors
+//! are one [`Error`] type that names the file and the place in it.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
