@@ -257,6 +257,7 @@ impl Archive {
         let mut events: Vec<(PathBuf, CompletionEvent)> = Vec::new();
         let mut others: Vec<(PathBuf, FileKind)> = Vec::new();
         let mut orphans: Vec<Orphan> = Vec::new();
+        let mut other_json: Vec<PathBuf> = Vec::new();
 
         for path in files {
             let kind = match sniff_file(&path) {
@@ -290,6 +291,7 @@ impl Archive {
                             reason: format!("completion event that does not parse: {}", e.detail()),
                         }),
                     },
+                    Ok(_) if json_named => other_json.push(path),
                     Ok(_) => others.push((path, kind)),
                     Err(e) if json_named => metas.push(MetaFile {
                         document_id: stem(&path),
@@ -325,6 +327,21 @@ impl Archive {
             }
         }
         let events = unique;
+        // A `.json` holding some other JSON (a `401` body, say) beside a
+        // media file of the same name is a metadata download that failed.
+        for path in other_json {
+            let name = stem(&path);
+            if others.iter().any(|(p, _)| stem(p) == name) {
+                metas.push(MetaFile {
+                    document_id: name,
+                    call_id: None,
+                    parsed: Err("JSON that is not chunk metadata (an error response saved in its place?)".into()),
+                    path,
+                });
+            } else {
+                others.push((path, FileKind::Json));
+            }
+        }
         let chunks = pair(metas, &mut others);
         for (path, kind) in others {
             let reason = match kind {

@@ -259,3 +259,33 @@ fn timeline_picture_shows_the_chunks_and_the_pause() {
         assert_eq!(*img.get_pixel(x(s), bars_y), CHUNK_COLOR, "a chunk bar at {s} s");
     }
 }
+
+#[test]
+fn an_error_response_saved_as_metadata_is_metadata_invalid() {
+    let dir = util::temp_dir("json-401");
+    let chunk = "0-eus-d11-293c5f93ea87298458e47ef52dda3bb9";
+    std::fs::copy(
+        cases().join(format!("good/3c57992b-07bf-4387-a8bc-a13561e8650a/{chunk}.mp4")),
+        dir.join(format!("{chunk}.mp4")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!("{chunk}.json")),
+        r#"{"error":{"code":"Unauthorized","message":"401"}}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("unrelated.json"), r#"{"hello":1}"#).unwrap();
+    let (code, report) = recstitch_json(&["validate", "--json", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        findings(&report),
+        BTreeSet::from([("metadata.invalid".to_string(), "error".to_string())])
+    );
+    assert_eq!(
+        report["recordings"][0]["chunks"][0]["media"].as_str().unwrap(),
+        dir.join(format!("{chunk}.mp4")).to_str().unwrap()
+    );
+    let orphans = report["orphans"].as_array().unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert!(orphans[0]["path"].as_str().unwrap().ends_with("unrelated.json"));
+}
