@@ -282,11 +282,15 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
         }
         match &kind {
             b"ftyp" => {
-                let body = boxes::read_body(&mut r, &b, file_size, 4096, &here)?;
-                let brand = body
-                    .get(..4)
-                    .ok_or_else(|| here.child("ftyp").invalid("ftyp box is shorter than a brand"))?;
-                major_brand = Some(codec::fourcc_string([brand[0], brand[1], brand[2], brand[3]]));
+                // Only the major brand is needed: read 4 bytes, whatever the box claims.
+                let here = here.child("ftyp");
+                if b.size < b.header_len + 4 || b.body_offset() + 4 > file_size {
+                    return Err(here.invalid("ftyp box is shorter than a brand"));
+                }
+                let mut brand = [0u8; 4];
+                r.seek(std::io::SeekFrom::Start(b.body_offset())).map_err(|e| here.io(e))?;
+                r.read_exact(&mut brand).map_err(|e| here.io(e))?;
+                major_brand = Some(codec::fourcc_string(brand));
             }
             b"moov" => {
                 if moov.is_some() {
