@@ -73,5 +73,5 @@ fn message(bytes: u64, seconds: f64, current: &str) -> String {
     let mib = bytes as f64 / (1 << 20) as f64;
     let rate = if seconds > 0.0 { mib / seconds } else { 0.0 };
     let short: String = current.chars().take(24).collect();
-    format!("{mib:.1} MiB written, {rate:.1} MiB/s, {short}")
+    format!("{mib:.1} MiB at {rate:.1} MiB/s, {short}")
 }

@@ -288,7 +288,8 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
                     return Err(here.invalid("ftyp box is shorter than a brand"));
                 }
                 let mut brand = [0u8; 4];
-                r.seek(std::io::SeekFrom::Start(b.body_offset())).map_err(|e| here.io(e))?;
+                r.seek(std::io::SeekFrom::Start(b.body_offset()))
+                    .map_err(|e| here.io(e))?;
                 r.read_exact(&mut brand).map_err(|e| here.io(e))?;
                 major_brand = Some(codec::fourcc_string(brand));
             }
