@@ -30,7 +30,7 @@ impl Bar {
     pub fn new() -> Self {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} recordings, {msg} (eta {eta})")
+            ProgressStyle::with_template("{elapsed_precise} [{bar:20}] {pos}/{len} recordings, eta {eta}, {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
