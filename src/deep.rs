@@ -33,6 +33,8 @@ pub const SILENT_SHARE: f64 = 0.95;
 pub const CLIP_LEVEL: f32 = 0.999;
 /// A chunk is reported clipping when more than this share of its samples clip.
 pub const CLIPPING_SHARE: f64 = 0.001;
+/// Largest single sample read by the deep checks (a real one is well under 1 MiB).
+pub const MAX_SAMPLE_BYTES: u32 = 64 << 20;
 /// Longest stretch without a sync sample before it is reported, seconds.
 pub const MAX_SYNC_GAP_SECONDS: f64 = 10.0;
 /// Level reported for a second of digital silence (the log of zero is unbounded).
@@ -67,23 +69,44 @@ impl AudioAnalysis {
 /// contiguous in the file into one read.
 struct SampleReader<'a> {
     file: &'a File,
+    file_len: u64,
     buf: Vec<u8>,
     buf_start: u64,
+}
+
+impl<'a> SampleReader<'a> {
+    fn new(file: &'a File) -> std::io::Result<Self> {
+        Ok(SampleReader {
+            file,
+            file_len: file.metadata()?.len(),
+            buf: Vec::new(),
+            buf_start: 0,
+        })
+    }
 }
 
 impl SampleReader<'_> {
     fn bytes(&mut self, samples: &[crate::media::Sample], i: usize) -> std::io::Result<&[u8]> {
         let s = samples[i];
-        let end = s.offset + u64::from(s.size);
+        // Never allocate from an unchecked size: a sample is read only when it
+        // is of a plausible size and lies inside the file.
+        let end = s.offset.saturating_add(u64::from(s.size));
+        if s.size > MAX_SAMPLE_BYTES || end > self.file_len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("sample {i} of {} bytes at {} does not fit the file", s.size, s.offset),
+            ));
+        }
         let cached_end = self.buf_start + self.buf.len() as u64;
         if s.offset < self.buf_start || end > cached_end {
             // Read this sample and the following contiguous ones, up to 1 MiB.
             let mut run_end = end;
             for n in &samples[i + 1..] {
-                if n.offset != run_end || run_end - s.offset > 1 << 20 {
+                let n_end = run_end.saturating_add(u64::from(n.size));
+                if n.offset != run_end || n_end - s.offset > 1 << 20 || n_end > self.file_len {
                     break;
                 }
-                run_end += u64::from(n.size);
+                run_end = n_end;
             }
             self.buf.resize((run_end - s.offset) as usize, 0);
             self.file.read_exact_at(&mut self.buf, s.offset)?;
@@ -115,11 +138,7 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
     let mut decoder = AacDecoder::try_new(&params, &AudioDecoderOptions::default())
         .map_err(|e| format!("the AAC decoder refuses this configuration: {e}"))?;
     let file = File::open(&media.path).map_err(|e| format!("{}: {e}", media.path.display()))?;
-    let mut reader = SampleReader {
-        file: &file,
-        buf: Vec::new(),
-        buf_start: 0,
-    };
+    let mut reader = SampleReader::new(&file).map_err(|e| format!("{}: {e}", media.path.display()))?;
     let p = track.presentation(media.movie_timescale);
     let rate = f64::from(aac.sample_rate);
     // Decoded samples are counted in the codec's rate; media time in the track's.
@@ -284,10 +303,9 @@ fn walk_nals(track: &Track, avc: &AvcConfig, file: &File, note: &mut impl FnMut(
         return;
     }
     let mut known_pps: Vec<u32> = avc.pps.iter().filter_map(|p| pps_id(p)).collect();
-    let mut reader = SampleReader {
-        file,
-        buf: Vec::new(),
-        buf_start: 0,
+    let mut reader = match SampleReader::new(file) {
+        Ok(r) => r,
+        Err(e) => return note(format!("the file cannot be read: {e}")),
     };
     let ts = f64::from(track.timescale.max(1));
     let mut t = 0u64;

@@ -151,7 +151,8 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
             return (check, out);
         }
     };
-    if let Some((track, sample, end)) = media.first_sample_past_end() {
+    let truncated = media.first_sample_past_end();
+    if let Some((track, sample, end)) = truncated {
         out.push(Finding::error(
             Code::MediaTruncated,
             index,
@@ -171,7 +172,8 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
         }
         check.pauses_cut = check_duration(md, &media, duration, index, &mut out);
     }
-    if options.deep {
+    // A truncated chunk is reported as such; its samples are not decoded.
+    if options.deep && truncated.is_none() {
         match crate::deep::analyse_audio(&media) {
             Ok(a) => {
                 out.extend(crate::deep::audio_findings(&a, index));

@@ -439,3 +439,46 @@ fn broken_chunks_through_the_whole_pipeline_are_reported_not_fatal() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Regression (found by the `stitch` fuzzer): chunk 1 of the good recording
+/// with an audio sample size of 1.5 GB. The deep check allocated a buffer of
+/// that size before reading; now the sample is refused unread and the chunk
+/// is reported truncated.
+#[test]
+fn regression_deep_check_does_not_allocate_a_huge_sample() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/regressions/huge-audio-sample-size.mp4");
+    let media = recstitch::probe(&path, &Limits::default()).unwrap();
+    assert!(media.first_sample_past_end().is_some());
+    let ((audio, video), mem, _) = measured(|| {
+        (
+            recstitch::deep::analyse_audio(&media),
+            recstitch::deep::check_video(&media, Some(1)),
+        )
+    });
+    assert!(mem <= MEMORY_CAP, "the deep check allocated {mem} bytes");
+    assert!(audio.unwrap_err().contains("does not fit the file"));
+    let _ = video;
+    // Through validate --deep: reported as truncated, not decoded.
+    let archive = util::temp_dir("regression-huge-sample");
+    let good = util::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a");
+    for name in [
+        "0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4",
+        "0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.json",
+        "0-eus-d11-93febf7d8405595011fab94b54be8806.json",
+    ] {
+        std::fs::copy(good.join(name), archive.join(name)).unwrap();
+    }
+    std::fs::copy(&path, archive.join("0-eus-d11-93febf7d8405595011fab94b54be8806.mp4")).unwrap();
+    let (code, report) = util::recstitch_json(&["validate", "--json", "--deep", archive.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let codes: Vec<&str> = report["recordings"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"media.truncated") && !codes.contains(&"audio.decode_error"),
+        "{codes:?}"
+    );
+}
