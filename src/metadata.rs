@@ -95,6 +95,13 @@ pub struct ChunkMetadata {
     pub participants: Vec<Participant>,
 }
 
+impl ChunkMetadata {
+    /// Wall-clock end of the chunk: its start plus `chunkDuration`.
+    pub fn end(&self) -> WallClock {
+        self.start.plus_ms(self.duration_ms)
+    }
+}
+
 /// One pause: from `start` (wall clock), `duration_ms` long.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -125,11 +125,7 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
         c.text(8, 40, "no chunk metadata: nothing to draw", TEXT);
         return c.img;
     };
-    let end = chunks
-        .iter()
-        .map(|(_, m)| m.start.plus_ms(m.duration_ms))
-        .max()
-        .unwrap_or(start);
+    let end = chunks.iter().map(|(_, m)| m.end()).max().unwrap_or(start);
     let span = start.ms_until(end).max(1.0) / 1000.0;
     let x_of = |t: WallClock| -> i64 {
         i64::from(PLOT_LEFT) + (start.ms_until(t) / 1000.0 / span * f64::from(PLOT_WIDTH)).round() as i64
@@ -168,7 +164,7 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
             .any(|f| f.chunk_index == Some(index) && f.severity == Severity::Error)
     };
     for (_, m) in &chunks {
-        let (x0, x1) = (x_of(m.start), x_of(m.start.plus_ms(m.duration_ms)));
+        let (x0, x1) = (x_of(m.start), x_of(m.end()));
         let color = if chunk_has_error(m.index) {
             BAD_CHUNK_COLOR
         } else {
@@ -248,7 +244,7 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
     let (band_top, band_bottom) = (i64::from(BAND_TOP), i64::from(BAND_BOTTOM));
     let mut labels: Vec<(i64, String)> = Vec::new();
     for w in chunks.windows(2) {
-        let prev_end = w[0].1.start.plus_ms(w[0].1.duration_ms);
+        let prev_end = w[0].1.end();
         let gap = prev_end.ms_until(w[1].1.start);
         if gap > crate::timeline::GAP_TOLERANCE_MS {
             c.rect(

@@ -267,10 +267,8 @@ pub fn participants(archive: &Archive, id: Option<&str>, out: Option<&std::path:
     for rec in &archive.recordings {
         let metas: Vec<&crate::metadata::ChunkMetadata> =
             rec.chunks.iter().filter_map(|c| c.metadata.as_ref()).collect();
-        let (Some(start), Some(end)) = (
-            metas.iter().map(|m| m.start).min(),
-            metas.iter().map(|m| m.start.plus_ms(m.duration_ms)).max(),
-        ) else {
+        let (Some(start), Some(end)) = (metas.iter().map(|m| m.start).min(), metas.iter().map(|m| m.end()).max())
+        else {
             continue;
         };
         let output = out

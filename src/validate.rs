@@ -464,7 +464,7 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             .and_then(|m| m.video().and_then(MediaInfo::frame_rate))
             .map_or(0.0, |f| 1000.0 / f);
         let tolerance = MIN_DURATION_TOLERANCE_MS.max(frame_ms);
-        let expected = a.start.plus_ms(a.duration_ms);
+        let expected = a.end();
         let delta = expected.ms_until(b.start);
         if delta > tolerance {
             out.push(Finding::warning(
