@@ -95,7 +95,8 @@ fn ms(seconds: f64) -> f64 {
     seconds * 1000.0
 }
 
-fn round6(v: f64) -> f64 {
+/// Rounds seconds to the microsecond, so that reports stay short and stable.
+pub(crate) fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 

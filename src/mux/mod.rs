@@ -379,7 +379,7 @@ impl Stitcher {
                     chunk_duration_ms: m.duration_ms,
                     pauses_cut: check.pauses_cut,
                     output_bytes: written.chunk_byte_ranges[k],
-                    output_time: ((start * 1e6).round() / 1e6, (end * 1e6).round() / 1e6),
+                    output_time: (timeline::round6(start), timeline::round6(end)),
                     join: plan.placements[k],
                     audio_levels_dbfs: check.audio.as_ref().map(|a| a.levels_dbfs.clone()),
                 })
