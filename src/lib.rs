@@ -57,6 +57,7 @@ pub mod limits;
 pub mod media;
 pub mod metadata;
 pub mod mux;
+pub mod output;
 pub mod picture;
 pub mod pipeline;
 pub mod report;

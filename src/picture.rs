@@ -299,5 +299,5 @@ pub fn write_png(rec: &ValidatedRecording, path: &std::path::Path) -> crate::Res
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     }
-    crate::mux::write_atomic(path, &bytes)
+    crate::output::write_atomic(path, &bytes)
 }

@@ -8,7 +8,14 @@
 //! ```
 //!
 //! One bad recording never stops the batch: it is reported (`invalid`,
-//! `failed`) and the others go on. A recording whose outputs are up to date
+//! `failed`) and the others go on. Even a bug in recstitch is contained: a
+//! panic while validating or stitching one recording makes that recording
+//! `failed`, with the panic's message, and the batch goes on.
+//!
+//! Any number of batches may run over the same archive and output folder at
+//! once (an event delivered twice, a retried job overlapping the original):
+//! each recording is stitched under its [`RecordingLock`], and whoever gets
+//! the lock second finds the outputs up to date and skips them. A recording whose outputs are up to date
 //! (same inputs by path, size and modification time, same options, same
 //! tool version, outputs untouched) is `skipped` unless `force` is set; a
 //! batch killed at any point therefore resumes without redoing finished work.
@@ -22,9 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::{Archive, Recording};
 use crate::error::{Error, Result};
-use crate::mux::{output_paths, OutputPaths, StitchOptions, Stitcher};
+use crate::mux::{StitchOptions, Stitcher};
+use crate::output::{output_paths, write_atomic, OutputPaths, RecordingLock};
 use crate::report::{RecordingReport, Report, Status};
-use crate::validate::ValidateOptions;
+use crate::validate::{ValidateOptions, ValidatedRecording};
 
 /// One of `count` disjoint parts of an archive (`--shard K/N`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,15 +210,6 @@ fn stamp(path: &Path) -> Option<InputStamp> {
     })
 }
 
-fn state_path(paths: &OutputPaths) -> PathBuf {
-    let name = paths
-        .manifest
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    paths.manifest.with_file_name(format!(".{name}.state"))
-}
-
 fn current_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) -> Option<State> {
     let mut inputs = Vec::new();
     for c in &rec.chunks {
@@ -231,7 +230,7 @@ fn current_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) 
 /// Whether the outputs of `rec` are up to date.
 pub fn up_to_date(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> bool {
     let paths = output_paths(&rec.call_id, &rec.key, out_dir);
-    let Ok(saved) = std::fs::read(state_path(&paths)) else {
+    let Ok(saved) = std::fs::read(paths.state()) else {
         return false;
     };
     let Ok(saved) = serde_json::from_slice::<State>(&saved) else {
@@ -240,16 +239,74 @@ pub fn up_to_date(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> b
     current_state(rec, &paths, options).is_some_and(|now| now == saved)
 }
 
-fn save_state(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> Result<()> {
-    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
-    let state = current_state(rec, &paths, options).ok_or_else(|| {
+fn save_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) -> Result<()> {
+    let state = current_state(rec, paths, options).ok_or_else(|| {
         Error::Usage(format!(
             "recording {}: inputs or outputs vanished while stitching",
             rec.key
         ))
     })?;
     let json = serde_json::to_vec(&state).map_err(|e| Error::Usage(format!("state: {e}")))?;
-    crate::mux::write_atomic(&state_path(&paths), &json)
+    write_atomic(&paths.state(), &json)
+}
+
+/// Runs `work`, turning a panic inside it into an error message: the last
+/// line of defence that keeps one recording's bug from stopping a batch.
+pub fn isolate<T>(work: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        format!("internal error (a bug in recstitch, please report it with this recording): {message}")
+    })
+}
+
+/// [`Recording::validate`] with panics contained ([`isolate`]).
+pub fn validate_isolated(rec: &Recording, options: &ValidateOptions) -> std::result::Result<ValidatedRecording, String> {
+    isolate(|| {
+        #[cfg(test)]
+        tests::maybe_panic(rec, "validate");
+        rec.validate(options)
+    })
+}
+
+/// The report of a recording whose validation failed with `error`.
+fn failed_report(rec: &Recording, error: String) -> RecordingReport {
+    RecordingReport {
+        call_id: rec.call_id.clone(),
+        recording_key: rec.key.clone(),
+        status: Status::Failed,
+        chunks: Vec::new(),
+        findings: rec.findings.clone(),
+        output: None,
+        manifest: None,
+        error: Some(error),
+    }
+}
+
+/// Stitches one validated recording under its lock, unless (once the lock
+/// is held) its outputs turn out to be up to date. Returns the bytes
+/// written, or `None` when skipped.
+fn stitch_one(
+    stitcher: &Stitcher,
+    validated: &ValidatedRecording,
+    paths: &OutputPaths,
+    out_dir: &Path,
+    options: &BatchOptions,
+) -> Result<Option<u64>> {
+    let rec = &validated.recording;
+    let _lock = RecordingLock::acquire(paths)?;
+    // Another process may have finished it while this one waited.
+    if !options.force && up_to_date(rec, out_dir, &options.stitch) {
+        return Ok(None);
+    }
+    #[cfg(test)]
+    tests::maybe_panic(rec, "stitch");
+    let manifest = stitcher.stitch_locked(validated, paths)?;
+    save_state(rec, paths, &options.stitch)?;
+    Ok(Some(manifest.output.bytes))
 }
 
 /// The recordings of `archive` in this run (after sharding), in report order.
@@ -313,7 +370,15 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
             let finish = &finish;
             s.spawn(move || {
                 for (i, rec) in rx {
-                    let validated = rec.validate(&options.validate);
+                    let validated = match validate_isolated(rec, &options.validate) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            if to_collect.send(finish(i, rec, failed_report(rec, e), 0)).is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                    };
                     let mut report = RecordingReport::from_validated(&validated);
                     let paths = output_paths(&rec.call_id, &rec.key, out_dir);
                     if validated.is_valid() && !options.force && up_to_date(rec, out_dir, &options.stitch) {
@@ -344,19 +409,22 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
                         input_bytes: input_bytes(rec),
                     });
                     let paths = output_paths(&rec.call_id, &rec.key, out_dir);
-                    let outcome = stitcher
-                        .stitch(&validated, out_dir)
-                        .and_then(|m| save_state(rec, out_dir, &options.stitch).map(|()| m.output.bytes));
+                    let outcome = isolate(|| stitch_one(stitcher, &validated, &paths, out_dir, options))
+                        .and_then(|r| r.map_err(|e| e.to_string()));
                     let bytes = match outcome {
-                        Ok(bytes) => {
-                            report.status = Status::Stitched;
+                        Ok(written) => {
+                            report.status = if written.is_some() {
+                                Status::Stitched
+                            } else {
+                                Status::Skipped
+                            };
                             report.output = Some(paths.media.display().to_string());
                             report.manifest = Some(paths.manifest.display().to_string());
-                            bytes
+                            written.unwrap_or(0)
                         }
                         Err(e) => {
                             report.status = Status::Failed;
-                            report.error = Some(e.to_string());
+                            report.error = Some(e);
                             0
                         }
                     };
@@ -372,4 +440,51 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
         }
     });
     Report::new(archive, reports.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::ScanOptions;
+
+    /// The key prefix that makes a recording panic in a stage (tests only).
+    const FORCE_PANIC: &str = "test-force-panic-in-";
+
+    /// Panics when `rec`'s key asks for a panic in `stage`.
+    pub(super) fn maybe_panic(rec: &Recording, stage: &str) {
+        if rec.key.strip_prefix(FORCE_PANIC) == Some(stage) {
+            panic!("forced panic in {stage} of {}", rec.key);
+        }
+    }
+
+    #[test]
+    fn a_panic_in_one_recording_fails_it_and_the_batch_goes_on() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases/good");
+        let mut archive = Archive::scan(&root, &ScanOptions::default()).unwrap();
+        let good = archive.recordings[0].clone();
+        for stage in ["validate", "stitch"] {
+            let mut bad = good.clone();
+            bad.key = format!("{FORCE_PANIC}{stage}");
+            bad.call_id = format!("call-{stage}");
+            archive.recordings.push(bad);
+        }
+        let out = std::env::temp_dir().join(format!("recstitch-panic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let report = run_batch(&archive, &out, &BatchOptions::default(), &Quiet);
+        let by_key = |k: &str| report.recordings.iter().find(|r| r.recording_key == k).unwrap();
+        assert_eq!(by_key(&good.key).status, Status::Stitched);
+        for stage in ["validate", "stitch"] {
+            let r = by_key(&format!("{FORCE_PANIC}{stage}"));
+            assert_eq!(r.status, Status::Failed, "{stage}");
+            let error = r.error.as_deref().unwrap();
+            assert!(error.starts_with("internal error (a bug in recstitch"), "{error}");
+            assert!(error.ends_with(&format!("forced panic in {stage} of {FORCE_PANIC}{stage}")), "{error}");
+        }
+        assert!(!report.all_good());
+        // Nothing of the panicked stitch is left under a final name, nor its lock.
+        let dir = out.join("call-stitch");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 }

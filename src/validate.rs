@@ -163,6 +163,7 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
             ),
         ));
     }
+    let edits_ok = check_edits(&media, index, &mut out);
     let duration = media.duration_ms();
     check.media_duration_ms = Some(duration);
     if let Some(md) = &chunk.metadata {
@@ -173,7 +174,7 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
         check.pauses_cut = check_duration(md, &media, duration, index, &mut out);
     }
     // A truncated chunk is reported as such; its samples are not decoded.
-    if options.deep && truncated.is_none() {
+    if options.deep && truncated.is_none() && edits_ok {
         match crate::deep::analyse_audio(&media) {
             Ok(a) => {
                 out.extend(crate::deep::audio_findings(&a, index));
@@ -185,6 +186,31 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
     }
     check.media = Some(media);
     (check, out)
+}
+
+/// `media.invalid`: an edit list that starts at or past the end of its
+/// track's media presents nothing of it; no join can be planned from it.
+fn check_edits(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) -> bool {
+    let mut ok = true;
+    for track in media.tracks.iter().filter(|t| t.kind != TrackKind::Other) {
+        let media_ticks = track.media_duration();
+        let start = track.presentation(media.movie_timescale).start;
+        if start > 0 && start >= media_ticks {
+            ok = false;
+            out.push(Finding::error(
+                Code::MediaInvalid,
+                index,
+                format!(
+                    "{}: track {} ({}) edit list (edts/elst media_time) starts at {start} ticks, at or past the end of its media ({media_ticks} ticks at {} Hz): nothing of the track would play",
+                    media.path.display(),
+                    track.id,
+                    track.handler,
+                    track.timescale
+                ),
+            ));
+        }
+    }
+    ok
 }
 
 /// `media.unsupported_format`: only mixed MP4 recordings are stitched.
@@ -395,6 +421,14 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
         .filter_map(|(i, c)| c.metadata.as_ref().map(|m| (i, m)))
         .collect();
 
+    if rec.chunks.is_empty() && rec.event.as_ref().is_none_or(|e| !e.chunks.is_empty()) {
+        out.push(Finding::error(
+            Code::RecordingIncomplete,
+            None,
+            "no chunk of this recording is in the archive",
+        ));
+    }
+
     // metadata.mismatch: everything against the first chunk.
     if let Some((_, first)) = with_md.first() {
         for (_, m) in &with_md[1..] {
@@ -429,8 +463,10 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
     indices.dedup();
     if let Some(&max) = indices.last() {
         let mut missing = Vec::new();
-        let mut want = 0u32;
+        // u64: the next index after u32::MAX is still a number.
+        let mut want = 0u64;
         for &i in &indices {
+            let i = u64::from(i);
             if i > want {
                 missing.push(if i - want == 1 {
                     want.to_string()
@@ -455,7 +491,7 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
     // chunk.gap / chunk.overlap between consecutive indices.
     for pair in with_md.windows(2) {
         let ((ia, a), (_, b)) = (pair[0], pair[1]);
-        if b.index != a.index + 1 {
+        if u64::from(b.index) != u64::from(a.index) + 1 {
             continue;
         }
         let frame_ms = checks[ia]
@@ -559,6 +595,13 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
 
     // recording.incomplete / recording.extra_chunk against the event.
     if let Some(event) = &rec.event {
+        if event.chunks.is_empty() {
+            out.push(Finding::error(
+                Code::RecordingIncomplete,
+                None,
+                "the completion event lists no chunks (recordingChunks is empty): there is nothing to stitch",
+            ));
+        }
         let present: Vec<&str> = rec.chunks.iter().map(|c| c.document_id.as_str()).collect();
         let absent: Vec<String> = event
             .chunks

@@ -9,9 +9,9 @@
 pub mod plan;
 pub(crate) mod write;
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::finding::Finding;
 use crate::metadata::WallClock;
+use crate::output::{sync_dir, write_atomic, RecordingLock, TempFile};
+pub use crate::output::{output_paths, safe_name, OutputPaths};
 use crate::timeline::{self, GapMode, Interruption, Segment};
 use crate::validate::ValidatedRecording;
 pub use plan::Placement;
@@ -39,50 +41,6 @@ pub struct StitchOptions {
 #[derive(Debug, Clone, Default)]
 pub struct Stitcher {
     options: StitchOptions,
-}
-
-/// Where a recording's outputs go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputPaths {
-    /// The stitched MP4.
-    pub media: PathBuf,
-    /// The manifest JSON.
-    pub manifest: PathBuf,
-    /// The WebVTT chapters.
-    pub chapters: PathBuf,
-    /// The timeline picture (`--timeline`).
-    pub timeline: PathBuf,
-}
-
-/// Makes a name safe as one path component: anything but ASCII letters,
-/// digits, `.`, `_` and `-` becomes `_` (recording ids can hold `/` and `+`).
-pub fn safe_name(s: &str) -> String {
-    let name: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match name.trim_start_matches('.') {
-        "" => "_".into(),
-        rest => rest.into(),
-    }
-}
-
-/// The output paths of a recording under `out_dir`.
-pub fn output_paths(call_id: &str, key: &str, out_dir: &Path) -> OutputPaths {
-    let dir = out_dir.join(safe_name(call_id));
-    let key = safe_name(key);
-    OutputPaths {
-        media: dir.join(format!("{key}.mp4")),
-        manifest: dir.join(format!("{key}.json")),
-        chapters: dir.join(format!("{key}.vtt")),
-        timeline: dir.join(format!("{key}.png")),
-    }
 }
 
 /// The manifest written beside each stitched file.
@@ -198,76 +156,6 @@ fn sha256_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex(&h.finalize()), n_total))
 }
 
-/// A file being written under a temporary name; removed unless committed.
-struct TempFile {
-    path: PathBuf,
-    file: Option<File>,
-}
-
-impl TempFile {
-    /// Creates `.<name>.tmp-<pid>` beside `final_path`, first removing any
-    /// `.<name>.tmp-*` there.
-    fn create(final_path: &Path) -> Result<Self> {
-        let dir = final_path.parent().unwrap_or(Path::new("."));
-        let name = final_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Remove what an earlier, killed run may have left.
-        let stale = format!(".{name}.tmp-");
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&stale) {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        let path = dir.join(format!("{stale}{}", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok(TempFile { path, file: Some(file) })
-    }
-
-    fn file(&mut self) -> &mut File {
-        self.file.as_mut().expect("open until committed")
-    }
-
-    /// Syncs and renames onto `final_path`.
-    fn commit(mut self, final_path: &Path) -> Result<()> {
-        let file = self.file.take().expect("open until committed");
-        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
-        drop(file);
-        std::fs::rename(&self.path, final_path).map_err(|e| Error::io(final_path, e))?;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Writes `bytes` to `path` atomically.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = TempFile::create(path)?;
-    tmp.file().write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.commit(path)
-}
-
-fn sync_dir(dir: &Path) {
-    // Makes the renames durable; not every platform can open a folder.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -292,7 +180,18 @@ impl Stitcher {
     }
 
     /// Stitches `rec` (which must be valid) into `out_dir`.
+    ///
+    /// Waits for the recording's [`RecordingLock`] first, so that any number
+    /// of threads and processes may stitch the same recording into the same
+    /// folder: each writes the same bytes in turn.
     pub fn stitch(&self, rec: &ValidatedRecording, out_dir: &Path) -> Result<Manifest> {
+        let paths = output_paths(&rec.recording.call_id, &rec.recording.key, out_dir);
+        let _lock = RecordingLock::acquire(&paths)?;
+        self.stitch_locked(rec, &paths)
+    }
+
+    /// [`Stitcher::stitch`] for a caller that holds the recording's lock.
+    pub(crate) fn stitch_locked(&self, rec: &ValidatedRecording, paths: &OutputPaths) -> Result<Manifest> {
         if !rec.is_valid() {
             return Err(Error::Usage(format!(
                 "recording {} has error findings; not stitched",
@@ -311,13 +210,12 @@ impl Stitcher {
             GapMode::Wallclock => timeline::holds(rec),
         };
         let plan = plan::plan(&media, &holds).map_err(|why| Error::Unsupported {
-            path: chunks[0].metadata_path.clone(),
+            path: chunks.first().map(|c| c.metadata_path.clone()).unwrap_or_default(),
             context: format!("recording {}", rec.recording.key),
             message: why,
         })?;
         let tl = timeline::build(rec, &plan.placements, plan.duration(), self.options.gaps);
-        let paths = output_paths(&rec.recording.call_id, &rec.recording.key, out_dir);
-        let dir = paths.media.parent().unwrap_or(out_dir);
+        let dir = paths.dir();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
 
         let sources = media
@@ -423,20 +321,7 @@ impl Stitcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_uncommitted_temporary_file_is_removed() {
-        let dir = std::env::temp_dir().join(format!("recstitch-temp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let target = dir.join("x.mp4");
-        let mut t = TempFile::create(&target).unwrap();
-        t.file().write_all(b"partial").unwrap();
-        let temp = t.path.clone();
-        assert!(temp.exists());
-        drop(t);
-        assert!(!temp.exists() && !target.exists());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
+    use std::fs::OpenOptions;
 
     #[test]
     fn a_full_disk_is_a_clear_io_error() {

@@ -189,20 +189,51 @@ fn merge_entries(out: &mut Vec<SampleEntry>, track: &Track, what: &str) -> Resul
     let mut map = Vec::with_capacity(track.entries.len());
     for e in &track.entries {
         if let Some(i) = out.iter().position(|o| o.codec == e.codec) {
-            map.push(i as u8);
+            map.push(entry_number(i, what)?);
             continue;
         }
         if let Some(first) = out.first() {
             switchable(&first.codec, &e.codec).map_err(|why| format!("{what}: {why}"))?;
         }
-        if out.len() >= 255 {
-            return Err(format!("{what}: more than 255 distinct sample descriptions"));
-        }
+        map.push(entry_number(out.len(), what)?);
         out.push(e.clone());
-        map.push((out.len() - 1) as u8);
     }
     Ok(map)
 }
+
+fn entry_number(i: usize, what: &str) -> Result<u8, PlanError> {
+    u8::try_from(i).map_err(|_| format!("{what}: more than 255 distinct sample descriptions"))
+}
+
+/// The output sample description of a chunk's sample (`map` from [`merge_entries`]).
+fn mapped_entry(map: &[u8], s: &Sample) -> Result<u8, PlanError> {
+    map.get(usize::from(s.entry))
+        .copied()
+        .ok_or_else(|| format!("sample description {} does not exist", u32::from(s.entry) + 1))
+}
+
+/// `a - b` as a signed tick count, saturating at the ends of `i64`.
+fn signed_diff(a: u64, b: u64) -> i64 {
+    let d = i128::from(a) - i128::from(b);
+    i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Seconds to ticks at `timescale`, rounded; saturating (the value comes
+/// from metadata and may be anything finite).
+fn seconds_to_ticks(seconds: f64, timescale: u32) -> i64 {
+    let t = (seconds * f64::from(timescale)).round();
+    if t.is_nan() {
+        0
+    } else {
+        // In range after the clamp, so the conversion is exact.
+        t.clamp(-9.0e18, 9.0e18) as i64
+    }
+}
+
+/// The longest wait for the wall clock one hold may insert (`--gaps
+/// wallclock`), seconds: a day. Longer gaps inside one recording are not
+/// real and would make the output absurdly long.
+pub const MAX_HOLD_SECONDS: f64 = 86_400.0;
 
 /// Whether a decoder can switch from `a` to `b` mid-stream: same codec and
 /// picture size, or same audio object type, rate and channels.
@@ -280,6 +311,12 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
         let trim = rescale(pa.start, a.timescale, ats);
         let presented = rescale(pa.length, a.timescale, ats);
 
+        let media_end = times.last().copied().unwrap_or(0);
+        if trim >= media_end {
+            return Err(name(&format!(
+                "the audio edit list starts at {trim} ticks, at or past the end of the audio ({media_end} ticks)"
+            )));
+        }
         // Whole priming packets to drop (none for chunk 0: its edit trims them).
         let mut drop = 0usize;
         if k > 0 {
@@ -287,8 +324,9 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
                 drop += 1;
             }
         }
+        // times[drop] <= trim < media_end: some audio remains after the trim.
         let leftover = trim - times[drop];
-        let s_k = a_end + leftover;
+        let s_k = a_end.checked_add(leftover).ok_or_else(|| name("the audio is too long"))?;
         if k == 0 {
             s0 = s_k;
             audio.edit_start = s_k;
@@ -300,18 +338,26 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
         let mut inserted: Vec<(i64, u64)> = Vec::new();
         let mut s_k = s_k;
         for (i, s) in a.samples.iter().enumerate().skip(drop) {
-            let local = times[i] as i64 - trim as i64;
+            let local = signed_diff(times[i], trim);
+            let half_frame = i64::try_from(frame / 2).unwrap_or(i64::MAX);
             while let Some(h) = pending.next_if(|h| {
-                let at = (h.at * f64::from(ats)).round() as i64;
-                i == drop && at <= 0 || (at > 0 && local >= at - (frame / 2) as i64)
+                let at = seconds_to_ticks(h.at, ats);
+                i == drop && at <= 0 || (at > 0 && local >= at.saturating_sub(half_frame))
             }) {
                 if audio.samples.is_empty() {
                     continue;
                 }
                 let content_start = a_end + if i == drop { leftover } else { 0 };
-                let now = (content_start - s0) as f64 / f64::from(ats);
-                let frames = ((h.resume_at - now) * f64::from(ats) / frame as f64).round();
+                let now = content_start.saturating_sub(s0) as f64 / f64::from(ats);
+                let wait = h.resume_at - now;
+                if wait > MAX_HOLD_SECONDS {
+                    return Err(name(&format!(
+                        "a pause or gap of {wait:.0} s is longer than {MAX_HOLD_SECONDS:.0} s, the longest wait `--gaps wallclock` holds; check the chunks' times or stitch with `--gaps collapse`"
+                    )));
+                }
+                let frames = (wait * f64::from(ats) / frame as f64).round();
                 if frames >= 1.0 {
+                    // 1 <= frames <= MAX_HOLD_SECONDS * ats: exact as an integer.
                     let frames = frames as u64;
                     if silence.is_empty() {
                         silence =
@@ -320,13 +366,14 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
                     let silent = OutSample {
                         source: SILENCE,
                         offset: 0,
-                        size: silence.len() as u32,
+                        size: u32::try_from(silence.len()).map_err(|_| "silent frame too long")?,
                         duration: u32::try_from(frame).map_err(|_| "AAC frame too long")?,
                         composition_offset: 0,
                         sync: true,
-                        entry: entry_map[s.entry as usize],
+                        entry: mapped_entry(&entry_map, s).map_err(|e| name(&e))?,
                     };
-                    audio.samples.extend(std::iter::repeat_n(silent, frames as usize));
+                    let count = usize::try_from(frames).map_err(|_| name("too many silent frames"))?;
+                    audio.samples.extend(std::iter::repeat_n(silent, count));
                     a_end += frames * frame;
                     if i == drop {
                         s_k += frames * frame;
@@ -340,22 +387,25 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
                 // The decoder outputs a whole frame: keep the padding in the timeline.
                 duration = duration.max(frame);
             }
-            audio
-                .samples
-                .push(out_sample(src, s, duration, 0, entry_map[s.entry as usize])?);
+            let entry = mapped_entry(&entry_map, s).map_err(|e| name(&e))?;
+            audio.samples.push(out_sample(src, s, duration, 0, entry)?);
             a_end += duration;
         }
-        let kept_after_start = a_end - s_k - inserted.iter().map(|(_, t)| t).sum::<u64>();
+        let kept_after_start = a_end
+            .checked_sub(s_k)
+            .and_then(|t| t.checked_sub(inserted.iter().map(|(_, t)| t).sum::<u64>()))
+            .ok_or_else(|| name("the audio edit list starts past the chunk's audio"))?;
+        let since_s0 = s_k.checked_sub(s0).ok_or_else(|| name("audio starts before chunk 0's"))?;
         let mut placement = Placement {
-            audio_start: (s_k - s0) as f64 / f64::from(ats),
+            audio_start: since_s0 as f64 / f64::from(ats),
             audio_presented: presented as f64 / f64::from(ats),
-            dropped_priming_packets: drop as u32,
+            dropped_priming_packets: u32::try_from(drop).map_err(|_| name("too many priming packets"))?,
             leftover_priming_samples: leftover,
             tail_padding_samples: kept_after_start.saturating_sub(presented),
             ..Placement::default()
         };
         if k == last {
-            audio.presented = (s_k - s0) + presented.min(kept_after_start);
+            audio.presented = since_s0.saturating_add(presented.min(kept_after_start));
         }
 
         if let Some(video) = video.as_mut() {
@@ -372,8 +422,8 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
                 video.edit_start = e_k;
             } else {
                 // Place this chunk's first presented frame on its first real audio sample.
-                let target_pres = rescale(s_k - s0, ats, vts);
-                let target_dts = (target_pres + e0).checked_sub(e_k);
+                let target_pres = rescale(since_s0, ats, vts);
+                let target_dts = target_pres.saturating_add(e0).checked_sub(e_k);
                 let prev = video.samples.last_mut().ok_or("no video sample before a join")?;
                 let prev_start = v_end - u64::from(prev.duration);
                 let wanted = target_dts.map_or(0, |t| t.saturating_sub(prev_start)).max(1);
@@ -389,9 +439,8 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
             for (i, s) in v.samples.iter().enumerate() {
                 let duration = vtimes[i + 1] - vtimes[i];
                 let cts = rescale_signed(i64::from(s.composition_offset), v.timescale, vts);
-                video
-                    .samples
-                    .push(out_sample(src, s, duration, to_i32(cts)?, entry_map[s.entry as usize])?);
+                let entry = mapped_entry(&entry_map, s).map_err(|e| name(&e))?;
+                video.samples.push(out_sample(src, s, duration, to_i32(cts)?, entry)?);
                 v_end += duration;
             }
             // Hold the picture where silence was inserted inside the chunk.
@@ -399,7 +448,8 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
                 let splits = clean_splits(v);
                 let base = video.samples.len() - v.samples.len();
                 for &(at, ticks) in &inserted {
-                    let at_v = rescale_signed(at, ats, v.timescale) + pv.start as i64;
+                    let at_v = rescale_signed(at, ats, v.timescale)
+                        .saturating_add(i64::try_from(pv.start).unwrap_or(i64::MAX));
                     let Some(&(i, _)) = splits.iter().min_by_key(|(_, t)| (t - at_v).abs()) else {
                         continue;
                     };
@@ -410,12 +460,12 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
                     v_end += add;
                 }
             }
-            let v_start = (d_k + e_k) as f64 - e0 as f64;
+            let v_start = d_k.saturating_add(e_k) as f64 - e0 as f64;
             placement.video_start = Some(v_start / f64::from(vts));
             placement.planned_offset_ms = Some((v_start / f64::from(vts) - placement.audio_start) * 1000.0);
             if k == last {
                 let pv_len = rescale(pv.length, v.timescale, vts);
-                video.presented = (d_k + e_k).saturating_sub(e0) + pv_len;
+                video.presented = d_k.saturating_add(e_k).saturating_sub(e0).saturating_add(pv_len);
             }
         }
         placements.push(placement);
@@ -482,7 +532,7 @@ fn silent_frame(track: &Track) -> Option<Vec<u8>> {
 }
 
 fn rescale_signed(v: i64, from: u32, to: u32) -> i64 {
-    let m = rescale(v.unsigned_abs(), from, to) as i64;
+    let m = i64::try_from(rescale(v.unsigned_abs(), from, to)).unwrap_or(i64::MAX);
     if v < 0 {
         -m
     } else {

@@ -1,0 +1,354 @@
+//! Where outputs go and how they get there: output paths, temporary files,
+//! atomic writes, the per-recording lock, and the check of an output folder.
+//!
+//! Every output is written under a temporary name in its final folder,
+//! synced, then renamed, so that a reader (or a rerun after a crash) sees a
+//! complete file or none. Several processes may work on one archive and one
+//! output folder at once (a retried job overlapping the original, an event
+//! delivered twice): the outputs of one recording are written only while
+//! holding that recording's lock ([`RecordingLock`]), so no process ever
+//! removes or overwrites another's live temporary files.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Where a recording's outputs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPaths {
+    /// The stitched MP4.
+    pub media: PathBuf,
+    /// The manifest JSON.
+    pub manifest: PathBuf,
+    /// The WebVTT chapters.
+    pub chapters: PathBuf,
+    /// The timeline picture (`--timeline`).
+    pub timeline: PathBuf,
+}
+
+impl OutputPaths {
+    /// The folder that holds them.
+    pub fn dir(&self) -> &Path {
+        self.media.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The recording's lock file (hidden, beside the outputs).
+    pub fn lock(&self) -> PathBuf {
+        self.hidden("lock")
+    }
+
+    /// The resumability state (hidden, beside the outputs).
+    pub fn state(&self) -> PathBuf {
+        self.hidden("state")
+    }
+
+    fn hidden(&self, ext: &str) -> PathBuf {
+        let stem = self
+            .media
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.media.with_file_name(format!(".{stem}.{ext}"))
+    }
+
+    /// Every file the recording may have written, hidden state included.
+    fn all(&self) -> [PathBuf; 5] {
+        [
+            self.media.clone(),
+            self.manifest.clone(),
+            self.chapters.clone(),
+            self.timeline.clone(),
+            self.state(),
+        ]
+    }
+}
+
+/// Makes a name safe as one path component: anything but ASCII letters,
+/// digits, `.`, `_` and `-` becomes `_` (recording ids can hold `/` and `+`).
+pub fn safe_name(s: &str) -> String {
+    let name: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match name.trim_start_matches('.') {
+        "" => "_".into(),
+        rest => rest.into(),
+    }
+}
+
+/// The output paths of a recording under `out_dir`:
+/// `<out_dir>/<callId>/<recordingKey>.{mp4,json,vtt,png}`, both names made
+/// safe with [`safe_name`].
+pub fn output_paths(call_id: &str, key: &str, out_dir: &Path) -> OutputPaths {
+    let dir = out_dir.join(safe_name(call_id));
+    let key = safe_name(key);
+    OutputPaths {
+        media: dir.join(format!("{key}.mp4")),
+        manifest: dir.join(format!("{key}.json")),
+        chapters: dir.join(format!("{key}.vtt")),
+        timeline: dir.join(format!("{key}.png")),
+    }
+}
+
+/// Checks that `out_dir` can take outputs before any work starts: it is a
+/// folder (created when missing) in which a file can be created.
+pub fn check_out_dir(out_dir: &Path) -> Result<()> {
+    let usage = |what: &str| Error::Usage(format!("output folder {}: {what}", out_dir.display()));
+    if out_dir.exists() && !out_dir.is_dir() {
+        return Err(usage("exists and is not a folder"));
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| usage(&format!("cannot be created: {e}")))?;
+    tempfile::Builder::new()
+        .prefix(".recstitch-write-check.")
+        .tempfile_in(out_dir)
+        .map_err(|e| usage(&format!("is not writable: {e}")))?;
+    Ok(())
+}
+
+/// A file being written under a temporary name beside its final path;
+/// removed unless committed.
+pub(crate) struct TempFile {
+    file: tempfile::NamedTempFile,
+}
+
+/// The prefix of the temporary files of `final_path`: `.<name>.`.
+fn temp_prefix(final_path: &Path) -> String {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.")
+}
+
+/// The suffix of every temporary file.
+const TEMP_SUFFIX: &str = ".tmp";
+/// Random characters in a temporary file's name.
+const TEMP_RANDOM: usize = 8;
+
+/// Whether the file `name` is a temporary file of `final_path`:
+/// `.<name>.<8 random>.tmp`, or `.<name>.tmp-<pid>` as older versions wrote.
+fn is_temp_of(name: &str, final_path: &Path) -> bool {
+    let prefix = temp_prefix(final_path);
+    let Some(rest) = name.strip_prefix(prefix.as_str()) else {
+        return false;
+    };
+    let current = rest
+        .strip_suffix(TEMP_SUFFIX)
+        .is_some_and(|r| r.len() == TEMP_RANDOM && r.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let older = rest
+        .strip_prefix("tmp-")
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+    current || older
+}
+
+impl TempFile {
+    /// Creates `.<name>.<random>.tmp` beside `final_path` (never an existing file).
+    pub fn create(final_path: &Path) -> Result<Self> {
+        let dir = final_path.parent().unwrap_or(Path::new("."));
+        let file = tempfile::Builder::new()
+            .prefix(&temp_prefix(final_path))
+            .suffix(TEMP_SUFFIX)
+            .rand_bytes(TEMP_RANDOM)
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        Ok(TempFile { file })
+    }
+
+    /// The open file.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_file_mut()
+    }
+
+    /// Syncs and renames onto `final_path`.
+    pub fn commit(self, final_path: &Path) -> Result<()> {
+        self.file
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(self.file.path(), e))?;
+        self.file.persist(final_path).map_err(|e| Error::io(final_path, e.error))?;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// Writes `bytes` to `path` atomically.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = TempFile::create(path)?;
+    tmp.file().write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.commit(path)
+}
+
+/// Makes the renames in `dir` durable; not every platform can open a folder.
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// The exclusive right to write one recording's outputs, across threads and
+/// processes (an advisory lock on `.<key>.lock` beside the outputs).
+///
+/// Holding it, a writer may remove what a killed writer left behind: no
+/// live writer of the same outputs can exist. The lock file is removed on
+/// release; a waiter that finds it was removed while it waited takes the
+/// lock again on the new file.
+#[derive(Debug)]
+pub struct RecordingLock {
+    path: PathBuf,
+    file: File,
+}
+
+impl RecordingLock {
+    /// Waits for the lock of the recording whose outputs are `paths`,
+    /// creating their folder when missing, then removes the temporary files
+    /// a killed run may have left.
+    pub fn acquire(paths: &OutputPaths) -> Result<Self> {
+        let dir = paths.dir();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = paths.lock();
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            file.lock().map_err(|e| Error::io(&path, e))?;
+            if same_file(&file, &path) {
+                let lock = RecordingLock { path, file };
+                lock.remove_stale(paths);
+                return Ok(lock);
+            }
+            // The holder removed the file as we waited: lock the new one.
+        }
+    }
+
+    /// Removes the temporary files of `paths` that a killed writer left.
+    fn remove_stale(&self, paths: &OutputPaths) {
+        let finals = paths.all();
+        let Ok(entries) = std::fs::read_dir(paths.dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if finals.iter().any(|f| is_temp_of(&name, f)) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+impl Drop for RecordingLock {
+    fn drop(&mut self) {
+        // Removed while still locked, so that no one locks a file that is gone.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Whether the open `file` is the file now at `path`.
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("recstitch-output-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn an_uncommitted_temporary_file_is_removed() {
+        let dir = temp("uncommitted");
+        let target = dir.join("x.mp4");
+        let mut t = TempFile::create(&target).unwrap();
+        t.file().write_all(b"partial").unwrap();
+        let temp = t.path().to_path_buf();
+        assert!(temp.exists());
+        assert!(temp.file_name().unwrap().to_string_lossy().starts_with(".x.mp4."));
+        drop(t);
+        assert!(!temp.exists() && !target.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_lock_excludes_a_second_holder_and_cleans_only_stale_temporaries() {
+        let dir = temp("lock");
+        let paths = output_paths("call", "rec", &dir);
+        let lock = RecordingLock::acquire(&paths).unwrap();
+        let lock_path = paths.lock();
+        assert!(lock_path.exists());
+        // A temporary left by a killed writer, and one of another recording.
+        std::fs::write(paths.dir().join(".rec.mp4.abcd1234.tmp"), b"stale").unwrap();
+        std::fs::write(paths.dir().join(".rec.json.tmp-4242"), b"stale, old naming").unwrap();
+        // Another recording's live temporaries: `other`, and `rec.mp4` whose
+        // media is `rec.mp4.mp4`.
+        std::fs::write(paths.dir().join(".other.mp4.abcd1234.tmp"), b"live").unwrap();
+        std::fs::write(paths.dir().join(".rec.mp4.mp4.abcd1234.tmp"), b"live").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let paths = paths.clone();
+            std::thread::spawn(move || {
+                let second = RecordingLock::acquire(&paths).unwrap();
+                tx.send(()).unwrap();
+                drop(second);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(rx.try_recv().is_err(), "a second holder got the lock while the first held it");
+        drop(lock);
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the waiter gets the lock once it is released");
+        waiter.join().unwrap();
+        assert!(!paths.dir().join(".rec.mp4.abcd1234.tmp").exists());
+        assert!(!paths.dir().join(".rec.json.tmp-4242").exists());
+        assert!(paths.dir().join(".other.mp4.abcd1234.tmp").exists());
+        assert!(paths.dir().join(".rec.mp4.mp4.abcd1234.tmp").exists());
+        assert!(!lock_path.exists(), "the lock file is removed on release");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_output_folder_that_is_a_file_is_refused() {
+        let dir = temp("outcheck");
+        let file = dir.join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = check_out_dir(&file).unwrap_err();
+        assert_eq!(e.category(), "usage");
+        assert!(e.to_string().ends_with("a-file: exists and is not a folder"), "{e}");
+        let e = check_out_dir(&file.join("below")).unwrap_err();
+        assert!(e.to_string().contains("cannot be created"), "{e}");
+        check_out_dir(&dir.join("new/nested")).unwrap();
+        assert!(dir.join("new/nested").is_dir());
+        assert_eq!(std::fs::read_dir(dir.join("new/nested")).unwrap().count(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
