@@ -27,6 +27,9 @@ pub struct ScanOptions {
     /// Completion event files to read besides those found in the folder
     /// (an archival worker receives the event on its own).
     pub events: Vec<PathBuf>,
+    /// Folders not to scan: the output folder, when it lies inside the
+    /// archive (its files are recstitch's own, never inputs).
+    pub exclude: Vec<PathBuf>,
 }
 
 /// What a file holds, judged from its first bytes.
@@ -41,6 +44,20 @@ pub enum FileKind {
     Html,
     /// A JSON document.
     Json,
+    /// An MP3 file (an ID3 tag or MPEG audio frames).
+    Mp3,
+    /// A WAV file (RIFF/WAVE).
+    Wav,
+    /// AAC in ADTS frames (a raw `.aac`).
+    Adts,
+    /// An Ogg file (Opus, Vorbis).
+    Ogg,
+    /// A FLAC file.
+    Flac,
+    /// A Matroska or WebM file.
+    Matroska,
+    /// The file could not be read (the scan's message says why).
+    Unreadable,
     /// Anything else.
     Other,
 }
@@ -53,6 +70,27 @@ impl FileKind {
         }
         if head.get(4..8) == Some(b"ftyp") {
             return FileKind::Mp4;
+        }
+        if head.starts_with(b"ID3") {
+            return FileKind::Mp3;
+        }
+        if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WAVE") {
+            return FileKind::Wav;
+        }
+        if head.starts_with(b"OggS") {
+            return FileKind::Ogg;
+        }
+        if head.starts_with(b"fLaC") {
+            return FileKind::Flac;
+        }
+        if head.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]) {
+            return FileKind::Matroska;
+        }
+        // An MPEG audio frame sync: 11 bits set; layer bits 00 mean ADTS AAC.
+        if let [0xff, b, ..] = head {
+            if b & 0xe0 == 0xe0 {
+                return if b & 0x06 == 0 { FileKind::Adts } else { FileKind::Mp3 };
+            }
         }
         let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
         match text.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -69,8 +107,23 @@ impl FileKind {
             FileKind::Mp4 => "an MP4 file",
             FileKind::Html => "an HTML page (a saved error page?)",
             FileKind::Json => "a JSON document (a saved error response?)",
+            FileKind::Unreadable => "a file that cannot be read",
             FileKind::Other => "not an MP4 (no ftyp box)",
+            other => other.media_format().unwrap_or("a media file"),
         }
+    }
+
+    /// For a media format other than MP4, its name ("an MP3 file").
+    pub fn media_format(self) -> Option<&'static str> {
+        Some(match self {
+            FileKind::Mp3 => "an MP3 file",
+            FileKind::Wav => "a WAV file",
+            FileKind::Adts => "an ADTS AAC file (raw .aac)",
+            FileKind::Ogg => "an Ogg file",
+            FileKind::Flac => "a FLAC file",
+            FileKind::Matroska => "a Matroska/WebM file",
+            _ => return None,
+        })
     }
 }
 
@@ -136,6 +189,37 @@ pub struct Archive {
     pub recordings: Vec<Recording>,
     /// Files that belong to no chunk.
     pub orphans: Vec<Orphan>,
+    /// How many files the scan examined (hidden files and excluded folders
+    /// left out).
+    pub files: usize,
+}
+
+impl Archive {
+    /// A sentence for an archive that holds no recording, naming the folder
+    /// and what was found in it; `None` when there are recordings.
+    pub fn nothing_found(&self) -> Option<String> {
+        if !self.recordings.is_empty() {
+            return None;
+        }
+        let what = match (self.files, self.orphans.len()) {
+            (0, 0) => "it is empty (is the volume mounted?)".to_string(),
+            (files, 0) => format!("{files} file(s), none of them chunk metadata or a completion event"),
+            (files, orphans) => format!(
+                "{files} file(s), none of them chunk metadata or a completion event; {orphans} listed as orphans (first: {}: {})",
+                self.orphans[0].path.display(),
+                self.orphans[0].reason
+            ),
+        };
+        Some(format!("{} holds no recording: {what}", self.root.display()))
+    }
+}
+
+/// The operating system's reason why `path` cannot be read, if it cannot.
+pub(crate) fn unreadable_reason(path: &Path) -> Option<String> {
+    match sniff_file(path) {
+        Ok(_) => None,
+        Err(e) => Some(e.detail()),
+    }
 }
 
 /// Reads a whole file after checking its size against `max` bytes.
@@ -172,15 +256,43 @@ fn sniff_file(path: &Path) -> Result<FileKind> {
     Ok(FileKind::sniff(&head[..n]))
 }
 
-/// Lists the files under `root`, sorted, skipping hidden entries.
-fn walk(root: &Path, limits: &Limits) -> Result<Vec<PathBuf>> {
+/// What [`walk`] found: the files, sorted, and the folders it could not read.
+struct Walk {
+    files: Vec<PathBuf>,
+    unreadable: Vec<Orphan>,
+}
+
+/// Lists the files under `root`, sorted, skipping hidden entries and the
+/// `exclude`d folders (canonical paths). An unreadable subfolder is listed
+/// and skipped; only an unreadable `root` is an error.
+fn walk(root: &Path, exclude: &[PathBuf], limits: &Limits) -> Result<Walk> {
     let mut files = Vec::new();
+    let mut unreadable = Vec::new();
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if depth == 0 => return Err(Error::io(&dir, e)),
+            Err(e) => {
+                unreadable.push(Orphan {
+                    path: dir,
+                    reason: format!("folder that cannot be read, skipped: {e}"),
+                });
+                continue;
+            }
+        };
         let mut names: Vec<PathBuf> = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    unreadable.push(Orphan {
+                        path: dir.clone(),
+                        reason: format!("folder that cannot be listed completely: {e}"),
+                    });
+                    break;
+                }
+            };
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
@@ -191,6 +303,9 @@ fn walk(root: &Path, limits: &Limits) -> Result<Vec<PathBuf>> {
             // Follows symbolic links to files; folders are followed only when
             // they are real folders, so a link cycle cannot trap the walk.
             let real_dir = std::fs::symlink_metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
+            if real_dir && is_excluded(&path, exclude) {
+                continue;
+            }
             if real_dir {
                 if depth + 1 > limits.max_folder_depth {
                     return Err(Error::Limit {
@@ -219,7 +334,17 @@ fn walk(root: &Path, limits: &Limits) -> Result<Vec<PathBuf>> {
         }
     }
     files.sort();
-    Ok(files)
+    Ok(Walk { files, unreadable })
+}
+
+/// Whether the folder `path` is one of `exclude` (canonical paths).
+fn is_excluded(path: &Path, exclude: &[PathBuf]) -> bool {
+    !exclude.is_empty() && std::fs::canonicalize(path).is_ok_and(|p| exclude.contains(&p))
+}
+
+/// Whether a JSON document is a manifest that recstitch wrote.
+fn is_own_manifest(v: &Value) -> bool {
+    v.pointer("/tool/name").and_then(Value::as_str) == Some("recstitch") && v.get("recordingKey").is_some()
 }
 
 fn stem(path: &Path) -> String {
@@ -252,28 +377,47 @@ impl Archive {
         if !root.is_dir() {
             return Err(Error::Usage(format!("{}: not a folder", root.display())));
         }
-        let files = walk(root, limits)?;
+        let exclude: Vec<PathBuf> = options
+            .exclude
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        let walked = walk(root, &exclude, limits)?;
         let mut metas: Vec<MetaFile> = Vec::new();
         let mut events: Vec<(PathBuf, CompletionEvent)> = Vec::new();
         let mut others: Vec<(PathBuf, FileKind)> = Vec::new();
-        let mut orphans: Vec<Orphan> = Vec::new();
+        let mut orphans: Vec<Orphan> = walked.unreadable;
         let mut other_json: Vec<PathBuf> = Vec::new();
+        // (folder, stem) of each manifest recstitch wrote: its siblings are outputs too.
+        let mut outputs: Vec<(PathBuf, String)> = Vec::new();
+        let file_count = walked.files.len();
 
-        for path in files {
+        for path in walked.files {
+            let json_named = has_extension(&path, "json");
             let kind = match sniff_file(&path) {
                 Ok(k) => k,
-                Err(e) => {
-                    orphans.push(Orphan {
+                Err(e) if json_named => {
+                    // Metadata that cannot be read is still this chunk's metadata.
+                    metas.push(MetaFile {
+                        document_id: stem(&path),
+                        call_id: None,
+                        parsed: Err(format!("cannot be read: {}", e.detail())),
                         path,
-                        reason: format!("unreadable: {}", e.detail()),
                     });
                     continue;
                 }
+                Err(_) => FileKind::Unreadable,
             };
-            let json_named = has_extension(&path, "json");
             if kind == FileKind::Json {
                 let value = read_bounded(&path, limits.max_json_bytes).and_then(|b| metadata::parse_json(&b, &path));
                 match value {
+                    Ok(v) if is_own_manifest(&v) => {
+                        outputs.push((path.parent().map(Path::to_path_buf).unwrap_or_default(), stem(&path)));
+                        orphans.push(Orphan {
+                            path,
+                            reason: "a manifest written by recstitch: an output, not an input".into(),
+                        });
+                    }
                     Ok(v) if metadata::looks_like_metadata(&v) => {
                         let parsed = metadata::parse_metadata(&v, &path).map_err(|e| e.detail());
                         let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -342,9 +486,25 @@ impl Archive {
                 others.push((path, FileKind::Json));
             }
         }
+        // The stitched file, chapters and picture beside a manifest are outputs too.
+        others.retain(|(path, _)| {
+            let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let own = outputs.contains(&(parent, stem(path)));
+            if own {
+                orphans.push(Orphan {
+                    path: path.clone(),
+                    reason: "written by recstitch beside its manifest: an output, not an input".into(),
+                });
+            }
+            !own
+        });
         let chunks = pair(metas, &mut others);
         for (path, kind) in others {
             let reason = match kind {
+                FileKind::Unreadable => format!(
+                    "cannot be read: {}",
+                    unreadable_reason(&path).unwrap_or_else(|| "unknown error".into())
+                ),
                 FileKind::Mp4 => {
                     "MP4 without metadata: no metadata file names it (by chunkDocumentId or file name)".to_string()
                 }
@@ -359,6 +519,7 @@ impl Archive {
             root: root.to_path_buf(),
             recordings,
             orphans,
+            files: file_count,
         })
     }
 }

@@ -45,12 +45,16 @@ codes! {
     MediaMissing => "media.missing",
     /// Zero-byte media file.
     MediaEmpty => "media.empty",
+    /// The media file cannot be read (permissions, I/O error); the message carries the OS error.
+    MediaUnreadable => "media.unreadable",
     /// The media file is HTML, JSON or anything without `ftyp`.
     MediaNotMp4 => "media.not_mp4",
     /// No `moov`, or samples beyond the end of the file.
     MediaTruncated => "media.truncated",
     /// The MP4 structure is malformed (tables that disagree, bad boxes).
     MediaInvalid => "media.invalid",
+    /// The MP4 breaks the format in a way mainstream readers tolerate; so does recstitch.
+    MediaQuirk => "media.quirk",
     /// A recording in a format recstitch does not stitch (mp3, wav, unmixed audio).
     MediaUnsupportedFormat => "media.unsupported_format",
     /// The video is not H.264.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use recstitch::pipeline::{run_batch, BatchOptions, Quiet, Shard};
+use recstitch::pipeline::{run_batch, validate_isolated, BatchOptions, Quiet, Shard};
 use recstitch::report::ProbeReport;
 use recstitch::{Archive, GapMode, RecordingReport, Report, ScanOptions, Severity, StitchOptions, ValidateOptions};
 
@@ -113,8 +113,28 @@ enum ProgressMode {
 const EXIT_OK: u8 = 0;
 /// Exit code: some recording has error findings (or did not stitch).
 const EXIT_FINDINGS: u8 = 1;
-/// Exit code: the command could not run.
+/// Exit code: the command could not run (bad arguments, unreadable
+/// archive, unusable output folder).
 const EXIT_FAILED: u8 = 2;
+/// Exit code: the archive holds no recording at all (an empty folder, a
+/// volume that did not mount): nothing was checked, which is not success.
+const EXIT_EMPTY: u8 = 3;
+
+/// Scans `archive`, leaving out `out` when it lies inside it. `Err` carries
+/// the exit code for an archive without recordings (after saying so on
+/// stderr).
+fn scan(archive: &std::path::Path, out: Option<&std::path::Path>) -> anyhow::Result<Result<Archive, u8>> {
+    let options = ScanOptions {
+        exclude: out.map(|o| vec![o.to_path_buf()]).unwrap_or_default(),
+        ..ScanOptions::default()
+    };
+    let scanned = Archive::scan(archive, &options)?;
+    if let Some(why) = scanned.nothing_found() {
+        eprintln!("recstitch: {why}");
+        return Ok(Err(EXIT_EMPTY));
+    }
+    Ok(Ok(scanned))
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -150,7 +170,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Validate { archive, json, deep } => {
-            let scanned = Archive::scan(&archive, &ScanOptions::default())?;
+            let scanned = match scan(&archive, None)? {
+                Ok(scanned) => scanned,
+                Err(code) => return Ok(code),
+            };
             let options = ValidateOptions {
                 deep,
                 ..ValidateOptions::default()
@@ -158,7 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let recordings = scanned
                 .recordings
                 .iter()
-                .map(|r| RecordingReport::from_validated(&r.validate(&options)))
+                .map(|r| RecordingReport::from_validation(r, validate_isolated(r, &options)))
                 .collect();
             let report = Report::new(&scanned, recordings);
             if json {
@@ -180,7 +203,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             deep,
             timeline,
         } => {
-            let scanned = Archive::scan(&archive, &ScanOptions::default())?;
+            recstitch::output::check_out_dir(&out)?;
+            let scanned = match scan(&archive, Some(&out))? {
+                Ok(scanned) => scanned,
+                Err(code) => return Ok(code),
+            };
             let mut options = BatchOptions {
                 force,
                 shard,
@@ -191,6 +218,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 },
                 ..BatchOptions::default()
             };
+            if let Some(shard) = shard {
+                if recstitch::pipeline::selected(&scanned, Some(shard)).is_empty() {
+                    eprintln!(
+                        "recstitch: shard {}/{} holds none of the archive's {} recording(s); nothing to do",
+                        shard.index,
+                        shard.count,
+                        scanned.recordings.len()
+                    );
+                }
+            }
             if let Some(jobs) = jobs {
                 options.jobs = jobs.max(1);
                 options.stitch_jobs = options.stitch_jobs.min(options.jobs);
@@ -213,18 +250,31 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
         }
         Command::Timeline { archive, out, deep } => {
-            let scanned = Archive::scan(&archive, &ScanOptions::default())?;
+            recstitch::output::check_out_dir(&out)?;
+            let scanned = match scan(&archive, Some(&out))? {
+                Ok(scanned) => scanned,
+                Err(code) => return Ok(code),
+            };
             let options = ValidateOptions {
                 deep,
                 ..ValidateOptions::default()
             };
             let mut stdout = std::io::stdout().lock();
+            let mut code = EXIT_OK;
             for r in &scanned.recordings {
                 let path = recstitch::mux::output_paths(&r.call_id, &r.key, &out).timeline;
-                recstitch::picture::write_png(&r.validate(&options), &path)?;
-                writeln!(stdout, "{}", path.display())?;
+                match validate_isolated(r, &options) {
+                    Ok(validated) => {
+                        recstitch::picture::write_png(&validated, &path)?;
+                        writeln!(stdout, "{}", path.display())?;
+                    }
+                    Err(e) => {
+                        eprintln!("recstitch: recording {}: {e}", r.key);
+                        code = EXIT_FINDINGS;
+                    }
+                }
             }
-            Ok(EXIT_OK)
+            Ok(code)
         }
         Command::Participants { archive, id, out, json } => {
             let scanned = Archive::scan(&archive, &ScanOptions::default())?;
@@ -307,6 +357,9 @@ fn print_probe(r: &ProbeReport) -> anyhow::Result<()> {
     }
     if let Some(t) = &r.truncated {
         writeln!(out, "  TRUNCATED: {t}")?;
+    }
+    for q in &r.quirks {
+        writeln!(out, "  quirk: {q}")?;
     }
     Ok(())
 }

@@ -272,10 +272,20 @@ fn as_time(v: &Value, here: &Here) -> Result<WallClock> {
     })
 }
 
+/// The longest duration a metadata or event field may give, milliseconds
+/// (100 days): anything longer is not a recording but a broken value, and
+/// would carry wall-clock arithmetic out of range.
+pub const MAX_DURATION_MS: f64 = 100.0 * 24.0 * 3600.0 * 1000.0;
+
 fn as_duration_ms(v: &Value, here: &Here) -> Result<f64> {
     let ms = as_f64(v, here)?;
     if ms < 0.0 {
         return Err(here.invalid(format!("duration {ms} is negative")));
+    }
+    if ms > MAX_DURATION_MS {
+        return Err(here.invalid(format!(
+            "duration {ms} ms is longer than 100 days: not a real recording's"
+        )));
     }
     Ok(ms)
 }

@@ -173,7 +173,9 @@ impl TempFile {
             .as_file()
             .sync_all()
             .map_err(|e| Error::io(self.file.path(), e))?;
-        self.file.persist(final_path).map_err(|e| Error::io(final_path, e.error))?;
+        self.file
+            .persist(final_path)
+            .map_err(|e| Error::io(final_path, e.error))?;
         Ok(())
     }
 
@@ -323,7 +325,10 @@ mod tests {
             })
         };
         std::thread::sleep(std::time::Duration::from_millis(200));
-        assert!(rx.try_recv().is_err(), "a second holder got the lock while the first held it");
+        assert!(
+            rx.try_recv().is_err(),
+            "a second holder got the lock while the first held it"
+        );
         drop(lock);
         rx.recv_timeout(std::time::Duration::from_secs(10))
             .expect("the waiter gets the lock once it is released");

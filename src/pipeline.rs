@@ -264,26 +264,15 @@ pub fn isolate<T>(work: impl FnOnce() -> T) -> std::result::Result<T, String> {
 }
 
 /// [`Recording::validate`] with panics contained ([`isolate`]).
-pub fn validate_isolated(rec: &Recording, options: &ValidateOptions) -> std::result::Result<ValidatedRecording, String> {
+pub fn validate_isolated(
+    rec: &Recording,
+    options: &ValidateOptions,
+) -> std::result::Result<ValidatedRecording, String> {
     isolate(|| {
         #[cfg(test)]
         tests::maybe_panic(rec, "validate");
         rec.validate(options)
     })
-}
-
-/// The report of a recording whose validation failed with `error`.
-fn failed_report(rec: &Recording, error: String) -> RecordingReport {
-    RecordingReport {
-        call_id: rec.call_id.clone(),
-        recording_key: rec.key.clone(),
-        status: Status::Failed,
-        chunks: Vec::new(),
-        findings: rec.findings.clone(),
-        output: None,
-        manifest: None,
-        error: Some(error),
-    }
 }
 
 /// Stitches one validated recording under its lock, unless (once the lock
@@ -373,7 +362,8 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
                     let validated = match validate_isolated(rec, &options.validate) {
                         Ok(v) => v,
                         Err(e) => {
-                            if to_collect.send(finish(i, rec, failed_report(rec, e), 0)).is_err() {
+                            let report = RecordingReport::from_validation(rec, Err(e));
+                            if to_collect.send(finish(i, rec, report, 0)).is_err() {
                                 break;
                             }
                             continue;
@@ -478,12 +468,19 @@ mod tests {
             assert_eq!(r.status, Status::Failed, "{stage}");
             let error = r.error.as_deref().unwrap();
             assert!(error.starts_with("internal error (a bug in recstitch"), "{error}");
-            assert!(error.ends_with(&format!("forced panic in {stage} of {FORCE_PANIC}{stage}")), "{error}");
+            assert!(
+                error.ends_with(&format!("forced panic in {stage} of {FORCE_PANIC}{stage}")),
+                "{error}"
+            );
         }
         assert!(!report.all_good());
         // Nothing of the panicked stitch is left under a final name, nor its lock.
         let dir = out.join("call-stitch");
-        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert!(left.is_empty(), "{left:?}");
         std::fs::remove_dir_all(&out).unwrap();
     }

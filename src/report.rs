@@ -83,6 +83,24 @@ pub struct ChunkReport {
 }
 
 impl RecordingReport {
+    /// The report entry of a recording's validation: its outcome, or the
+    /// error that stopped it (status `failed`).
+    pub fn from_validation(rec: &crate::Recording, outcome: Result<ValidatedRecording, String>) -> Self {
+        match outcome {
+            Ok(v) => Self::from_validated(&v),
+            Err(error) => RecordingReport {
+                call_id: rec.call_id.clone(),
+                recording_key: rec.key.clone(),
+                status: Status::Failed,
+                chunks: Vec::new(),
+                findings: rec.findings.clone(),
+                output: None,
+                manifest: None,
+                error: Some(error),
+            },
+        }
+    }
+
     /// The report entry of a validated recording (status `ok` or `invalid`).
     pub fn from_validated(v: &ValidatedRecording) -> Self {
         let chunks = v
@@ -149,6 +167,8 @@ pub struct ProbeReport {
     pub tracks: Vec<TrackReport>,
     /// Set when a sample lies beyond the end of the file.
     pub truncated: Option<String>,
+    /// Departures from the format that were tolerated (`media.quirk`).
+    pub quirks: Vec<String>,
 }
 
 /// One track in a [`ProbeReport`].
@@ -230,6 +250,7 @@ impl ProbeReport {
                     m.file_size
                 )
             }),
+            quirks: m.quirks.clone(),
         }
     }
 }

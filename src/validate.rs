@@ -39,6 +39,9 @@ const FRAME_RATE_TOLERANCE: f64 = 0.01;
 const BITRATE_TOLERANCE: f64 = 0.10;
 /// Smallest duration tolerance, in milliseconds.
 const MIN_DURATION_TOLERANCE_MS: f64 = 250.0;
+/// The largest gap or overlap between consecutive chunks that can be real,
+/// milliseconds: the longest hold the stitcher makes (a day).
+const MAX_GAP_MS: f64 = crate::mux::plan::MAX_HOLD_SECONDS * 1000.0;
 
 /// What validation learned about one chunk.
 #[derive(Debug, Clone, Default)]
@@ -116,8 +119,29 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
         ));
         return (check, out);
     };
+    if let Some(why) = unsupported_format(chunk.metadata.as_ref(), chunk.media_kind) {
+        out.push(Finding::error(
+            Code::MediaUnsupportedFormat,
+            index,
+            format!(
+                "{}: {why}; recstitch stitches mixed MP4 recordings only",
+                path.display()
+            ),
+        ));
+        return (check, out);
+    }
     match chunk.media_kind {
         Some(FileKind::Mp4) => {}
+        Some(FileKind::Unreadable) => {
+            let why =
+                crate::archive::unreadable_reason(path).unwrap_or_else(|| "it could not be read while scanning".into());
+            out.push(Finding::error(
+                Code::MediaUnreadable,
+                index,
+                format!("{} cannot be read: {why}", path.display()),
+            ));
+            return (check, out);
+        }
         Some(FileKind::Empty) => {
             out.push(Finding::error(
                 Code::MediaEmpty,
@@ -145,6 +169,7 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
         Err(e) => {
             let code = match e {
                 Error::Truncated { .. } => Code::MediaTruncated,
+                Error::Io { .. } => Code::MediaUnreadable,
                 _ => Code::MediaInvalid,
             };
             out.push(Finding::error(code, index, e.to_string()));
@@ -166,11 +191,16 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
     let edits_ok = check_edits(&media, index, &mut out);
     let duration = media.duration_ms();
     check.media_duration_ms = Some(duration);
+    for quirk in &media.quirks {
+        out.push(Finding::warning(
+            Code::MediaQuirk,
+            index,
+            format!("{}: {quirk}", path.display()),
+        ));
+    }
     if let Some(md) = &chunk.metadata {
-        let supported = check_format(md, index, &mut out);
-        if supported {
-            check_streams(md, &media, index, &mut out);
-        }
+        check_pauses(md, index, &mut out);
+        check_streams(md, &media, index, &mut out);
         check.pauses_cut = check_duration(md, &media, duration, index, &mut out);
     }
     // A truncated chunk is reported as such; its samples are not decoded.
@@ -213,31 +243,83 @@ fn check_edits(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) ->
     ok
 }
 
-/// `media.unsupported_format`: only mixed MP4 recordings are stitched.
-fn check_format(md: &ChunkMetadata, index: Option<u32>, out: &mut Vec<Finding>) -> bool {
-    let info = &md.recording;
+/// `metadata.invalid`: pause intervals must lie inside their chunk's wall
+/// clock span (which is `chunkDuration` long, or that plus the pauses when
+/// the pauses are not counted in it) and must not overlap each other.
+fn check_pauses(md: &ChunkMetadata, index: Option<u32>, out: &mut Vec<Finding>) {
+    let paused: f64 = md.pauses.iter().map(|p| p.duration_ms).sum();
+    let latest_end = md.start.plus_ms(md.duration_ms + paused + MIN_DURATION_TOLERANCE_MS);
+    let earliest = md.start.plus_ms(-MIN_DURATION_TOLERANCE_MS);
+    let mut order: Vec<usize> = (0..md.pauses.len()).collect();
+    order.sort_by_key(|&i| (md.pauses[i].start, i));
+    let mut previous: Option<(usize, crate::WallClock)> = None;
+    for &i in &order {
+        let p = &md.pauses[i];
+        let end = p.start.plus_ms(p.duration_ms);
+        let mut why = Vec::new();
+        if p.start < earliest {
+            why.push(format!(
+                "starts {:.0} ms before the chunk does",
+                -md.start.ms_until(p.start)
+            ));
+        }
+        if end > latest_end {
+            why.push(format!(
+                "ends {:.0} ms after the chunk's {:.0} ms (pauses included) do",
+                md.start.ms_until(end) - md.duration_ms - paused,
+                md.duration_ms + paused
+            ));
+        }
+        if let Some((j, prev_end)) = previous {
+            if prev_end.ms_until(p.start) < -MIN_DURATION_TOLERANCE_MS {
+                why.push(format!(
+                    "starts {:.0} ms before pauseResumeIntervals[{j}] ends",
+                    -prev_end.ms_until(p.start)
+                ));
+            }
+        }
+        if !why.is_empty() {
+            out.push(Finding::error(
+                Code::MetadataInvalid,
+                index,
+                format!(
+                    "pauseResumeIntervals[{i}] ({}, {} ms) {}: the pause does not fit the chunk",
+                    p.start,
+                    p.duration_ms,
+                    why.join(" and ")
+                ),
+            ));
+        }
+        if previous.is_none_or(|(_, e)| end > e) {
+            previous = Some((i, end));
+        }
+    }
+}
+
+/// `media.unsupported_format`: only mixed MP4 recordings are stitched. Says
+/// why not, from the metadata (format, content type, unmixed channels) and
+/// from the file's own first bytes (MP3, WAV, ...).
+fn unsupported_format(md: Option<&ChunkMetadata>, kind: Option<FileKind>) -> Option<String> {
     let mut why = Vec::new();
-    if !info.format.eq_ignore_ascii_case("mp4") {
-        why.push(format!("format {:?}", info.format));
+    if let Some(md) = md {
+        let info = &md.recording;
+        let mut what = Vec::new();
+        if !info.format.eq_ignore_ascii_case("mp4") {
+            what.push(format!("format {:?}", info.format));
+        }
+        if !info.content.is_empty() && !info.content.eq_ignore_ascii_case("mixed") {
+            what.push(format!("content type {:?}", info.content));
+        } else if md.participants.iter().any(|p| p.channel.is_some()) {
+            what.push("per-participant audio channels (unmixed audio)".into());
+        }
+        if !what.is_empty() {
+            why.push(format!("the metadata describes a {} recording", what.join(", ")));
+        }
     }
-    if !info.content.is_empty() && !info.content.eq_ignore_ascii_case("mixed") {
-        why.push(format!("content type {:?}", info.content));
+    if let Some(format) = kind.and_then(FileKind::media_format) {
+        why.push(format!("the file is {format}, not an MP4"));
     }
-    if md.participants.iter().any(|p| p.channel.is_some()) && !why.iter().any(|w| w.contains("content")) {
-        why.push("per-participant audio channels (unmixed audio)".into());
-    }
-    if why.is_empty() {
-        return true;
-    }
-    out.push(Finding::error(
-        Code::MediaUnsupportedFormat,
-        index,
-        format!(
-            "the metadata describes a {} recording; recstitch stitches mixed MP4 recordings only",
-            why.join(", ")
-        ),
-    ));
-    false
+    (!why.is_empty()).then(|| why.join(" and "))
 }
 
 /// Codec, picture, frame rate, audio and bit-rate rules.
@@ -502,7 +584,21 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
         let tolerance = MIN_DURATION_TOLERANCE_MS.max(frame_ms);
         let expected = a.end();
         let delta = expected.ms_until(b.start);
-        if delta > tolerance {
+        if delta.abs() > MAX_GAP_MS {
+            out.push(Finding::error(
+                if delta > 0.0 { Code::ChunkGap } else { Code::ChunkOverlap },
+                Some(b.index),
+                format!(
+                    "chunk {} starts {:.1} hours {} chunk {} ends ({} vs {}): consecutive chunks of one recording cannot be more than a day apart; check chunkStartTime and chunkDuration",
+                    b.index,
+                    delta.abs() / 3_600_000.0,
+                    if delta > 0.0 { "after" } else { "before" },
+                    a.index,
+                    b.start,
+                    expected
+                ),
+            ));
+        } else if delta > tolerance {
             out.push(Finding::warning(
                 Code::ChunkGap,
                 Some(b.index),

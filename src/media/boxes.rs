@@ -186,6 +186,11 @@ impl TopLevel {
         TopLevel { pos: 0, file_len }
     }
 
+    /// Offset of the next box header.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
     /// The next top-level box. Stops at the end of the file, or after a box
     /// that runs past the end (the caller sees `end() > file_len`).
     pub fn next_box<R: Read + Seek>(&mut self, r: &mut R, here: &Here) -> Result<Option<TopBox>> {

@@ -127,14 +127,14 @@ const VISUAL_ENTRY_LEN: usize = 78;
 const AUDIO_ENTRY_LEN: usize = 28;
 
 /// Parses one `stsd` entry.
-pub(crate) fn parse_sample_entry(entry: &BoxSlice, here: &Here) -> Result<SampleEntry> {
+pub(crate) fn parse_sample_entry(entry: &BoxSlice, here: &Here, quirks: &mut Vec<String>) -> Result<SampleEntry> {
     let here = here.child(entry.kind);
     let fourcc = fourcc_string(entry.kind.into());
     let kind: [u8; 4] = entry.kind.into();
     let body = entry.body();
     let codec = match kind {
         AVC1 | AVC3 => parse_avc_entry(body, &here)?,
-        MP4A => parse_mp4a_entry(body, &here, &fourcc)?,
+        MP4A => parse_mp4a_entry(body, &here, &fourcc, quirks)?,
         _ => Codec::Other { fourcc: fourcc.clone() },
     };
     Ok(SampleEntry {
@@ -222,7 +222,7 @@ pub(crate) fn parse_sps(nal: &[u8], here: &Here) -> Result<(u32, u32, Option<u64
     Ok((w, h, fps))
 }
 
-fn parse_mp4a_entry(body: &[u8], here: &Here, fourcc: &str) -> Result<Codec> {
+fn parse_mp4a_entry(body: &[u8], here: &Here, fourcc: &str, quirks: &mut Vec<String>) -> Result<Codec> {
     let fixed = body
         .get(..AUDIO_ENTRY_LEN)
         .ok_or_else(|| here.invalid("audio sample entry shorter than 28 bytes"))?;
@@ -256,24 +256,88 @@ fn parse_mp4a_entry(body: &[u8], here: &Here, fourcc: &str) -> Result<Codec> {
         });
     };
     let here = here.child("esds");
-    let esds: mp4_atom::Esds = esds_box.decode(&here)?;
-    let dc = &esds.es_desc.dec_config;
+    let (object_type_indication, asc) = match esds_box.decode::<mp4_atom::Esds>(&here) {
+        Ok(esds) => {
+            let dc = esds.es_desc.dec_config;
+            (
+                dc.object_type_indication,
+                dc.dec_specific.map(|d| d.raw).unwrap_or_default(),
+            )
+        }
+        Err(strict) => {
+            // Descriptor lengths that disagree with their contents, which
+            // ffmpeg and Firefox read past: take what is there.
+            let found = lenient_esds(esds_box.body()).ok_or(strict)?;
+            quirks.push(format!(
+                "{}: the ES descriptors' lengths disagree with their contents; the decoder configuration was read as ffmpeg reads it",
+                here.context
+            ));
+            found
+        }
+    };
     // 0x40: MPEG-4 audio (ISO/IEC 14496-3); 0x66-0x68: MPEG-2 AAC profiles.
-    if !matches!(dc.object_type_indication, 0x40 | 0x66..=0x68) {
+    if !matches!(object_type_indication, 0x40 | 0x66..=0x68) {
         return Ok(Codec::OtherAudio {
             fourcc: fourcc.into(),
-            object_type_indication: Some(dc.object_type_indication),
+            object_type_indication: Some(object_type_indication),
             sample_rate,
             channels,
         });
     }
-    let asc = dc
-        .dec_specific
-        .as_ref()
-        .map(|d| d.raw.clone())
-        .filter(|raw| !raw.is_empty())
-        .ok_or_else(|| here.invalid("no AudioSpecificConfig in the decoder configuration"))?;
+    if asc.is_empty() {
+        return Err(here.invalid("no AudioSpecificConfig in the decoder configuration"));
+    }
     Ok(Codec::Aac(parse_audio_specific_config(&asc, &here)?))
+}
+
+/// The `objectTypeIndication` and AudioSpecificConfig of an `esds` body
+/// (ISO/IEC 14496-1 §7.2.6.5-7), read leniently: a descriptor may claim more
+/// bytes than its container holds (its contents are then cut at the
+/// container's end) and a DecoderConfigDescriptor that swallows part of the
+/// next descriptor still yields its own fields.
+fn lenient_esds(body: &[u8]) -> Option<(u8, Vec<u8>)> {
+    /// A descriptor's tag and body (cut at the end of `data`), and what follows it.
+    fn descriptor(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, mut rest) = data.split_first()?;
+        let mut len = 0usize;
+        for _ in 0..4 {
+            let (&b, r) = rest.split_first()?;
+            rest = r;
+            len = (len << 7) | usize::from(b & 0x7f);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let len = len.min(rest.len());
+        Some((tag, &rest[..len], &rest[len..]))
+    }
+    // Full box header (version, flags), then the ES_Descriptor.
+    let (tag, es, _) = descriptor(body.get(4..)?)?;
+    if tag != 0x03 {
+        return None;
+    }
+    let flags = *es.get(2)?;
+    let mut skip = 3;
+    if flags & 0x80 != 0 {
+        skip += 2; // dependsOn_ES_ID
+    }
+    if flags & 0x40 != 0 {
+        skip += 1 + usize::from(*es.get(skip)?); // URL
+    }
+    if flags & 0x20 != 0 {
+        skip += 2; // OCR_ES_Id
+    }
+    let (tag, config, _) = descriptor(es.get(skip..)?)?;
+    if tag != 0x04 {
+        return None;
+    }
+    let object_type_indication = *config.first()?;
+    // objectTypeIndication, streamType, bufferSizeDB, maxBitrate, avgBitrate: 13 bytes.
+    let asc = match config.get(13..).and_then(descriptor) {
+        Some((0x05, asc, _)) => asc.to_vec(),
+        _ => Vec::new(),
+    };
+    Some((object_type_indication, asc))
 }
 
 /// Sampling frequencies by index (ISO/IEC 14496-3 §1.6.3.4).

@@ -39,6 +39,12 @@ pub struct MediaInfo {
     pub mdat_ranges: Vec<(u64, u64)>,
     /// The tracks, in file order.
     pub tracks: Vec<Track>,
+    /// What the file does against the format that mainstream readers
+    /// (ffmpeg, Firefox) tolerate, and so recstitch does too: stray bytes
+    /// after the last box, a second `moov`, ES descriptor lengths that
+    /// disagree, negative offsets in a version 0 `ctts`. Reported as
+    /// `media.quirk` warnings.
+    pub quirks: Vec<String>,
 }
 
 /// What kind of track a `hdlr` announces.
@@ -262,8 +268,24 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
     let mut moov = None;
     let mut moofs: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut mdat_ranges = Vec::new();
+    let mut quirks = Vec::new();
     let mut count = 0u64;
-    while let Some(b) = top.next_box(&mut r, &here)? {
+    loop {
+        let b = match top.next_box(&mut r, &here) {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            // Bytes after the last box that are no box: ignored, as players
+            // do, once the movie box has been read.
+            Err(e @ (Error::Invalid { .. } | Error::Truncated { .. })) if moov.is_some() => {
+                quirks.push(format!(
+                    "{} bytes at the end of the file are not a box and were ignored ({})",
+                    file_size.saturating_sub(top.position()),
+                    e.detail()
+                ));
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         count += 1;
         if count > limits.max_top_level_boxes {
             return Err(here.limit(
@@ -293,12 +315,11 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
                 r.read_exact(&mut brand).map_err(|e| here.io(e))?;
                 major_brand = Some(codec::fourcc_string(brand));
             }
-            b"moov" => {
-                if moov.is_some() {
-                    return Err(here.child("moov").invalid("a second moov box"));
-                }
-                moov = Some(boxes::read_body(&mut r, &b, file_size, limits.max_moov_bytes, &here)?);
-            }
+            b"moov" if moov.is_some() => quirks.push(format!(
+                "a second moov box at byte {} was ignored; the first one is used, as players do",
+                b.offset
+            )),
+            b"moov" => moov = Some(boxes::read_body(&mut r, &b, file_size, limits.max_moov_bytes, &here)?),
             b"moof" => {
                 let body = boxes::read_body(&mut r, &b, file_size, limits.max_moov_bytes, &here)?;
                 moofs.push((b.offset, body));
@@ -310,7 +331,8 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
     let moov = moov.ok_or_else(|| {
         here.truncated("no moov box: the download is incomplete or the recording was never finalised")
     })?;
-    let parsed = tables::parse_moov(&moov, &moofs, file_size, &here, limits)?;
+    let mut parsed = tables::parse_moov(&moov, &moofs, file_size, &here, limits)?;
+    quirks.append(&mut parsed.quirks);
     Ok(MediaInfo {
         path: path.to_path_buf(),
         file_size,
@@ -319,6 +341,7 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
         movie_timescale: parsed.movie_timescale,
         mdat_ranges,
         tracks: parsed.tracks,
+        quirks,
     })
 }
 

@@ -18,6 +18,8 @@ use crate::limits::Limits;
 pub(crate) struct ParsedMoov {
     pub movie_timescale: u32,
     pub tracks: Vec<Track>,
+    /// Departures from the format that were tolerated (see [`MediaInfo::quirks`](super::MediaInfo::quirks)).
+    pub quirks: Vec<String>,
 }
 
 /// Calls `f` for each child box of `body`, with the child's path.
@@ -111,8 +113,9 @@ pub(crate) fn parse_moov(
         return Err(here.child("mvhd").invalid("movie timescale is 0"));
     }
     let mut tracks = Vec::with_capacity(traks.len());
+    let mut quirks = Vec::new();
     for (t, h) in traks {
-        tracks.push(build_track(t, &h, file_size, limits)?);
+        tracks.push(build_track(t, &h, file_size, limits, &mut quirks)?);
     }
     if !moofs.is_empty() {
         add_fragments(&mut tracks, &trex, moofs, file_size, &here, limits)?;
@@ -120,6 +123,7 @@ pub(crate) fn parse_moov(
     Ok(ParsedMoov {
         movie_timescale: mvhd.timescale,
         tracks,
+        quirks,
     })
 }
 
@@ -161,7 +165,13 @@ fn collect_trak<'a, 'h>(
     })
 }
 
-fn build_track(t: TrakBoxes, here: &Here, file_size: u64, limits: &Limits) -> Result<Track> {
+fn build_track(
+    mut t: TrakBoxes,
+    here: &Here,
+    file_size: u64,
+    limits: &Limits,
+    quirks: &mut Vec<String>,
+) -> Result<Track> {
     let tkhd = t.tkhd.ok_or_else(|| here.invalid("no tkhd box"))?;
     let mdhd = t.mdhd.ok_or_else(|| here.invalid("no mdia/mdhd box"))?;
     let hdlr = t.hdlr.ok_or_else(|| here.invalid("no mdia/hdlr box"))?;
@@ -190,8 +200,25 @@ fn build_track(t: TrakBoxes, here: &Here, file_size: u64, limits: &Limits) -> Re
         None => Vec::new(),
     };
     let (stsd, stsd_here) = t.stsd.ok_or_else(|| here.invalid("no stbl/stsd box"))?;
-    let entries = parse_stsd(stsd, &stsd_here, limits)?;
+    let entries = parse_stsd(stsd, &stsd_here, limits, quirks)?;
     let stbl = here.child("mdia/minf/stbl");
+    if let Some(stsc) = t.stsc.as_mut() {
+        let empty = drop_empty_stsc_runs(stsc);
+        if empty > 0 {
+            quirks.push(format!(
+                "{}: {empty} entries repeat the next entry's first_chunk (runs of no chunk); ignored, as players do",
+                stbl.child("stsc").context
+            ));
+        }
+    }
+    if let Some(ctts) = t.ctts.as_mut() {
+        if signed_ctts(ctts) {
+            quirks.push(format!(
+                "{}: a version 0 ctts holds negative composition offsets written as unsigned numbers; read as signed, as players do",
+                stbl.child("ctts").context
+            ));
+        }
+    }
     let samples = expand_samples(
         SampleTables {
             stts: t.stts.ok_or_else(|| stbl.invalid("no stts box"))?,
@@ -219,7 +246,35 @@ fn build_track(t: TrakBoxes, here: &Here, file_size: u64, limits: &Limits) -> Re
     })
 }
 
-fn parse_stsd(stsd: BoxSlice, here: &Here, limits: &Limits) -> Result<Vec<SampleEntry>> {
+/// Removes the `stsc` entries whose run is empty (the next entry starts at
+/// the same chunk). Returns how many.
+fn drop_empty_stsc_runs(stsc: &mut Stsc) -> usize {
+    let before = stsc.entries.len();
+    let firsts: Vec<u32> = stsc.entries.iter().map(|e| e.first_chunk).collect();
+    let mut i = 0;
+    stsc.entries.retain(|_| {
+        i += 1;
+        firsts.get(i) != firsts.get(i - 1)
+    });
+    before - stsc.entries.len()
+}
+
+/// Reads offsets of a version 0 `ctts` that only make sense as negative
+/// numbers (2^31 and up: -1 written as 4294967295) as such. Returns
+/// whether any was.
+fn signed_ctts(ctts: &mut Ctts) -> bool {
+    const WRAP: i64 = 1 << 32;
+    let mut changed = false;
+    for e in &mut ctts.entries {
+        if (i64::from(i32::MAX) + 1..WRAP).contains(&e.sample_offset) {
+            e.sample_offset -= WRAP;
+            changed = true;
+        }
+    }
+    changed
+}
+
+fn parse_stsd(stsd: BoxSlice, here: &Here, limits: &Limits, quirks: &mut Vec<String>) -> Result<Vec<SampleEntry>> {
     let body = stsd.body();
     let head = body
         .get(..8)
@@ -239,7 +294,7 @@ fn parse_stsd(stsd: BoxSlice, here: &Here, limits: &Limits) -> Result<Vec<Sample
         let entry = it
             .next_box(here)?
             .ok_or_else(|| here.invalid(format!("stsd announces {count} entries but holds {}", entries.len())))?;
-        entries.push(codec::parse_sample_entry(&entry, here)?);
+        entries.push(codec::parse_sample_entry(&entry, here, quirks)?);
     }
     if entries.is_empty() {
         return Err(here.invalid("stsd holds no sample description"));

@@ -326,7 +326,9 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
         }
         // times[drop] <= trim < media_end: some audio remains after the trim.
         let leftover = trim - times[drop];
-        let s_k = a_end.checked_add(leftover).ok_or_else(|| name("the audio is too long"))?;
+        let s_k = a_end
+            .checked_add(leftover)
+            .ok_or_else(|| name("the audio is too long"))?;
         if k == 0 {
             s0 = s_k;
             audio.edit_start = s_k;
@@ -395,7 +397,9 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
             .checked_sub(s_k)
             .and_then(|t| t.checked_sub(inserted.iter().map(|(_, t)| t).sum::<u64>()))
             .ok_or_else(|| name("the audio edit list starts past the chunk's audio"))?;
-        let since_s0 = s_k.checked_sub(s0).ok_or_else(|| name("audio starts before chunk 0's"))?;
+        let since_s0 = s_k
+            .checked_sub(s0)
+            .ok_or_else(|| name("audio starts before chunk 0's"))?;
         let mut placement = Placement {
             audio_start: since_s0 as f64 / f64::from(ats),
             audio_presented: presented as f64 / f64::from(ats),
@@ -627,6 +631,7 @@ mod tests {
             fragmented: false,
             movie_timescale: 1000,
             mdat_ranges: vec![],
+            quirks: vec![],
             tracks: vec![
                 Track {
                     id: 1,
