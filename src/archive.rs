@@ -855,6 +855,26 @@ mod tests {
         assert_eq!(FileKind::sniff(b"\n <!DOCTYPE html>"), FileKind::Html);
         assert_eq!(FileKind::sniff(b"\xef\xbb\xbf{\"error\":401}"), FileKind::Json);
         assert_eq!(FileKind::sniff(b"\0\0\0\x08moov"), FileKind::Other);
-        assert_eq!(FileKind::sniff(b"ID3\x04"), FileKind::Other);
+        assert_eq!(FileKind::sniff(b"\x7fELF"), FileKind::Other);
+    }
+
+    #[test]
+    fn other_media_formats_are_named() {
+        let cases: &[(&[u8], FileKind, &str)] = &[
+            (b"ID3\x04\0", FileKind::Mp3, "an MP3 file"),
+            (b"\xff\xfb\x90\x64", FileKind::Mp3, "an MP3 file"),
+            (b"\xff\xf1\x50\x80", FileKind::Adts, "an ADTS AAC file (raw .aac)"),
+            (b"RIFF\x24\0\0\0WAVEfmt ", FileKind::Wav, "a WAV file"),
+            (b"OggS\0\x02", FileKind::Ogg, "an Ogg file"),
+            (b"fLaC\0\0\0\x22", FileKind::Flac, "a FLAC file"),
+            (b"\x1a\x45\xdf\xa3\x9f", FileKind::Matroska, "a Matroska/WebM file"),
+        ];
+        for &(head, kind, name) in cases {
+            assert_eq!(FileKind::sniff(head), kind, "{head:?}");
+            assert_eq!(kind.media_format(), Some(name));
+        }
+        assert_eq!(FileKind::sniff(b"RIFF\x24\0\0\0AVI "), FileKind::Other);
+        assert_eq!(FileKind::Mp4.media_format(), None);
+        assert_eq!(FileKind::Html.media_format(), None);
     }
 }

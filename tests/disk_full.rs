@@ -60,19 +60,13 @@ fn a_full_disk_fails_that_recording_cleanly_and_the_batch_goes_on() {
         let e = f["error"].as_str().unwrap();
         assert!(e.contains("No space left on device"), "{e}");
     }
-    // Nothing partial: no temporary file, and every output is whole.
-    let files = util::visible_files(&disk.0);
-    assert!(
-        files.iter().all(|f| !f.0.contains(".tmp-")),
-        "{:?}",
-        files.iter().map(|f| &f.0).collect::<Vec<_>>()
+    // Nothing partial: no temporary or lock file, and every output is whole.
+    assert_eq!(
+        util::leftovers(&disk.0),
+        Vec::<String>::new(),
+        "temporary files were left behind"
     );
-    let hidden_temps = std::fs::read_dir(&disk.0)
-        .unwrap()
-        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-"))
-        .count();
-    assert_eq!(hidden_temps, 0, "temporary files were left behind");
+    let files = util::visible_files(&disk.0);
     for r in &stitched {
         let manifest: Value = serde_json::from_slice(&std::fs::read(r["manifest"].as_str().unwrap()).unwrap()).unwrap();
         let mp4 = std::fs::read(r["output"].as_str().unwrap()).unwrap();

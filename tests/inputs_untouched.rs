@@ -28,23 +28,10 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, SystemTime)> {
     out
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_tree(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn every_command_leaves_every_input_as_it_was() {
     let archive = util::temp_dir("untouched-archive");
-    copy_tree(&util::cases(), &archive);
+    util::copy_tree(&util::cases(), &archive);
     let out = util::temp_dir("untouched-out");
     let (a, o) = (archive.to_str().unwrap(), out.to_str().unwrap());
     let before = snapshot(&archive);

@@ -432,11 +432,7 @@ fn broken_chunks_through_the_whole_pipeline_are_reported_not_fatal() {
     }
     eprintln!("{} broken chunks through run --deep: {statuses:?}", picked.len());
     // Nothing partial is left in the output folder.
-    let leftovers: Vec<String> = util::visible_files(&out)
-        .into_iter()
-        .map(|f| f.0)
-        .filter(|n| n.contains(".tmp-"))
-        .collect();
+    let leftovers = util::leftovers(&out);
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 

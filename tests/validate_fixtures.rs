@@ -28,6 +28,12 @@ const EXPECTED: &[Case] = &[
         &[("media.unsupported_format", "error")],
         1,
     ),
+    (
+        "media_unsupported_format_mp3",
+        1,
+        &[("media.unsupported_format", "error")],
+        1,
+    ),
     ("video_codec", 1, &[("video.codec", "error")], 1),
     ("audio_codec", 1, &[("audio.codec", "error")], 1),
     ("video_resolution", 1, &[("video.resolution", "error")], 1),

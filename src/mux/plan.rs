@@ -525,7 +525,7 @@ fn silent_frame(track: &Track) -> Option<Vec<u8>> {
         _ => return None,
     }
     put(7, 3); // ID_END
-    while bits.len() % 8 != 0 {
+    while !bits.len().is_multiple_of(8) {
         bits.push(0);
     }
     Some(

@@ -63,6 +63,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 pub mod gen;
 pub mod oracle;
+pub mod spec;
 
 /// Builds (or reuses) an archive of `n` copies of the `good` fixture
 /// recording under fresh call, document and recording ids.
@@ -118,6 +119,31 @@ pub fn copies_of_good(n: usize) -> PathBuf {
     }
     std::fs::write(dir.join(".complete"), "").unwrap();
     dir
+}
+
+/// Copies the folder tree `from` into `to` (created when missing).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+/// The files under `dir` (hidden ones included) that are temporaries
+/// (`.<name>.<random>.tmp`) or recording locks (`.<key>.lock`): after a
+/// finished run there must be none.
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    files(dir, true)
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|n| n.ends_with(".tmp") || n.contains(".tmp-") || n.ends_with(".lock"))
+        .collect()
 }
 
 /// Every non-hidden file under `dir` with its bytes, sorted by relative path.

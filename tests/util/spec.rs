@@ -288,7 +288,11 @@ pub fn write(spec: &ArchiveSpec, fixture: &Fixture, dir: &Path) {
         // Two chunk files with one document id go to two folders.
         let folder = dir.join(format!("c{}", dir_count(dir)));
         std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(folder.join(format!("{doc}.json")), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+        std::fs::write(
+            folder.join(format!("{doc}.json")),
+            serde_json::to_vec_pretty(&m).unwrap(),
+        )
+        .unwrap();
         let media = folder.join(format!("{doc}.mp4"));
         let original = &fixture.media[base];
         match &c.media {

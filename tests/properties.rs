@@ -1,0 +1,114 @@
+//! Properties of the whole pipeline over generated archives (see
+//! `tests/util/spec.rs`, shared with the `pipeline` fuzz target): metadata
+//! and event values of every odd shape, paired with real and mutated chunks.
+//!
+//! - the scan of a readable folder succeeds and nothing panics;
+//! - whatever validates also stitches (with `--gaps wallclock`, a hold
+//!   longer than a day may be refused with a clear error);
+//! - ffprobe reads every stitched file, with its video and audio streams.
+
+mod util;
+
+use std::process::Command;
+
+use arbitrary::{Arbitrary, Unstructured};
+use recstitch::{Archive, GapMode, ScanOptions, StitchOptions, Stitcher, ValidateOptions};
+use util::spec::{self, ArchiveSpec, Fixture};
+
+/// Generated archives per run.
+const CASES: u64 = 160;
+
+/// `len` bytes from `seed` (xorshift), 85% of them zero: zero picks the
+/// first variant of each choice, which keeps the fixture's own value, so
+/// that many archives are valid and reach the stitcher.
+fn biased_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..len)
+        .map(|_| {
+            let r = next();
+            if r % 100 < 85 {
+                0
+            } else {
+                (r >> 32) as u8
+            }
+        })
+        .collect()
+}
+
+/// The stream types ffprobe finds in `path`, or why it failed.
+fn ffprobe_streams(path: &std::path::Path) -> Result<String, String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() || !err.is_empty() {
+        return Err(err);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .replace('\n', " ")
+        .trim()
+        .to_string())
+}
+
+#[test]
+fn whatever_validates_also_stitches_and_ffprobe_reads_it() {
+    if !util::have_tool("ffprobe") {
+        return;
+    }
+    let fixture = Fixture::load(env!("CARGO_MANIFEST_DIR"));
+    let (mut recordings, mut valid, mut stitched) = (0, 0, 0);
+    for seed in 0..CASES {
+        let bytes = biased_bytes(seed, 768);
+        let input = ArchiveSpec::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        let base = util::temp_dir(&format!("properties/{seed}"));
+        let (archive, out) = (base.join("archive"), base.join("out"));
+        std::fs::create_dir_all(&archive).unwrap();
+        spec::write(&input, &fixture, &archive);
+        let scanned = Archive::scan(&archive, &ScanOptions::default())
+            .unwrap_or_else(|e| panic!("seed {seed}: the scan failed: {e}\n{input:?}"));
+        let gaps = if input.wallclock {
+            GapMode::Wallclock
+        } else {
+            GapMode::Collapse
+        };
+        let stitcher = Stitcher::new(StitchOptions { gaps, timeline: false });
+        for rec in &scanned.recordings {
+            recordings += 1;
+            let checked = rec.validate(&ValidateOptions::default());
+            if !checked.is_valid() {
+                continue;
+            }
+            valid += 1;
+            let manifest = match stitcher.stitch(&checked, &out) {
+                Ok(m) => m,
+                Err(e) if input.wallclock && e.to_string().contains("stitch with `--gaps collapse`") => continue,
+                Err(e) => panic!("seed {seed}: a valid recording did not stitch: {e}\n{input:?}"),
+            };
+            stitched += 1;
+            let path = recstitch::mux::output_paths(&rec.call_id, &rec.key, &out).media;
+            let streams = ffprobe_streams(&path)
+                .unwrap_or_else(|e| panic!("seed {seed}: ffprobe cannot read {}: {e}", path.display()));
+            // Video, audio, and the chapters' text track (a data stream to ffprobe).
+            assert_eq!(streams, "video audio data", "seed {seed}: {}", manifest.output.path);
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+    eprintln!("{CASES} archives: {recordings} recordings, {valid} valid, {stitched} stitched and read by ffprobe");
+    // The property must have been exercised, on both sides.
+    assert!(
+        stitched >= CASES / 4,
+        "only {stitched} of {recordings} recordings stitched"
+    );
+    assert!(
+        valid < recordings,
+        "every generated recording was valid: the generator lost its teeth"
+    );
+}
