@@ -143,7 +143,7 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
     let rate = f64::from(aac.sample_rate);
     // Decoded samples are counted in the codec's rate; media time in the track's.
     let to_samples = |ticks: u64| (ticks as f64 * rate / f64::from(track.timescale)).round() as u64;
-    let (start, end) = (to_samples(p.start), to_samples(p.start + p.length));
+    let (start, end) = (to_samples(p.start), to_samples(p.start.saturating_add(p.length)));
     let per_second = aac.sample_rate as u64;
     let channels = u64::from(aac.channels.max(1));
 
@@ -159,7 +159,7 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
         let data = reader
             .bytes(&track.samples, i)
             .map_err(|e| format!("{}: {e}", media.path.display()))?;
-        let packet = PacketRef::new(0, Timestamp::new(first as i64), Duration::new(1024), data);
+        let packet = PacketRef::new(0, Timestamp::new(i64::try_from(first).unwrap_or(i64::MAX)), Duration::new(1024), data);
         match decoder.decode_ref(&packet) {
             Ok(buf) => buf.copy_to_vec_interleaved(&mut pcm),
             Err(e) => {

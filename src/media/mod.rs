@@ -209,7 +209,7 @@ impl MediaInfo {
             return 0.0;
         }
         let p = track.presentation(self.movie_timescale);
-        (p.empty + p.length) as f64 / f64::from(track.timescale)
+        p.empty.saturating_add(p.length) as f64 / f64::from(track.timescale)
     }
 
     /// Presented duration of the chunk in milliseconds: the longest of its
@@ -351,5 +351,91 @@ pub(crate) fn track_kind(handler: FourCC) -> TrackKind {
         b"vide" => TrackKind::Video,
         b"soun" => TrackKind::Audio,
         _ => TrackKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// Chunk 0 of the `good` fixture: `ftyp`, `moov`, then `mdat`.
+    fn fixture() -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4",
+        );
+        std::fs::read(path).unwrap()
+    }
+
+    fn probe_bytes(bytes: &[u8]) -> Result<MediaInfo> {
+        let len = u64::try_from(bytes.len()).unwrap();
+        probe_reader(Cursor::new(bytes), len, Path::new("q.mp4"), &Limits::default())
+    }
+
+    /// `(offset, size)` of the first top-level box of `kind`.
+    fn top_box(bytes: &[u8], kind: &[u8; 4]) -> (usize, usize) {
+        let mut at = 0;
+        loop {
+            let size = usize::try_from(u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())).unwrap();
+            if &bytes[at + 4..at + 8] == kind {
+                return (at, size);
+            }
+            at += size;
+        }
+    }
+
+    #[test]
+    fn a_second_moov_and_stray_bytes_at_the_end_are_quirks() {
+        let original = fixture();
+        let clean = probe_bytes(&original).unwrap();
+        assert!(clean.quirks.is_empty(), "{:?}", clean.quirks);
+        let (at, size) = top_box(&original, b"moov");
+        let mut bytes = original.clone();
+        bytes.extend_from_slice(&original[at..at + size]);
+        bytes.extend_from_slice(&[0, 0, 0x0d]);
+        let quirky = probe_bytes(&bytes).unwrap();
+        assert_eq!(
+            quirky.quirks,
+            [
+                format!("a second moov box at byte {} was ignored; the first one is used, as players do", original.len()),
+                "3 bytes at the end of the file are not a box and were ignored (@{}: truncated: 3 stray bytes at the end of the file, too few for a box header)".replace("{}", &(original.len() + size).to_string()),
+            ]
+        );
+        assert_eq!(quirky.tracks.len(), clean.tracks.len());
+        assert_eq!(quirky.tracks[1].samples, clean.tracks[1].samples);
+    }
+
+    #[test]
+    fn bytes_that_are_no_box_before_the_moov_are_still_an_error() {
+        let original = fixture();
+        let (at, _) = top_box(&original, b"moov");
+        let mut bytes = original[..at].to_vec();
+        bytes.extend_from_slice(&[0, 0, 0x0d]);
+        let e = probe_bytes(&bytes).unwrap_err();
+        assert_eq!(e.category(), "truncated");
+        assert!(e.to_string().contains("3 stray bytes at the end of the file"), "{e}");
+    }
+
+    #[test]
+    fn es_descriptor_lengths_that_disagree_are_read_as_ffmpeg_reads_them() {
+        let mut bytes = fixture();
+        let esds = bytes.windows(4).position(|w| w == b"esds").unwrap();
+        // esds: version/flags, ES_Descriptor (tag 3, 4-byte length, ES_ID,
+        // flags), then the DecoderConfigDescriptor (tag 4) with a 4-byte
+        // length whose last byte is 23: claim 26, swallowing part of the
+        // SLConfigDescriptor that follows it.
+        let dcd = esds + 4 + 4 + 5 + 3;
+        assert_eq!(bytes[dcd], 0x04);
+        assert_eq!(bytes[dcd + 4], 23);
+        bytes[dcd + 4] = 26;
+        let probed = probe_bytes(&bytes).unwrap();
+        let Some(Codec::Aac(aac)) = probed.audio().and_then(Track::codec) else {
+            panic!("no AAC: {:?}", probed.audio().map(Track::codec));
+        };
+        assert_eq!((aac.object_type, aac.sample_rate, aac.channels), (2, 16000, 1));
+        assert_eq!(
+            probed.quirks,
+            ["moov/trak[1]/mdia/minf/stbl/stsd/mp4a/esds: the ES descriptors' lengths disagree with their contents; the decoder configuration was read as ffmpeg reads it"]
+        );
     }
 }

@@ -710,4 +710,35 @@ mod tests {
         let t = tables(vec![u32::MAX, u32::MAX], vec![(1, 2)], vec![u64::MAX - 10]);
         assert!(expand_samples(t, &here(), &Limits::default()).is_err());
     }
+
+    #[test]
+    fn stsc_entries_with_a_repeated_first_chunk_are_empty_runs() {
+        let entry = |first_chunk| StscEntry {
+            first_chunk,
+            samples_per_chunk: 1,
+            sample_description_index: 1,
+        };
+        let mut stsc = Stsc {
+            entries: vec![entry(1), entry(1), entry(1), entry(3), entry(3), entry(5)],
+        };
+        assert_eq!(drop_empty_stsc_runs(&mut stsc), 3);
+        let firsts: Vec<u32> = stsc.entries.iter().map(|e| e.first_chunk).collect();
+        assert_eq!(firsts, [1, 3, 5]);
+    }
+
+    #[test]
+    fn unsigned_ctts_offsets_past_i32_are_read_as_negative() {
+        let entry = |sample_offset| CttsEntry {
+            sample_count: 1,
+            sample_offset,
+        };
+        let mut ctts = Ctts {
+            entries: vec![entry(200), entry(4_294_967_096), entry(4_294_967_196)],
+        };
+        assert!(signed_ctts(&mut ctts));
+        let offsets: Vec<i64> = ctts.entries.iter().map(|e| e.sample_offset).collect();
+        assert_eq!(offsets, [200, -200, -100]);
+        assert!(!signed_ctts(&mut ctts), "already signed");
+    }
+
 }

@@ -240,32 +240,38 @@ fn ctts(samples: &[OutSample]) -> Option<Ctts> {
     Some(Ctts { entries })
 }
 
-fn stsz(sizes: impl Iterator<Item = u32>) -> Stsz {
+/// A count or a 1-based index of the output as the 32 bits MP4 tables hold
+/// (the plan keeps every track under `u32::MAX` samples).
+fn count32(n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Usage(format!("{n} entries do not fit a 32-bit MP4 table")))
+}
+
+fn stsz(sizes: impl Iterator<Item = u32>) -> Result<Stsz> {
     let sizes: Vec<u32> = sizes.collect();
     let samples = match sizes.first() {
         Some(&first) if sizes.iter().all(|&s| s == first) && first > 0 => StszSamples::Identical {
-            count: sizes.len() as u32,
+            count: count32(sizes.len())?,
             size: first,
         },
         _ => StszSamples::Different { sizes },
     };
-    Stsz { samples }
+    Ok(Stsz { samples })
 }
 
 /// `stsc` from the runs of one track: (samples per chunk, description) per chunk.
-fn stsc(chunks: impl Iterator<Item = (u32, u32)>) -> Stsc {
+fn stsc(chunks: impl Iterator<Item = (u32, u32)>) -> Result<Stsc> {
     let mut entries: Vec<StscEntry> = Vec::new();
     for (i, (count, desc)) in chunks.enumerate() {
         match entries.last() {
             Some(e) if e.samples_per_chunk == count && e.sample_description_index == desc => {}
             _ => entries.push(StscEntry {
-                first_chunk: i as u32 + 1,
+                first_chunk: count32(i + 1)?,
                 samples_per_chunk: count,
                 sample_description_index: desc,
             }),
         }
     }
-    Stsc { entries }
+    Ok(Stsc { entries })
 }
 
 fn chunk_offsets(out: &mut Vec<u8>, offsets: &[u64], co64: bool) -> Result<()> {
@@ -288,7 +294,7 @@ fn chunk_offsets(out: &mut Vec<u8>, offsets: &[u64], co64: bool) -> Result<()> {
 fn stsd(out: &mut Vec<u8>, entries: &[&[u8]]) -> Result<()> {
     write_box(out, b"stsd", |b| {
         b.extend_from_slice(&[0, 0, 0, 0]);
-        b.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        b.extend_from_slice(&count32(entries.len())?.to_be_bytes());
         for e in entries {
             b.extend_from_slice(e);
         }
@@ -417,12 +423,12 @@ fn trak(out: &mut Vec<u8>, t: &TrackBox, movie_timescale: u32, creation: u64, co
                             .iter()
                             .enumerate()
                             .filter(|(_, s)| s.sync)
-                            .map(|(i, _)| i as u32 + 1)
-                            .collect();
+                            .map(|(i, _)| count32(i + 1))
+                            .collect::<Result<_>>()?;
                         leaf(b, &Stss { entries })?;
                     }
-                    leaf(b, &stsc(t.chunks.iter().copied()))?;
-                    leaf(b, &stsz(t.samples.iter().map(|s| s.size)))?;
+                    leaf(b, &stsc(t.chunks.iter().copied())?)?;
+                    leaf(b, &stsz(t.samples.iter().map(|s| s.size))?)?;
                     chunk_offsets(b, &t.offsets, co64)
                 })
             })
@@ -501,13 +507,13 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
         (samples, entry)
     });
 
-    let track_box = |which: Which| -> TrackBox {
+    let track_box = |which: Which| -> Result<TrackBox> {
         let t = track_of(plan, which);
         let mut offsets = Vec::new();
         let mut chunks = Vec::new();
         for r in lay.runs.iter().filter(|r| r.which == which) {
             offsets.push(base + r.rel_offset);
-            chunks.push((r.count as u32, u32::from(t.samples[r.first].entry) + 1));
+            chunks.push((count32(r.count)?, u32::from(t.samples[r.first].entry) + 1));
         }
         let (handler, name, id) = match which {
             Which::Video => (b"vide", "VideoHandler", VIDEO_ID),
@@ -520,7 +526,7 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
             )),
             _ => None,
         };
-        TrackBox {
+        Ok(TrackBox {
             id,
             handler,
             name,
@@ -534,7 +540,7 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
             size,
             chapter_ref: chapter_track.is_some() && (which == Which::Video || plan.video.is_none()),
             enabled: true,
-        }
+        })
     };
 
     let mut out = Vec::new();
@@ -553,9 +559,9 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
             },
         )?;
         if plan.video.is_some() {
-            trak(b, &track_box(Which::Video), movie_timescale, creation, co64)?;
+            trak(b, &track_box(Which::Video)?, movie_timescale, creation, co64)?;
         }
-        trak(b, &track_box(Which::Audio), movie_timescale, creation, co64)?;
+        trak(b, &track_box(Which::Audio)?, movie_timescale, creation, co64)?;
         if let Some((samples, entry)) = &chapter_track {
             let t = TrackBox {
                 id: CHAPTER_ID,
@@ -567,7 +573,7 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
                 edit_start: None,
                 presented: samples.iter().map(|s| u64::from(s.duration)).sum(),
                 offsets: vec![base],
-                chunks: vec![(samples.len() as u32, 1)],
+                chunks: vec![(count32(samples.len())?, 1)],
                 size: None,
                 chapter_ref: false,
                 enabled: false,
@@ -625,7 +631,8 @@ fn head(input: &MuxInput, lay: &Layout) -> Result<Head> {
         bytes.extend_from_slice(b"mdat");
         bytes.extend_from_slice(&(lay.payload + 16).to_be_bytes());
     } else {
-        bytes.extend_from_slice(&((lay.payload + 8) as u32).to_be_bytes());
+        let size = u32::try_from(lay.payload + 8).map_err(|_| Error::Usage("mdat exceeds 32 bits".into()))?;
+        bytes.extend_from_slice(&size.to_be_bytes());
         bytes.extend_from_slice(b"mdat");
     }
     for s in &lay.chapter_samples {
@@ -836,15 +843,15 @@ mod tests {
         let t = stts([1024, 1024, 896, 1024].into_iter());
         assert_eq!(t.entries.len(), 3);
         assert_eq!(t.entries[0].sample_count, 2);
-        let c = stsc([(5, 1), (5, 1), (3, 1), (3, 2)].into_iter());
+        let c = stsc([(5, 1), (5, 1), (3, 1), (3, 2)].into_iter()).unwrap();
         let firsts: Vec<u32> = c.entries.iter().map(|e| e.first_chunk).collect();
         assert_eq!(firsts, [1, 3, 4]);
         assert!(matches!(
-            stsz([7, 7, 7].into_iter()).samples,
+            stsz([7, 7, 7].into_iter()).unwrap().samples,
             StszSamples::Identical { count: 3, size: 7 }
         ));
         assert!(matches!(
-            stsz([7, 8].into_iter()).samples,
+            stsz([7, 8].into_iter()).unwrap().samples,
             StszSamples::Different { .. }
         ));
         assert!(ctts(&[s(1, 0), s(1, 0)]).is_none());
