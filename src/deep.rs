@@ -159,7 +159,12 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
         let data = reader
             .bytes(&track.samples, i)
             .map_err(|e| format!("{}: {e}", media.path.display()))?;
-        let packet = PacketRef::new(0, Timestamp::new(i64::try_from(first).unwrap_or(i64::MAX)), Duration::new(1024), data);
+        let packet = PacketRef::new(
+            0,
+            Timestamp::new(i64::try_from(first).unwrap_or(i64::MAX)),
+            Duration::new(1024),
+            data,
+        );
         match decoder.decode_ref(&packet) {
             Ok(buf) => buf.copy_to_vec_interleaved(&mut pcm),
             Err(e) => {

@@ -261,6 +261,8 @@ fn unreadable_files_and_folders_are_reported_with_the_os_error() {
     chmod(&dir, 0o777);
     let chunk1 = dir.join("0-eus-d11-93febf7d8405595011fab94b54be8806.mp4");
     chmod(&chunk1, 0o000);
+    let metadata2 = dir.join("0-eus-d11-9b5d9438ec5d9630fb8d71727c7f2ad8.json");
+    chmod(&metadata2, 0o000);
     let locked = archive.join("locked");
     std::fs::create_dir_all(&locked).unwrap();
     std::fs::write(locked.join("x.json"), "{}").unwrap();
@@ -268,16 +270,19 @@ fn unreadable_files_and_folders_are_reported_with_the_os_error() {
     let done = recstitch_unprivileged(&["validate", "--json", archive.to_str().unwrap()]);
     chmod(&locked, 0o755);
     chmod(&chunk1, 0o644);
+    chmod(&metadata2, 0o644);
     assert_eq!(done.status.code(), Some(1), "{}", stderr(&done));
     let report: Value = serde_json::from_slice(&done.stdout).unwrap();
     let r = recording(&report, GOOD_CALL);
-    assert_eq!(codes(r), ["media.unreadable"], "{r}");
-    let message = r["findings"][0]["message"].as_str().unwrap();
-    assert!(
-        message.ends_with("cannot be read: Permission denied (os error 13)"),
-        "{message}"
-    );
-    assert_eq!(r["findings"][0]["chunkIndex"], 1);
+    assert_eq!(codes(r), ["media.unreadable", "metadata.invalid"], "{r}");
+    for (finding, chunk) in r["findings"].as_array().unwrap().iter().zip([1, 2]) {
+        let message = finding["message"].as_str().unwrap();
+        assert!(
+            message.ends_with("cannot be read: Permission denied (os error 13)"),
+            "{message}"
+        );
+        assert_eq!(finding["chunkIndex"], chunk);
+    }
     let orphans = report["orphans"].as_array().unwrap();
     assert_eq!(orphans.len(), 1, "{report}");
     assert!(orphans[0]["path"].as_str().unwrap().ends_with("/locked"));

@@ -740,5 +740,4 @@ mod tests {
         assert_eq!(offsets, [200, -200, -100]);
         assert!(!signed_ctts(&mut ctts), "already signed");
     }
-
 }

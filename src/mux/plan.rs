@@ -477,7 +477,9 @@ pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanErro
     for (what, track) in [("audio", Some(&audio)), ("video", video.as_ref())] {
         let n = track.map_or(0, |t| t.samples.len());
         if u32::try_from(n).is_err() {
-            return Err(format!("{n} {what} samples do not fit one MP4 track (at most 4294967295)"));
+            return Err(format!(
+                "{n} {what} samples do not fit one MP4 track (at most 4294967295)"
+            ));
         }
     }
     Ok(Plan {
