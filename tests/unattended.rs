@@ -66,15 +66,7 @@ fn inputs_that_once_panicked_give_findings_and_the_good_recording_beside_them_st
         copy_tree(&regressions().join(folder), &archive.join(folder));
     }
     let out = temp_dir("regressions/out");
-    let run = recstitch(&[
-        "run",
-        "--json",
-        "--progress",
-        "none",
-        archive.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let run = util::run_batch(&archive, &out);
     assert!(!stderr(&run).contains("panicked"), "{}", stderr(&run));
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     let report: Value = serde_json::from_slice(&run.stdout).unwrap();
@@ -161,9 +153,8 @@ fn out_inside_the_archive_works_on_every_rerun() {
     let archive = temp_dir("out-inside/archive");
     copy_tree(&cases().join("good"), &archive);
     let out = archive.join("stitched");
-    let (a, o) = (archive.to_str().unwrap(), out.to_str().unwrap());
     for (round, status) in ["stitched", "skipped", "skipped"].into_iter().enumerate() {
-        let (code, report) = recstitch_json(&["run", "--json", "--progress", "none", a, "--out", o]);
+        let (code, report) = util::run_batch_json(&archive, &out);
         assert_eq!(code, 0, "round {round}: {report}");
         assert_eq!(
             report["recordings"].as_array().unwrap().len(),
@@ -174,7 +165,7 @@ fn out_inside_the_archive_works_on_every_rerun() {
         assert_eq!(report["orphans"], serde_json::json!([]), "round {round}");
     }
     // Without --out, the outputs are recognised by content and left out.
-    let (code, report) = recstitch_json(&["validate", "--json", a]);
+    let (code, report) = recstitch_json(&["validate", "--json", archive.to_str().unwrap()]);
     assert_eq!(code, 0, "{report}");
     let orphans = report["orphans"].as_array().unwrap();
     assert_eq!(orphans.len(), 3, "{report}");
@@ -357,15 +348,7 @@ fn a_chunk_with_stray_bytes_at_its_end_stitches_with_a_quirk_warning() {
     bytes.extend_from_slice(&[0, 0, 0x0d]);
     std::fs::write(&chunk2, bytes).unwrap();
     let out = temp_dir("quirk/out");
-    let (code, report) = recstitch_json(&[
-        "run",
-        "--json",
-        "--progress",
-        "none",
-        archive.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (code, report) = util::run_batch_json(&archive, &out);
     assert_eq!(code, 0, "{report}");
     let r = &report["recordings"][0];
     assert_eq!(r["status"], "stitched");

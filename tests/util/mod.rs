@@ -31,6 +31,32 @@ pub fn recstitch_json(args: &[&str]) -> (i32, serde_json::Value) {
     (code, json)
 }
 
+/// `recstitch run --json --progress none ARCHIVE --out OUT`.
+pub fn run_batch(archive: &Path, out: &Path) -> Output {
+    recstitch(&[
+        "run",
+        "--json",
+        "--progress",
+        "none",
+        archive.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+/// [`run_batch`] with its exit code and its report.
+pub fn run_batch_json(archive: &Path, out: &Path) -> (i32, serde_json::Value) {
+    let done = run_batch(archive, out);
+    let report = serde_json::from_slice(&done.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&done.stdout),
+            String::from_utf8_lossy(&done.stderr)
+        )
+    });
+    (done.status.code().expect("exit code"), report)
+}
+
 /// Whether an ffmpeg tool is on PATH. When it is not, tests that need it
 /// skip loudly, except under `RECSTITCH_REQUIRE_FFMPEG=1`, where they fail.
 pub fn have_tool(tool: &str) -> bool {
