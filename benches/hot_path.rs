@@ -119,7 +119,7 @@ fn decode_audio(c: &mut Criterion) {
     g.throughput(Throughput::Elements(frames));
     g.sample_size(10);
     g.bench_function("aac_decode_20min_chunk", |b| {
-        b.iter(|| recstitch::deep::analyse_audio(&media).unwrap())
+        b.iter(|| recstitch::deep::analyse_audio(&media, &recstitch::Limits::default()).unwrap())
     });
     g.finish();
 }

@@ -7,16 +7,15 @@
 //! `chunkDocumentId` inside the JSON and by file name, in any folder layout.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Here, Result};
 use crate::finding::{Code, Finding};
-use crate::limits::Limits;
+use crate::io::{files_equal, read_bounded, read_head};
+use crate::limits::{Limit, Limits};
 use crate::metadata::{self, ChunkMetadata, CompletionEvent, EventChunk};
 
 /// Options for [`Archive::scan`].
@@ -222,37 +221,9 @@ pub(crate) fn unreadable_reason(path: &Path) -> Option<String> {
     }
 }
 
-/// Reads a whole file after checking its size against `max` bytes.
-pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if len > max {
-        return Err(Error::Limit {
-            path: path.into(),
-            context: String::new(),
-            what: "file size".into(),
-            name: "max_json_bytes",
-            value: len,
-            limit: max,
-        });
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(max).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    Ok(bytes)
-}
-
 fn sniff_file(path: &Path) -> Result<FileKind> {
     let mut head = [0u8; 64];
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut n = 0;
-    while n < head.len() {
-        match file.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(path, e)),
-        }
-    }
+    let n = read_head(path, &mut head)?;
     Ok(FileKind::sniff(&head[..n]))
 }
 
@@ -263,74 +234,53 @@ struct Walk {
 }
 
 /// Lists the files under `root`, sorted, skipping hidden entries and the
-/// `exclude`d folders (canonical paths). An unreadable subfolder is listed
-/// and skipped; only an unreadable `root` is an error.
+/// `exclude`d folders (canonical paths). Symbolic links to files are
+/// followed, links to folders are not (so a link cycle cannot trap the
+/// walk). An unreadable subfolder is listed and skipped; only an unreadable
+/// `root` is an error.
 fn walk(root: &Path, exclude: &[PathBuf], limits: &Limits) -> Result<Walk> {
     let mut files = Vec::new();
     let mut unreadable = Vec::new();
-    let mut stack = vec![(root.to_path_buf(), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if depth == 0 => return Err(Error::io(&dir, e)),
+    let entries = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let below_root = e.depth() > 0;
+            let hidden = below_root && e.file_name().to_string_lossy().starts_with('.');
+            let excluded = below_root && e.file_type().is_dir() && is_excluded(e.path(), exclude);
+            !hidden && !excluded
+        });
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.depth() == 0 => {
+                let source = e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("cannot be walked"));
+                return Err(Error::io(root, source));
+            }
             Err(e) => {
+                let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+                let why = e.io_error().map_or_else(|| e.to_string(), ToString::to_string);
                 unreadable.push(Orphan {
-                    path: dir,
-                    reason: format!("folder that cannot be read, skipped: {e}"),
+                    path,
+                    reason: format!("folder that cannot be read, skipped: {why}"),
                 });
                 continue;
             }
         };
-        let mut names: Vec<PathBuf> = Vec::new();
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    unreadable.push(Orphan {
-                        path: dir.clone(),
-                        reason: format!("folder that cannot be listed completely: {e}"),
-                    });
-                    break;
-                }
-            };
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            names.push(entry.path());
-        }
-        names.sort();
-        for path in names.into_iter().rev() {
-            // Follows symbolic links to files; folders are followed only when
-            // they are real folders, so a link cycle cannot trap the walk.
-            let real_dir = std::fs::symlink_metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
-            if real_dir && is_excluded(&path, exclude) {
-                continue;
-            }
-            if real_dir {
-                if depth + 1 > limits.max_folder_depth {
-                    return Err(Error::Limit {
-                        path,
-                        context: String::new(),
-                        what: "folder depth".into(),
-                        name: "max_folder_depth",
-                        value: depth as u64 + 1,
-                        limit: limits.max_folder_depth as u64,
-                    });
-                }
-                stack.push((path, depth + 1));
-            } else if path.is_file() {
-                files.push(path);
-                if files.len() > limits.max_archive_files {
-                    return Err(Error::Limit {
-                        path: root.into(),
-                        context: String::new(),
-                        what: "number of files".into(),
-                        name: "max_archive_files",
-                        value: files.len() as u64,
-                        limit: limits.max_archive_files as u64,
-                    });
-                }
-            }
+        let here = Here::new(entry.path(), "");
+        if entry.file_type().is_dir() {
+            limits.check_count(Limit::FolderDepth, entry.depth(), &here, "folder depth")?;
+        } else if entry.path().is_file() {
+            files.push(entry.into_path());
+            limits.check_count(
+                Limit::ArchiveFiles,
+                files.len(),
+                &Here::new(root, ""),
+                "number of files",
+            )?;
         }
     }
     files.sort();
@@ -723,15 +673,9 @@ fn make_recording(
     event: Option<CompletionEvent>,
     limits: &Limits,
 ) -> Result<Recording> {
-    if items.len() > limits.max_chunks_per_recording {
-        return Err(Error::Limit {
-            path: items[0].0.metadata_path.clone(),
-            context: format!("recording of call {call_id}"),
-            what: "number of chunks".into(),
-            name: "max_chunks_per_recording",
-            value: items.len() as u64,
-            limit: limits.max_chunks_per_recording as u64,
-        });
+    if let Some((first, _)) = items.first() {
+        let here = Here::new(&first.metadata_path, format!("recording of call {call_id}"));
+        limits.check_count(Limit::ChunksPerRecording, items.len(), &here, "number of chunks")?;
     }
     items.sort_by(|(a, _), (b, _)| {
         (a.index(), &a.document_id, &a.metadata_path).cmp(&(b.index(), &b.document_id, &b.metadata_path))
@@ -798,29 +742,6 @@ fn same_chunk(a: &Chunk, b: &Chunk) -> Result<bool> {
         (Some(pa), Some(pb)) => files_equal(pa, pb),
         (None, None) => Ok(true),
         _ => Ok(false),
-    }
-}
-
-/// Compares two files byte for byte, in blocks.
-pub(crate) fn files_equal(a: &Path, b: &Path) -> Result<bool> {
-    let mut fa = File::open(a).map_err(|e| Error::io(a, e))?;
-    let mut fb = File::open(b).map_err(|e| Error::io(b, e))?;
-    let la = fa.metadata().map_err(|e| Error::io(a, e))?.len();
-    let lb = fb.metadata().map_err(|e| Error::io(b, e))?.len();
-    if la != lb {
-        return Ok(false);
-    }
-    let mut ba = vec![0u8; 1 << 16];
-    let mut bb = vec![0u8; 1 << 16];
-    loop {
-        let n = fa.read(&mut ba).map_err(|e| Error::io(a, e))?;
-        if n == 0 {
-            return Ok(true);
-        }
-        fb.read_exact(&mut bb[..n]).map_err(|e| Error::io(b, e))?;
-        if ba[..n] != bb[..n] {
-            return Ok(false);
-        }
     }
 }
 

@@ -22,6 +22,7 @@ use symphonia::core::units::{Duration, Timestamp};
 use symphonia::default::codecs::AacDecoder;
 
 use crate::finding::{Code, Finding};
+use crate::limits::{Limit, Limits};
 use crate::media::{AvcConfig, Codec, MediaInfo, Track};
 
 /// A second whose RMS level is below this (dBFS) counts as silent.
@@ -33,8 +34,6 @@ pub const SILENT_SHARE: f64 = 0.95;
 pub const CLIP_LEVEL: f32 = 0.999;
 /// A chunk is reported clipping when more than this share of its samples clip.
 pub const CLIPPING_SHARE: f64 = 0.001;
-/// Largest single sample read by the deep checks (a real one is well under 1 MiB).
-pub const MAX_SAMPLE_BYTES: u32 = 64 << 20;
 /// Longest stretch without a sync sample before it is reported, seconds.
 pub const MAX_SYNC_GAP_SECONDS: f64 = 10.0;
 /// Level reported for a second of digital silence (the log of zero is unbounded).
@@ -72,15 +71,18 @@ struct SampleReader<'a> {
     file_len: u64,
     buf: Vec<u8>,
     buf_start: u64,
+    /// [`Limits::max_sample_bytes`].
+    max_sample: u64,
 }
 
 impl<'a> SampleReader<'a> {
-    fn new(file: &'a File) -> std::io::Result<Self> {
+    fn new(file: &'a File, limits: &Limits) -> std::io::Result<Self> {
         Ok(SampleReader {
             file,
             file_len: file.metadata()?.len(),
             buf: Vec::new(),
             buf_start: 0,
+            max_sample: limits.get(Limit::SampleBytes),
         })
     }
 }
@@ -91,7 +93,7 @@ impl SampleReader<'_> {
         // Never allocate from an unchecked size: a sample is read only when it
         // is of a plausible size and lies inside the file.
         let end = s.offset.saturating_add(u64::from(s.size));
-        if s.size > MAX_SAMPLE_BYTES || end > self.file_len {
+        if u64::from(s.size) > self.max_sample || end > self.file_len {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("sample {i} of {} bytes at {} does not fit the file", s.size, s.offset),
@@ -126,7 +128,7 @@ fn to_dbfs(mean_square: f64) -> f64 {
 }
 
 /// Decodes every AAC frame of the chunk's audio track.
-pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
+pub fn analyse_audio(media: &MediaInfo, limits: &Limits) -> Result<AudioAnalysis, String> {
     let track = media.audio().ok_or("no audio track")?;
     let Some(Codec::Aac(aac)) = track.codec() else {
         return Err("the audio is not AAC".into());
@@ -138,7 +140,7 @@ pub fn analyse_audio(media: &MediaInfo) -> Result<AudioAnalysis, String> {
     let mut decoder = AacDecoder::try_new(&params, &AudioDecoderOptions::default())
         .map_err(|e| format!("the AAC decoder refuses this configuration: {e}"))?;
     let file = File::open(&media.path).map_err(|e| format!("{}: {e}", media.path.display()))?;
-    let mut reader = SampleReader::new(&file).map_err(|e| format!("{}: {e}", media.path.display()))?;
+    let mut reader = SampleReader::new(&file, limits).map_err(|e| format!("{}: {e}", media.path.display()))?;
     let p = track.presentation(media.movie_timescale);
     let rate = f64::from(aac.sample_rate);
     // Decoded samples are counted in the codec's rate; media time in the track's.
@@ -267,7 +269,7 @@ fn pps_id(nal: &[u8]) -> Option<u32> {
 }
 
 /// Checks the H.264 bitstream structure of a chunk's video track.
-pub fn check_video(media: &MediaInfo, index: Option<u32>) -> Vec<Finding> {
+pub fn check_video(media: &MediaInfo, index: Option<u32>, limits: &Limits) -> Vec<Finding> {
     let Some(track) = media.video() else { return Vec::new() };
     let Some(Codec::Avc(avc)) = track.codec() else {
         return Vec::new();
@@ -282,7 +284,7 @@ pub fn check_video(media: &MediaInfo, index: Option<u32>) -> Vec<Finding> {
         note("the chunk does not start with a sync sample (it cannot be decoded on its own)".into());
     }
     match File::open(&media.path) {
-        Ok(file) => walk_nals(track, avc, &file, &mut note),
+        Ok(file) => walk_nals(track, avc, &file, limits, &mut note),
         Err(e) => note(format!("{}: {e}", media.path.display())),
     }
     let mut out = Vec::new();
@@ -301,14 +303,14 @@ pub fn check_video(media: &MediaInfo, index: Option<u32>) -> Vec<Finding> {
     out
 }
 
-fn walk_nals(track: &Track, avc: &AvcConfig, file: &File, note: &mut impl FnMut(String)) {
+fn walk_nals(track: &Track, avc: &AvcConfig, file: &File, limits: &Limits, note: &mut impl FnMut(String)) {
     let len_size = usize::from(avc.nal_length_size);
     if !matches!(len_size, 1 | 2 | 4) {
         note(format!("avcC NAL length size {len_size} is not 1, 2 or 4"));
         return;
     }
     let mut known_pps: Vec<u32> = avc.pps.iter().filter_map(|p| pps_id(p)).collect();
-    let mut reader = match SampleReader::new(file) {
+    let mut reader = match SampleReader::new(file, limits) {
         Ok(r) => r,
         Err(e) => return note(format!("the file cannot be read: {e}")),
     };

@@ -195,17 +195,6 @@ impl<'a> Here<'a> {
         }
     }
 
-    pub fn limit(&self, what: impl Into<String>, name: &'static str, value: u64, limit: u64) -> Error {
-        Error::Limit {
-            path: self.path.to_path_buf(),
-            context: self.context.clone(),
-            what: what.into(),
-            name,
-            value,
-            limit,
-        }
-    }
-
     pub fn io(&self, source: std::io::Error) -> Error {
         Error::io(self.path, source)
     }

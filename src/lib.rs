@@ -12,7 +12,7 @@
 //! media::probe              per chunk: bounded box read of moov -> tracks, sample tables, codecs
 //! Recording::validate       rules (and deep checks) -> Vec<Finding { code, severity, chunkIndex, message }>
 //! timeline                  wall clock <-> output time: segments, pauses, gaps, chapters
-//! mux::Stitcher::stitch     join plan, moov first, sample bytes copied; manifest + .vtt, atomically
+//! stitch::Stitcher::stitch  join plan (mux), moov first, sample bytes copied; manifest + .vtt, atomically
 //! pipeline::run_batch       all of it over an archive, in parallel, resumable
 //! report                    one JSON schema for every command
 //! ```
@@ -53,14 +53,15 @@ pub mod archive;
 pub mod deep;
 pub mod error;
 pub mod finding;
+pub mod io;
 pub mod limits;
 pub mod media;
 pub mod metadata;
 pub mod mux;
-pub mod output;
 pub mod picture;
 pub mod pipeline;
 pub mod report;
+pub mod stitch;
 pub mod synth;
 pub mod timeline;
 pub mod validate;
@@ -71,7 +72,7 @@ pub use finding::{Code, Finding, Severity};
 pub use limits::Limits;
 pub use media::{probe, MediaInfo};
 pub use metadata::{ChunkMetadata, CompletionEvent, WallClock};
-pub use mux::{Manifest, StitchOptions, Stitcher};
 pub use report::{RecordingReport, Report, Status};
+pub use stitch::{Manifest, StitchOptions, Stitcher};
 pub use timeline::GapMode;
 pub use validate::{ValidateOptions, ValidatedRecording};

@@ -203,7 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             deep,
             timeline,
         } => {
-            recstitch::output::check_out_dir(&out)?;
+            recstitch::io::check_out_dir(&out)?;
             let scanned = match scan(&archive, Some(&out))? {
                 Ok(scanned) => scanned,
                 Err(code) => return Ok(code),
@@ -250,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
         }
         Command::Timeline { archive, out, deep } => {
-            recstitch::output::check_out_dir(&out)?;
+            recstitch::io::check_out_dir(&out)?;
             let scanned = match scan(&archive, Some(&out))? {
                 Ok(scanned) => scanned,
                 Err(code) => return Ok(code),
@@ -262,7 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let mut stdout = std::io::stdout().lock();
             let mut code = EXIT_OK;
             for r in &scanned.recordings {
-                let path = recstitch::mux::output_paths(&r.call_id, &r.key, &out).timeline;
+                let path = recstitch::io::output_paths(&r.call_id, &r.key, &out).timeline;
                 match validate_isolated(r, &options) {
                     Ok(validated) => {
                         recstitch::picture::write_png(&validated, &path)?;

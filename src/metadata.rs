@@ -551,7 +551,7 @@ fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
 
 /// Reads and parses a metadata file.
 pub fn read_metadata(path: &Path, max_bytes: u64) -> Result<ChunkMetadata> {
-    let bytes = crate::archive::read_bounded(path, max_bytes)?;
+    let bytes = crate::io::read_bounded(path, max_bytes)?;
     parse_metadata(&parse_json(&bytes, path)?, path)
 }
 

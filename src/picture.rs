@@ -246,7 +246,7 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
     for w in chunks.windows(2) {
         let prev_end = w[0].1.end();
         let gap = prev_end.ms_until(w[1].1.start);
-        if gap > crate::timeline::GAP_TOLERANCE_MS {
+        if gap > crate::validate::tolerance_ms(rec.checks[w[0].0].media.as_ref()) {
             c.rect(
                 x_of(prev_end),
                 band_top,
@@ -299,5 +299,5 @@ pub fn write_png(rec: &ValidatedRecording, path: &std::path::Path) -> crate::Res
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     }
-    crate::output::write_atomic(path, &bytes)
+    crate::io::write_atomic(path, &bytes)
 }

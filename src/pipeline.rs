@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::{Archive, Recording};
 use crate::error::{Error, Result};
-use crate::mux::{StitchOptions, Stitcher};
-use crate::output::{output_paths, write_atomic, OutputPaths, RecordingLock};
+use crate::io::{output_paths, write_atomic, OutputPaths, RecordingLock};
 use crate::report::{RecordingReport, Report, Status};
+use crate::stitch::{StitchOptions, Stitcher};
 use crate::validate::{ValidateOptions, ValidatedRecording};
 
 /// One of `count` disjoint parts of an archive (`--shard K/N`).

@@ -293,7 +293,7 @@ pub fn participants(archive: &Archive, id: Option<&str>, out: Option<&std::path:
             continue;
         };
         let output = out
-            .map(|o| crate::mux::output_paths(&rec.call_id, &rec.key, o).media)
+            .map(|o| crate::io::output_paths(&rec.call_id, &rec.key, o).media)
             .filter(|p| p.is_file())
             .map(|p| p.display().to_string());
         let mut ids: Vec<&str> = metas

@@ -13,12 +13,36 @@
 use serde::Serialize;
 
 use crate::metadata::WallClock;
-use crate::mux::plan::{Hold, Placement};
-use crate::mux::Chapter;
-use crate::validate::ValidatedRecording;
+use crate::validate::{tolerance_ms, ValidatedRecording};
 
-/// Gaps shorter than this are treated as continuous, milliseconds.
-pub const GAP_TOLERANCE_MS: f64 = 250.0;
+/// A chapter: a start time in seconds, a length (0 for a point marker) and a title.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chapter {
+    /// Start, seconds of output presentation time.
+    pub start: f64,
+    /// End, seconds (equal to `start` for a point marker).
+    pub end: f64,
+    /// Title shown by players.
+    pub title: String,
+}
+
+/// A point where the output must wait for the wall clock (`--gaps wallclock`):
+/// the chunk's media from `at` (seconds of the chunk's own presentation) on
+/// must play at `resume_at` (seconds of output time). The wait is filled
+/// with silent audio frames while the video holds its last frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hold {
+    /// Position in the chunk's presented media, seconds (0: before the chunk).
+    pub at: f64,
+    /// Output time at which that media must play, seconds.
+    pub resume_at: f64,
+}
+
+/// The longest wait for the wall clock one hold may insert (`--gaps
+/// wallclock`), seconds: a day, as long as a gap between chunks may be
+/// ([`MAX_GAP_MS`](crate::validate::MAX_GAP_MS)).
+pub const MAX_HOLD_SECONDS: f64 = crate::validate::MAX_GAP_MS / 1000.0;
 
 /// What to do with paused time and gaps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -108,6 +132,8 @@ struct ChunkClock {
     /// (wall start, duration ms), sorted.
     pauses: Vec<(WallClock, f64)>,
     cut: bool,
+    /// Gaps after the chunk shorter than this are continuous ([`tolerance_ms`]).
+    tolerance_ms: f64,
 }
 
 fn clocks(rec: &ValidatedRecording) -> Vec<Option<ChunkClock>> {
@@ -125,6 +151,7 @@ fn clocks(rec: &ValidatedRecording) -> Vec<Option<ChunkClock>> {
                 duration_ms: m.duration_ms,
                 pauses,
                 cut: check.pauses_cut == Some(true),
+                tolerance_ms: tolerance_ms(check.media.as_ref()),
             })
         })
         .collect()
@@ -164,18 +191,18 @@ pub fn holds(rec: &ValidatedRecording) -> Vec<Vec<Hold>> {
 
 /// Builds the timeline from the chunks' wall clock and where the stitcher
 /// placed them (`placements`, and `duration` of the output in seconds).
-pub fn build(rec: &ValidatedRecording, placements: &[Placement], duration: f64, mode: GapMode) -> Timeline {
+pub fn build(rec: &ValidatedRecording, audio_starts: &[f64], duration: f64, mode: GapMode) -> Timeline {
     let clocks = clocks(rec);
     let mut t = Timeline::default();
     for (k, clock) in clocks.iter().enumerate() {
         let Some(c) = clock else { continue };
-        let out_start = placements.get(k).map_or(0.0, |p| p.audio_start);
-        let out_end = placements.get(k + 1).map_or(duration, |p| p.audio_start);
+        let out_start = audio_starts.get(k).copied().unwrap_or(0.0);
+        let out_end = audio_starts.get(k + 1).copied().unwrap_or(duration);
         // Gap before this chunk.
         if let Some(Some(prev)) = k.checked_sub(1).map(|p| &clocks[p]) {
             let prev_end = prev.start.plus_ms(prev.duration_ms);
             let gap = prev_end.ms_until(c.start);
-            if gap > GAP_TOLERANCE_MS {
+            if gap > prev.tolerance_ms {
                 let in_file = mode == GapMode::Wallclock;
                 let start = if in_file { out_start - gap / 1000.0 } else { out_start };
                 t.gaps.push(Interruption {

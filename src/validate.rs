@@ -37,11 +37,26 @@ pub mod defaults {
 const FRAME_RATE_TOLERANCE: f64 = 0.01;
 /// Share by which an average bit rate may exceed its nominal ceiling.
 const BITRATE_TOLERANCE: f64 = 0.10;
-/// Smallest duration tolerance, in milliseconds.
-const MIN_DURATION_TOLERANCE_MS: f64 = 250.0;
+/// Smallest tolerance between wall-clock and media times, milliseconds:
+/// durations that differ by less, and gaps or overlaps between chunks that
+/// are shorter, are continuous. See [`tolerance_ms`].
+pub const TOLERANCE_MS: f64 = 250.0;
+
+/// The tolerance for a chunk's times: the larger of [`TOLERANCE_MS`] and one
+/// frame of its video. The one rule for `chunk.duration`, `chunk.gap` and
+/// `chunk.overlap` findings and for the gaps the timeline marks.
+pub fn tolerance_ms(media: Option<&MediaInfo>) -> f64 {
+    let frame_ms = media
+        .and_then(MediaInfo::video)
+        .and_then(MediaInfo::frame_rate)
+        .filter(|f| *f > 0.0)
+        .map_or(0.0, |f| 1000.0 / f);
+    TOLERANCE_MS.max(frame_ms)
+}
 /// The largest gap or overlap between consecutive chunks that can be real,
-/// milliseconds: the longest hold the stitcher makes (a day).
-const MAX_GAP_MS: f64 = crate::mux::plan::MAX_HOLD_SECONDS * 1000.0;
+/// milliseconds: a day. Chunks are at most hours long and follow each other;
+/// anything further apart is a broken time, not a recording.
+pub const MAX_GAP_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
 /// What validation learned about one chunk.
 #[derive(Debug, Clone, Default)]
@@ -205,14 +220,14 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
     }
     // A truncated chunk is reported as such; its samples are not decoded.
     if options.deep && truncated.is_none() && edits_ok {
-        match crate::deep::analyse_audio(&media) {
+        match crate::deep::analyse_audio(&media, limits) {
             Ok(a) => {
                 out.extend(crate::deep::audio_findings(&a, index));
                 check.audio = Some(a);
             }
             Err(why) => out.push(Finding::error(Code::AudioDecodeError, index, why)),
         }
-        out.extend(crate::deep::check_video(&media, index));
+        out.extend(crate::deep::check_video(&media, index, limits));
     }
     check.media = Some(media);
     (check, out)
@@ -248,8 +263,8 @@ fn check_edits(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) ->
 /// the pauses are not counted in it) and must not overlap each other.
 fn check_pauses(md: &ChunkMetadata, index: Option<u32>, out: &mut Vec<Finding>) {
     let paused: f64 = md.pauses.iter().map(|p| p.duration_ms).sum();
-    let latest_end = md.start.plus_ms(md.duration_ms + paused + MIN_DURATION_TOLERANCE_MS);
-    let earliest = md.start.plus_ms(-MIN_DURATION_TOLERANCE_MS);
+    let latest_end = md.start.plus_ms(md.duration_ms + paused + TOLERANCE_MS);
+    let earliest = md.start.plus_ms(-TOLERANCE_MS);
     let mut order: Vec<usize> = (0..md.pauses.len()).collect();
     order.sort_by_key(|&i| (md.pauses[i].start, i));
     let mut previous: Option<(usize, crate::WallClock)> = None;
@@ -271,7 +286,7 @@ fn check_pauses(md: &ChunkMetadata, index: Option<u32>, out: &mut Vec<Finding>) 
             ));
         }
         if let Some((j, prev_end)) = previous {
-            if prev_end.ms_until(p.start) < -MIN_DURATION_TOLERANCE_MS {
+            if prev_end.ms_until(p.start) < -TOLERANCE_MS {
                 why.push(format!(
                     "starts {:.0} ms before pauseResumeIntervals[{j}] ends",
                     -prev_end.ms_until(p.start)
@@ -459,12 +474,7 @@ fn check_duration(
     index: Option<u32>,
     out: &mut Vec<Finding>,
 ) -> Option<bool> {
-    let frame_ms = media
-        .video()
-        .and_then(MediaInfo::frame_rate)
-        .filter(|f| *f > 0.0)
-        .map_or(0.0, |f| 1000.0 / f);
-    let tolerance = MIN_DURATION_TOLERANCE_MS.max(frame_ms);
+    let tolerance = tolerance_ms(Some(media));
     let paused: f64 = md.pauses.iter().map(|p| p.duration_ms).sum();
     let kept = (media_ms - md.duration_ms).abs() <= tolerance;
     let cut = (media_ms - (md.duration_ms - paused)).abs() <= tolerance;
@@ -576,12 +586,7 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
         if u64::from(b.index) != u64::from(a.index) + 1 {
             continue;
         }
-        let frame_ms = checks[ia]
-            .media
-            .as_ref()
-            .and_then(|m| m.video().and_then(MediaInfo::frame_rate))
-            .map_or(0.0, |f| 1000.0 / f);
-        let tolerance = MIN_DURATION_TOLERANCE_MS.max(frame_ms);
+        let tolerance = tolerance_ms(checks[ia].media.as_ref());
         let expected = a.end();
         let delta = expected.ms_until(b.start);
         if delta.abs() > MAX_GAP_MS {
@@ -632,7 +637,7 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             None => first_codecs = Some((c.index().unwrap_or(0), codecs)),
             Some((fi, first)) => {
                 for (a, b) in first.iter().zip(&codecs) {
-                    if let Err(why) = crate::mux::plan::switchable(a, b) {
+                    if let Err(why) = crate::media::codec::switchable(a, b) {
                         out.push(Finding::error(
                             Code::ChunkCodecChange,
                             c.index(),

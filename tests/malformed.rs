@@ -447,8 +447,8 @@ fn regression_deep_check_does_not_allocate_a_huge_sample() {
     assert!(media.first_sample_past_end().is_some());
     let ((audio, video), mem, _) = measured(|| {
         (
-            recstitch::deep::analyse_audio(&media),
-            recstitch::deep::check_video(&media, Some(1)),
+            recstitch::deep::analyse_audio(&media, &recstitch::Limits::default()),
+            recstitch::deep::check_video(&media, Some(1), &recstitch::Limits::default()),
         )
     });
     assert!(mem <= MEMORY_CAP, "the deep check allocated {mem} bytes");

@@ -93,7 +93,7 @@ fn whatever_validates_also_stitches_and_ffprobe_reads_it() {
                 Err(e) => panic!("seed {seed}: a valid recording did not stitch: {e}\n{input:?}"),
             };
             stitched += 1;
-            let path = recstitch::mux::output_paths(&rec.call_id, &rec.key, &out).media;
+            let path = recstitch::io::output_paths(&rec.call_id, &rec.key, &out).media;
             let streams = ffprobe_streams(&path)
                 .unwrap_or_else(|e| panic!("seed {seed}: ffprobe cannot read {}: {e}", path.display()));
             // Video, audio, and the chapters' text track (a data stream to ffprobe).

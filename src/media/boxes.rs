@@ -18,6 +18,7 @@ use std::io::{Read, Seek, SeekFrom};
 use mp4_atom::FourCC;
 
 use crate::error::{Here, Result};
+use crate::limits::Limit;
 
 /// A box header: its type, where its body starts and how long the box is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,10 +241,9 @@ pub(crate) fn read_body<R: Read + Seek>(
         )));
     }
     let len = top.size - top.header_len;
-    if len > max {
-        return Err(here.limit("box size", "max_moov_bytes", len, max));
-    }
-    let len = usize::try_from(len).map_err(|_| here.limit("box size", "max_moov_bytes", len, max))?;
+    Limit::MoovBytes.check(len, max, &here, "box size")?;
+    let len =
+        usize::try_from(len).map_err(|_| here.invalid(format!("box size {len} exceeds this machine's memory")))?;
     let mut body = vec![0u8; len];
     r.seek(SeekFrom::Start(top.body_offset())).map_err(|e| here.io(e))?;
     r.read_exact(&mut body).map_err(|e| here.io(e))?;

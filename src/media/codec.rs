@@ -144,6 +144,29 @@ pub(crate) fn parse_sample_entry(entry: &BoxSlice, here: &Here, quirks: &mut Vec
     })
 }
 
+/// Whether a decoder can switch from `a` to `b` mid-stream: same codec and
+/// picture size, or same audio object type, rate and channels.
+pub fn switchable(a: &Codec, b: &Codec) -> Result<(), String> {
+    match (a, b) {
+        (Codec::Avc(x), Codec::Avc(y)) if (x.width, x.height) == (y.width, y.height) => Ok(()),
+        (Codec::Avc(x), Codec::Avc(y)) => Err(format!(
+            "picture size changes from {}x{} to {}x{}",
+            x.width, x.height, y.width, y.height
+        )),
+        (Codec::Aac(x), Codec::Aac(y))
+            if (x.object_type, x.sample_rate, x.channels, x.frame_length)
+                == (y.object_type, y.sample_rate, y.channels, y.frame_length) =>
+        {
+            Ok(())
+        }
+        (Codec::Aac(x), Codec::Aac(y)) => Err(format!(
+            "audio changes from {} Hz/{} ch to {} Hz/{} ch",
+            x.sample_rate, x.channels, y.sample_rate, y.channels
+        )),
+        _ => Err(format!("codec changes from {} to {}", a.name(), b.name())),
+    }
+}
+
 /// The four bytes as text, escaping anything unprintable.
 pub(crate) fn fourcc_string(b: [u8; 4]) -> String {
     b.iter()

@@ -18,7 +18,7 @@ use mp4_atom::FourCC;
 use serde::Serialize;
 
 use crate::error::{Error, Here, Result};
-use crate::limits::Limits;
+use crate::limits::{Limit, Limits};
 
 pub use codec::{AacConfig, AvcConfig, Codec, SampleEntry};
 
@@ -287,14 +287,7 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
             Err(e) => return Err(e),
         };
         count += 1;
-        if count > limits.max_top_level_boxes {
-            return Err(here.limit(
-                "number of top-level boxes",
-                "max_top_level_boxes",
-                count,
-                limits.max_top_level_boxes,
-            ));
-        }
+        limits.check(Limit::TopLevelBoxes, count, &here, "number of top-level boxes")?;
         let kind: [u8; 4] = b.kind.into();
         if count == 1 && &kind != b"ftyp" {
             return Err(here.invalid(format!(

@@ -13,7 +13,7 @@ use super::boxes::{BoxSlice, Children};
 use super::codec::{self, SampleEntry};
 use super::{track_kind, Edit, Sample, Track};
 use crate::error::{Here, Result};
-use crate::limits::Limits;
+use crate::limits::{Limit, Limits};
 
 pub(crate) struct ParsedMoov {
     pub movie_timescale: u32,
@@ -86,14 +86,7 @@ pub(crate) fn parse_moov(
         match &<[u8; 4]>::from(b.kind) {
             b"mvhd" => mvhd = Some(b.decode(&h)?),
             b"trak" => {
-                if traks.len() >= limits.max_tracks {
-                    return Err(h.limit(
-                        "number of tracks",
-                        "max_tracks",
-                        traks.len() as u64 + 1,
-                        limits.max_tracks as u64,
-                    ));
-                }
+                limits.check_count(Limit::Tracks, traks.len() + 1, &h, "number of tracks")?;
                 let mut t = TrakBoxes::default();
                 collect_trak(b.body(), &h, 2, limits, &mut t)?;
                 traks.push((t, h));
@@ -136,14 +129,7 @@ fn collect_trak<'a, 'h>(
     limits: &Limits,
     t: &mut TrakBoxes<'a, 'h>,
 ) -> Result<()> {
-    if depth > limits.max_box_depth {
-        return Err(here.limit(
-            "box nesting depth",
-            "max_box_depth",
-            depth as u64,
-            limits.max_box_depth as u64,
-        ));
-    }
+    limits.check_count(Limit::BoxDepth, depth, here, "box nesting depth")?;
     for_each_child(body, here, |b, h| {
         match &<[u8; 4]>::from(b.kind) {
             b"edts" | b"mdia" | b"minf" | b"stbl" => collect_trak(b.body(), &h, depth + 1, limits, t)?,
@@ -180,14 +166,12 @@ fn build_track(
     }
     let edits = match t.elst {
         Some(elst) => {
-            if elst.entries.len() > limits.max_edits {
-                return Err(here.child("edts/elst").limit(
-                    "number of edits",
-                    "max_edits",
-                    elst.entries.len() as u64,
-                    limits.max_edits as u64,
-                ));
-            }
+            limits.check_count(
+                Limit::Edits,
+                elst.entries.len(),
+                &here.child("edts/elst"),
+                "number of edits",
+            )?;
             elst.entries
                 .iter()
                 .map(|e| Edit {
@@ -280,15 +264,14 @@ fn parse_stsd(stsd: BoxSlice, here: &Here, limits: &Limits, quirks: &mut Vec<Str
         .get(..8)
         .ok_or_else(|| here.invalid("stsd box shorter than its header fields"))?;
     let count = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-    if count as usize > limits.max_sample_descriptions {
-        return Err(here.limit(
-            "number of sample descriptions",
-            "max_sample_descriptions",
-            u64::from(count),
-            limits.max_sample_descriptions as u64,
-        ));
-    }
-    let mut entries = Vec::with_capacity(count as usize);
+    limits.check(
+        Limit::SampleDescriptions,
+        u64::from(count),
+        here,
+        "number of sample descriptions",
+    )?;
+    // Bounded by the limit just checked.
+    let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut it = Children::new(&body[8..]);
     for _ in 0..count {
         let entry = it
@@ -322,14 +305,7 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
         StszSamples::Identical { count, size } => (u64::from(*count), Some(*size)),
         StszSamples::Different { sizes } => (sizes.len() as u64, None),
     };
-    if count > limits.max_samples_per_track {
-        return Err(here.child("stsz").limit(
-            "sample count",
-            "max_samples_per_track",
-            count,
-            limits.max_samples_per_track,
-        ));
-    }
+    limits.check(Limit::SamplesPerTrack, count, &here.child("stsz"), "sample count")?;
     // A count backed by no bytes: refuse it before allocating for it.
     if let Some(size) = fixed_size {
         check_fixed_size(count, size, t.file_size, &here.child("stsz"))?;
@@ -522,15 +498,8 @@ fn add_fragments(
                 .unwrap_or(0);
             let mut pos = base;
             for (trun, th) in truns {
-                let total = track.samples.len() as u64 + trun.samples.len() as u64;
-                if total > limits.max_samples_per_track {
-                    return Err(th.limit(
-                        "sample count",
-                        "max_samples_per_track",
-                        total,
-                        limits.max_samples_per_track,
-                    ));
-                }
+                let total = track.samples.len().saturating_add(trun.samples.len());
+                limits.check_count(Limit::SamplesPerTrack, total, &th, "sample count")?;
                 if let mp4_atom::TrunSamples::Inherited { count, .. } = trun.samples {
                     check_fixed_size(u64::from(count), default_size, file_size, &th)?;
                 }

@@ -30,7 +30,9 @@
 //! The original timescales are kept; times are moved between timescales by
 //! rounding cumulative times, never by summing rounded durations.
 
+use crate::media::codec::switchable;
 use crate::media::{rescale, Codec, MediaInfo, Sample, SampleEntry, Track};
+use crate::timeline::{Hold, MAX_HOLD_SECONDS};
 
 /// A sample of the output, pointing at its bytes in one input chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,18 +130,6 @@ impl Plan {
 /// Why a recording cannot be stitched.
 pub type PlanError = String;
 
-/// A point where the output must wait for the wall clock (`--gaps wallclock`):
-/// the chunk's media from `at` (seconds of the chunk's own presentation) on
-/// must play at `resume_at` (seconds of output time). The wait is filled
-/// with silent audio frames while the video holds its last frame.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hold {
-    /// Position in the chunk's presented media, seconds (0: before the chunk).
-    pub at: f64,
-    /// Output time at which that media must play, seconds.
-    pub resume_at: f64,
-}
-
 /// Decode indices `i` (1..n) before which the video can be split without
 /// reordering: every frame decoded before `i` is presented before every
 /// frame decoded from `i` on. Returned with the split's presentation time
@@ -227,34 +217,6 @@ fn seconds_to_ticks(seconds: f64, timescale: u32) -> i64 {
     } else {
         // In range after the clamp, so the conversion is exact.
         t.clamp(-9.0e18, 9.0e18) as i64
-    }
-}
-
-/// The longest wait for the wall clock one hold may insert (`--gaps
-/// wallclock`), seconds: a day. Longer gaps inside one recording are not
-/// real and would make the output absurdly long.
-pub const MAX_HOLD_SECONDS: f64 = 86_400.0;
-
-/// Whether a decoder can switch from `a` to `b` mid-stream: same codec and
-/// picture size, or same audio object type, rate and channels.
-pub(crate) fn switchable(a: &Codec, b: &Codec) -> Result<(), String> {
-    match (a, b) {
-        (Codec::Avc(x), Codec::Avc(y)) if (x.width, x.height) == (y.width, y.height) => Ok(()),
-        (Codec::Avc(x), Codec::Avc(y)) => Err(format!(
-            "picture size changes from {}x{} to {}x{}",
-            x.width, x.height, y.width, y.height
-        )),
-        (Codec::Aac(x), Codec::Aac(y))
-            if (x.object_type, x.sample_rate, x.channels, x.frame_length)
-                == (y.object_type, y.sample_rate, y.channels, y.frame_length) =>
-        {
-            Ok(())
-        }
-        (Codec::Aac(x), Codec::Aac(y)) => Err(format!(
-            "audio changes from {} Hz/{} ch to {} Hz/{} ch",
-            x.sample_rate, x.channels, y.sample_rate, y.channels
-        )),
-        _ => Err(format!("codec changes from {} to {}", a.name(), b.name())),
     }
 }
 

@@ -23,18 +23,8 @@ use sha2::{Digest, Sha256};
 
 use super::plan::{OutSample, OutTrack, Plan, SILENCE};
 use crate::error::{Error, Result};
-
-/// A chapter: a start time in seconds, a length (0 for a point marker) and a title.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Chapter {
-    /// Start, seconds of output presentation time.
-    pub start: f64,
-    /// End, seconds (equal to `start` for a point marker).
-    pub end: f64,
-    /// Title shown by players.
-    pub title: String,
-}
+use crate::io::hex;
+use crate::timeline::Chapter;
 
 /// Longest run of one track's samples stored together, in seconds.
 const MAX_RUN_SECONDS: f64 = 1.0;
@@ -815,11 +805,6 @@ fn hash_output(head: &[u8], pieces: &[Piece], sources: &[Source], silence: &[u8]
         }
     }
     Ok(hex(&h.finalize()))
-}
-
-/// Lower-case hex of bytes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

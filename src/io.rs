@@ -1,5 +1,6 @@
-//! Where outputs go and how they get there: output paths, temporary files,
-//! atomic writes, the per-recording lock, and the check of an output folder.
+//! Files in and out: bounded reads, byte comparison and hashing of inputs;
+//! and where outputs go and how they get there: output paths, temporary
+//! files, atomic writes, the per-recording lock, the check of an output folder.
 //!
 //! Every output is written under a temporary name in its final folder,
 //! synced, then renamed, so that a reader (or a rerun after a crash) sees a
@@ -10,10 +11,84 @@
 //! removes or overwrites another's live temporary files.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Here, Result};
+use crate::limits::Limit;
+
+/// Reads a whole file after checking its size against `max` bytes
+/// ([`Limits::max_json_bytes`](crate::Limits::max_json_bytes)).
+pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    Limit::JsonBytes.check(len, max, &Here::new(path, ""), "file size")?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(max).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
+
+/// Reads up to `head.len()` bytes from the start of `path`; returns how many.
+pub(crate) fn read_head(path: &Path, head: &mut [u8]) -> Result<usize> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(n)
+}
+
+/// Compares two files byte for byte, in blocks.
+pub(crate) fn files_equal(a: &Path, b: &Path) -> Result<bool> {
+    let mut fa = File::open(a).map_err(|e| Error::io(a, e))?;
+    let mut fb = File::open(b).map_err(|e| Error::io(b, e))?;
+    let la = fa.metadata().map_err(|e| Error::io(a, e))?.len();
+    let lb = fb.metadata().map_err(|e| Error::io(b, e))?.len();
+    if la != lb {
+        return Ok(false);
+    }
+    let mut ba = vec![0u8; 1 << 16];
+    let mut bb = vec![0u8; 1 << 16];
+    loop {
+        let n = fa.read(&mut ba).map_err(|e| Error::io(a, e))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n]).map_err(|e| Error::io(b, e))?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
+/// Lower-case hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 (hex) and size of a file.
+pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        total = total.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+    Ok((hex(&h.finalize()), total))
+}
 
 /// Where a recording's outputs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
