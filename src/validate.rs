@@ -1,6 +1,8 @@
 //! The validation rules: each chunk against its metadata, and each recording
 //! as a whole. Rules add [`Finding`]s; none stops at the first problem.
 
+use std::path::Path;
+
 use rayon::prelude::*;
 
 use crate::archive::{Chunk, FileKind, Recording};
@@ -8,7 +10,7 @@ use crate::error::Error;
 use crate::finding::{has_errors, sort_findings, Code, Finding};
 use crate::limits::Limits;
 use crate::media::{self, Codec, MediaInfo, TrackKind};
-use crate::metadata::ChunkMetadata;
+use crate::metadata::{AudioConfiguration, ChunkMetadata, CompletionEvent, VideoConfiguration};
 
 /// Options for [`Recording::validate`].
 #[derive(Debug, Clone, Default)]
@@ -113,96 +115,20 @@ impl Recording {
 
 /// Probes one chunk and checks it against its own metadata.
 fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Finding>) {
-    let limits = &options.limits;
     let mut out = Vec::new();
     let mut check = ChunkCheck::default();
     let index = chunk.index();
-    let Some(path) = &chunk.media_path else {
-        if chunk.metadata.is_none() {
-            // Nothing says this file was chunk metadata: metadata.invalid says enough.
-            return (check, out);
-        }
-        out.push(Finding::error(
-            Code::MediaMissing,
-            index,
-            format!(
-                "no media file for chunk {} (expected {}.mp4 near {})",
-                chunk.document_id,
-                chunk.document_id,
-                chunk.metadata_path.display()
-            ),
-        ));
+    let Some(path) = media_to_probe(chunk, index, &mut out) else {
         return (check, out);
     };
-    if let Some(why) = unsupported_format(chunk.metadata.as_ref(), chunk.media_kind) {
-        out.push(Finding::error(
-            Code::MediaUnsupportedFormat,
-            index,
-            format!(
-                "{}: {why}; recstitch stitches mixed MP4 recordings only",
-                path.display()
-            ),
-        ));
-        return (check, out);
-    }
-    match chunk.media_kind {
-        Some(FileKind::Mp4) => {}
-        Some(FileKind::Unreadable) => {
-            let why =
-                crate::archive::unreadable_reason(path).unwrap_or_else(|| "it could not be read while scanning".into());
-            out.push(Finding::error(
-                Code::MediaUnreadable,
-                index,
-                format!("{} cannot be read: {why}", path.display()),
-            ));
-            return (check, out);
-        }
-        Some(FileKind::Empty) => {
-            out.push(Finding::error(
-                Code::MediaEmpty,
-                index,
-                format!("{} is empty (0 bytes): download it again", path.display()),
-            ));
-            return (check, out);
-        }
-        Some(kind) => {
-            out.push(Finding::error(
-                Code::MediaNotMp4,
-                index,
-                format!(
-                    "{} is {}, not an MP4: download it again",
-                    path.display(),
-                    kind.describe()
-                ),
-            ));
-            return (check, out);
-        }
-        None => {}
-    }
-    let media = match media::probe(path, limits) {
+    let media = match media::probe(path, &options.limits) {
         Ok(m) => m,
         Err(e) => {
-            let code = match e {
-                Error::Truncated { .. } => Code::MediaTruncated,
-                Error::Io { .. } => Code::MediaUnreadable,
-                _ => Code::MediaInvalid,
-            };
-            out.push(Finding::error(code, index, e.to_string()));
+            out.push(probe_failure(e, index));
             return (check, out);
         }
     };
-    let truncated = media.first_sample_past_end();
-    if let Some((track, sample, end)) = truncated {
-        out.push(Finding::error(
-            Code::MediaTruncated,
-            index,
-            format!(
-                "{}: track {track} sample {sample} ends at byte {end} but the file has {} bytes: the download is incomplete",
-                path.display(),
-                media.file_size
-            ),
-        ));
-    }
+    let whole = check_truncation(&media, index, &mut out);
     let edits_ok = check_edits(&media, index, &mut out);
     let duration = media.duration_ms();
     check.media_duration_ms = Some(duration);
@@ -219,18 +145,111 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
         check.pauses_cut = check_duration(md, &media, duration, index, &mut out);
     }
     // A truncated chunk is reported as such; its samples are not decoded.
-    if options.deep && truncated.is_none() && edits_ok {
-        match crate::deep::analyse_audio(&media, limits) {
-            Ok(a) => {
-                out.extend(crate::deep::audio_findings(&a, index));
-                check.audio = Some(a);
-            }
-            Err(why) => out.push(Finding::error(Code::AudioDecodeError, index, why)),
-        }
-        out.extend(crate::deep::check_video(&media, index, limits));
+    if options.deep && whole && edits_ok {
+        check.audio = deep_checks(&media, index, &options.limits, &mut out);
     }
     check.media = Some(media);
     (check, out)
+}
+
+/// The chunk's media file when there is one to probe; otherwise the finding
+/// that says why not (`media.missing`, `media.unsupported_format`,
+/// `media.unreadable`, `media.empty`, `media.not_mp4`).
+fn media_to_probe<'c>(chunk: &'c Chunk, index: Option<u32>, out: &mut Vec<Finding>) -> Option<&'c Path> {
+    let Some(path) = &chunk.media_path else {
+        // Without metadata nothing says this was a chunk: metadata.invalid says enough.
+        if chunk.metadata.is_some() {
+            out.push(Finding::error(
+                Code::MediaMissing,
+                index,
+                format!(
+                    "no media file for chunk {} (expected {}.mp4 near {})",
+                    chunk.document_id,
+                    chunk.document_id,
+                    chunk.metadata_path.display()
+                ),
+            ));
+        }
+        return None;
+    };
+    let shown = path.display();
+    let finding = if let Some(why) = unsupported_format(chunk.metadata.as_ref(), chunk.media_kind) {
+        Finding::error(
+            Code::MediaUnsupportedFormat,
+            index,
+            format!("{shown}: {why}; recstitch stitches mixed MP4 recordings only"),
+        )
+    } else {
+        match chunk.media_kind {
+            Some(FileKind::Mp4) | None => return Some(path),
+            Some(FileKind::Unreadable) => {
+                let why = crate::archive::unreadable_reason(path)
+                    .unwrap_or_else(|| "it could not be read while scanning".into());
+                Finding::error(Code::MediaUnreadable, index, format!("{shown} cannot be read: {why}"))
+            }
+            Some(FileKind::Empty) => Finding::error(
+                Code::MediaEmpty,
+                index,
+                format!("{shown} is empty (0 bytes): download it again"),
+            ),
+            Some(kind) => Finding::error(
+                Code::MediaNotMp4,
+                index,
+                format!("{shown} is {}, not an MP4: download it again", kind.describe()),
+            ),
+        }
+    };
+    out.push(finding);
+    None
+}
+
+/// The finding for a chunk whose MP4 structure could not be read.
+fn probe_failure(e: Error, index: Option<u32>) -> Finding {
+    let code = match e {
+        Error::Truncated { .. } => Code::MediaTruncated,
+        Error::Io { .. } => Code::MediaUnreadable,
+        _ => Code::MediaInvalid,
+    };
+    Finding::error(code, index, e.to_string())
+}
+
+/// `media.truncated` for samples past the end of the file; whether the
+/// chunk is whole.
+fn check_truncation(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) -> bool {
+    let Some((track, sample, end)) = media.first_sample_past_end() else {
+        return true;
+    };
+    out.push(Finding::error(
+        Code::MediaTruncated,
+        index,
+        format!(
+            "{}: track {track} sample {sample} ends at byte {end} but the file has {} bytes: the download is incomplete",
+            media.path.display(),
+            media.file_size
+        ),
+    ));
+    false
+}
+
+/// `--deep`: decodes the audio and walks the video bitstream.
+fn deep_checks(
+    media: &MediaInfo,
+    index: Option<u32>,
+    limits: &Limits,
+    out: &mut Vec<Finding>,
+) -> Option<crate::deep::AudioAnalysis> {
+    let audio = match crate::deep::analyse_audio(media, limits) {
+        Ok(a) => {
+            out.extend(crate::deep::audio_findings(&a, index));
+            Some(a)
+        }
+        Err(why) => {
+            out.push(Finding::error(Code::AudioDecodeError, index, why));
+            None
+        }
+    };
+    out.extend(crate::deep::check_video(media, index, limits));
+    audio
 }
 
 /// `media.invalid`: an edit list that starts at or past the end of its
@@ -346,100 +365,100 @@ fn check_streams(md: &ChunkMetadata, media: &MediaInfo, index: Option<u32>, out:
             index,
             "the metadata describes video but the MP4 has no video track",
         )),
-        (Some(track), _) => {
-            let video = info.video;
-            match track.codec() {
-                Some(Codec::Avc(avc)) => {
-                    let longer = video.and_then(|v| v.longer_side).unwrap_or(defaults::LONGER_SIDE);
-                    let shorter = video.and_then(|v| v.shorter_side).unwrap_or(defaults::SHORTER_SIDE);
-                    let (w, h) = (avc.width, avc.height);
-                    if (w.max(h), w.min(h)) != (longer, shorter) {
-                        out.push(Finding::error(
-                            Code::VideoResolution,
-                            index,
-                            format!("video is {w}x{h}; the metadata says {longer}x{shorter}"),
-                        ));
-                    }
-                }
-                other => out.push(Finding::error(
-                    Code::VideoCodec,
-                    index,
-                    format!(
-                        "video codec is {}; expected H.264",
-                        other.map(Codec::name).unwrap_or_else(|| "unknown".into())
-                    ),
-                )),
-            }
-            let expected = video.and_then(|v| v.frame_rate).unwrap_or(defaults::FRAME_RATE);
-            if let Some(fps) = MediaInfo::frame_rate(track) {
-                if expected > 0.0 && ((fps - expected) / expected).abs() > FRAME_RATE_TOLERANCE {
-                    out.push(Finding::error(
-                        Code::VideoFrameRate,
-                        index,
-                        format!("video runs at {fps:.3} fps; the metadata says {expected}"),
-                    ));
-                }
-            }
-            check_bitrate(
-                Code::VideoBitrate,
-                "video",
-                track,
-                video.and_then(|v| v.bit_rate),
-                index,
-                out,
-            );
-        }
+        (Some(track), _) => check_video_stream(info.video.as_ref(), track, index, out),
         (None, true) => {}
     }
-    let audio_cfg = info.audio;
     match media.audio() {
         None => out.push(Finding::error(Code::AudioCodec, index, "the MP4 has no audio track")),
-        Some(track) => {
-            match track.codec() {
-                Some(Codec::Aac(aac)) => {
-                    if aac.object_type != 2 {
-                        out.push(Finding::error(
-                            Code::AudioCodec,
-                            index,
-                            format!("audio is {}; expected AAC-LC", Codec::Aac(aac.clone()).name()),
-                        ));
-                    }
-                    let rate = audio_cfg.and_then(|a| a.sample_rate).unwrap_or(defaults::SAMPLE_RATE);
-                    if aac.sample_rate != rate {
-                        out.push(Finding::error(
-                            Code::AudioSampleRate,
-                            index,
-                            format!("audio is sampled at {} Hz; the metadata says {rate}", aac.sample_rate),
-                        ));
-                    }
-                    let channels = audio_cfg.and_then(|a| a.channels).unwrap_or(defaults::CHANNELS);
-                    if u32::from(aac.channels) != channels {
-                        out.push(Finding::error(
-                            Code::AudioChannels,
-                            index,
-                            format!("audio has {} channel(s); the metadata says {channels}", aac.channels),
-                        ));
-                    }
-                }
-                other => out.push(Finding::error(
-                    Code::AudioCodec,
+        Some(track) => check_audio_stream(info.audio.as_ref(), track, index, out),
+    }
+}
+
+/// `video.codec`, `video.resolution`, `video.frame_rate`, `video.bitrate`.
+fn check_video_stream(
+    expected: Option<&VideoConfiguration>,
+    track: &media::Track,
+    index: Option<u32>,
+    out: &mut Vec<Finding>,
+) {
+    match track.codec() {
+        Some(Codec::Avc(avc)) => {
+            let longer = expected.and_then(|v| v.longer_side).unwrap_or(defaults::LONGER_SIDE);
+            let shorter = expected.and_then(|v| v.shorter_side).unwrap_or(defaults::SHORTER_SIDE);
+            let (w, h) = (avc.width, avc.height);
+            if (w.max(h), w.min(h)) != (longer, shorter) {
+                out.push(Finding::error(
+                    Code::VideoResolution,
                     index,
-                    format!(
-                        "audio codec is {}; expected AAC-LC",
-                        other.map(Codec::name).unwrap_or_else(|| "unknown".into())
-                    ),
-                )),
+                    format!("video is {w}x{h}; the metadata says {longer}x{shorter}"),
+                ));
             }
-            check_bitrate(
-                Code::AudioBitrate,
-                "audio",
-                track,
-                audio_cfg.and_then(|a| a.bit_rate),
+        }
+        other => out.push(Finding::error(
+            Code::VideoCodec,
+            index,
+            format!("video codec is {}; expected H.264", codec_name(other)),
+        )),
+    }
+    let fps_expected = expected.and_then(|v| v.frame_rate).unwrap_or(defaults::FRAME_RATE);
+    if let Some(fps) = MediaInfo::frame_rate(track) {
+        if fps_expected > 0.0 && ((fps - fps_expected) / fps_expected).abs() > FRAME_RATE_TOLERANCE {
+            out.push(Finding::error(
+                Code::VideoFrameRate,
                 index,
-                out,
-            );
+                format!("video runs at {fps:.3} fps; the metadata says {fps_expected}"),
+            ));
         }
     }
+    let nominal = expected.and_then(|v| v.bit_rate);
+    check_bitrate(Code::VideoBitrate, "video", track, nominal, index, out);
+}
+
+/// `audio.codec`, `audio.sample_rate`, `audio.channels`, `audio.bitrate`.
+fn check_audio_stream(
+    expected: Option<&AudioConfiguration>,
+    track: &media::Track,
+    index: Option<u32>,
+    out: &mut Vec<Finding>,
+) {
+    match track.codec() {
+        Some(Codec::Aac(aac)) => {
+            if aac.object_type != 2 {
+                out.push(Finding::error(
+                    Code::AudioCodec,
+                    index,
+                    format!("audio is {}; expected AAC-LC", Codec::Aac(aac.clone()).name()),
+                ));
+            }
+            let rate = expected.and_then(|a| a.sample_rate).unwrap_or(defaults::SAMPLE_RATE);
+            if aac.sample_rate != rate {
+                out.push(Finding::error(
+                    Code::AudioSampleRate,
+                    index,
+                    format!("audio is sampled at {} Hz; the metadata says {rate}", aac.sample_rate),
+                ));
+            }
+            let channels = expected.and_then(|a| a.channels).unwrap_or(defaults::CHANNELS);
+            if u32::from(aac.channels) != channels {
+                out.push(Finding::error(
+                    Code::AudioChannels,
+                    index,
+                    format!("audio has {} channel(s); the metadata says {channels}", aac.channels),
+                ));
+            }
+        }
+        other => out.push(Finding::error(
+            Code::AudioCodec,
+            index,
+            format!("audio codec is {}; expected AAC-LC", codec_name(other)),
+        )),
+    }
+    let nominal = expected.and_then(|a| a.bit_rate);
+    check_bitrate(Code::AudioBitrate, "audio", track, nominal, index, out);
+}
+
+fn codec_name(codec: Option<&Codec>) -> String {
+    codec.map(Codec::name).unwrap_or_else(|| "unknown".into())
 }
 
 fn check_bitrate(
@@ -512,7 +531,6 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
         .enumerate()
         .filter_map(|(i, c)| c.metadata.as_ref().map(|m| (i, m)))
         .collect();
-
     if rec.chunks.is_empty() && rec.event.as_ref().is_none_or(|e| !e.chunks.is_empty()) {
         out.push(Finding::error(
             Code::RecordingIncomplete,
@@ -520,8 +538,18 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             "no chunk of this recording is in the archive",
         ));
     }
+    check_mismatch(&with_md, out);
+    check_indices(&with_md, out);
+    check_continuity(&with_md, checks, out);
+    check_codec_changes(rec, checks, out);
+    check_recording_silence(checks, out);
+    if let Some(event) = &rec.event {
+        check_against_event(rec, event, out);
+    }
+}
 
-    // metadata.mismatch: everything against the first chunk.
+/// `metadata.mismatch`: every chunk's ids and recording info against the first's.
+fn check_mismatch(with_md: &[(usize, &ChunkMetadata)], out: &mut Vec<Finding>) {
     if let Some((_, first)) = with_md.first() {
         for (_, m) in &with_md[1..] {
             let mut diffs = Vec::new();
@@ -548,8 +576,10 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             }
         }
     }
+}
 
-    // chunk.missing_index: gaps in 0..=max.
+/// `chunk.missing_index`: holes in the indices 0..=max.
+fn check_indices(with_md: &[(usize, &ChunkMetadata)], out: &mut Vec<Finding>) {
     let mut indices: Vec<u32> = with_md.iter().map(|(_, m)| m.index).collect();
     indices.sort_unstable();
     indices.dedup();
@@ -579,8 +609,10 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             ));
         }
     }
+}
 
-    // chunk.gap / chunk.overlap between consecutive indices.
+/// `chunk.gap` / `chunk.overlap` between consecutive indices.
+fn check_continuity(with_md: &[(usize, &ChunkMetadata)], checks: &[ChunkCheck], out: &mut Vec<Finding>) {
     for pair in with_md.windows(2) {
         let ((ia, a), (_, b)) = (pair[0], pair[1]);
         if u64::from(b.index) != u64::from(a.index) + 1 {
@@ -623,9 +655,14 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             ));
         }
     }
+}
 
-    // chunk.codec_change (error): a change no decoder can follow mid-stream.
-    let mut first_codecs: Option<(u32, Vec<Codec>)> = None;
+/// `chunk.codec_change`: an error for a change no decoder can follow
+/// mid-stream (against the first probed chunk), a warning for changed
+/// parameter sets or AudioSpecificConfig (against the previous one).
+fn check_codec_changes(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding>) {
+    let mut first: Option<(u32, Vec<Codec>)> = None;
+    let mut prev: Option<(u32, Vec<Vec<u8>>, Vec<u8>)> = None;
     for (c, check) in rec.chunks.iter().zip(checks) {
         let Some(media) = &check.media else { continue };
         let codecs: Vec<Codec> = [media.video(), media.audio()]
@@ -633,8 +670,8 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             .flatten()
             .filter_map(|t| t.codec().cloned())
             .collect();
-        match &first_codecs {
-            None => first_codecs = Some((c.index().unwrap_or(0), codecs)),
+        match &first {
+            None => first = Some((c.index().unwrap_or(0), codecs)),
             Some((fi, first)) => {
                 for (a, b) in first.iter().zip(&codecs) {
                     if let Err(why) = crate::media::codec::switchable(a, b) {
@@ -647,19 +684,13 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
                 }
             }
         }
-    }
-
-    // chunk.codec_change: configuration against the previous probed chunk.
-    let mut prev: Option<(u32, Vec<Vec<u8>>, Vec<u8>)> = None;
-    for (c, check) in rec.chunks.iter().zip(checks) {
-        let Some(media) = &check.media else { continue };
-        let config = codec_fingerprint(media);
-        if let Some((pi, pconfig, pasc)) = &prev {
+        let (sets, asc) = codec_fingerprint(media);
+        if let Some((pi, psets, pasc)) = &prev {
             let mut what = Vec::new();
-            if &config.0 != pconfig {
+            if &sets != psets {
                 what.push("H.264 parameter sets (SPS/PPS)");
             }
-            if &config.1 != pasc {
+            if &asc != pasc {
                 what.push("AAC AudioSpecificConfig");
             }
             if !what.is_empty() {
@@ -670,10 +701,12 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
                 ));
             }
         }
-        prev = Some((c.index().unwrap_or(0), config.0, config.1));
+        prev = Some((c.index().unwrap_or(0), sets, asc));
     }
+}
 
-    // audio.silent for the whole recording (deep only).
+/// `audio.silent` for the whole recording (`--deep` only).
+fn check_recording_silence(checks: &[ChunkCheck], out: &mut Vec<Finding>) {
     let levels: Vec<f64> = checks
         .iter()
         .filter_map(|c| c.audio.as_ref())
@@ -693,58 +726,58 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
             ));
         }
     }
+}
 
-    // recording.incomplete / recording.extra_chunk against the event.
-    if let Some(event) = &rec.event {
-        if event.chunks.is_empty() {
+/// `recording.incomplete` / `recording.extra_chunk` against the completion event.
+fn check_against_event(rec: &Recording, event: &CompletionEvent, out: &mut Vec<Finding>) {
+    if event.chunks.is_empty() {
+        out.push(Finding::error(
+            Code::RecordingIncomplete,
+            None,
+            "the completion event lists no chunks (recordingChunks is empty): there is nothing to stitch",
+        ));
+    }
+    let present: Vec<&str> = rec.chunks.iter().map(|c| c.document_id.as_str()).collect();
+    let absent: Vec<String> = event
+        .chunks
+        .iter()
+        .filter(|c| !present.contains(&c.document_id.as_str()))
+        .map(|c| format!("{} (index {})", c.document_id, c.index))
+        .collect();
+    if !absent.is_empty() {
+        out.push(Finding::error(
+            Code::RecordingIncomplete,
+            None,
+            format!(
+                "the completion event lists {} chunk(s) that are not in the archive: {}",
+                absent.len(),
+                absent.join(", ")
+            ),
+        ));
+    }
+    if let Some(last) = event.chunks.iter().max_by_key(|c| c.index) {
+        if !last.ends_session() {
             out.push(Finding::error(
                 Code::RecordingIncomplete,
-                None,
-                "the completion event lists no chunks (recordingChunks is empty): there is nothing to stitch",
-            ));
-        }
-        let present: Vec<&str> = rec.chunks.iter().map(|c| c.document_id.as_str()).collect();
-        let absent: Vec<String> = event
-            .chunks
-            .iter()
-            .filter(|c| !present.contains(&c.document_id.as_str()))
-            .map(|c| format!("{} (index {})", c.document_id, c.index))
-            .collect();
-        if !absent.is_empty() {
-            out.push(Finding::error(
-                Code::RecordingIncomplete,
-                None,
+                Some(last.index),
                 format!(
-                    "the completion event lists {} chunk(s) that are not in the archive: {}",
-                    absent.len(),
-                    absent.join(", ")
+                    "the last chunk listed (index {}) ended with {:?}, not a session end: more chunks should follow",
+                    last.index,
+                    last.end_reason.as_deref().unwrap_or("")
                 ),
             ));
         }
-        if let Some(last) = event.chunks.iter().max_by_key(|c| c.index) {
-            if !last.ends_session() {
-                out.push(Finding::error(
-                    Code::RecordingIncomplete,
-                    Some(last.index),
-                    format!(
-                        "the last chunk listed (index {}) ended with {:?}, not a session end: more chunks should follow",
-                        last.index,
-                        last.end_reason.as_deref().unwrap_or("")
-                    ),
-                ));
-            }
-        }
-        for c in &rec.chunks {
-            if !event.chunks.iter().any(|e| e.document_id == c.document_id) {
-                out.push(Finding::warning(
-                    Code::RecordingExtraChunk,
-                    c.index(),
-                    format!(
-                        "chunk {} is not listed by the recording's completion event",
-                        c.document_id
-                    ),
-                ));
-            }
+    }
+    for c in &rec.chunks {
+        if !event.chunks.iter().any(|e| e.document_id == c.document_id) {
+            out.push(Finding::warning(
+                Code::RecordingExtraChunk,
+                c.index(),
+                format!(
+                    "chunk {} is not listed by the recording's completion event",
+                    c.document_id
+                ),
+            ));
         }
     }
 }
