@@ -232,224 +232,336 @@ fn frame_length(track: &Track) -> u64 {
 pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanError> {
     let first = chunks.first().ok_or("the recording has no chunk")?;
     let first_audio = first.audio().ok_or("chunk 0 has no audio track")?;
-    let has_video = first.video().is_some();
-    let ats = first_audio.timescale;
-    let vts = first.video().map_or(1, |v| v.timescale);
-
-    let mut audio = OutTrack {
-        timescale: ats,
-        entries: Vec::new(),
-        samples: Vec::new(),
-        edit_start: 0,
-        presented: 0,
-    };
-    let mut video = has_video.then(|| OutTrack {
-        timescale: vts,
-        entries: Vec::new(),
-        samples: Vec::new(),
-        edit_start: 0,
-        presented: 0,
-    });
-    let mut placements = Vec::with_capacity(chunks.len());
-    let mut silence = Vec::new();
-    // Output media times: audio end, video end.
-    let mut a_end = 0u64;
-    let mut v_end = 0u64;
-    // First real audio sample of chunk 0, and chunk 0's video edit start (output ticks).
-    let mut s0 = 0u64;
-    let mut e0 = 0u64;
-    let last = chunks.len() - 1;
-
+    let video_timescale = first.video().map(|v| v.timescale);
+    let mut planner = Planner::new(first_audio.timescale, video_timescale, holds, chunks.len() - 1);
     for (k, chunk) in chunks.iter().enumerate() {
-        let name = |what: &str| format!("chunk {k}: {what}");
+        let (mut placement, join) = planner.add_audio(k, chunk)?;
+        planner.add_video(k, chunk, &join, &mut placement)?;
+        planner.placements.push(placement);
+    }
+    planner.finish()
+}
+
+/// `chunk k: what`, for errors.
+fn at_chunk(k: usize, what: &str) -> PlanError {
+    format!("chunk {k}: {what}")
+}
+
+/// The plan being built, chunk by chunk. Times are output media times in
+/// the track's ticks.
+struct Planner<'h> {
+    holds: &'h [Vec<Hold>],
+    audio: OutTrack,
+    video: Option<OutTrack>,
+    placements: Vec<Placement>,
+    silence: Vec<u8>,
+    /// Where the audio written so far ends.
+    audio_end: u64,
+    /// Where the video written so far ends (decode time).
+    video_end: u64,
+    /// Chunk 0's first real audio sample: output time 0.
+    first_audio_start: u64,
+    /// Chunk 0's video edit start.
+    first_video_edit: u64,
+    /// Index of the last chunk.
+    last: usize,
+}
+
+/// What placing a chunk's audio tells the placing of its video.
+struct AudioJoin {
+    /// Output time of the chunk's first real audio sample, audio ticks since
+    /// chunk 0's.
+    start: u64,
+    /// Silence inserted inside the chunk: (chunk media time, inserted ticks),
+    /// audio ticks.
+    inserted: Vec<(i64, u64)>,
+}
+
+fn empty_track(timescale: u32) -> OutTrack {
+    OutTrack {
+        timescale,
+        entries: Vec::new(),
+        samples: Vec::new(),
+        edit_start: 0,
+        presented: 0,
+    }
+}
+
+/// Whole priming packets a later chunk drops: those its edit list trims
+/// entirely (`times` are decode times, `trim` the edit's start).
+fn priming_packets(times: &[u64], trim: u64) -> usize {
+    let packets = times.len().saturating_sub(1);
+    (0..packets).take_while(|&i| times[i + 1] <= trim).count()
+}
+
+impl<'h> Planner<'h> {
+    fn new(audio_timescale: u32, video_timescale: Option<u32>, holds: &'h [Vec<Hold>], last: usize) -> Self {
+        Planner {
+            holds,
+            audio: empty_track(audio_timescale),
+            video: video_timescale.map(empty_track),
+            placements: Vec::with_capacity(last + 1),
+            silence: Vec::new(),
+            audio_end: 0,
+            video_end: 0,
+            first_audio_start: 0,
+            first_video_edit: 0,
+            last,
+        }
+    }
+
+    /// Appends chunk `k`'s audio: its priming dropped (chunk 0's stays,
+    /// trimmed by the leading edit), silence inserted where a hold waits for
+    /// the wall clock, the last packet before a join given a whole frame.
+    fn add_audio(&mut self, k: usize, chunk: &MediaInfo) -> Result<(Placement, AudioJoin), PlanError> {
+        let name = |what: &str| at_chunk(k, what);
         let src = u32::try_from(k).map_err(|_| "too many chunks")?;
+        let ats = self.audio.timescale;
         let a = chunk.audio().ok_or_else(|| name("no audio track"))?;
         if a.samples.is_empty() {
             return Err(name("the audio track has no samples"));
         }
-        let entry_map = merge_entries(&mut audio.entries, a, &name("audio"))?;
+        let entry_map = merge_entries(&mut self.audio.entries, a, &name("audio"))?;
         let pa = a.presentation(chunk.movie_timescale);
         let times = rescaled_decode_times(a, ats);
         let trim = rescale(pa.start, a.timescale, ats);
         let presented = rescale(pa.length, a.timescale, ats);
-
         let media_end = times.last().copied().unwrap_or(0);
         if trim >= media_end {
             return Err(name(&format!(
                 "the audio edit list starts at {trim} ticks, at or past the end of the audio ({media_end} ticks)"
             )));
         }
-        // Whole priming packets to drop (none for chunk 0: its edit trims them).
-        let mut drop = 0usize;
-        if k > 0 {
-            while drop < a.samples.len() && times[drop + 1] <= trim {
-                drop += 1;
-            }
-        }
+        let drop = if k == 0 { 0 } else { priming_packets(&times, trim) };
         // times[drop] <= trim < media_end: some audio remains after the trim.
         let leftover = trim - times[drop];
-        let s_k = a_end
+        let mut start = self
+            .audio_end
             .checked_add(leftover)
             .ok_or_else(|| name("the audio is too long"))?;
         if k == 0 {
-            s0 = s_k;
-            audio.edit_start = s_k;
+            self.first_audio_start = start;
+            self.audio.edit_start = start;
         }
         let frame = rescale(frame_length(a), a.timescale, ats).max(1);
-        let n = a.samples.len();
-        let mut pending = holds.get(k).map(|h| h.as_slice()).unwrap_or(&[]).iter().peekable();
-        // Silence inserted inside the chunk: (chunk media time in ats ticks, inserted ticks).
+        let half_frame = i64::try_from(frame / 2).unwrap_or(i64::MAX);
+        let holds = self.holds;
+        let mut pending = holds.get(k).map_or(&[][..], Vec::as_slice).iter().peekable();
         let mut inserted: Vec<(i64, u64)> = Vec::new();
-        let mut s_k = s_k;
         for (i, s) in a.samples.iter().enumerate().skip(drop) {
             let local = signed_diff(times[i], trim);
-            let half_frame = i64::try_from(frame / 2).unwrap_or(i64::MAX);
-            while let Some(h) = pending.next_if(|h| {
+            while let Some(hold) = pending.next_if(|h| {
                 let at = seconds_to_ticks(h.at, ats);
                 i == drop && at <= 0 || (at > 0 && local >= at.saturating_sub(half_frame))
             }) {
-                if audio.samples.is_empty() {
+                if self.audio.samples.is_empty() {
                     continue;
                 }
-                let content_start = a_end + if i == drop { leftover } else { 0 };
-                let now = content_start.saturating_sub(s0) as f64 / f64::from(ats);
-                let wait = h.resume_at - now;
-                if wait > MAX_HOLD_SECONDS {
-                    return Err(name(&format!(
-                        "a pause or gap of {wait:.0} s is longer than {MAX_HOLD_SECONDS:.0} s, the longest wait `--gaps wallclock` holds; check the chunks' times or stitch with `--gaps collapse`"
-                    )));
-                }
-                let frames = (wait * f64::from(ats) / frame as f64).round();
-                if frames >= 1.0 {
-                    // 1 <= frames <= MAX_HOLD_SECONDS * ats: exact as an integer.
-                    let frames = frames as u64;
-                    if silence.is_empty() {
-                        silence =
-                            silent_frame(a).ok_or_else(|| name("no silent frame for this audio configuration"))?;
-                    }
-                    let silent = OutSample {
-                        source: SILENCE,
-                        offset: 0,
-                        size: u32::try_from(silence.len()).map_err(|_| "silent frame too long")?,
-                        duration: u32::try_from(frame).map_err(|_| "AAC frame too long")?,
-                        composition_offset: 0,
-                        sync: true,
-                        entry: mapped_entry(&entry_map, s).map_err(|e| name(&e))?,
-                    };
-                    let count = usize::try_from(frames).map_err(|_| name("too many silent frames"))?;
-                    audio.samples.extend(std::iter::repeat_n(silent, count));
-                    a_end += frames * frame;
-                    if i == drop {
-                        s_k += frames * frame;
-                    } else {
-                        inserted.push((local, frames * frame));
-                    }
+                let content_start = self.audio_end + if i == drop { leftover } else { 0 };
+                let entry = mapped_entry(&entry_map, s).map_err(|e| name(&e))?;
+                let ticks = self.hold_silence(k, a, entry, hold, content_start, frame)?;
+                if ticks > 0 && i == drop {
+                    start += ticks;
+                } else if ticks > 0 {
+                    inserted.push((local, ticks));
                 }
             }
             let mut duration = times[i + 1] - times[i];
-            if i == n - 1 && k != last {
+            if i == a.samples.len() - 1 && k != self.last {
                 // The decoder outputs a whole frame: keep the padding in the timeline.
                 duration = duration.max(frame);
             }
             let entry = mapped_entry(&entry_map, s).map_err(|e| name(&e))?;
-            audio.samples.push(out_sample(src, s, duration, 0, entry)?);
-            a_end += duration;
+            self.audio.samples.push(out_sample(src, s, duration, 0, entry)?);
+            self.audio_end += duration;
         }
-        let kept_after_start = a_end
-            .checked_sub(s_k)
+        let kept_after_start = self
+            .audio_end
+            .checked_sub(start)
             .and_then(|t| t.checked_sub(inserted.iter().map(|(_, t)| t).sum::<u64>()))
             .ok_or_else(|| name("the audio edit list starts past the chunk's audio"))?;
-        let since_s0 = s_k
-            .checked_sub(s0)
+        let since_first = start
+            .checked_sub(self.first_audio_start)
             .ok_or_else(|| name("audio starts before chunk 0's"))?;
-        let mut placement = Placement {
-            audio_start: since_s0 as f64 / f64::from(ats),
+        let placement = Placement {
+            audio_start: since_first as f64 / f64::from(ats),
             audio_presented: presented as f64 / f64::from(ats),
             dropped_priming_packets: u32::try_from(drop).map_err(|_| name("too many priming packets"))?,
             leftover_priming_samples: leftover,
             tail_padding_samples: kept_after_start.saturating_sub(presented),
             ..Placement::default()
         };
-        if k == last {
-            audio.presented = since_s0.saturating_add(presented.min(kept_after_start));
+        if k == self.last {
+            self.audio.presented = since_first.saturating_add(presented.min(kept_after_start));
         }
+        let join = AudioJoin {
+            start: since_first,
+            inserted,
+        };
+        Ok((placement, join))
+    }
 
-        if let Some(video) = video.as_mut() {
-            let v = chunk.video().ok_or_else(|| name("no video track (chunk 0 has one)"))?;
-            if v.samples.is_empty() {
-                return Err(name("the video track has no samples"));
+    /// Silent frames until the wall clock reaches `hold.resume_at`, from
+    /// output time `content_start`; returns the ticks inserted (0: none).
+    fn hold_silence(
+        &mut self,
+        k: usize,
+        a: &Track,
+        entry: u8,
+        hold: &Hold,
+        content_start: u64,
+        frame: u64,
+    ) -> Result<u64, PlanError> {
+        let ats = self.audio.timescale;
+        let now = content_start.saturating_sub(self.first_audio_start) as f64 / f64::from(ats);
+        let wait = hold.resume_at - now;
+        if wait > MAX_HOLD_SECONDS {
+            return Err(at_chunk(k, &format!(
+                "a pause or gap of {wait:.0} s is longer than {MAX_HOLD_SECONDS:.0} s, the longest wait `--gaps wallclock` holds; check the chunks' times or stitch with `--gaps collapse`"
+            )));
+        }
+        let frames = (wait * f64::from(ats) / frame as f64).round();
+        if frames < 1.0 {
+            return Ok(0);
+        }
+        // 1 <= frames <= MAX_HOLD_SECONDS * ats: exact as an integer.
+        let frames = frames as u64;
+        if self.silence.is_empty() {
+            self.silence =
+                silent_frame(a).ok_or_else(|| at_chunk(k, "no silent frame for this audio configuration"))?;
+        }
+        let silent = OutSample {
+            source: SILENCE,
+            offset: 0,
+            size: u32::try_from(self.silence.len()).map_err(|_| "silent frame too long")?,
+            duration: u32::try_from(frame).map_err(|_| "AAC frame too long")?,
+            composition_offset: 0,
+            sync: true,
+            entry,
+        };
+        let count = usize::try_from(frames).map_err(|_| at_chunk(k, "too many silent frames"))?;
+        self.audio.samples.extend(std::iter::repeat_n(silent, count));
+        let ticks = frames * frame;
+        self.audio_end += ticks;
+        Ok(ticks)
+    }
+
+    /// Appends chunk `k`'s video, its first presented frame placed on its
+    /// first real audio sample (by lengthening the last sample before the
+    /// join), the picture held where silence was inserted inside it.
+    fn add_video(
+        &mut self,
+        k: usize,
+        chunk: &MediaInfo,
+        join: &AudioJoin,
+        placement: &mut Placement,
+    ) -> Result<(), PlanError> {
+        let name = |what: &str| at_chunk(k, what);
+        let src = u32::try_from(k).map_err(|_| "too many chunks")?;
+        let ats = self.audio.timescale;
+        let Some(video) = self.video.as_mut() else {
+            return Ok(());
+        };
+        let vts = video.timescale;
+        let v = chunk.video().ok_or_else(|| name("no video track (chunk 0 has one)"))?;
+        if v.samples.is_empty() {
+            return Err(name("the video track has no samples"));
+        }
+        let entry_map = merge_entries(&mut video.entries, v, &name("video"))?;
+        let pv = v.presentation(chunk.movie_timescale);
+        let edit_start = rescale(pv.start, v.timescale, vts);
+        let vtimes = rescaled_decode_times(v, vts);
+        if k == 0 {
+            self.first_video_edit = edit_start;
+            video.edit_start = edit_start;
+        } else {
+            // The decode time at which this chunk's first presented frame shows
+            // on its first real audio sample.
+            let target = rescale(join.start, ats, vts)
+                .saturating_add(self.first_video_edit)
+                .checked_sub(edit_start);
+            let prev = video.samples.last_mut().ok_or("no video sample before a join")?;
+            let prev_start = self.video_end - u64::from(prev.duration);
+            let wanted = target.map_or(0, |t| t.saturating_sub(prev_start)).max(1);
+            let duration = u32::try_from(wanted).map_err(|_| name("the gap before this chunk is too long"))?;
+            if let Some(p) = self.placements.last_mut() {
+                p.video_adjust_ticks = i64::from(duration) - i64::from(prev.duration);
             }
-            let entry_map = merge_entries(&mut video.entries, v, &name("video"))?;
-            let pv = v.presentation(chunk.movie_timescale);
-            let e_k = rescale(pv.start, v.timescale, vts);
-            let vtimes = rescaled_decode_times(v, vts);
-            if k == 0 {
-                e0 = e_k;
-                video.edit_start = e_k;
-            } else {
-                // Place this chunk's first presented frame on its first real audio sample.
-                let target_pres = rescale(since_s0, ats, vts);
-                let target_dts = target_pres.saturating_add(e0).checked_sub(e_k);
-                let prev = video.samples.last_mut().ok_or("no video sample before a join")?;
-                let prev_start = v_end - u64::from(prev.duration);
-                let wanted = target_dts.map_or(0, |t| t.saturating_sub(prev_start)).max(1);
-                let duration = u32::try_from(wanted).map_err(|_| name("the gap before this chunk is too long"))?;
-                if let Some(p) = placements.last_mut() {
-                    let p: &mut Placement = p;
-                    p.video_adjust_ticks = i64::from(duration) - i64::from(prev.duration);
-                }
-                prev.duration = duration;
-                v_end = prev_start + u64::from(duration);
-            }
-            let d_k = v_end;
-            for (i, s) in v.samples.iter().enumerate() {
-                let duration = vtimes[i + 1] - vtimes[i];
-                let cts = rescale_signed(i64::from(s.composition_offset), v.timescale, vts);
-                let entry = mapped_entry(&entry_map, s).map_err(|e| name(&e))?;
-                video.samples.push(out_sample(src, s, duration, to_i32(cts)?, entry)?);
-                v_end += duration;
-            }
-            // Hold the picture where silence was inserted inside the chunk.
-            if !inserted.is_empty() {
-                let splits = clean_splits(v);
-                let base = video.samples.len() - v.samples.len();
-                for &(at, ticks) in &inserted {
-                    let at_v = rescale_signed(at, ats, v.timescale)
-                        .saturating_add(i64::try_from(pv.start).unwrap_or(i64::MAX));
-                    let Some(&(i, _)) = splits.iter().min_by_key(|(_, t)| (t - at_v).abs()) else {
-                        continue;
-                    };
-                    let add = rescale(ticks, ats, vts);
-                    let prev = &mut video.samples[base + i - 1];
-                    prev.duration = u32::try_from(u64::from(prev.duration) + add)
-                        .map_err(|_| name("a pause is too long for one sample duration"))?;
-                    v_end += add;
-                }
-            }
-            let v_start = d_k.saturating_add(e_k) as f64 - e0 as f64;
-            placement.video_start = Some(v_start / f64::from(vts));
-            placement.planned_offset_ms = Some((v_start / f64::from(vts) - placement.audio_start) * 1000.0);
-            if k == last {
-                let pv_len = rescale(pv.length, v.timescale, vts);
-                video.presented = d_k.saturating_add(e_k).saturating_sub(e0).saturating_add(pv_len);
+            prev.duration = duration;
+            self.video_end = prev_start + u64::from(duration);
+        }
+        let decode_start = self.video_end;
+        for (i, s) in v.samples.iter().enumerate() {
+            let duration = vtimes[i + 1] - vtimes[i];
+            let cts = rescale_signed(i64::from(s.composition_offset), v.timescale, vts);
+            let entry = mapped_entry(&entry_map, s).map_err(|e| name(&e))?;
+            video.samples.push(out_sample(src, s, duration, to_i32(cts)?, entry)?);
+            self.video_end += duration;
+        }
+        let held = hold_picture(video, v, &join.inserted, ats, pv.start).map_err(|e| name(&e))?;
+        self.video_end += held;
+        let v_start = decode_start.saturating_add(edit_start) as f64 - self.first_video_edit as f64;
+        placement.video_start = Some(v_start / f64::from(vts));
+        placement.planned_offset_ms = Some((v_start / f64::from(vts) - placement.audio_start) * 1000.0);
+        if k == self.last {
+            let length = rescale(pv.length, v.timescale, vts);
+            video.presented = decode_start
+                .saturating_add(edit_start)
+                .saturating_sub(self.first_video_edit)
+                .saturating_add(length);
+        }
+        Ok(())
+    }
+
+    /// The finished plan, once every track fits an MP4 track.
+    fn finish(self) -> Result<Plan, PlanError> {
+        for (what, track) in [("audio", Some(&self.audio)), ("video", self.video.as_ref())] {
+            let n = track.map_or(0, |t| t.samples.len());
+            if u32::try_from(n).is_err() {
+                return Err(format!(
+                    "{n} {what} samples do not fit one MP4 track (at most 4294967295)"
+                ));
             }
         }
-        placements.push(placement);
+        Ok(Plan {
+            video: self.video,
+            audio: self.audio,
+            placements: self.placements,
+            silence: self.silence,
+        })
     }
-    for (what, track) in [("audio", Some(&audio)), ("video", video.as_ref())] {
-        let n = track.map_or(0, |t| t.samples.len());
-        if u32::try_from(n).is_err() {
-            return Err(format!(
-                "{n} {what} samples do not fit one MP4 track (at most 4294967295)"
-            ));
-        }
+}
+
+/// Holds the picture where silence was `inserted` inside a chunk (its
+/// video `v`, the last `v.samples.len()` samples of `video`): the sample
+/// before the nearest clean split is lengthened by the silence. Returns the
+/// ticks added.
+fn hold_picture(
+    video: &mut OutTrack,
+    v: &Track,
+    inserted: &[(i64, u64)],
+    audio_timescale: u32,
+    edit_start: u64,
+) -> Result<u64, PlanError> {
+    if inserted.is_empty() {
+        return Ok(0);
     }
-    Ok(Plan {
-        video,
-        audio,
-        placements,
-        silence,
-    })
+    let splits = clean_splits(v);
+    let base = video.samples.len() - v.samples.len();
+    let mut added = 0u64;
+    for &(at, ticks) in inserted {
+        let at_v = rescale_signed(at, audio_timescale, v.timescale)
+            .saturating_add(i64::try_from(edit_start).unwrap_or(i64::MAX));
+        let Some(&(i, _)) = splits.iter().min_by_key(|(_, t)| (t - at_v).abs()) else {
+            continue;
+        };
+        let add = rescale(ticks, audio_timescale, video.timescale);
+        let prev = &mut video.samples[base + i - 1];
+        prev.duration = u32::try_from(u64::from(prev.duration) + add)
+            .map_err(|_| "a pause is too long for one sample duration".to_string())?;
+        added += add;
+    }
+    Ok(added)
 }
 
 /// One AAC-LC raw data block of digital silence (ISO/IEC 14496-3 §4.4.2):
