@@ -14,7 +14,7 @@
 use image::{Rgb, RgbImage};
 
 use crate::finding::Severity;
-use crate::metadata::WallClock;
+use crate::metadata::{ChunkMetadata, WallClock};
 use crate::validate::ValidatedRecording;
 
 /// Picture width.
@@ -106,12 +106,31 @@ fn seconds_label(d: f64) -> String {
     }
 }
 
+/// Where the recording's wall clock lands on the picture.
+struct Plot<'r> {
+    /// The chunks with metadata: (position in the recording, metadata).
+    chunks: Vec<(usize, &'r ChunkMetadata)>,
+    /// Wall-clock start of the earliest chunk.
+    start: WallClock,
+    /// Seconds from `start` to the end of the latest chunk (at least 1 ms).
+    span: f64,
+    /// Seconds between axis ticks.
+    step: f64,
+}
+
+impl Plot<'_> {
+    /// The x coordinate of a wall-clock instant.
+    fn x_of(&self, t: WallClock) -> i64 {
+        i64::from(PLOT_LEFT) + (self.start.ms_until(t) / 1000.0 / self.span * f64::from(PLOT_WIDTH)).round() as i64
+    }
+}
+
 /// Draws the timeline of a validated recording.
 pub fn draw(rec: &ValidatedRecording) -> RgbImage {
     let mut c = Canvas {
         img: RgbImage::from_pixel(WIDTH, HEIGHT, BACKGROUND),
     };
-    let chunks: Vec<(usize, &crate::metadata::ChunkMetadata)> = rec
+    let chunks: Vec<(usize, &ChunkMetadata)> = rec
         .recording
         .chunks
         .iter()
@@ -127,8 +146,11 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
     };
     let end = chunks.iter().map(|(_, m)| m.end()).max().unwrap_or(start);
     let span = start.ms_until(end).max(1.0) / 1000.0;
-    let x_of = |t: WallClock| -> i64 {
-        i64::from(PLOT_LEFT) + (start.ms_until(t) / 1000.0 / span * f64::from(PLOT_WIDTH)).round() as i64
+    let plot = Plot {
+        chunks,
+        start,
+        span,
+        step: tick_step(span),
     };
     c.text(
         8,
@@ -136,8 +158,17 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
         &format!("{} - {} UTC, {}", start, end.time_of_day(), seconds_label(span)),
         TEXT,
     );
+    draw_axis(&mut c, &plot);
+    draw_chunks(&mut c, &plot, rec);
+    draw_tick_labels(&mut c, &plot);
+    draw_levels(&mut c, &plot, rec);
+    draw_interruptions(&mut c, &plot, rec);
+    draw_findings(&mut c, &plot, rec);
+    c.img
+}
 
-    // Axis.
+/// The wall-clock axis with its ticks, and the rows' names.
+fn draw_axis(c: &mut Canvas, plot: &Plot) {
     let axis_y = i64::from(BAND_TOP) - 30;
     c.rect(
         i64::from(PLOT_LEFT),
@@ -146,25 +177,26 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
         axis_y + 11,
         TEXT,
     );
-    let step = tick_step(span);
     let mut t = 0.0;
-    while t <= span + 1e-9 {
-        let x = i64::from(PLOT_LEFT) + (t / span * f64::from(PLOT_WIDTH)).round() as i64;
+    while t <= plot.span + 1e-9 {
+        let x = i64::from(PLOT_LEFT) + (t / plot.span * f64::from(PLOT_WIDTH)).round() as i64;
         c.rect(x, axis_y + 6, x + 1, axis_y + 11, TEXT);
-        t += step;
+        t += plot.step;
     }
     c.text(8, i64::from(BARS.0) + 12, "chunks", TEXT);
     c.text(8, i64::from(LEVELS.0) + 18, "audio", TEXT);
     c.text(8, i64::from(FINDINGS_Y), "findings", TEXT);
+}
 
-    // Chunks.
+/// One bar per chunk over its wall-clock span, red when it has an error.
+fn draw_chunks(c: &mut Canvas, plot: &Plot, rec: &ValidatedRecording) {
     let chunk_has_error = |index: u32| {
         rec.findings
             .iter()
             .any(|f| f.chunk_index == Some(index) && f.severity == Severity::Error)
     };
-    for (_, m) in &chunks {
-        let (x0, x1) = (x_of(m.start), x_of(m.end()));
+    for (_, m) in &plot.chunks {
+        let (x0, x1) = (plot.x_of(m.start), plot.x_of(m.end()));
         let color = if chunk_has_error(m.index) {
             BAD_CHUNK_COLOR
         } else {
@@ -176,24 +208,29 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
             c.text(x0 + 4, i64::from(BARS.0) + 13, &label, BACKGROUND);
         }
     }
-    // Tick labels under the bars' band would collide with pauses; put them below the findings.
+}
+
+/// Tick labels, below the findings (under the bars they would collide with pauses).
+fn draw_tick_labels(c: &mut Canvas, plot: &Plot) {
     let mut t = 0.0;
     let mut next_free = i64::MIN;
-    while t <= span + 1e-9 {
-        let x = i64::from(PLOT_LEFT) + (t / span * f64::from(PLOT_WIDTH)).round() as i64;
-        let label = start.plus_ms(t * 1000.0).time_of_day();
+    while t <= plot.span + 1e-9 {
+        let x = i64::from(PLOT_LEFT) + (t / plot.span * f64::from(PLOT_WIDTH)).round() as i64;
+        let label = plot.start.plus_ms(t * 1000.0).time_of_day();
         let lx = x - text_width(&label) / 2;
         if lx >= next_free {
             next_free = c.text(lx, i64::from(HEIGHT) - 14, &label, TEXT) + 8;
             c.rect(x, i64::from(HEIGHT) - 20, x + 1, i64::from(HEIGHT) - 16, TEXT);
         }
-        t += step;
+        t += plot.step;
     }
+}
 
-    // Audio levels: one bar per second of each chunk's media, laid over its wall-clock span.
+/// Audio levels: one bar per second of each chunk's media, laid over its wall-clock span.
+fn draw_levels(c: &mut Canvas, plot: &Plot, rec: &ValidatedRecording) {
     let (ly0, ly1) = (i64::from(LEVELS.0), i64::from(LEVELS.1));
     let mut any_levels = false;
-    for (i, m) in &chunks {
+    for (i, m) in &plot.chunks {
         let Some(audio) = rec.checks.get(*i).and_then(|c| c.audio.as_ref()) else {
             continue;
         };
@@ -221,8 +258,8 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
                     .map(|(_, d)| d)
                     .sum::<f64>();
             let right = i64::from(PLOT_LEFT + PLOT_WIDTH);
-            let x0 = x_of(m.start.plus_ms(wall_ms)).min(right - 1);
-            let x1 = x_of(m.start.plus_ms(wall_ms + 1000.0)).clamp(x0 + 1, right);
+            let x0 = plot.x_of(m.start.plus_ms(wall_ms)).min(right - 1);
+            let x1 = plot.x_of(m.start.plus_ms(wall_ms + 1000.0)).clamp(x0 + 1, right);
             if level < crate::deep::SILENCE_DBFS {
                 c.rect(x0, ly1 - 2, x1, ly1, SILENT_COLOR);
             } else {
@@ -239,27 +276,29 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
             SILENT_COLOR,
         );
     }
+}
 
-    // Pauses and gaps over the chunks and levels: nothing was recorded then.
+/// Pauses and gaps over the chunks and levels: nothing was recorded then.
+fn draw_interruptions(c: &mut Canvas, plot: &Plot, rec: &ValidatedRecording) {
     let (band_top, band_bottom) = (i64::from(BAND_TOP), i64::from(BAND_BOTTOM));
     let mut labels: Vec<(i64, String)> = Vec::new();
-    for w in chunks.windows(2) {
+    for w in plot.chunks.windows(2) {
         let prev_end = w[0].1.end();
         let gap = prev_end.ms_until(w[1].1.start);
         if gap > crate::validate::tolerance_ms(rec.checks[w[0].0].media.as_ref()) {
             c.rect(
-                x_of(prev_end),
+                plot.x_of(prev_end),
                 band_top,
-                x_of(w[1].1.start).max(x_of(prev_end) + 1),
+                plot.x_of(w[1].1.start).max(plot.x_of(prev_end) + 1),
                 band_bottom,
                 GAP_COLOR,
             );
-            labels.push((x_of(prev_end), format!("gap {}", seconds_label(gap / 1000.0))));
+            labels.push((plot.x_of(prev_end), format!("gap {}", seconds_label(gap / 1000.0))));
         }
     }
-    for (_, m) in &chunks {
+    for (_, m) in &plot.chunks {
         for p in &m.pauses {
-            let (x0, x1) = (x_of(p.start), x_of(p.start.plus_ms(p.duration_ms)));
+            let (x0, x1) = (plot.x_of(p.start), plot.x_of(p.start.plus_ms(p.duration_ms)));
             c.rect(x0, band_top, x1.max(x0 + 1), band_bottom, PAUSE_COLOR);
             labels.push((x0, format!("pause {}", seconds_label(p.duration_ms / 1000.0))));
         }
@@ -269,15 +308,17 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
         let x = x.max(next_free);
         next_free = c.text(x, band_top - 12, &label, TEXT) + 8;
     }
+}
 
-    // Findings: a marker at the chunk (or recording start) with its code.
+/// Findings: a marker at the chunk (or recording start) with its code.
+fn draw_findings(c: &mut Canvas, plot: &Plot, rec: &ValidatedRecording) {
     let mut next_free = i64::MIN;
     for f in &rec.findings {
         let at = f
             .chunk_index
-            .and_then(|i| chunks.iter().find(|(_, m)| m.index == i))
-            .map_or(start, |(_, m)| m.start);
-        let x = x_of(at);
+            .and_then(|i| plot.chunks.iter().find(|(_, m)| m.index == i))
+            .map_or(plot.start, |(_, m)| m.start);
+        let x = plot.x_of(at);
         let color = if f.severity == Severity::Error {
             FINDING_COLOR
         } else {
@@ -287,7 +328,6 @@ pub fn draw(rec: &ValidatedRecording) -> RgbImage {
         let lx = (x + 5).max(next_free);
         next_free = c.text(lx, i64::from(FINDINGS_Y), f.code.as_str(), color) + 8;
     }
-    c.img
 }
 
 /// Draws and writes the PNG atomically to `path`.
