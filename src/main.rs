@@ -2,7 +2,7 @@
 //! the library.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -42,39 +42,7 @@ enum Command {
         deep: bool,
     },
     /// Validate, then stitch every recording without error findings.
-    Run {
-        /// The archive folder.
-        archive: PathBuf,
-        /// Where to write `<callId>/<recordingKey>.mp4` (+ `.json`, `.vtt`).
-        #[arg(long)]
-        out: PathBuf,
-        /// Print the report as one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Paused time and gaps: `collapse` (left out, marked by chapters) or
-        /// `wallclock` (held picture and silence, output time = wall clock).
-        #[arg(long, default_value = "collapse")]
-        gaps: GapMode,
-        /// Recordings validated at once (default: the number of cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Redo recordings whose outputs are already up to date.
-        #[arg(long)]
-        force: bool,
-        /// Only the recordings of part K of N (`0/3`, `1/3`, `2/3`): a stable
-        /// split for running one archive on N machines.
-        #[arg(long)]
-        shard: Option<Shard>,
-        /// Progress on stderr: `bar` (a terminal only), `json` (NDJSON events), `none`.
-        #[arg(long, default_value = "bar")]
-        progress: ProgressMode,
-        /// Also decode all audio and check the H.264 bitstream.
-        #[arg(long)]
-        deep: bool,
-        /// Also draw each recording's timeline as a PNG beside its outputs.
-        #[arg(long)]
-        timeline: bool,
-    },
+    Run(RunArgs),
     /// Draw each recording's timeline as `<out>/<callId>/<recordingKey>.png`.
     Timeline {
         /// The archive folder.
@@ -102,6 +70,42 @@ enum Command {
     },
 }
 
+/// The arguments of `recstitch run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The archive folder.
+    archive: PathBuf,
+    /// Where to write `<callId>/<recordingKey>.mp4` (+ `.json`, `.vtt`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Paused time and gaps: `collapse` (left out, marked by chapters) or
+    /// `wallclock` (held picture and silence, output time = wall clock).
+    #[arg(long, default_value = "collapse")]
+    gaps: GapMode,
+    /// Recordings validated at once (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Redo recordings whose outputs are already up to date.
+    #[arg(long)]
+    force: bool,
+    /// Only the recordings of part K of N (`0/3`, `1/3`, `2/3`): a stable
+    /// split for running one archive on N machines.
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// Progress on stderr: `bar` (a terminal only), `json` (NDJSON events), `none`.
+    #[arg(long, default_value = "bar")]
+    progress: ProgressMode,
+    /// Also decode all audio and check the H.264 bitstream.
+    #[arg(long)]
+    deep: bool,
+    /// Also draw each recording's timeline as a PNG beside its outputs.
+    #[arg(long)]
+    timeline: bool,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ProgressMode {
     Bar,
@@ -123,7 +127,7 @@ const EXIT_EMPTY: u8 = 3;
 /// Scans `archive`, leaving out `out` when it lies inside it. `Err` carries
 /// the exit code for an archive without recordings (after saying so on
 /// stderr).
-fn scan(archive: &std::path::Path, out: Option<&std::path::Path>) -> anyhow::Result<Result<Archive, u8>> {
+fn scan(archive: &Path, out: Option<&Path>) -> anyhow::Result<Result<Archive, u8>> {
     let options = ScanOptions {
         exclude: out.map(|o| vec![o.to_path_buf()]).unwrap_or_default(),
         ..ScanOptions::default()
@@ -155,155 +159,159 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Probe { file, json } => {
-            let media = recstitch::probe(&file, &recstitch::Limits::default())?;
-            let report = ProbeReport::new(&media);
-            if json {
-                print_json(&report)?;
-            } else {
-                print_probe(&report)?;
-            }
-            Ok(if report.truncated.is_some() {
-                EXIT_FINDINGS
-            } else {
-                EXIT_OK
-            })
-        }
-        Command::Validate { archive, json, deep } => {
-            let scanned = match scan(&archive, None)? {
-                Ok(scanned) => scanned,
-                Err(code) => return Ok(code),
-            };
-            let options = ValidateOptions {
-                deep,
-                ..ValidateOptions::default()
-            };
-            let recordings = scanned
-                .recordings
-                .iter()
-                .map(|r| RecordingReport::from_validation(r, validate_isolated(r, &options)))
-                .collect();
-            let report = Report::new(&scanned, recordings);
-            if json {
-                print_json(&report)?;
-            } else {
-                print_report(&report)?;
-            }
-            Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
-        }
-        Command::Run {
-            archive,
-            out,
-            json,
-            gaps,
-            jobs,
-            force,
-            shard,
-            progress,
-            deep,
-            timeline,
-        } => {
-            recstitch::io::check_out_dir(&out)?;
-            let scanned = match scan(&archive, Some(&out))? {
-                Ok(scanned) => scanned,
-                Err(code) => return Ok(code),
-            };
-            let mut options = BatchOptions {
-                force,
-                shard,
-                stitch: StitchOptions { gaps, timeline },
-                validate: ValidateOptions {
-                    deep,
-                    ..ValidateOptions::default()
-                },
-                ..BatchOptions::default()
-            };
-            if let Some(shard) = shard {
-                if recstitch::pipeline::selected(&scanned, Some(shard)).is_empty() {
-                    eprintln!(
-                        "recstitch: shard {}/{} holds none of the archive's {} recording(s); nothing to do",
-                        shard.index,
-                        shard.count,
-                        scanned.recordings.len()
-                    );
-                }
-            }
-            if let Some(jobs) = jobs {
-                options.jobs = jobs.max(1);
-                options.stitch_jobs = options.stitch_jobs.min(options.jobs);
-            }
-            let report = match progress {
-                ProgressMode::Json => run_batch(&scanned, &out, &options, &progress::Ndjson),
-                ProgressMode::Bar if std::io::stderr().is_terminal() => {
-                    let bar = progress::Bar::new();
-                    let report = run_batch(&scanned, &out, &options, &bar);
-                    bar.finish();
-                    report
-                }
-                _ => run_batch(&scanned, &out, &options, &Quiet),
-            };
-            if json {
-                print_json(&report)?;
-            } else {
-                print_report(&report)?;
-            }
-            Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
-        }
-        Command::Timeline { archive, out, deep } => {
-            recstitch::io::check_out_dir(&out)?;
-            let scanned = match scan(&archive, Some(&out))? {
-                Ok(scanned) => scanned,
-                Err(code) => return Ok(code),
-            };
-            let options = ValidateOptions {
-                deep,
-                ..ValidateOptions::default()
-            };
-            let mut stdout = std::io::stdout().lock();
-            let mut code = EXIT_OK;
-            for r in &scanned.recordings {
-                let path = recstitch::io::output_paths(&r.call_id, &r.key, &out).timeline;
-                match validate_isolated(r, &options) {
-                    Ok(validated) => {
-                        recstitch::picture::write_png(&validated, &path)?;
-                        writeln!(stdout, "{}", path.display())?;
-                    }
-                    Err(e) => {
-                        eprintln!("recstitch: recording {}: {e}", r.key);
-                        code = EXIT_FINDINGS;
-                    }
-                }
-            }
-            Ok(code)
-        }
-        Command::Participants { archive, id, out, json } => {
-            let scanned = Archive::scan(&archive, &ScanOptions::default())?;
-            let list = recstitch::report::participants(&scanned, id.as_deref(), out.as_deref());
-            if json {
-                print_json(&list)?;
-            } else {
-                let mut stdout = std::io::stdout().lock();
-                for p in &list {
-                    writeln!(stdout, "{}", p.participant_id)?;
-                    for r in &p.recordings {
-                        writeln!(
-                            stdout,
-                            "  call {} recording {}: {} to {}{}",
-                            r.call_id,
-                            r.recording_key,
-                            r.start,
-                            r.end,
-                            r.output.as_ref().map(|o| format!(", {o}")).unwrap_or_default()
-                        )?;
-                    }
-                }
-                if list.is_empty() {
-                    writeln!(stdout, "no participant found")?;
-                }
-            }
-            Ok(EXIT_OK)
+        Command::Probe { file, json } => probe(&file, json),
+        Command::Validate { archive, json, deep } => validate(&archive, json, deep),
+        Command::Run(args) => stitch(args),
+        Command::Timeline { archive, out, deep } => timeline(&archive, &out, deep),
+        Command::Participants { archive, id, out, json } => participants(&archive, id.as_deref(), out.as_deref(), json),
+    }
+}
+
+fn probe(file: &Path, json: bool) -> anyhow::Result<u8> {
+    let media = recstitch::probe(file, &recstitch::Limits::default())?;
+    let report = ProbeReport::new(&media);
+    if json {
+        print_json(&report)?;
+    } else {
+        print_probe(&report)?;
+    }
+    Ok(if report.truncated.is_some() {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
+}
+
+fn validate(archive: &Path, json: bool, deep: bool) -> anyhow::Result<u8> {
+    let scanned = match scan(archive, None)? {
+        Ok(scanned) => scanned,
+        Err(code) => return Ok(code),
+    };
+    let options = ValidateOptions {
+        deep,
+        ..ValidateOptions::default()
+    };
+    let recordings = scanned
+        .recordings
+        .iter()
+        .map(|r| RecordingReport::from_validation(r, validate_isolated(r, &options)))
+        .collect();
+    let report = Report::new(&scanned, recordings);
+    print_batch_report(&report, json)
+}
+
+/// `recstitch run`.
+fn stitch(args: RunArgs) -> anyhow::Result<u8> {
+    recstitch::io::check_out_dir(&args.out)?;
+    let scanned = match scan(&args.archive, Some(&args.out))? {
+        Ok(scanned) => scanned,
+        Err(code) => return Ok(code),
+    };
+    let mut options = BatchOptions {
+        force: args.force,
+        shard: args.shard,
+        stitch: StitchOptions {
+            gaps: args.gaps,
+            timeline: args.timeline,
+        },
+        validate: ValidateOptions {
+            deep: args.deep,
+            ..ValidateOptions::default()
+        },
+        ..BatchOptions::default()
+    };
+    if let Some(shard) = args.shard {
+        if recstitch::pipeline::selected(&scanned, Some(shard)).is_empty() {
+            eprintln!(
+                "recstitch: shard {}/{} holds none of the archive's {} recording(s); nothing to do",
+                shard.index,
+                shard.count,
+                scanned.recordings.len()
+            );
         }
     }
+    if let Some(jobs) = args.jobs {
+        options.jobs = jobs.max(1);
+        options.stitch_jobs = options.stitch_jobs.min(options.jobs);
+    }
+    let out = &args.out;
+    let report = match args.progress {
+        ProgressMode::Json => run_batch(&scanned, out, &options, &progress::Ndjson),
+        ProgressMode::Bar if std::io::stderr().is_terminal() => {
+            let bar = progress::Bar::new();
+            let report = run_batch(&scanned, out, &options, &bar);
+            bar.finish();
+            report
+        }
+        _ => run_batch(&scanned, out, &options, &Quiet),
+    };
+    print_batch_report(&report, args.json)
+}
+
+/// Prints a `validate` or `run` report; the exit code it calls for.
+fn print_batch_report(report: &Report, json: bool) -> anyhow::Result<u8> {
+    if json {
+        print_json(report)?;
+    } else {
+        print_report(report)?;
+    }
+    Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
+}
+
+fn timeline(archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
+    recstitch::io::check_out_dir(out)?;
+    let scanned = match scan(archive, Some(out))? {
+        Ok(scanned) => scanned,
+        Err(code) => return Ok(code),
+    };
+    let options = ValidateOptions {
+        deep,
+        ..ValidateOptions::default()
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut code = EXIT_OK;
+    for r in &scanned.recordings {
+        let path = recstitch::io::output_paths(&r.call_id, &r.key, out).timeline;
+        match validate_isolated(r, &options) {
+            Ok(validated) => {
+                recstitch::picture::write_png(&validated, &path)?;
+                writeln!(stdout, "{}", path.display())?;
+            }
+            Err(e) => {
+                eprintln!("recstitch: recording {}: {e}", r.key);
+                code = EXIT_FINDINGS;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn participants(archive: &Path, id: Option<&str>, out: Option<&Path>, json: bool) -> anyhow::Result<u8> {
+    let scanned = Archive::scan(archive, &ScanOptions::default())?;
+    let list = recstitch::report::participants(&scanned, id, out);
+    if json {
+        print_json(&list)?;
+        return Ok(EXIT_OK);
+    }
+    let mut stdout = std::io::stdout().lock();
+    for p in &list {
+        writeln!(stdout, "{}", p.participant_id)?;
+        for r in &p.recordings {
+            writeln!(
+                stdout,
+                "  call {} recording {}: {} to {}{}",
+                r.call_id,
+                r.recording_key,
+                r.start,
+                r.end,
+                r.output.as_ref().map(|o| format!(", {o}")).unwrap_or_default()
+            )?;
+        }
+    }
+    if list.is_empty() {
+        writeln!(stdout, "no participant found")?;
+    }
+    Ok(EXIT_OK)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
