@@ -333,111 +333,148 @@ impl Archive {
             .filter_map(|p| std::fs::canonicalize(p).ok())
             .collect();
         let walked = walk(root, &exclude, limits)?;
-        let mut metas: Vec<MetaFile> = Vec::new();
-        let mut events: Vec<(PathBuf, CompletionEvent)> = Vec::new();
-        let mut others: Vec<(PathBuf, FileKind)> = Vec::new();
-        let mut orphans: Vec<Orphan> = walked.unreadable;
-        let mut other_json: Vec<PathBuf> = Vec::new();
-        // (folder, stem) of each manifest recstitch wrote: its siblings are outputs too.
-        let mut outputs: Vec<(PathBuf, String)> = Vec::new();
         let file_count = walked.files.len();
-
+        let mut found = Found {
+            orphans: walked.unreadable,
+            ..Found::default()
+        };
         for path in walked.files {
-            let json_named = has_extension(&path, "json");
-            let kind = match sniff_file(&path) {
-                Ok(k) => k,
-                Err(e) if json_named => {
-                    // Metadata that cannot be read is still this chunk's metadata.
-                    metas.push(MetaFile {
-                        document_id: stem(&path),
-                        call_id: None,
-                        parsed: Err(format!("cannot be read: {}", e.detail())),
-                        path,
-                    });
-                    continue;
-                }
-                Err(_) => FileKind::Unreadable,
-            };
-            if kind == FileKind::Json {
-                let value = read_bounded(&path, limits.max_json_bytes).and_then(|b| metadata::parse_json(&b, &path));
-                match value {
-                    Ok(v) if is_own_manifest(&v) => {
-                        outputs.push((path.parent().map(Path::to_path_buf).unwrap_or_default(), stem(&path)));
-                        orphans.push(Orphan {
-                            path,
-                            reason: "a manifest written by recstitch: an output, not an input".into(),
-                        });
-                    }
-                    Ok(v) if metadata::looks_like_metadata(&v) => {
-                        let parsed = metadata::parse_metadata(&v, &path).map_err(|e| e.detail());
-                        let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-                        metas.push(MetaFile {
-                            document_id: field("chunkDocumentId").unwrap_or_else(|| stem(&path)),
-                            call_id: field("callId"),
-                            path,
-                            parsed,
-                        });
-                    }
-                    Ok(v) if metadata::looks_like_event(&v) => match metadata::parse_events(&v, &path) {
-                        Ok(list) => events.extend(list.into_iter().map(|e| (path.clone(), e))),
-                        Err(e) => orphans.push(Orphan {
-                            path,
-                            reason: format!("completion event that does not parse: {}", e.detail()),
-                        }),
-                    },
-                    Ok(_) if json_named => other_json.push(path),
-                    Ok(_) => others.push((path, kind)),
-                    Err(e) if json_named => metas.push(MetaFile {
-                        document_id: stem(&path),
-                        call_id: None,
-                        parsed: Err(e.detail()),
-                        path,
-                    }),
-                    Err(_) => others.push((path, kind)),
-                }
-            } else if json_named {
-                // A `.json` that is not JSON: a metadata download that failed.
-                metas.push(MetaFile {
-                    document_id: stem(&path),
-                    call_id: None,
-                    parsed: Err(format!("not JSON: the file is {}", kind.describe())),
-                    path,
-                });
-            } else {
-                others.push((path, kind));
-            }
+            found.classify(path, limits);
         }
-
         for path in &options.events {
             let bytes = read_bounded(path, limits.max_json_bytes)?;
             let list = metadata::parse_events(&metadata::parse_json(&bytes, path)?, path)?;
-            events.extend(list.into_iter().map(|e| (path.clone(), e)));
+            found.events.extend(list.into_iter().map(|e| (path.clone(), e)));
         }
-        // The same event delivered twice (or given and also found) counts once.
-        let mut unique: Vec<(PathBuf, CompletionEvent)> = Vec::with_capacity(events.len());
-        for (path, e) in events {
-            if !unique.iter().any(|(_, u)| *u == e) {
-                unique.push((path, e));
+        let events = unique_events(std::mem::take(&mut found.events));
+        found.settle_other_json();
+        found.set_outputs_aside();
+        let chunks = pair(std::mem::take(&mut found.metas), &mut found.others);
+        found.orphan_the_rest();
+        let recordings = group(chunks, events, limits)?;
+        let mut orphans = found.orphans;
+        orphans.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Archive {
+            root: root.to_path_buf(),
+            recordings,
+            orphans,
+            files: file_count,
+        })
+    }
+}
+
+/// The same event delivered twice (or given and also found) counts once.
+fn unique_events(events: Vec<(PathBuf, CompletionEvent)>) -> Vec<(PathBuf, CompletionEvent)> {
+    let mut unique: Vec<(PathBuf, CompletionEvent)> = Vec::with_capacity(events.len());
+    for (path, e) in events {
+        if !unique.iter().any(|(_, u)| *u == e) {
+            unique.push((path, e));
+        }
+    }
+    unique
+}
+
+/// The files of an archive sorted by what they hold, on the way to chunks.
+#[derive(Default)]
+struct Found {
+    metas: Vec<MetaFile>,
+    events: Vec<(PathBuf, CompletionEvent)>,
+    /// Everything else: media, and whatever is not metadata or an event.
+    others: Vec<(PathBuf, FileKind)>,
+    orphans: Vec<Orphan>,
+    /// `.json` files holding JSON that is neither metadata nor an event.
+    other_json: Vec<PathBuf>,
+    /// (folder, stem) of each manifest recstitch wrote: its siblings are outputs too.
+    outputs: Vec<(PathBuf, String)>,
+}
+
+impl Found {
+    /// Files `path` by its content (and, for failed downloads, its name).
+    fn classify(&mut self, path: PathBuf, limits: &Limits) {
+        let json_named = has_extension(&path, "json");
+        let kind = match sniff_file(&path) {
+            Ok(k) => k,
+            // Metadata that cannot be read is still this chunk's metadata.
+            Err(e) if json_named => return self.failed_metadata(path, format!("cannot be read: {}", e.detail())),
+            Err(_) => FileKind::Unreadable,
+        };
+        if kind != FileKind::Json {
+            if json_named {
+                // A `.json` that is not JSON: a metadata download that failed.
+                let why = format!("not JSON: the file is {}", kind.describe());
+                return self.failed_metadata(path, why);
             }
+            return self.others.push((path, kind));
         }
-        let events = unique;
-        // A `.json` holding some other JSON (a `401` body, say) beside a
-        // media file of the same name is a metadata download that failed.
-        for path in other_json {
-            let name = stem(&path);
-            if others.iter().any(|(p, _)| stem(p) == name) {
-                metas.push(MetaFile {
-                    document_id: name,
-                    call_id: None,
-                    parsed: Err("JSON that is not chunk metadata (an error response saved in its place?)".into()),
+        match read_bounded(&path, limits.max_json_bytes).and_then(|b| metadata::parse_json(&b, &path)) {
+            Ok(v) => self.classify_json(path, &v, json_named),
+            Err(e) if json_named => self.failed_metadata(path, e.detail()),
+            Err(_) => self.others.push((path, kind)),
+        }
+    }
+
+    /// Files a JSON document: a manifest of ours, chunk metadata, an event, or other.
+    fn classify_json(&mut self, path: PathBuf, v: &Value, json_named: bool) {
+        if is_own_manifest(v) {
+            self.outputs
+                .push((path.parent().map(Path::to_path_buf).unwrap_or_default(), stem(&path)));
+            self.orphans.push(Orphan {
+                path,
+                reason: "a manifest written by recstitch: an output, not an input".into(),
+            });
+        } else if metadata::looks_like_metadata(v) {
+            let parsed = metadata::parse_metadata(v, &path).map_err(|e| e.detail());
+            let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+            self.metas.push(MetaFile {
+                document_id: field("chunkDocumentId").unwrap_or_else(|| stem(&path)),
+                call_id: field("callId"),
+                path,
+                parsed,
+            });
+        } else if metadata::looks_like_event(v) {
+            match metadata::parse_events(v, &path) {
+                Ok(list) => self.events.extend(list.into_iter().map(|e| (path.clone(), e))),
+                Err(e) => self.orphans.push(Orphan {
                     path,
-                });
+                    reason: format!("completion event that does not parse: {}", e.detail()),
+                }),
+            }
+        } else if json_named {
+            self.other_json.push(path);
+        } else {
+            self.others.push((path, FileKind::Json));
+        }
+    }
+
+    /// A metadata file that did not parse, named after its file.
+    fn failed_metadata(&mut self, path: PathBuf, why: String) {
+        self.metas.push(MetaFile {
+            document_id: stem(&path),
+            call_id: None,
+            parsed: Err(why),
+            path,
+        });
+    }
+
+    /// A `.json` holding some other JSON (a `401` body, say) beside a media
+    /// file of the same name is a metadata download that failed.
+    fn settle_other_json(&mut self) {
+        for path in std::mem::take(&mut self.other_json) {
+            let name = stem(&path);
+            if self.others.iter().any(|(p, _)| stem(p) == name) {
+                let why = "JSON that is not chunk metadata (an error response saved in its place?)";
+                self.failed_metadata(path, why.into());
             } else {
-                others.push((path, FileKind::Json));
+                self.others.push((path, FileKind::Json));
             }
         }
-        // The stitched file, chapters and picture beside a manifest are outputs too.
-        others.retain(|(path, _)| {
+    }
+
+    /// The stitched file, chapters and picture beside a manifest of ours are
+    /// outputs too: orphans, never inputs.
+    fn set_outputs_aside(&mut self) {
+        let (outputs, orphans) = (&self.outputs, &mut self.orphans);
+        self.others.retain(|(path, _)| {
             let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let own = outputs.contains(&(parent, stem(path)));
             if own {
@@ -448,8 +485,11 @@ impl Archive {
             }
             !own
         });
-        let chunks = pair(metas, &mut others);
-        for (path, kind) in others {
+    }
+
+    /// Every file left after pairing is an orphan, with the reason.
+    fn orphan_the_rest(&mut self) {
+        for (path, kind) in std::mem::take(&mut self.others) {
             let reason = match kind {
                 FileKind::Unreadable => format!(
                     "cannot be read: {}",
@@ -461,16 +501,8 @@ impl Archive {
                 FileKind::Json => "JSON that is neither chunk metadata nor a completion event".to_string(),
                 other => format!("not a chunk, metadata or event file: {}", other.describe()),
             };
-            orphans.push(Orphan { path, reason });
+            self.orphans.push(Orphan { path, reason });
         }
-        let recordings = group(chunks, events, limits)?;
-        orphans.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(Archive {
-            root: root.to_path_buf(),
-            recordings,
-            orphans,
-            files: file_count,
-        })
     }
 }
 
@@ -542,6 +574,9 @@ fn pair(metas: Vec<MetaFile>, others: &mut Vec<(PathBuf, FileKind)>) -> Vec<(Chu
     out
 }
 
+/// A chunk with the finding its metadata file gave while scanning.
+type Item = (Chunk, Option<Finding>);
+
 /// Groups chunks into recordings: by call, then by the event that lists
 /// them, else by index sequences that restart at 0.
 fn group(
@@ -549,6 +584,37 @@ fn group(
     events: Vec<(PathBuf, CompletionEvent)>,
     limits: &Limits,
 ) -> Result<Vec<Recording>> {
+    let sorted = sort_by_event(chunks, &events);
+    let mut recordings = Vec::new();
+    let (mut by_event, mut extras) = (sorted.by_event, sorted.extras);
+    for (i, (_, event)) in events.into_iter().enumerate() {
+        let chunks = by_event.remove(&i).unwrap_or_default();
+        let mut rec = event_recording(i, event, chunks, limits)?;
+        rec.findings.extend(extras.remove(&i).unwrap_or_default());
+        recordings.push(rec);
+    }
+    for (call_id, chunks) in sorted.by_call {
+        recordings.extend(call_sessions(call_id, chunks, limits)?);
+    }
+    recordings.sort_by(|a, b| (&a.call_id, &a.key).cmp(&(&b.call_id, &b.key)));
+    Ok(recordings)
+}
+
+/// Chunks sorted by who claims them.
+struct ByEvent {
+    /// The chunks each event (by position) lists.
+    by_event: BTreeMap<usize, Vec<Item>>,
+    /// The chunks no event lists, by call.
+    by_call: BTreeMap<String, Vec<Item>>,
+    /// `recording.extra_chunk` findings for the chunks an event's time span
+    /// covers but the event does not list (left out).
+    extras: BTreeMap<usize, Vec<Finding>>,
+}
+
+fn sort_by_event(
+    chunks: Vec<(Chunk, Option<String>, Option<Finding>)>,
+    events: &[(PathBuf, CompletionEvent)],
+) -> ByEvent {
     // Which event (by position) lists which document id.
     let mut listed: HashMap<String, usize> = HashMap::new();
     for (i, (_, e)) in events.iter().enumerate() {
@@ -556,9 +622,11 @@ fn group(
             listed.entry(c.document_id.clone()).or_insert(i);
         }
     }
-    let mut by_event: BTreeMap<usize, Vec<(Chunk, Option<Finding>)>> = BTreeMap::new();
-    let mut by_call: BTreeMap<String, Vec<(Chunk, Option<Finding>)>> = BTreeMap::new();
-    let mut extras: BTreeMap<usize, Vec<Finding>> = BTreeMap::new();
+    let mut sorted = ByEvent {
+        by_event: BTreeMap::new(),
+        by_call: BTreeMap::new(),
+        extras: BTreeMap::new(),
+    };
     for (mut chunk, call_id, finding) in chunks {
         if let Some(&e) = listed.get(&chunk.document_id) {
             chunk.event_entry = events[e]
@@ -567,11 +635,11 @@ fn group(
                 .iter()
                 .find(|c| c.document_id == chunk.document_id)
                 .cloned();
-            by_event.entry(e).or_default().push((chunk, finding));
-        } else if let Some(e) = covering_event(&events, &chunk, call_id.as_deref()) {
+            sorted.by_event.entry(e).or_default().push((chunk, finding));
+        } else if let Some(e) = covering_event(events, &chunk, call_id.as_deref()) {
             // The event is the authority on a recording's chunks: one it does
             // not list is reported, not stitched.
-            extras.entry(e).or_default().push(Finding::warning(
+            sorted.extras.entry(e).or_default().push(Finding::warning(
                 Code::RecordingExtraChunk,
                 chunk.index(),
                 format!(
@@ -581,76 +649,73 @@ fn group(
                 ),
             ));
         } else {
-            by_call
+            sorted
+                .by_call
                 .entry(call_id.unwrap_or_else(|| "unknown".into()))
                 .or_default()
                 .push((chunk, finding));
         }
     }
+    sorted
+}
 
-    let mut recordings = Vec::new();
-    for (i, (_, event)) in events.into_iter().enumerate() {
-        let chunks = by_event.remove(&i).unwrap_or_default();
-        let call_id = event
-            .call_id
-            .clone()
-            .or_else(|| {
-                chunks
-                    .iter()
-                    .find_map(|(c, _)| c.metadata.as_ref().map(|m| m.call_id.clone()))
-            })
-            .unwrap_or_else(|| "unknown".into());
-        let key = event.recording_id.clone().unwrap_or_else(|| {
-            let first = event
-                .chunks
+/// The recording of event number `i`: its call and recording id from the
+/// event (else from the chunks, else made up), its chunks as listed.
+fn event_recording(i: usize, event: CompletionEvent, chunks: Vec<Item>, limits: &Limits) -> Result<Recording> {
+    let call_id = event
+        .call_id
+        .clone()
+        .or_else(|| {
+            chunks
                 .iter()
-                .min_by_key(|c| c.index)
-                .map(|c| c.document_id.clone());
-            first.unwrap_or_else(|| format!("event-{i}"))
-        });
-        let mut rec = make_recording(call_id, Some(key), chunks, Some(event), limits)?;
-        rec.findings.extend(extras.remove(&i).unwrap_or_default());
-        recordings.push(rec);
+                .find_map(|(c, _)| c.metadata.as_ref().map(|m| m.call_id.clone()))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let key = event.recording_id.clone().unwrap_or_else(|| {
+        let first = event
+            .chunks
+            .iter()
+            .min_by_key(|c| c.index)
+            .map(|c| c.document_id.clone());
+        first.unwrap_or_else(|| format!("event-{i}"))
+    });
+    make_recording(call_id, Some(key), chunks, Some(event), limits)
+}
+
+/// The recordings of one call that no event describes: sessions in start
+/// order, a new one wherever the index goes back (a stop and a new start).
+/// Chunks whose metadata did not parse stay alone: nothing says where they belong.
+fn call_sessions(call_id: String, chunks: Vec<Item>, limits: &Limits) -> Result<Vec<Recording>> {
+    let mut recordings = Vec::new();
+    let (mut good, bad): (Vec<_>, Vec<_>) = chunks.into_iter().partition(|(c, _)| c.metadata.is_some());
+    for b in bad {
+        let key = b.0.document_id.clone();
+        recordings.push(make_recording(call_id.clone(), Some(key), vec![b], None, limits)?);
     }
-    for (call_id, mut chunks) in by_call {
-        // Chunks whose metadata did not parse stay alone: nothing says where they belong.
-        let (good, bad): (Vec<_>, Vec<_>) = chunks.drain(..).partition(|(c, _)| c.metadata.is_some());
-        for b in bad {
-            let key = b.0.document_id.clone();
-            recordings.push(make_recording(call_id.clone(), Some(key), vec![b], None, limits)?);
-        }
-        let mut good = good;
-        good.sort_by(|(a, _), (b, _)| {
-            let (ma, mb) = (a.metadata.as_ref(), b.metadata.as_ref());
-            (ma.map(|m| m.start), a.index(), &a.document_id, &a.metadata_path).cmp(&(
-                mb.map(|m| m.start),
-                b.index(),
-                &b.document_id,
-                &b.metadata_path,
-            ))
+    good.sort_by(|(a, _), (b, _)| {
+        let (ma, mb) = (a.metadata.as_ref(), b.metadata.as_ref());
+        (ma.map(|m| m.start), a.index(), &a.document_id, &a.metadata_path).cmp(&(
+            mb.map(|m| m.start),
+            b.index(),
+            &b.document_id,
+            &b.metadata_path,
+        ))
+    });
+    let mut session: Vec<Item> = Vec::new();
+    for item in good {
+        let restart = session.last().is_some_and(|(last, _)| {
+            let (li, i) = (last.index(), item.0.index());
+            i < li || (i == li && last.document_id != item.0.document_id)
         });
-        let mut session: Vec<(Chunk, Option<Finding>)> = Vec::new();
-        for item in good {
-            let restart = session.last().is_some_and(|(last, _)| {
-                let (li, i) = (last.index(), item.0.index());
-                i < li || (i == li && last.document_id != item.0.document_id)
-            });
-            if restart {
-                recordings.push(make_recording(
-                    call_id.clone(),
-                    None,
-                    std::mem::take(&mut session),
-                    None,
-                    limits,
-                )?);
-            }
-            session.push(item);
+        if restart {
+            let chunks = std::mem::take(&mut session);
+            recordings.push(make_recording(call_id.clone(), None, chunks, None, limits)?);
         }
-        if !session.is_empty() {
-            recordings.push(make_recording(call_id, None, session, None, limits)?);
-        }
+        session.push(item);
     }
-    recordings.sort_by(|a, b| (&a.call_id, &a.key).cmp(&(&b.call_id, &b.key)));
+    if !session.is_empty() {
+        recordings.push(make_recording(call_id, None, session, None, limits)?);
+    }
     Ok(recordings)
 }
 
