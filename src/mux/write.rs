@@ -328,29 +328,7 @@ struct TrackBox<'a> {
 fn trak(out: &mut Vec<u8>, t: &TrackBox, movie_timescale: u32, creation: u64, co64: bool) -> Result<()> {
     let duration = movie_ticks(t.presented, t.timescale, movie_timescale);
     write_box(out, b"trak", |b| {
-        let (w, h) = t.size.unwrap_or((0, 0));
-        leaf(
-            b,
-            &Tkhd {
-                creation_time: creation,
-                modification_time: creation,
-                track_id: t.id,
-                duration,
-                layer: 0,
-                alternate_group: 0,
-                enabled: t.enabled,
-                in_movie: t.enabled,
-                size_is_aspect_ratio: false,
-                volume: if t.handler == b"soun" {
-                    FixedPoint::new(1, 0)
-                } else {
-                    FixedPoint::new(0, 0)
-                },
-                matrix: Default::default(),
-                width: FixedPoint::new(w, 0),
-                height: FixedPoint::new(h, 0),
-            },
-        )?;
+        tkhd(b, t, duration, creation)?;
         if t.chapter_ref {
             leaf(
                 b,
@@ -401,28 +379,59 @@ fn trak(out: &mut Vec<u8>, t: &TrackBox, movie_timescale: u32, creation: u64, co
                     _ => leaf(b, &Nmhd {})?,
                 }
                 dinf(b)?;
-                write_box(b, b"stbl", |b| {
-                    stsd(b, &t.entries)?;
-                    leaf(b, &stts(t.samples.iter().map(|s| s.duration)))?;
-                    if let Some(c) = ctts(t.samples) {
-                        leaf(b, &c)?;
-                    }
-                    if !t.samples.iter().all(|s| s.sync) {
-                        let entries = t
-                            .samples
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, s)| s.sync)
-                            .map(|(i, _)| count32(i + 1))
-                            .collect::<Result<_>>()?;
-                        leaf(b, &Stss { entries })?;
-                    }
-                    leaf(b, &stsc(t.chunks.iter().copied())?)?;
-                    leaf(b, &stsz(t.samples.iter().map(|s| s.size))?)?;
-                    chunk_offsets(b, &t.offsets, co64)
-                })
+                stbl(b, t, co64)
             })
         })
+    })
+}
+
+fn tkhd(out: &mut Vec<u8>, t: &TrackBox, duration: u64, creation: u64) -> Result<()> {
+    let (w, h) = t.size.unwrap_or((0, 0));
+    leaf(
+        out,
+        &Tkhd {
+            creation_time: creation,
+            modification_time: creation,
+            track_id: t.id,
+            duration,
+            layer: 0,
+            alternate_group: 0,
+            enabled: t.enabled,
+            in_movie: t.enabled,
+            size_is_aspect_ratio: false,
+            volume: if t.handler == b"soun" {
+                FixedPoint::new(1, 0)
+            } else {
+                FixedPoint::new(0, 0)
+            },
+            matrix: Default::default(),
+            width: FixedPoint::new(w, 0),
+            height: FixedPoint::new(h, 0),
+        },
+    )
+}
+
+/// The sample tables (ISO/IEC 14496-12 §8.5-8.7).
+fn stbl(out: &mut Vec<u8>, t: &TrackBox, co64: bool) -> Result<()> {
+    write_box(out, b"stbl", |b| {
+        stsd(b, &t.entries)?;
+        leaf(b, &stts(t.samples.iter().map(|s| s.duration)))?;
+        if let Some(c) = ctts(t.samples) {
+            leaf(b, &c)?;
+        }
+        if !t.samples.iter().all(|s| s.sync) {
+            let entries = t
+                .samples
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.sync)
+                .map(|(i, _)| count32(i + 1))
+                .collect::<Result<_>>()?;
+            leaf(b, &Stss { entries })?;
+        }
+        leaf(b, &stsc(t.chunks.iter().copied())?)?;
+        leaf(b, &stsz(t.samples.iter().map(|s| s.size))?)?;
+        chunk_offsets(b, &t.offsets, co64)
     })
 }
 
@@ -456,83 +465,8 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
     let duration_s = plan.duration();
     let movie_duration = (duration_s * f64::from(movie_timescale)).ceil() as u64;
     let creation = input.creation_time;
-    let chapter_track: Option<(Vec<OutSample>, Vec<u8>)> = (!input.chapters.is_empty()).then(|| {
-        let total_ms = (duration_s * 1000.0).round() as u64;
-        let starts: Vec<u64> = input
-            .chapters
-            .iter()
-            .map(|c| (c.start * 1000.0).round() as u64)
-            .collect();
-        let samples = lay
-            .chapter_samples
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let end = if input.chapters[i].end > input.chapters[i].start {
-                    (input.chapters[i].end * 1000.0).round() as u64
-                } else {
-                    starts[i]
-                };
-                let end = starts
-                    .get(i + 1)
-                    .copied()
-                    .map_or(total_ms.max(end), |next| next.min(end.max(starts[i])));
-                OutSample {
-                    source: SILENCE,
-                    offset: 0,
-                    size: s.len() as u32,
-                    duration: u32::try_from(end.saturating_sub(starts[i])).unwrap_or(u32::MAX),
-                    composition_offset: 0,
-                    sync: true,
-                    entry: 0,
-                }
-            })
-            .collect();
-        let mut entry = Vec::new();
-        let tx3g = Tx3g {
-            data_reference_index: 1,
-            ..Tx3g::default()
-        };
-        let _ = tx3g.encode(&mut entry);
-        (samples, entry)
-    });
-
-    let track_box = |which: Which| -> Result<TrackBox> {
-        let t = track_of(plan, which);
-        let mut offsets = Vec::new();
-        let mut chunks = Vec::new();
-        for r in lay.runs.iter().filter(|r| r.which == which) {
-            offsets.push(base + r.rel_offset);
-            chunks.push((count32(r.count)?, u32::from(t.samples[r.first].entry) + 1));
-        }
-        let (handler, name, id) = match which {
-            Which::Video => (b"vide", "VideoHandler", VIDEO_ID),
-            Which::Audio => (b"soun", "SoundHandler", AUDIO_ID),
-        };
-        let size = match (which, t.entries.first().map(|e| &e.codec)) {
-            (Which::Video, Some(crate::media::Codec::Avc(a))) => Some((
-                u16::try_from(a.width).unwrap_or(0),
-                u16::try_from(a.height).unwrap_or(0),
-            )),
-            _ => None,
-        };
-        Ok(TrackBox {
-            id,
-            handler,
-            name,
-            timescale: t.timescale,
-            samples: &t.samples,
-            entries: t.entries.iter().map(|e| e.raw.as_slice()).collect(),
-            edit_start: Some(t.edit_start),
-            presented: t.presented,
-            offsets,
-            chunks,
-            size,
-            chapter_ref: chapter_track.is_some() && (which == Which::Video || plan.video.is_none()),
-            enabled: true,
-        })
-    };
-
+    let chapter_track = chapter_track(input, lay, duration_s);
+    let has_chapters = chapter_track.is_some();
     let mut out = Vec::new();
     write_box(&mut out, b"moov", |b| {
         leaf(
@@ -549,9 +483,11 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
             },
         )?;
         if plan.video.is_some() {
-            trak(b, &track_box(Which::Video)?, movie_timescale, creation, co64)?;
+            let video = media_track_box(plan, lay, Which::Video, base, has_chapters)?;
+            trak(b, &video, movie_timescale, creation, co64)?;
         }
-        trak(b, &track_box(Which::Audio)?, movie_timescale, creation, co64)?;
+        let audio = media_track_box(plan, lay, Which::Audio, base, has_chapters)?;
+        trak(b, &audio, movie_timescale, creation, co64)?;
         if let Some((samples, entry)) = &chapter_track {
             let t = TrackBox {
                 id: CHAPTER_ID,
@@ -569,27 +505,123 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
                 enabled: false,
             };
             trak(b, &t, movie_timescale, creation, co64)?;
-            let entries = input
-                .chapters
-                .iter()
-                .map(|c| ChplEntry {
-                    start: (c.start * 1e7).round() as u64,
-                    title: c.title.clone(),
-                })
-                .collect::<Vec<_>>();
-            if entries.len() <= 255 {
-                leaf(
-                    b,
-                    &Udta {
-                        chpl: Some(Chpl { entries }),
-                        ..Default::default()
-                    },
-                )?;
-            }
+            chapter_list(b, input.chapters)?;
         }
         Ok(())
     })?;
     Ok(out)
+}
+
+/// The chapter text track's samples (one per chapter, lasting until the
+/// next) and its `tx3g` sample description; `None` without chapters.
+fn chapter_track(input: &MuxInput, lay: &Layout, duration_s: f64) -> Option<(Vec<OutSample>, Vec<u8>)> {
+    if input.chapters.is_empty() {
+        return None;
+    }
+    let total_ms = (duration_s * 1000.0).round() as u64;
+    let starts: Vec<u64> = input
+        .chapters
+        .iter()
+        .map(|c| (c.start * 1000.0).round() as u64)
+        .collect();
+    let samples = lay
+        .chapter_samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let end = if input.chapters[i].end > input.chapters[i].start {
+                (input.chapters[i].end * 1000.0).round() as u64
+            } else {
+                starts[i]
+            };
+            let end = starts
+                .get(i + 1)
+                .copied()
+                .map_or(total_ms.max(end), |next| next.min(end.max(starts[i])));
+            OutSample {
+                source: SILENCE,
+                offset: 0,
+                size: u32::try_from(s.len()).unwrap_or(u32::MAX),
+                duration: u32::try_from(end.saturating_sub(starts[i])).unwrap_or(u32::MAX),
+                composition_offset: 0,
+                sync: true,
+                entry: 0,
+            }
+        })
+        .collect();
+    let mut entry = Vec::new();
+    let tx3g = Tx3g {
+        data_reference_index: 1,
+        ..Tx3g::default()
+    };
+    let _ = tx3g.encode(&mut entry);
+    Some((samples, entry))
+}
+
+/// The Nero chapter list (`udta/chpl`) that some players read instead of
+/// the text track; it holds at most 255 chapters.
+fn chapter_list(out: &mut Vec<u8>, chapters: &[Chapter]) -> Result<()> {
+    if chapters.len() > 255 {
+        return Ok(());
+    }
+    let entries = chapters
+        .iter()
+        .map(|c| ChplEntry {
+            start: (c.start * 1e7).round() as u64,
+            title: c.title.clone(),
+        })
+        .collect::<Vec<_>>();
+    leaf(
+        out,
+        &Udta {
+            chpl: Some(Chpl { entries }),
+            ..Default::default()
+        },
+    )
+}
+
+/// The video or audio track: its runs become chunks at `base` plus their
+/// offset in the payload.
+fn media_track_box<'p>(
+    plan: &'p Plan,
+    lay: &Layout,
+    which: Which,
+    base: u64,
+    has_chapters: bool,
+) -> Result<TrackBox<'p>> {
+    let t = track_of(plan, which);
+    let mut offsets = Vec::new();
+    let mut chunks = Vec::new();
+    for r in lay.runs.iter().filter(|r| r.which == which) {
+        offsets.push(base + r.rel_offset);
+        chunks.push((count32(r.count)?, u32::from(t.samples[r.first].entry) + 1));
+    }
+    let (handler, name, id) = match which {
+        Which::Video => (b"vide", "VideoHandler", VIDEO_ID),
+        Which::Audio => (b"soun", "SoundHandler", AUDIO_ID),
+    };
+    let size = match (which, t.entries.first().map(|e| &e.codec)) {
+        (Which::Video, Some(crate::media::Codec::Avc(a))) => Some((
+            u16::try_from(a.width).unwrap_or(0),
+            u16::try_from(a.height).unwrap_or(0),
+        )),
+        _ => None,
+    };
+    Ok(TrackBox {
+        id,
+        handler,
+        name,
+        timescale: t.timescale,
+        samples: &t.samples,
+        entries: t.entries.iter().map(|e| e.raw.as_slice()).collect(),
+        edit_start: Some(t.edit_start),
+        presented: t.presented,
+        offsets,
+        chunks,
+        size,
+        chapter_ref: has_chapters && (which == Which::Video || plan.video.is_none()),
+        enabled: true,
+    })
 }
 
 /// Everything before the sample bytes: `ftyp`, `moov`, the `mdat` header
