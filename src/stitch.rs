@@ -15,9 +15,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::finding::Finding;
 use crate::io::{output_paths, sha256_file, sync_dir, write_atomic, OutputPaths, RecordingLock, TempFile};
+use crate::media::MediaInfo;
 use crate::metadata::WallClock;
-use crate::mux::plan::{self, Placement};
-use crate::mux::write::{self, MuxInput, Source};
+use crate::mux::plan::{self, Placement, Plan};
+use crate::mux::write::{self, MuxInput, Source, Written};
 use crate::timeline::{self, Chapter, GapMode, Interruption, Segment};
 use crate::validate::ValidatedRecording;
 
@@ -176,92 +177,23 @@ impl Stitcher {
                 rec.recording.key
             )));
         }
-        let chunks = &rec.recording.chunks;
-        let media: Vec<&crate::media::MediaInfo> =
-            rec.checks
-                .iter()
-                .map(|c| c.media.as_ref())
-                .collect::<Option<_>>()
-                .ok_or_else(|| Error::Usage("a chunk of a valid recording has no probed media".into()))?;
-        let holds = match self.options.gaps {
-            GapMode::Collapse => vec![Vec::new(); media.len()],
-            GapMode::Wallclock => timeline::holds(rec),
-        };
-        let plan = plan::plan(&media, &holds).map_err(|why| Error::Unsupported {
-            path: chunks.first().map(|c| c.metadata_path.clone()).unwrap_or_default(),
-            context: format!("recording {}", rec.recording.key),
-            message: why,
-        })?;
+        let media: Vec<&MediaInfo> = rec
+            .checks
+            .iter()
+            .map(|c| c.media.as_ref())
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::Usage("a chunk of a valid recording has no probed media".into()))?;
+        let plan = self.plan(rec, &media)?;
         let audio_starts: Vec<f64> = plan.placements.iter().map(|p| p.audio_start).collect();
         let tl = timeline::build(rec, &audio_starts, plan.duration(), self.options.gaps);
         let dir = paths.dir();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-
-        let sources = media
-            .iter()
-            .map(|m| {
-                File::open(&m.path)
-                    .map(|file| Source {
-                        file,
-                        path: m.path.clone(),
-                    })
-                    .map_err(|e| Error::io(&m.path, e))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let first_start = chunks.iter().find_map(|c| c.metadata.as_ref().map(|m| m.start));
-        let input = MuxInput {
-            plan: &plan,
-            chapters: &tl.chapters,
-            sources: &sources,
-            creation_time: first_start.map_or(0, mp4_time),
-        };
-        // The copy and the hashing of the inputs run side by side.
-        let mut tmp = TempFile::create(&paths.media)?;
-        let (written, hashes) = rayon::join(
-            || write::write_mp4(&input, tmp.file(), &paths.media),
-            || media.iter().map(|m| sha256_file(&m.path)).collect::<Result<Vec<_>>>(),
-        );
-        let written = written?;
-        let hashes = hashes?;
-        tmp.commit(&paths.media)?;
+        let (written, hashes) = write_media(rec, &media, &plan, &tl.chapters, paths)?;
         write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
         if self.options.timeline {
             crate::picture::write_png(rec, &paths.timeline)?;
         }
-
-        let duration = plan.duration();
-        let mut participants: Vec<String> = chunks
-            .iter()
-            .filter_map(|c| c.metadata.as_ref())
-            .flat_map(|m| m.participants.iter().map(|p| p.participant_id.clone()))
-            .collect();
-        participants.sort();
-        participants.dedup();
-        let manifest_chunks = chunks
-            .iter()
-            .zip(&rec.checks)
-            .enumerate()
-            .filter_map(|(k, (c, check))| {
-                let m = c.metadata.as_ref()?;
-                let start = plan.placements[k].audio_start;
-                let end = plan.placements.get(k + 1).map_or(duration, |p| p.audio_start);
-                Some(ManifestChunk {
-                    index: m.index,
-                    document_id: c.document_id.clone(),
-                    media: media[k].path.display().to_string(),
-                    metadata: c.metadata_path.display().to_string(),
-                    sha256: hashes[k].0.clone(),
-                    bytes: hashes[k].1,
-                    wall_clock_start: m.start,
-                    chunk_duration_ms: m.duration_ms,
-                    pauses_cut: check.pauses_cut,
-                    output_bytes: written.chunk_byte_ranges[k],
-                    output_time: (timeline::round6(start), timeline::round6(end)),
-                    join: plan.placements[k],
-                    audio_levels_dbfs: check.audio.as_ref().map(|a| a.levels_dbfs.clone()),
-                })
-            })
-            .collect();
+        let chunks = manifest_chunks(rec, &media, &plan, &written, &hashes);
         let manifest = Manifest {
             tool: Tool {
                 name: "recstitch",
@@ -276,17 +208,17 @@ impl Stitcher {
                 timeline_path: self.options.timeline.then(|| file_name(&paths.timeline)),
                 bytes: written.size,
                 sha256: written.sha256,
-                duration_ms: (duration * 1e6).round() / 1e3,
+                duration_ms: (plan.duration() * 1e6).round() / 1e3,
                 video_frames: plan.video.as_ref().map_or(0, |v| v.samples.len()),
                 audio_packets: plan.audio.samples.len(),
                 audio_samples: plan.audio.media_duration(),
             },
-            chunks: manifest_chunks,
+            chunks,
             segments: tl.segments,
             pauses: tl.pauses,
             gaps: tl.gaps,
             chapters: tl.chapters,
-            participants,
+            participants: participants(rec),
             findings: rec.findings.clone(),
         };
         let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(format!("manifest: {e}")))?;
@@ -295,6 +227,117 @@ impl Stitcher {
         sync_dir(dir);
         Ok(manifest)
     }
+
+    /// The join plan of `rec`, with holds for `--gaps wallclock`.
+    fn plan(&self, rec: &ValidatedRecording, media: &[&MediaInfo]) -> Result<Plan> {
+        let holds = match self.options.gaps {
+            GapMode::Collapse => vec![Vec::new(); media.len()],
+            GapMode::Wallclock => timeline::holds(rec),
+        };
+        plan::plan(media, &holds).map_err(|why| Error::Unsupported {
+            path: rec
+                .recording
+                .chunks
+                .first()
+                .map(|c| c.metadata_path.clone())
+                .unwrap_or_default(),
+            context: format!("recording {}", rec.recording.key),
+            message: why,
+        })
+    }
+}
+
+/// Writes the stitched MP4 under a temporary name and commits it, hashing
+/// the inputs side by side; returns what was written and each input's
+/// (SHA-256, size).
+fn write_media(
+    rec: &ValidatedRecording,
+    media: &[&MediaInfo],
+    plan: &Plan,
+    chapters: &[Chapter],
+    paths: &OutputPaths,
+) -> Result<(Written, Vec<(String, u64)>)> {
+    let sources = media
+        .iter()
+        .map(|m| {
+            File::open(&m.path)
+                .map(|file| Source {
+                    file,
+                    path: m.path.clone(),
+                })
+                .map_err(|e| Error::io(&m.path, e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let first_start = rec
+        .recording
+        .chunks
+        .iter()
+        .find_map(|c| c.metadata.as_ref().map(|m| m.start));
+    let input = MuxInput {
+        plan,
+        chapters,
+        sources: &sources,
+        creation_time: first_start.map_or(0, mp4_time),
+    };
+    let mut tmp = TempFile::create(&paths.media)?;
+    let (written, hashes) = rayon::join(
+        || write::write_mp4(&input, tmp.file(), &paths.media),
+        || media.iter().map(|m| sha256_file(&m.path)).collect::<Result<Vec<_>>>(),
+    );
+    let (written, hashes) = (written?, hashes?);
+    tmp.commit(&paths.media)?;
+    Ok((written, hashes))
+}
+
+/// The manifest's entry of each chunk with metadata.
+fn manifest_chunks(
+    rec: &ValidatedRecording,
+    media: &[&MediaInfo],
+    plan: &Plan,
+    written: &Written,
+    hashes: &[(String, u64)],
+) -> Vec<ManifestChunk> {
+    let duration = plan.duration();
+    rec.recording
+        .chunks
+        .iter()
+        .zip(&rec.checks)
+        .enumerate()
+        .filter_map(|(k, (c, check))| {
+            let m = c.metadata.as_ref()?;
+            let start = plan.placements[k].audio_start;
+            let end = plan.placements.get(k + 1).map_or(duration, |p| p.audio_start);
+            Some(ManifestChunk {
+                index: m.index,
+                document_id: c.document_id.clone(),
+                media: media[k].path.display().to_string(),
+                metadata: c.metadata_path.display().to_string(),
+                sha256: hashes[k].0.clone(),
+                bytes: hashes[k].1,
+                wall_clock_start: m.start,
+                chunk_duration_ms: m.duration_ms,
+                pauses_cut: check.pauses_cut,
+                output_bytes: written.chunk_byte_ranges[k],
+                output_time: (timeline::round6(start), timeline::round6(end)),
+                join: plan.placements[k],
+                audio_levels_dbfs: check.audio.as_ref().map(|a| a.levels_dbfs.clone()),
+            })
+        })
+        .collect()
+}
+
+/// The participant ids of every chunk, sorted, without duplicates.
+fn participants(rec: &ValidatedRecording) -> Vec<String> {
+    let mut ids: Vec<String> = rec
+        .recording
+        .chunks
+        .iter()
+        .filter_map(|c| c.metadata.as_ref())
+        .flat_map(|m| m.participants.iter().map(|p| p.participant_id.clone()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 #[cfg(test)]
