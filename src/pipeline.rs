@@ -316,6 +316,62 @@ fn input_bytes(rec: &Recording) -> u64 {
         .sum()
 }
 
+/// The validation stage for one recording: `Ok` with what the stitch stage
+/// needs, or `Err` with its final report (invalid, skipped, failed).
+fn validate_stage(
+    rec: &Recording,
+    out_dir: &Path,
+    options: &BatchOptions,
+) -> std::result::Result<(ValidatedRecording, RecordingReport), RecordingReport> {
+    let validated =
+        validate_isolated(rec, &options.validate).map_err(|e| RecordingReport::from_validation(rec, Err(e)))?;
+    let mut report = RecordingReport::from_validated(&validated);
+    if validated.is_valid() && !options.force && up_to_date(rec, out_dir, &options.stitch) {
+        report.status = Status::Skipped;
+        set_outputs(&mut report, &output_paths(&rec.call_id, &rec.key, out_dir));
+    }
+    if report.status == Status::Ok {
+        Ok((validated, report))
+    } else {
+        Err(report)
+    }
+}
+
+/// The stitch stage for one recording: its final report and the bytes written.
+fn stitch_stage(
+    stitcher: &Stitcher,
+    validated: &ValidatedRecording,
+    mut report: RecordingReport,
+    out_dir: &Path,
+    options: &BatchOptions,
+) -> (RecordingReport, u64) {
+    let rec = &validated.recording;
+    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
+    let outcome = isolate(|| stitch_one(stitcher, validated, &paths, out_dir, options))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match outcome {
+        Ok(written) => {
+            report.status = if written.is_some() {
+                Status::Stitched
+            } else {
+                Status::Skipped
+            };
+            set_outputs(&mut report, &paths);
+            (report, written.unwrap_or(0))
+        }
+        Err(e) => {
+            report.status = Status::Failed;
+            report.error = Some(e);
+            (report, 0)
+        }
+    }
+}
+
+fn set_outputs(report: &mut RecordingReport, paths: &OutputPaths) {
+    report.output = Some(paths.media.display().to_string());
+    report.manifest = Some(paths.manifest.display().to_string());
+}
+
 /// Validates and stitches every selected recording of `archive` into
 /// `out_dir`; the report lists every recording with its status.
 pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, observer: &dyn Observer) -> Report {
@@ -359,28 +415,11 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
             let finish = &finish;
             s.spawn(move || {
                 for (i, rec) in rx {
-                    let validated = match validate_isolated(rec, &options.validate) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            let report = RecordingReport::from_validation(rec, Err(e));
-                            if to_collect.send(finish(i, rec, report, 0)).is_err() {
-                                break;
-                            }
-                            continue;
-                        }
+                    let sent = match validate_stage(rec, out_dir, options) {
+                        Ok((validated, report)) => to_stitch.send((i, rec, validated, report)).is_ok(),
+                        Err(report) => to_collect.send(finish(i, rec, report, 0)).is_ok(),
                     };
-                    let mut report = RecordingReport::from_validated(&validated);
-                    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
-                    if validated.is_valid() && !options.force && up_to_date(rec, out_dir, &options.stitch) {
-                        report.status = Status::Skipped;
-                        report.output = Some(paths.media.display().to_string());
-                        report.manifest = Some(paths.manifest.display().to_string());
-                    }
-                    if report.status == Status::Ok {
-                        if to_stitch.send((i, rec, validated, report)).is_err() {
-                            break;
-                        }
-                    } else if to_collect.send(finish(i, rec, report, 0)).is_err() {
+                    if !sent {
                         break;
                     }
                 }
@@ -391,33 +430,14 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
             let (rx, to_collect) = (stitch_rx.clone(), to_collect.clone());
             let (stitcher, finish) = (&stitcher, &finish);
             s.spawn(move || {
-                for (i, rec, validated, mut report) in rx {
+                for (i, rec, validated, report) in rx {
                     let rec: &Recording = rec;
                     observer.progress(&Progress::Stitching {
                         call_id: rec.call_id.clone(),
                         recording_key: rec.key.clone(),
                         input_bytes: input_bytes(rec),
                     });
-                    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
-                    let outcome = isolate(|| stitch_one(stitcher, &validated, &paths, out_dir, options))
-                        .and_then(|r| r.map_err(|e| e.to_string()));
-                    let bytes = match outcome {
-                        Ok(written) => {
-                            report.status = if written.is_some() {
-                                Status::Stitched
-                            } else {
-                                Status::Skipped
-                            };
-                            report.output = Some(paths.media.display().to_string());
-                            report.manifest = Some(paths.manifest.display().to_string());
-                            written.unwrap_or(0)
-                        }
-                        Err(e) => {
-                            report.status = Status::Failed;
-                            report.error = Some(e);
-                            0
-                        }
-                    };
+                    let (report, bytes) = stitch_stage(stitcher, &validated, report, out_dir, options);
                     if to_collect.send(finish(i, rec, report, bytes)).is_err() {
                         break;
                     }
