@@ -303,13 +303,62 @@ pub(crate) struct SampleTables {
 pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> Result<Vec<Sample>> {
     let (count, fixed_size) = match &t.stsz.samples {
         StszSamples::Identical { count, size } => (u64::from(*count), Some(*size)),
-        StszSamples::Different { sizes } => (sizes.len() as u64, None),
+        StszSamples::Different { sizes } => (wide(sizes.len()), None),
     };
     limits.check(Limit::SamplesPerTrack, count, &here.child("stsz"), "sample count")?;
     // A count backed by no bytes: refuse it before allocating for it.
     if let Some(size) = fixed_size {
         check_fixed_size(count, size, t.file_size, &here.child("stsz"))?;
     }
+    check_table_counts(&t, count, here)?;
+    check_stsc(&t, count, here)?;
+    // count <= max_samples_per_track, so this allocation is bounded.
+    let n = usize::try_from(count).map_err(|_| here.child("stsz").invalid("sample count exceeds memory"))?;
+    let mut samples = lay_out_chunks(&t, n, here)?;
+    if samples.len() != n {
+        return Err(here
+            .child("stsc")
+            .invalid(format!("chunks hold {} samples but stsz has {count}", samples.len())));
+    }
+    if let Some(ctts) = &t.ctts {
+        let offsets = ctts
+            .entries
+            .iter()
+            .flat_map(|e| repeat_count(e.sample_offset, e.sample_count));
+        for (s, off) in samples.iter_mut().zip(offsets) {
+            s.composition_offset = i32::try_from(off).map_err(|_| {
+                here.child("ctts")
+                    .invalid(format!("composition offset {off} out of range"))
+            })?;
+        }
+    }
+    if let Some(stss) = &t.stss {
+        for &k in &stss.entries {
+            let s = k
+                .checked_sub(1)
+                .and_then(|k| samples.get_mut(usize::try_from(k).ok()?))
+                .ok_or_else(|| {
+                    here.child("stss")
+                        .invalid(format!("sync sample {k} is not a sample of the track (1..={count})"))
+                })?;
+            s.sync = true;
+        }
+    }
+    Ok(samples)
+}
+
+/// A count from a file as `u64` (lossless).
+fn wide(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// `value`, `count` times (a table run).
+fn repeat_count<T: Clone>(value: T, count: u32) -> std::iter::RepeatN<T> {
+    std::iter::repeat_n(value, usize::try_from(count).unwrap_or(usize::MAX))
+}
+
+/// `stts` (and `ctts`) must cover exactly the `count` samples of `stsz`.
+fn check_table_counts(t: &SampleTables, count: u64, here: &Here) -> Result<()> {
     let stts_total: u64 = t.stts.entries.iter().map(|e| u64::from(e.sample_count)).sum();
     if stts_total != count {
         return Err(here
@@ -324,24 +373,14 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
             )));
         }
     }
-    // count <= max_samples_per_track, so this allocation is bounded.
-    let n = count as usize;
-    let size_of = |i: usize| -> u32 {
-        match (&t.stsz.samples, fixed_size) {
-            (_, Some(s)) => s,
-            (StszSamples::Different { sizes }, None) => sizes[i],
-            _ => 0,
-        }
-    };
-    let mut samples = Vec::with_capacity(n);
-    let mut durations = t
-        .stts
-        .entries
-        .iter()
-        .flat_map(|e| std::iter::repeat_n(e.sample_delta, e.sample_count as usize));
-    // Chunk layout: stsc runs over 1-based chunk numbers.
+    Ok(())
+}
+
+/// `stsc` runs must be in chunk order, inside the chunk table, and name an
+/// existing sample description.
+fn check_stsc(t: &SampleTables, count: u64, here: &Here) -> Result<()> {
     let stsc = &t.stsc.entries;
-    let chunks = t.chunk_offsets.len() as u64;
+    let chunks = wide(t.chunk_offsets.len());
     let stsc_here = here.child("stsc");
     for (i, e) in stsc.iter().enumerate() {
         let next_first = stsc.get(i + 1).map(|n| u64::from(n.first_chunk)).unwrap_or(chunks + 1);
@@ -351,7 +390,8 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
                 e.first_chunk
             )));
         }
-        if e.sample_description_index == 0 || e.sample_description_index as usize > t.entry_count {
+        let description = usize::try_from(e.sample_description_index).unwrap_or(usize::MAX);
+        if description == 0 || description > t.entry_count || u8::try_from(description - 1).is_err() {
             return Err(stsc_here.invalid(format!(
                 "entry {i} names sample description {} of {}",
                 e.sample_description_index, t.entry_count
@@ -361,58 +401,52 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
     if stsc.is_empty() && count > 0 {
         return Err(stsc_here.invalid("no entries, but the track has samples"));
     }
-    let mut index = 0usize;
-    'chunks: for (i, e) in stsc.iter().enumerate() {
+    Ok(())
+}
+
+/// The first `n` samples as the chunk table lays them out (`stsc` runs of
+/// samples per chunk, `stco`/`co64` offsets, `stsz` sizes, `stts` durations).
+fn lay_out_chunks(t: &SampleTables, n: usize, here: &Here) -> Result<Vec<Sample>> {
+    let stsc = &t.stsc.entries;
+    let chunks = wide(t.chunk_offsets.len());
+    let size_of = |i: usize| -> u32 {
+        match &t.stsz.samples {
+            StszSamples::Identical { size, .. } => *size,
+            StszSamples::Different { sizes } => sizes.get(i).copied().unwrap_or(0),
+        }
+    };
+    let mut durations = t
+        .stts
+        .entries
+        .iter()
+        .flat_map(|e| repeat_count(e.sample_delta, e.sample_count));
+    let mut samples = Vec::with_capacity(n);
+    for (i, e) in stsc.iter().enumerate() {
         let next_first = stsc.get(i + 1).map(|n| u64::from(n.first_chunk)).unwrap_or(chunks + 1);
+        // Checked by check_stsc: 1 <= description <= entry_count, which fits a u8.
+        let entry = u8::try_from(e.sample_description_index.saturating_sub(1)).unwrap_or(u8::MAX);
         for chunk in u64::from(e.first_chunk)..next_first {
-            let mut offset = t.chunk_offsets[(chunk - 1) as usize];
+            // 1 <= chunk <= chunk_offsets.len(), checked by check_stsc.
+            let at = usize::try_from(chunk - 1).unwrap_or(usize::MAX);
+            let mut offset = t.chunk_offsets.get(at).copied().unwrap_or(0);
             for _ in 0..e.samples_per_chunk {
-                if index >= n {
-                    break 'chunks;
+                if samples.len() >= n {
+                    return Ok(samples);
                 }
-                let size = size_of(index);
-                let duration = durations.next().unwrap_or(0);
+                let size = size_of(samples.len());
                 samples.push(Sample {
                     offset,
                     size,
-                    duration,
+                    duration: durations.next().unwrap_or(0),
                     composition_offset: 0,
                     sync: t.stss.is_none(),
-                    entry: (e.sample_description_index - 1) as u8,
+                    entry,
                 });
                 offset = offset.checked_add(u64::from(size)).ok_or_else(|| {
                     here.child("stco")
                         .invalid(format!("chunk {chunk}: sample offsets overflow"))
                 })?;
-                index += 1;
             }
-        }
-    }
-    if samples.len() != n {
-        return Err(stsc_here.invalid(format!("chunks hold {} samples but stsz has {count}", samples.len())));
-    }
-    if let Some(ctts) = &t.ctts {
-        let offsets = ctts
-            .entries
-            .iter()
-            .flat_map(|e| std::iter::repeat_n(e.sample_offset, e.sample_count as usize));
-        for (s, off) in samples.iter_mut().zip(offsets) {
-            s.composition_offset = i32::try_from(off).map_err(|_| {
-                here.child("ctts")
-                    .invalid(format!("composition offset {off} out of range"))
-            })?;
-        }
-    }
-    if let Some(stss) = &t.stss {
-        for &k in &stss.entries {
-            let s = k
-                .checked_sub(1)
-                .and_then(|k| samples.get_mut(k as usize))
-                .ok_or_else(|| {
-                    here.child("stss")
-                        .invalid(format!("sync sample {k} is not a sample of the track (1..={count})"))
-                })?;
-            s.sync = true;
         }
     }
     Ok(samples)
