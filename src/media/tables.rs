@@ -477,94 +477,145 @@ fn add_fragments(
 ) -> Result<()> {
     for (n, (moof_offset, body)) in moofs.iter().enumerate() {
         let moof_here = here.child(format!("moof[{n}]@{moof_offset}"));
-        let mut trafs = Vec::new();
-        for_each_child(body, &moof_here, |b, h| {
-            if &<[u8; 4]>::from(b.kind) == b"traf" {
-                let mut tfhd: Option<Tfhd> = None;
-                let mut tfdt: Option<Tfdt> = None;
-                let mut truns: Vec<(Trun, Here)> = Vec::new();
-                for_each_child(b.body(), &h, |b, h| {
-                    match &<[u8; 4]>::from(b.kind) {
-                        b"tfhd" => tfhd = Some(b.decode(&h)?),
-                        b"tfdt" => tfdt = Some(b.decode(&h)?),
-                        b"trun" => truns.push((b.decode(&h)?, h)),
-                        _ => {}
-                    }
-                    Ok(())
-                })?;
-                let tfhd = tfhd.ok_or_else(|| h.invalid("no tfhd box"))?;
-                trafs.push((tfhd, truns, h));
-            }
-            Ok(())
-        })?;
         let mut cursor = *moof_offset;
-        for (tfhd, truns, h) in trafs {
-            let track = tracks.iter_mut().find(|t| t.id == tfhd.track_id).ok_or_else(|| {
-                h.invalid(format!(
+        for traf in read_trafs(body, &moof_here)? {
+            let track = tracks.iter_mut().find(|t| t.id == traf.tfhd.track_id).ok_or_else(|| {
+                traf.here.invalid(format!(
                     "tfhd names track {} which the moov does not have",
-                    tfhd.track_id
+                    traf.tfhd.track_id
                 ))
             })?;
-            let defaults = trex.iter().find(|t| t.track_id == tfhd.track_id);
-            let base = match tfhd.base_data_offset {
+            let defaults = FragmentDefaults::new(&traf, trex.iter().find(|t| t.track_id == traf.tfhd.track_id));
+            if defaults.description == 0
+                || usize::try_from(defaults.description).unwrap_or(usize::MAX) > track.entries.len()
+            {
+                return Err(traf.here.invalid(format!(
+                    "sample description {} of {}",
+                    defaults.description,
+                    track.entries.len()
+                )));
+            }
+            let base = match traf.tfhd.base_data_offset {
                 Some(b) => b,
-                None if tfhd.default_base_is_moof => *moof_offset,
+                None if traf.tfhd.default_base_is_moof => *moof_offset,
                 None => cursor,
             };
-            let desc = tfhd
-                .sample_description_index
-                .or(defaults.map(|d| d.default_sample_description_index))
-                .unwrap_or(1);
-            if desc == 0 || desc as usize > track.entries.len() {
-                return Err(h.invalid(format!("sample description {desc} of {}", track.entries.len())));
-            }
-            let default_duration = tfhd
-                .default_sample_duration
-                .or(defaults.map(|d| d.default_sample_duration))
-                .unwrap_or(0);
-            let default_size = tfhd
-                .default_sample_size
-                .or(defaults.map(|d| d.default_sample_size))
-                .unwrap_or(0);
-            let default_flags = tfhd
-                .default_sample_flags
-                .or(defaults.map(|d| d.default_sample_flags))
-                .unwrap_or(0);
-            let mut pos = base;
-            for (trun, th) in truns {
-                let total = track.samples.len().saturating_add(trun.samples.len());
-                limits.check_count(Limit::SamplesPerTrack, total, &th, "sample count")?;
-                if let mp4_atom::TrunSamples::Inherited { count, .. } = trun.samples {
-                    check_fixed_size(u64::from(count), default_size, file_size, &th)?;
-                }
-                if let Some(off) = trun.data_offset {
-                    pos = base
-                        .checked_add_signed(i64::from(off))
-                        .ok_or_else(|| th.invalid("data offset points before the start of the file"))?;
-                }
-                for e in trun.samples.iter() {
-                    let size = e.size.unwrap_or(default_size);
-                    let flags = e.flags.unwrap_or(default_flags);
-                    let cts = e.cts.unwrap_or(0);
-                    track.samples.push(Sample {
-                        offset: pos,
-                        size,
-                        duration: e.duration.unwrap_or(default_duration),
-                        composition_offset: i32::try_from(cts)
-                            .map_err(|_| th.invalid(format!("composition offset {cts} out of range")))?,
-                        // sample_is_non_sync_sample is bit 16 of the flags (§8.8.3.1).
-                        sync: flags & 0x0001_0000 == 0,
-                        entry: (desc - 1) as u8,
-                    });
-                    pos = pos
-                        .checked_add(u64::from(size))
-                        .ok_or_else(|| th.invalid("sample offsets overflow"))?;
-                }
-            }
-            cursor = pos;
+            cursor = add_truns(track, &traf, &defaults, base, file_size, limits)?;
         }
     }
     Ok(())
+}
+
+/// One `traf`: its header, its runs with their paths, and its own path.
+struct Traf<'h> {
+    tfhd: Tfhd,
+    truns: Vec<(Trun, Here<'h>)>,
+    here: Here<'h>,
+}
+
+fn read_trafs<'h>(moof: &[u8], here: &Here<'h>) -> Result<Vec<Traf<'h>>> {
+    let mut trafs = Vec::new();
+    for_each_child(moof, here, |b, h| {
+        if &<[u8; 4]>::from(b.kind) != b"traf" {
+            return Ok(());
+        }
+        let mut tfhd: Option<Tfhd> = None;
+        let mut truns: Vec<(Trun, Here)> = Vec::new();
+        for_each_child(b.body(), &h, |b, h| {
+            match &<[u8; 4]>::from(b.kind) {
+                b"tfhd" => tfhd = Some(b.decode(&h)?),
+                // Not needed (samples follow the edit list), but it must decode.
+                b"tfdt" => drop(b.decode::<Tfdt>(&h)?),
+                b"trun" => truns.push((b.decode(&h)?, h)),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        let tfhd = tfhd.ok_or_else(|| h.invalid("no tfhd box"))?;
+        trafs.push(Traf { tfhd, truns, here: h });
+        Ok(())
+    })?;
+    Ok(trafs)
+}
+
+/// A fragment's sample defaults: from its `tfhd`, else the track's `trex`.
+struct FragmentDefaults {
+    description: u32,
+    duration: u32,
+    size: u32,
+    flags: u32,
+}
+
+impl FragmentDefaults {
+    fn new(traf: &Traf, trex: Option<&Trex>) -> Self {
+        let tfhd = &traf.tfhd;
+        FragmentDefaults {
+            description: tfhd
+                .sample_description_index
+                .or(trex.map(|d| d.default_sample_description_index))
+                .unwrap_or(1),
+            duration: tfhd
+                .default_sample_duration
+                .or(trex.map(|d| d.default_sample_duration))
+                .unwrap_or(0),
+            size: tfhd
+                .default_sample_size
+                .or(trex.map(|d| d.default_sample_size))
+                .unwrap_or(0),
+            flags: tfhd
+                .default_sample_flags
+                .or(trex.map(|d| d.default_sample_flags))
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// Appends the samples of a `traf`'s runs, from `base`; returns where the
+/// last run's data ends (the next `traf`'s implicit base).
+fn add_truns(
+    track: &mut Track,
+    traf: &Traf,
+    defaults: &FragmentDefaults,
+    base: u64,
+    file_size: u64,
+    limits: &Limits,
+) -> Result<u64> {
+    let entry = u8::try_from(defaults.description - 1).map_err(|_| {
+        traf.here
+            .invalid(format!("sample description {} is too large", defaults.description))
+    })?;
+    let mut pos = base;
+    for (trun, th) in &traf.truns {
+        let total = track.samples.len().saturating_add(trun.samples.len());
+        limits.check_count(Limit::SamplesPerTrack, total, th, "sample count")?;
+        if let mp4_atom::TrunSamples::Inherited { count, .. } = trun.samples {
+            check_fixed_size(u64::from(count), defaults.size, file_size, th)?;
+        }
+        if let Some(off) = trun.data_offset {
+            pos = base
+                .checked_add_signed(i64::from(off))
+                .ok_or_else(|| th.invalid("data offset points before the start of the file"))?;
+        }
+        for e in trun.samples.iter() {
+            let size = e.size.unwrap_or(defaults.size);
+            let flags = e.flags.unwrap_or(defaults.flags);
+            let cts = e.cts.unwrap_or(0);
+            track.samples.push(Sample {
+                offset: pos,
+                size,
+                duration: e.duration.unwrap_or(defaults.duration),
+                composition_offset: i32::try_from(cts)
+                    .map_err(|_| th.invalid(format!("composition offset {cts} out of range")))?,
+                // sample_is_non_sync_sample is bit 16 of the flags (§8.8.3.1).
+                sync: flags & 0x0001_0000 == 0,
+                entry,
+            });
+            pos = pos
+                .checked_add(u64::from(size))
+                .ok_or_else(|| th.invalid("sample offsets overflow"))?;
+        }
+    }
+    Ok(pos)
 }
 
 #[cfg(test)]
