@@ -316,25 +316,25 @@ fn input_bytes(rec: &Recording) -> u64 {
         .sum()
 }
 
-/// The validation stage for one recording: `Ok` with what the stitch stage
-/// needs, or `Err` with its final report (invalid, skipped, failed).
+/// The validation stage for one recording: its report, and the validated
+/// recording when it goes on to the stitch stage (else the report is final:
+/// invalid, skipped, failed).
 fn validate_stage(
     rec: &Recording,
     out_dir: &Path,
     options: &BatchOptions,
-) -> std::result::Result<(ValidatedRecording, RecordingReport), RecordingReport> {
-    let validated =
-        validate_isolated(rec, &options.validate).map_err(|e| RecordingReport::from_validation(rec, Err(e)))?;
+) -> (Option<ValidatedRecording>, RecordingReport) {
+    let validated = match validate_isolated(rec, &options.validate) {
+        Ok(v) => v,
+        Err(e) => return (None, RecordingReport::from_validation(rec, Err(e))),
+    };
     let mut report = RecordingReport::from_validated(&validated);
     if validated.is_valid() && !options.force && up_to_date(rec, out_dir, &options.stitch) {
         report.status = Status::Skipped;
         set_outputs(&mut report, &output_paths(&rec.call_id, &rec.key, out_dir));
     }
-    if report.status == Status::Ok {
-        Ok((validated, report))
-    } else {
-        Err(report)
-    }
+    let stitch = report.status == Status::Ok;
+    (stitch.then_some(validated), report)
 }
 
 /// The stitch stage for one recording: its final report and the bytes written.
@@ -416,8 +416,8 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
             s.spawn(move || {
                 for (i, rec) in rx {
                     let sent = match validate_stage(rec, out_dir, options) {
-                        Ok((validated, report)) => to_stitch.send((i, rec, validated, report)).is_ok(),
-                        Err(report) => to_collect.send(finish(i, rec, report, 0)).is_ok(),
+                        (Some(validated), report) => to_stitch.send((i, rec, validated, report)).is_ok(),
+                        (None, report) => to_collect.send(finish(i, rec, report, 0)).is_ok(),
                     };
                     if !sent {
                         break;

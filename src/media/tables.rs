@@ -525,7 +525,9 @@ fn read_trafs<'h>(moof: &[u8], here: &Here<'h>) -> Result<Vec<Traf<'h>>> {
             match &<[u8; 4]>::from(b.kind) {
                 b"tfhd" => tfhd = Some(b.decode(&h)?),
                 // Not needed (samples follow the edit list), but it must decode.
-                b"tfdt" => drop(b.decode::<Tfdt>(&h)?),
+                b"tfdt" => {
+                    b.decode::<Tfdt>(&h)?;
+                }
                 b"trun" => truns.push((b.decode(&h)?, h)),
                 _ => {}
             }

@@ -287,6 +287,47 @@ fn empty_track(timescale: u32) -> OutTrack {
     }
 }
 
+/// How a chunk's audio edit list trims it, in output audio ticks.
+struct AudioTrim {
+    /// Decode times of the packets, and the end.
+    times: Vec<u64>,
+    /// Where the edit starts.
+    trim: u64,
+    /// How much the edit presents.
+    presented: u64,
+    /// Whole priming packets dropped (none for chunk 0: its edit trims them).
+    drop: usize,
+    /// Priming samples left after the dropped packets.
+    leftover: u64,
+}
+
+impl AudioTrim {
+    fn new(k: usize, a: &Track, movie_timescale: u32, ats: u32) -> Result<AudioTrim, PlanError> {
+        let pa = a.presentation(movie_timescale);
+        let times = rescaled_decode_times(a, ats);
+        let trim = rescale(pa.start, a.timescale, ats);
+        let media_end = times.last().copied().unwrap_or(0);
+        if trim >= media_end {
+            return Err(at_chunk(
+                k,
+                &format!(
+                    "the audio edit list starts at {trim} ticks, at or past the end of the audio ({media_end} ticks)"
+                ),
+            ));
+        }
+        let drop = if k == 0 { 0 } else { priming_packets(&times, trim) };
+        // times[drop] <= trim < media_end: some audio remains after the trim.
+        let leftover = trim - times[drop];
+        Ok(AudioTrim {
+            presented: rescale(pa.length, a.timescale, ats),
+            times,
+            trim,
+            drop,
+            leftover,
+        })
+    }
+}
+
 /// Whole priming packets a later chunk drops: those its edit list trims
 /// entirely (`times` are decode times, `trim` the edit's start).
 fn priming_packets(times: &[u64], trim: u64) -> usize {
@@ -322,19 +363,8 @@ impl<'h> Planner<'h> {
             return Err(name("the audio track has no samples"));
         }
         let entry_map = merge_entries(&mut self.audio.entries, a, &name("audio"))?;
-        let pa = a.presentation(chunk.movie_timescale);
-        let times = rescaled_decode_times(a, ats);
-        let trim = rescale(pa.start, a.timescale, ats);
-        let presented = rescale(pa.length, a.timescale, ats);
-        let media_end = times.last().copied().unwrap_or(0);
-        if trim >= media_end {
-            return Err(name(&format!(
-                "the audio edit list starts at {trim} ticks, at or past the end of the audio ({media_end} ticks)"
-            )));
-        }
-        let drop = if k == 0 { 0 } else { priming_packets(&times, trim) };
-        // times[drop] <= trim < media_end: some audio remains after the trim.
-        let leftover = trim - times[drop];
+        let cut = AudioTrim::new(k, a, chunk.movie_timescale, ats)?;
+        let (times, trim, drop, leftover) = (&cut.times, cut.trim, cut.drop, cut.leftover);
         let mut start = self
             .audio_end
             .checked_add(leftover)
@@ -375,6 +405,20 @@ impl<'h> Planner<'h> {
             self.audio.samples.push(out_sample(src, s, duration, 0, entry)?);
             self.audio_end += duration;
         }
+        self.audio_placement(k, &cut, start, inserted)
+    }
+
+    /// Where chunk `k`'s audio landed, once its samples are in: its first
+    /// real sample at output time `start`.
+    fn audio_placement(
+        &mut self,
+        k: usize,
+        cut: &AudioTrim,
+        start: u64,
+        inserted: Vec<(i64, u64)>,
+    ) -> Result<(Placement, AudioJoin), PlanError> {
+        let name = |what: &str| at_chunk(k, what);
+        let ats = f64::from(self.audio.timescale);
         let kept_after_start = self
             .audio_end
             .checked_sub(start)
@@ -384,15 +428,15 @@ impl<'h> Planner<'h> {
             .checked_sub(self.first_audio_start)
             .ok_or_else(|| name("audio starts before chunk 0's"))?;
         let placement = Placement {
-            audio_start: since_first as f64 / f64::from(ats),
-            audio_presented: presented as f64 / f64::from(ats),
-            dropped_priming_packets: u32::try_from(drop).map_err(|_| name("too many priming packets"))?,
-            leftover_priming_samples: leftover,
-            tail_padding_samples: kept_after_start.saturating_sub(presented),
+            audio_start: since_first as f64 / ats,
+            audio_presented: cut.presented as f64 / ats,
+            dropped_priming_packets: u32::try_from(cut.drop).map_err(|_| name("too many priming packets"))?,
+            leftover_priming_samples: cut.leftover,
+            tail_padding_samples: kept_after_start.saturating_sub(cut.presented),
             ..Placement::default()
         };
         if k == self.last {
-            self.audio.presented = since_first.saturating_add(presented.min(kept_after_start));
+            self.audio.presented = since_first.saturating_add(cut.presented.min(kept_after_start));
         }
         let join = AudioJoin {
             start: since_first,
