@@ -21,6 +21,8 @@ use symphonia::core::packet::PacketRef;
 use symphonia::core::units::{Duration, Timestamp};
 use symphonia::default::codecs::AacDecoder;
 
+use h264_reader::rbsp::{BitRead, BitReader};
+
 use crate::finding::{Code, Finding};
 use crate::limits::{Limit, Limits};
 use crate::media::{AvcConfig, Codec, MediaInfo, Track};
@@ -242,30 +244,21 @@ pub fn audio_findings(a: &AudioAnalysis, index: Option<u32>) -> Vec<Finding> {
     out
 }
 
-/// Reads an unsigned Exp-Golomb code (ISO/IEC 14496-10 §9.1).
-fn read_ue(bits: &[u8], pos: &mut usize) -> Option<u32> {
-    let bit = |p: usize| bits.get(p / 8).map(|b| (b >> (7 - p % 8)) & 1);
-    let mut zeros = 0;
-    while bit(*pos)? == 0 {
-        zeros += 1;
-        *pos += 1;
-        if zeros > 31 {
-            return None;
-        }
+/// The `n`th unsigned Exp-Golomb field (ISO/IEC 14496-10 §9.1) at the
+/// start of a NAL unit's payload, read by `h264-reader` from the RBSP.
+fn nth_ue(nal: &[u8], n: usize) -> Option<u32> {
+    let rbsp = h264_reader::rbsp::decode_nal(nal).ok()?;
+    let mut bits = BitReader::new(&rbsp[..]);
+    let mut value = None;
+    for _ in 0..n {
+        value = Some(bits.read_ue("field").ok()?);
     }
-    *pos += 1;
-    let mut v: u64 = 0;
-    for _ in 0..zeros {
-        v = (v << 1) | u64::from(bit(*pos)?);
-        *pos += 1;
-    }
-    u32::try_from((1u64 << zeros) - 1 + v).ok()
+    value
 }
 
 /// The id of a PPS NAL unit (its first field).
 fn pps_id(nal: &[u8]) -> Option<u32> {
-    let rbsp = h264_reader::rbsp::decode_nal(nal).ok()?;
-    read_ue(&rbsp, &mut 0)
+    nth_ue(nal, 1)
 }
 
 /// Checks the H.264 bitstream structure of a chunk's video track.
@@ -353,12 +346,7 @@ fn walk_nals(track: &Track, avc: &AvcConfig, file: &File, limits: &Limits, note:
             match kind {
                 1 | 5 => {
                     // slice_header: first_mb_in_slice, slice_type, pic_parameter_set_id
-                    let rbsp = h264_reader::rbsp::decode_nal(&nal[..nal.len().min(64)]).unwrap_or_default();
-                    let mut p = 0;
-                    let id = read_ue(&rbsp, &mut p)
-                        .and(read_ue(&rbsp, &mut p))
-                        .and_then(|_| read_ue(&rbsp, &mut p));
-                    match id {
+                    match nth_ue(&nal[..nal.len().min(64)], 3) {
                         Some(id) if known_pps.contains(&id) => {}
                         Some(id) => note(format!("sample {i} at {at:.3} s: slice refers to unknown PPS {id}")),
                         None => note(format!("sample {i} at {at:.3} s: slice header does not parse")),
@@ -400,13 +388,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exp_golomb() {
-        // 1 -> 0, 010 -> 1, 011 -> 2, 00100 -> 3
-        let bits = [0b1010_0110, 0b0100_0000];
-        let mut p = 0;
-        let got: Vec<u32> = (0..4).map(|_| read_ue(&bits, &mut p).unwrap()).collect();
-        assert_eq!(got, [0, 1, 2, 3]);
-        assert_eq!(read_ue(&[0, 0, 0, 0, 0], &mut 0), None);
+    fn fields_of_a_nal_unit() {
+        // A header byte, then 1 -> 0, 010 -> 1, 011 -> 2, 00100 -> 3.
+        let nal = [0x68, 0b1010_0110, 0b0100_0000];
+        let got: Vec<Option<u32>> = (1..=4).map(|n| nth_ue(&nal, n)).collect();
+        assert_eq!(got, [Some(0), Some(1), Some(2), Some(3)]);
+        assert_eq!(pps_id(&nal), Some(0));
+        assert_eq!(nth_ue(&[0x68, 0, 0, 0, 0, 0], 1), None, "more than 31 leading zeros");
+        assert_eq!(nth_ue(&[0x68], 1), None, "no payload");
     }
 
     #[test]

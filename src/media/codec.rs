@@ -368,28 +368,30 @@ const AAC_RATES: [u32; 13] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
 ];
 
-/// Parses an AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1).
+/// Parses an AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1), its bits
+/// read by `h264-reader`'s bit reader.
 pub(crate) fn parse_audio_specific_config(asc: &[u8], here: &Here) -> Result<AacConfig> {
+    use h264_reader::rbsp::{BitRead, BitReader};
     let here = here.child("AudioSpecificConfig");
-    let mut bits = Bits { data: asc, pos: 0 };
-    let short = || here.invalid("AudioSpecificConfig is too short");
-    let mut object_type = bits.read(5).ok_or_else(short)? as u8;
+    let mut bits = BitReader::new(asc);
+    let short = |_| here.invalid("AudioSpecificConfig is too short");
+    let mut object_type: u8 = bits.read::<5, u8>("audioObjectType").map_err(short)?;
     if object_type == 31 {
-        object_type = 32 + bits.read(6).ok_or_else(short)? as u8;
+        object_type = 32 + bits.read::<6, u8>("audioObjectTypeExt").map_err(short)?;
     }
-    let freq_index = bits.read(4).ok_or_else(short)?;
+    let freq_index: u8 = bits.read::<4, u8>("samplingFrequencyIndex").map_err(short)?;
     let sample_rate = if freq_index == 15 {
-        bits.read(24).ok_or_else(short)?
+        bits.read::<24, u32>("samplingFrequency").map_err(short)?
     } else {
         *AAC_RATES
-            .get(freq_index as usize)
+            .get(usize::from(freq_index))
             .ok_or_else(|| here.invalid(format!("reserved sampling frequency index {freq_index}")))?
     };
-    let channels = bits.read(4).ok_or_else(short)? as u8;
+    let channels: u8 = bits.read::<4, u8>("channelConfiguration").map_err(short)?;
     // GASpecificConfig's frameLengthFlag, for the AAC object types that have it.
     let frame_length = if matches!(object_type, 1..=4 | 6 | 7 | 17 | 19..=23) {
-        match bits.read(1) {
-            Some(1) => 960,
+        match bits.read_bit("frameLengthFlag") {
+            Ok(true) => 960,
             _ => 1024,
         }
     } else {
@@ -405,24 +407,6 @@ pub(crate) fn parse_audio_specific_config(asc: &[u8], here: &Here) -> Result<Aac
         frame_length,
         asc: asc.to_vec(),
     })
-}
-
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Bits<'_> {
-    fn read(&mut self, n: usize) -> Option<u32> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            let byte = *self.data.get(self.pos / 8)?;
-            let bit = (byte >> (7 - self.pos % 8)) & 1;
-            v = (v << 1) | u32::from(bit);
-            self.pos += 1;
-        }
-        Some(v)
-    }
 }
 
 #[cfg(test)]
