@@ -359,6 +359,9 @@ mod tests {
     #[test]
     fn gap_mode_parses() {
         assert_eq!("wallclock".parse::<GapMode>(), Ok(GapMode::Wallclock));
-        assert!("sideways".parse::<GapMode>().is_err());
+        assert_eq!(
+            "sideways".parse::<GapMode>().unwrap_err(),
+            "unknown gap mode \"sideways\": use collapse or wallclock"
+        );
     }
 }

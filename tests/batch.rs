@@ -67,7 +67,12 @@ fn shards_are_disjoint_and_cover_the_archive() {
     }
     assert_eq!(seen.len(), 200, "shards {sizes:?} do not cover the archive");
     assert!(sizes.iter().all(|&n| n > 40), "unbalanced shards {sizes:?}");
-    assert!("3/3".parse::<Shard>().is_err() && "1/0".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
+    for bad in ["3/3", "1/0", "x"] {
+        assert_eq!(
+            bad.parse::<Shard>().unwrap_err(),
+            format!("{bad:?} is not a shard: use K/N with 0 <= K < N, e.g. 0/3")
+        );
+    }
 }
 
 #[test]

@@ -10,22 +10,6 @@ use std::time::Duration;
 
 use recstitch::{media, Limits};
 
-/// A small, seeded generator: the same mutations on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 17
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(util::cases().join(name)).unwrap()
 }
@@ -65,7 +49,7 @@ fn twenty_thousand_mutated_headers_never_panic_or_hang() {
     assert!(end > 1000, "the fixture is expected to keep its moov first");
     let counts = within(Duration::from_secs(300), move || {
         let limits = Limits::default();
-        let mut rng = Rng(0x5EED_0000_0000_0001);
+        let mut rng = util::Rng(0x5EED_0000_0000_0001);
         let (mut ok, mut err) = (0, 0);
         for _ in 0..20_000 {
             let mut bytes = original.clone();

@@ -22,22 +22,9 @@ const CASES: u64 = 160;
 /// first variant of each choice, which keeps the fixture's own value, so
 /// that many archives are valid and reach the stitcher.
 fn biased_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = util::Rng(seed);
     (0..len)
-        .map(|_| {
-            let r = next();
-            if r % 100 < 85 {
-                0
-            } else {
-                (r >> 32) as u8
-            }
-        })
+        .map(|_| if rng.below(100) < 85 { 0 } else { rng.below(256) as u8 })
         .collect()
 }
 

@@ -286,9 +286,20 @@ mod tests {
     #[test]
     fn size_smaller_than_header_is_invalid() {
         let body = [0, 0, 0, 3, b't', b'r', b'a', b'k'];
-        assert!(Children::new(&body).next_box(&here()).is_err());
+        let e = Children::new(&body).next_box(&here()).unwrap_err();
+        assert_eq!(e.category(), "invalid");
+        assert!(
+            e.to_string()
+                .ends_with("moov/trak: box size 3 is smaller than its 8-byte header"),
+            "{e}"
+        );
         let large = [0, 0, 0, 1, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 9];
-        assert!(Children::new(&large).next_box(&here()).is_err());
+        let e = Children::new(&large).next_box(&here()).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("moov/mdat: box size 9 is smaller than its 16-byte header"),
+            "{e}"
+        );
     }
 
     #[test]

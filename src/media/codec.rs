@@ -460,7 +460,9 @@ mod tests {
             &[0x67, 0xff, 0xff, 0xff, 0xff, 0xff][..],
             &[0x68, 1, 2][..],
         ] {
-            assert!(parse_sps(nal, &here()).is_err());
+            let e = parse_sps(nal, &here()).unwrap_err();
+            assert_eq!(e.category(), "invalid", "{nal:?}: {e}");
+            assert!(e.to_string().contains("SPS"), "{nal:?}: {e}");
         }
     }
 }

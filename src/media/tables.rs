@@ -692,22 +692,29 @@ mod tests {
                 sample_offset: 0,
             }],
         });
-        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+        invalid(t, "ctts: composition offsets cover 4 samples but stsz has 3");
 
         let mut t = tables(vec![1, 2, 3], vec![(1, 3)], vec![0]);
         t.stss = Some(Stss { entries: vec![4] });
-        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+        invalid(t, "stss: sync sample 4 is not a sample of the track (1..=3)");
+    }
+
+    /// `expand_samples` refuses `t` as invalid, with a message ending in `message`.
+    fn invalid(t: SampleTables, message: &str) {
+        let e = expand_samples(t, &here(), &Limits::default()).unwrap_err();
+        assert_eq!(e.category(), "invalid", "{e}");
+        assert!(e.to_string().ends_with(message), "{e}");
     }
 
     #[test]
     fn stsc_out_of_order_or_bad_description_is_an_error() {
         let t = tables(vec![1, 2], vec![(2, 1), (1, 1)], vec![0, 10]);
-        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+        invalid(t, "stsc: entry 0 has first_chunk 2 out of order or past the 2 chunks");
         let t = tables(vec![1, 2], vec![(5, 1)], vec![0, 10]);
-        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+        invalid(t, "stsc: entry 0 has first_chunk 5 out of order or past the 2 chunks");
         let mut t = tables(vec![1, 2], vec![(1, 2)], vec![0]);
         t.stsc.entries[0].sample_description_index = 2;
-        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+        invalid(t, "stsc: entry 0 names sample description 2 of 1");
     }
 
     /// `count` samples of `size` bytes in one chunk, in a file of `file_size` bytes.
@@ -764,7 +771,7 @@ mod tests {
     #[test]
     fn offsets_that_overflow_are_errors() {
         let t = tables(vec![u32::MAX, u32::MAX], vec![(1, 2)], vec![u64::MAX - 10]);
-        assert!(expand_samples(t, &here(), &Limits::default()).is_err());
+        invalid(t, "stco: chunk 1: sample offsets overflow");
     }
 
     #[test]

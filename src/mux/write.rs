@@ -880,7 +880,8 @@ mod tests {
         chunk_offsets(&mut out, &[1, u64::from(u32::MAX)], false).unwrap();
         assert_eq!(&out[4..8], b"stco");
         let mut out = Vec::new();
-        assert!(chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], false).is_err());
+        let e = chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], false).unwrap_err();
+        assert_eq!(e.to_string(), "chunk offset exceeds 32 bits without co64");
         chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], true).unwrap();
         assert_eq!(&out[4..8], b"co64");
         assert_eq!(&out[out.len() - 8..], &(u64::from(u32::MAX) + 1).to_be_bytes());

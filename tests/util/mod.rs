@@ -147,6 +147,26 @@ pub fn copies_of_good(n: usize) -> PathBuf {
     dir
 }
 
+/// A small, seeded generator (a 64-bit LCG): the same sequence on every
+/// run, so that generated cases are reproducible.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 47 bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 17
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
 /// Copies the folder tree `from` into `to` (created when missing).
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
