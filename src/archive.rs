@@ -811,8 +811,146 @@ fn same_chunk(a: &Chunk, b: &Chunk) -> Result<bool> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::validate::tests::Scenario;
+
+    const GOOD: &str = "fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a";
+    const DOC0: &str = "0-eus-d11-293c5f93ea87298458e47ef52dda3bb9";
+    const DOC1: &str = "0-eus-d11-93febf7d8405595011fab94b54be8806";
+
+    fn good(name: &str) -> Vec<u8> {
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(GOOD).join(name)).unwrap()
+    }
+
+    /// Chunk metadata of the good recording's chunk 0 with another document
+    /// id, index and start time.
+    fn metadata(doc: &str, call: &str, index: u32, start: &str) -> Vec<u8> {
+        let mut v: Value = serde_json::from_slice(&good(&format!("{DOC0}.json"))).unwrap();
+        v["chunkDocumentId"] = doc.into();
+        v["callId"] = call.into();
+        v["chunkIndex"] = index.into();
+        v["chunkStartTime"] = start.into();
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    /// Scans a fresh folder holding `files` (relative path, bytes).
+    fn scan_of(files: &[(&str, Vec<u8>)]) -> Archive {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("recstitch-archive-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, bytes) in files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let archive = Archive::scan(&dir, &ScanOptions::default()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        archive
+    }
+
+    fn findings(archive: &Archive) -> Vec<Finding> {
+        archive.recordings.iter().flat_map(|r| r.findings.clone()).collect()
+    }
+
+    /// One scenario per finding the scan itself makes.
+    pub(crate) fn scenarios() -> Vec<Scenario> {
+        let media = good(&format!("{DOC0}.mp4"));
+        let json = good(&format!("{DOC0}.json"));
+        let mut other_media = media.clone();
+        *other_media.last_mut().unwrap() ^= 1;
+        vec![
+            (
+                "an error page saved as metadata",
+                Code::MetadataInvalid,
+                findings(&scan_of(&[
+                    (&format!("{DOC0}.json"), b"<html>401</html>".to_vec()),
+                    (&format!("{DOC0}.mp4"), media.clone()),
+                ])),
+            ),
+            (
+                "one chunk twice",
+                Code::ChunkDuplicate,
+                findings(&scan_of(&[
+                    (&format!("a/{DOC0}.json"), json.clone()),
+                    (&format!("a/{DOC0}.mp4"), media.clone()),
+                    (&format!("b/{DOC0}.json"), json.clone()),
+                    (&format!("b/{DOC0}.mp4"), other_media),
+                ])),
+            ),
+            ("a chunk the event does not list", Code::RecordingExtraChunk, {
+                let mut event: Value = serde_json::from_slice(&good("event.json")).unwrap();
+                let listed = event[0]["data"]["recordingStorageInfo"]["recordingChunks"]
+                    .as_array_mut()
+                    .unwrap();
+                listed.retain(|c| c["documentId"] != DOC1);
+                findings(&scan_of(&[
+                    ("event.json", serde_json::to_vec(&event).unwrap()),
+                    (&format!("{DOC0}.json"), json.clone()),
+                    (&format!("{DOC1}.json"), good(&format!("{DOC1}.json"))),
+                ]))
+            }),
+        ]
+    }
+
+    #[test]
+    fn identical_copies_are_one_chunk_and_differing_copies_an_error() {
+        let (json, media) = (good(&format!("{DOC0}.json")), good(&format!("{DOC0}.mp4")));
+        let archive = scan_of(&[
+            (&format!("a/{DOC0}.json"), json.clone()),
+            (&format!("a/{DOC0}.mp4"), media.clone()),
+            (&format!("b/{DOC0}.json"), json),
+            (&format!("b/{DOC0}.mp4"), media),
+        ]);
+        let rec = &archive.recordings[0];
+        assert_eq!(rec.chunks.len(), 1);
+        assert_eq!(rec.findings.len(), 1);
+        assert_eq!(rec.findings[0].severity, crate::Severity::Warning);
+        assert!(rec.findings[0].message.contains("appears twice with identical bytes"));
+    }
+
+    #[test]
+    fn indices_that_restart_at_zero_begin_a_new_recording_of_the_call() {
+        let call = "c0000000-0000-4000-8000-000000000001";
+        let archive = scan_of(&[
+            ("x0.json", metadata("x0", call, 0, "2024-05-14T09:30:00Z")),
+            ("x1.json", metadata("x1", call, 1, "2024-05-14T09:30:03Z")),
+            ("y0.json", metadata("y0", call, 0, "2024-05-14T10:00:00Z")),
+            ("z0.json", metadata("z0", "another-call", 0, "2024-05-14T08:00:00Z")),
+        ]);
+        let shape: Vec<(&str, &str, Vec<&str>)> = archive
+            .recordings
+            .iter()
+            .map(|r| {
+                let docs = r.chunks.iter().map(|c| c.document_id.as_str()).collect();
+                (r.call_id.as_str(), r.key.as_str(), docs)
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("another-call", "z0", vec!["z0"]),
+                (call, "x0", vec!["x0", "x1"]),
+                (call, "y0", vec!["y0"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_event_groups_its_chunks_under_its_recording_id() {
+        let archive = Archive::scan(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases/good"),
+            &ScanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(archive.recordings.len(), 1);
+        let rec = &archive.recordings[0];
+        assert!(rec.key.starts_with("eyJQbGF0Zm9ybUVuZHBvaW50SWQi"), "{}", rec.key);
+        let indices: Vec<Option<u32>> = rec.chunks.iter().map(Chunk::index).collect();
+        assert_eq!(indices, [Some(0), Some(1), Some(2)]);
+        assert!(rec.chunks.iter().all(|c| c.event_entry.is_some()));
+    }
 
     #[test]
     fn too_many_chunks_is_a_limit_error_that_names_the_limit() {

@@ -384,8 +384,58 @@ fn longest_sync_gap(track: &Track) -> Option<(f64, f64)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::validate::tests::{media, Scenario};
+
+    /// One scenario per finding of the deep checks.
+    pub(crate) fn scenarios() -> Vec<Scenario> {
+        let analysis = |edit: fn(&mut AudioAnalysis)| {
+            let mut a = AudioAnalysis {
+                levels_dbfs: vec![-20.0; 4],
+                samples: 64_000,
+                ..AudioAnalysis::default()
+            };
+            edit(&mut a);
+            audio_findings(&a, Some(1))
+        };
+        let mut not_sync = media(1);
+        not_sync.tracks[0].samples[0].sync = false;
+        vec![
+            (
+                "a frame that does not decode",
+                Code::AudioDecodeError,
+                analysis(|a| a.decode_errors.push((0.576, "invalid channel element".into()))),
+            ),
+            (
+                "silence",
+                Code::AudioSilent,
+                analysis(|a| a.levels_dbfs = vec![-90.0; 4]),
+            ),
+            (
+                "clipping",
+                Code::AudioClipping,
+                analysis(|a| {
+                    a.clipped_samples = 1000;
+                    a.first_clip = Some(0.25);
+                }),
+            ),
+            (
+                "no sync sample first",
+                Code::VideoBitstream,
+                check_video(&not_sync, Some(1), &Limits::default()),
+            ),
+        ]
+    }
+
+    #[test]
+    fn an_intact_chunk_gives_no_deep_finding() {
+        let m = media(1);
+        assert_eq!(check_video(&m, Some(1), &Limits::default()), Vec::new());
+        let a = analyse_audio(&m, &Limits::default()).unwrap();
+        assert_eq!(audio_findings(&a, Some(1)), Vec::new());
+        assert_eq!(a.levels_dbfs.len(), 3, "2.5 s of audio: three seconds started");
+    }
 
     #[test]
     fn fields_of_a_nal_unit() {

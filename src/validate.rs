@@ -132,13 +132,7 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
     let edits_ok = check_edits(&media, index, &mut out);
     let duration = media.duration_ms();
     check.media_duration_ms = Some(duration);
-    for quirk in &media.quirks {
-        out.push(Finding::warning(
-            Code::MediaQuirk,
-            index,
-            format!("{}: {quirk}", path.display()),
-        ));
-    }
+    check_quirks(&media, index, &mut out);
     if let Some(md) = &chunk.metadata {
         check_pauses(md, index, &mut out);
         check_streams(md, &media, index, &mut out);
@@ -229,6 +223,17 @@ fn check_truncation(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding
         ),
     ));
     false
+}
+
+/// `media.quirk`: what the probe tolerated, one warning each.
+fn check_quirks(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) {
+    for quirk in &media.quirks {
+        out.push(Finding::warning(
+            Code::MediaQuirk,
+            index,
+            format!("{}: {quirk}", media.path.display()),
+        ));
+    }
 }
 
 /// `--deep`: decodes the audio and walks the video bitstream.
@@ -797,4 +802,391 @@ fn codec_fingerprint(media: &MediaInfo) -> (Vec<Vec<u8>>, Vec<u8>) {
         }
     }
     (sets, asc)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::PathBuf;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::finding::Severity;
+    use crate::metadata::{CompletionEvent, EventChunk};
+
+    /// What a unit test of a rule expects: a name, the code it must give,
+    /// and the findings it gave.
+    pub(crate) type Scenario = (&'static str, Code, Vec<Finding>);
+
+    const DOCS: [&str; 3] = [
+        "0-eus-d11-293c5f93ea87298458e47ef52dda3bb9",
+        "0-eus-d11-93febf7d8405595011fab94b54be8806",
+        "0-eus-d11-9b5d9438ec5d9630fb8d71727c7f2ad8",
+    ];
+
+    fn good(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a")
+            .join(name)
+    }
+
+    /// Chunk `i` of the good fixture recording, probed.
+    pub(crate) fn media(i: usize) -> MediaInfo {
+        crate::probe(&good(&format!("{}.mp4", DOCS[i])), &Limits::default()).unwrap()
+    }
+
+    /// Chunk `i`'s metadata, after `edit` of its JSON.
+    pub(crate) fn metadata_with(i: usize, edit: impl FnOnce(&mut Value)) -> ChunkMetadata {
+        let path = good(&format!("{}.json", DOCS[i]));
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut v);
+        crate::metadata::parse_metadata(&v, &path).unwrap()
+    }
+
+    fn metadata(i: usize) -> ChunkMetadata {
+        metadata_with(i, |_| {})
+    }
+
+    fn chunk(i: usize) -> Chunk {
+        Chunk {
+            document_id: DOCS[i].into(),
+            metadata_path: good(&format!("{}.json", DOCS[i])),
+            metadata: Some(metadata(i)),
+            media_path: Some(good(&format!("{}.mp4", DOCS[i]))),
+            media_kind: Some(FileKind::Mp4),
+            event_entry: None,
+        }
+    }
+
+    fn recording(chunks: Vec<Chunk>) -> Recording {
+        Recording {
+            call_id: "call".into(),
+            key: "key".into(),
+            chunks,
+            event: None,
+            findings: Vec::new(),
+        }
+    }
+
+    fn probed(media: MediaInfo) -> ChunkCheck {
+        ChunkCheck {
+            media: Some(media),
+            ..ChunkCheck::default()
+        }
+    }
+
+    /// The findings `rule` adds.
+    fn run(rule: impl FnOnce(&mut Vec<Finding>)) -> Vec<Finding> {
+        let mut out = Vec::new();
+        rule(&mut out);
+        out
+    }
+
+    /// The findings of `check_streams` for chunk 1 after `edit` of its metadata.
+    fn streams(edit: impl FnOnce(&mut Value)) -> Vec<Finding> {
+        let md = metadata_with(1, edit);
+        run(|out| check_streams(&md, &media(1), Some(1), out))
+    }
+
+    fn event(chunks: &[(usize, &str)]) -> CompletionEvent {
+        CompletionEvent {
+            call_id: Some("call".into()),
+            server_call_id: None,
+            recording_id: Some("key".into()),
+            recording_start: None,
+            recording_duration_ms: None,
+            session_end_reason: None,
+            chunks: chunks
+                .iter()
+                .map(|&(i, end)| EventChunk {
+                    document_id: DOCS[i].into(),
+                    index: u32::try_from(i).unwrap(),
+                    end_reason: Some(end.into()),
+                })
+                .collect(),
+        }
+    }
+
+    /// The findings of the recording rules over the three good chunks, after `edit`.
+    fn recording_findings(edit: impl FnOnce(&mut Recording, &mut Vec<ChunkCheck>)) -> Vec<Finding> {
+        let mut rec = recording((0..3).map(chunk).collect());
+        let mut checks: Vec<ChunkCheck> = (0..3).map(|i| probed(media(i))).collect();
+        edit(&mut rec, &mut checks);
+        run(|out| recording_rules(&rec, &checks, out))
+    }
+
+    /// One scenario per rule of this module, each named after what it breaks.
+    pub(crate) fn scenarios() -> Vec<Scenario> {
+        let mut missing = chunk(1);
+        missing.media_path = None;
+        let with_kind = |kind| {
+            let mut c = chunk(1);
+            c.media_kind = Some(kind);
+            c
+        };
+        let gone = {
+            let mut c = with_kind(FileKind::Unreadable);
+            c.media_path = Some(good("no-such-file.mp4"));
+            c
+        };
+        let mut short = media(1);
+        short.file_size = 100;
+        let mut past_edit = media(1);
+        past_edit.tracks[1].edits[0].media_time = Some(1 << 30);
+        let mut quirky = media(1);
+        quirky
+            .quirks
+            .push("3 bytes at the end of the file are not a box and were ignored".into());
+        let mut no_video = media(1);
+        no_video.tracks.retain(|t| t.kind != TrackKind::Video);
+        let mut no_audio = media(1);
+        no_audio.tracks.retain(|t| t.kind != TrackKind::Audio);
+        let md1 = metadata(1);
+        vec![
+            (
+                "no media file",
+                Code::MediaMissing,
+                run(|o| {
+                    let _ = media_to_probe(&missing, Some(1), o);
+                }),
+            ),
+            (
+                "an MP3 file",
+                Code::MediaUnsupportedFormat,
+                run(|o| {
+                    let _ = media_to_probe(&with_kind(FileKind::Mp3), Some(1), o);
+                }),
+            ),
+            (
+                "unreadable",
+                Code::MediaUnreadable,
+                run(|o| {
+                    let _ = media_to_probe(&gone, Some(1), o);
+                }),
+            ),
+            (
+                "zero bytes",
+                Code::MediaEmpty,
+                run(|o| {
+                    let _ = media_to_probe(&with_kind(FileKind::Empty), Some(1), o);
+                }),
+            ),
+            (
+                "an HTML page",
+                Code::MediaNotMp4,
+                run(|o| {
+                    let _ = media_to_probe(&with_kind(FileKind::Html), Some(1), o);
+                }),
+            ),
+            (
+                "samples past the end",
+                Code::MediaTruncated,
+                run(|o| {
+                    let _ = check_truncation(&short, Some(1), o);
+                }),
+            ),
+            (
+                "edit past the media",
+                Code::MediaInvalid,
+                run(|o| {
+                    let _ = check_edits(&past_edit, Some(1), o);
+                }),
+            ),
+            ("a quirk", Code::MediaQuirk, run(|o| check_quirks(&quirky, Some(1), o))),
+            (
+                "no video track",
+                Code::VideoCodec,
+                run(|o| check_streams(&md1, &no_video, Some(1), o)),
+            ),
+            (
+                "no audio track",
+                Code::AudioCodec,
+                run(|o| check_streams(&md1, &no_audio, Some(1), o)),
+            ),
+            (
+                "picture size",
+                Code::VideoResolution,
+                streams(|v| v["recordingInfo"]["videoConfiguration"]["longerSideLength"] = 1280.into()),
+            ),
+            (
+                "frame rate",
+                Code::VideoFrameRate,
+                streams(|v| v["recordingInfo"]["videoConfiguration"]["framerate"] = 15.into()),
+            ),
+            (
+                "sample rate",
+                Code::AudioSampleRate,
+                streams(|v| v["recordingInfo"]["audioConfiguration"]["sampleRate"] = 48000.into()),
+            ),
+            (
+                "channels",
+                Code::AudioChannels,
+                streams(|v| v["recordingInfo"]["audioConfiguration"]["channels"] = 2.into()),
+            ),
+            (
+                "video bit rate",
+                Code::VideoBitrate,
+                streams(|v| v["recordingInfo"]["videoConfiguration"]["bitRate"] = 1000.into()),
+            ),
+            (
+                "audio bit rate",
+                Code::AudioBitrate,
+                streams(|v| v["recordingInfo"]["audioConfiguration"]["bitRate"] = 100.into()),
+            ),
+            ("duration", Code::ChunkDuration, {
+                let md = metadata_with(1, |v| v["chunkDuration"] = 60000.into());
+                let m = media(1);
+                run(|o| {
+                    let _ = check_duration(&md, &m, m.duration_ms(), Some(1), o);
+                })
+            }),
+            ("a pause before the chunk", Code::MetadataInvalid, {
+                let md = metadata_with(1, |v| {
+                    v["pauseResumeIntervals"][0]["startTime"] = "2024-05-14T09:29:00Z".into()
+                });
+                run(|o| check_pauses(&md, Some(1), o))
+            }),
+            (
+                "another call",
+                Code::MetadataMismatch,
+                recording_findings(|r, _| {
+                    r.chunks[2].metadata = Some(metadata_with(2, |v| v["callId"] = "other".into()));
+                }),
+            ),
+            (
+                "no chunk 1",
+                Code::ChunkMissingIndex,
+                recording_findings(|r, c| {
+                    r.chunks.remove(1);
+                    c.remove(1);
+                }),
+            ),
+            (
+                "chunk 2 late",
+                Code::ChunkGap,
+                recording_findings(|r, _| {
+                    r.chunks[2].metadata = Some(metadata_with(2, |v| {
+                        v["chunkStartTime"] = "2024-05-14T09:30:12.1234567Z".into()
+                    }));
+                }),
+            ),
+            (
+                "chunk 2 early",
+                Code::ChunkOverlap,
+                recording_findings(|r, _| {
+                    r.chunks[2].metadata = Some(metadata_with(2, |v| {
+                        v["chunkStartTime"] = "2024-05-14T09:30:05.1234567Z".into()
+                    }));
+                }),
+            ),
+            (
+                "new AudioSpecificConfig",
+                Code::ChunkCodecChange,
+                recording_findings(|_, c| {
+                    let m = c[2].media.as_mut().unwrap();
+                    if let Codec::Aac(a) = &mut m.tracks[1].entries[0].codec {
+                        a.asc.push(0);
+                    }
+                }),
+            ),
+            ("an event that lists more", Code::RecordingIncomplete, {
+                let rec = recording(vec![chunk(0)]);
+                run(|o| check_against_event(&rec, &event(&[(0, "ChunkMaximumSizeExceeded"), (1, "SessionEnded")]), o))
+            }),
+            ("an event that lists less", Code::RecordingExtraChunk, {
+                let rec = recording(vec![chunk(0), chunk(1)]);
+                run(|o| check_against_event(&rec, &event(&[(0, "SessionEnded")]), o))
+            }),
+            ("a silent recording", Code::AudioSilent, {
+                let silent = |n| ChunkCheck {
+                    audio: Some(crate::deep::AudioAnalysis {
+                        levels_dbfs: vec![-90.0; n],
+                        ..Default::default()
+                    }),
+                    ..ChunkCheck::default()
+                };
+                run(|o| check_recording_silence(&[silent(3), silent(2)], o))
+            }),
+        ]
+    }
+
+    #[test]
+    fn each_rule_gives_its_code() {
+        let mut wrong = Vec::new();
+        for (name, code, findings) in scenarios() {
+            if !findings.iter().any(|f| f.code == code) {
+                wrong.push(format!("{name}: want {code}, got {findings:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn every_finding_code_is_triggered_by_a_unit_test() {
+        let triggered: std::collections::BTreeSet<Code> = scenarios()
+            .into_iter()
+            .chain(crate::archive::tests::scenarios())
+            .chain(crate::deep::tests::scenarios())
+            .filter(|(_, code, findings)| findings.iter().any(|f| f.code == *code))
+            .map(|(_, code, _)| code)
+            .collect();
+        let untested: Vec<&str> = Code::ALL
+            .iter()
+            .filter(|c| !triggered.contains(c))
+            .map(|c| c.as_str())
+            .collect();
+        assert!(untested.is_empty(), "no unit test triggers {untested:?}");
+    }
+
+    #[test]
+    fn the_good_recording_gives_no_finding_and_messages_say_what_was_found() {
+        assert_eq!(recording_findings(|_, _| {}), Vec::new());
+        let f = streams(|v| v["recordingInfo"]["videoConfiguration"]["framerate"] = 15.into());
+        assert_eq!(f[0].message, "video runs at 8.000 fps; the metadata says 15");
+        assert_eq!((f[0].severity, f[0].chunk_index), (Severity::Error, Some(1)));
+        let f = recording_findings(|r, c| {
+            r.chunks.remove(1);
+            c.remove(1);
+        });
+        assert_eq!(
+            f[0].message,
+            "chunk index(es) 1 missing before 2: the recording has a hole"
+        );
+    }
+
+    #[test]
+    fn gaps_of_more_than_a_day_are_errors() {
+        let f = recording_findings(|r, _| {
+            r.chunks[2].metadata = Some(metadata_with(2, |v| {
+                v["chunkStartTime"] = "2024-05-16T09:30:07Z".into()
+            }));
+        });
+        let gap = f.iter().find(|f| f.code == Code::ChunkGap).unwrap();
+        assert_eq!(gap.severity, Severity::Error);
+        assert!(
+            gap.message.contains("cannot be more than a day apart"),
+            "{}",
+            gap.message
+        );
+    }
+
+    #[test]
+    fn a_picture_size_change_between_chunks_is_an_error() {
+        let f = recording_findings(|_, c| {
+            let m = c[2].media.as_mut().unwrap();
+            if let Codec::Avc(a) = &mut m.tracks[0].entries[0].codec {
+                a.width = 1280;
+                a.height = 720;
+            }
+        });
+        let change = f.iter().find(|f| f.severity == Severity::Error).unwrap();
+        assert_eq!(change.code, Code::ChunkCodecChange);
+        assert!(
+            change
+                .message
+                .starts_with("picture size changes from 1920x1080 to 1280x720 since chunk 0"),
+            "{}",
+            change.message
+        );
+    }
 }
