@@ -88,7 +88,7 @@ fn validate_recording(c: &mut Criterion) {
 fn build_moov(c: &mut Criterion) {
     let archive = Archive::scan(&long_recording(3, 1200), &ScanOptions::default()).unwrap();
     let checked = archive.recordings[0].validate(&ValidateOptions::default());
-    let media: Vec<&recstitch::MediaInfo> = checked.checks.iter().map(|c| c.media.as_ref().unwrap()).collect();
+    let media: Vec<&recstitch::Movie> = checked.checks.iter().map(|c| c.media.as_ref().unwrap()).collect();
     c.bench_function("moov/three_20min_chunks", |b| {
         b.iter(|| {
             let plan = recstitch::mux::plan::plan(&media, &[]).unwrap();

@@ -25,7 +25,7 @@ use h264_reader::rbsp::{BitRead, BitReader};
 
 use crate::finding::{Code, Finding};
 use crate::limits::{Limit, Limits};
-use crate::media::{AvcConfig, Codec, MediaInfo, Track};
+use crate::media::{AvcConfig, Codec, Movie, Track};
 
 /// A second whose RMS level is below this (dBFS) counts as silent.
 pub const SILENCE_DBFS: f64 = -60.0;
@@ -130,7 +130,7 @@ fn to_dbfs(mean_square: f64) -> f64 {
 }
 
 /// Decodes every AAC frame of the chunk's audio track.
-pub fn analyse_audio(media: &MediaInfo, limits: &Limits) -> Result<AudioAnalysis, String> {
+pub fn analyse_audio(media: &Movie, limits: &Limits) -> Result<AudioAnalysis, String> {
     let track = media.audio().ok_or("no audio track")?;
     let Some(Codec::Aac(aac)) = track.codec() else {
         return Err("the audio is not AAC".into());
@@ -262,7 +262,7 @@ fn pps_id(nal: &[u8]) -> Option<u32> {
 }
 
 /// Checks the H.264 bitstream structure of a chunk's video track.
-pub fn check_video(media: &MediaInfo, index: Option<u32>, limits: &Limits) -> Vec<Finding> {
+pub fn check_video(media: &Movie, index: Option<u32>, limits: &Limits) -> Vec<Finding> {
     let Some(track) = media.video() else { return Vec::new() };
     let Some(Codec::Avc(avc)) = track.codec() else {
         return Vec::new();

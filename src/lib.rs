@@ -70,7 +70,7 @@ pub use archive::{Archive, Chunk, FileKind, Orphan, Recording, ScanOptions};
 pub use error::{Error, Result};
 pub use finding::{Code, Finding, Severity};
 pub use limits::Limits;
-pub use media::{probe, MediaInfo};
+pub use media::{probe, Movie};
 pub use metadata::{ChunkMetadata, CompletionEvent, WallClock};
 pub use report::{RecordingReport, Report, Status};
 pub use stitch::{Manifest, StitchOptions, Stitcher};

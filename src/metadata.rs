@@ -175,12 +175,12 @@ pub struct VideoConfiguration {
 }
 
 /// A JSON object with field access that reports precise errors.
-struct Obj<'a, 'h> {
+struct JsonObject<'a, 'h> {
     map: &'a Map<String, Value>,
     here: Here<'h>,
 }
 
-fn describe(v: &Value) -> String {
+fn json_kind(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("the boolean {b}"),
@@ -192,11 +192,11 @@ fn describe(v: &Value) -> String {
     }
 }
 
-impl<'a, 'h> Obj<'a, 'h> {
+impl<'a, 'h> JsonObject<'a, 'h> {
     fn new(v: &'a Value, here: Here<'h>) -> Result<Self> {
         match v {
-            Value::Object(map) => Ok(Obj { map, here }),
-            other => Err(here.invalid(format!("expected an object, found {}", describe(other)))),
+            Value::Object(map) => Ok(JsonObject { map, here }),
+            other => Err(here.invalid(format!("expected an object, found {}", json_kind(other)))),
         }
     }
 
@@ -228,15 +228,15 @@ impl<'a, 'h> Obj<'a, 'h> {
         self.get(keys).map(|(v, h)| as_string(v, &h)).transpose()
     }
 
-    fn object(&self, keys: &[&str]) -> Result<Option<Obj<'a, 'h>>> {
-        self.get(keys).map(|(v, h)| Obj::new(v, h)).transpose()
+    fn object(&self, keys: &[&str]) -> Result<Option<JsonObject<'a, 'h>>> {
+        self.get(keys).map(|(v, h)| JsonObject::new(v, h)).transpose()
     }
 }
 
 fn as_string(v: &Value, here: &Here) -> Result<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
-        other => Err(here.invalid(format!("expected a string, found {}", describe(other)))),
+        other => Err(here.invalid(format!("expected a string, found {}", json_kind(other)))),
     }
 }
 
@@ -248,19 +248,19 @@ fn as_f64(v: &Value, here: &Here) -> Result<f64> {
         _ => None,
     };
     n.filter(|n| n.is_finite())
-        .ok_or_else(|| here.invalid(format!("expected a number, found {}", describe(v))))
+        .ok_or_else(|| here.invalid(format!("expected a number, found {}", json_kind(v))))
 }
 
 fn as_u64(v: &Value, here: &Here) -> Result<u64> {
     let n = as_f64(v, here)?;
     if n < 0.0 || n.fract() != 0.0 || n > 9.0e15 {
-        return Err(here.invalid(format!("expected a non-negative integer, found {}", describe(v))));
+        return Err(here.invalid(format!("expected a non-negative integer, found {}", json_kind(v))));
     }
     Ok(n as u64)
 }
 
 fn as_u32(v: &Value, here: &Here) -> Result<u32> {
-    u32::try_from(as_u64(v, here)?).map_err(|_| here.invalid(format!("{} is too large", describe(v))))
+    u32::try_from(as_u64(v, here)?).map_err(|_| here.invalid(format!("{} is too large", json_kind(v))))
 }
 
 fn as_time(v: &Value, here: &Here) -> Result<WallClock> {
@@ -336,7 +336,7 @@ pub(crate) fn looks_like_event(v: &Value) -> bool {
 
 /// Parses chunk metadata from a JSON value read from `path`.
 pub fn parse_metadata(v: &Value, path: &Path) -> Result<ChunkMetadata> {
-    let o = Obj::new(v, Here::new(path, ""))?;
+    let o = JsonObject::new(v, Here::new(path, ""))?;
     let index = {
         let (v, h) = o.require(&["chunkIndex"])?;
         as_u32(v, &h)?
@@ -355,16 +355,16 @@ pub fn parse_metadata(v: &Value, path: &Path) -> Result<ChunkMetadata> {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                let p = Obj::new(item, h.child(format!("[{i}]")))?;
-                let (sv, sh) = p.require(&["startTime"])?;
-                let (dv, dh) = p.require(&["duration"])?;
+                let p = JsonObject::new(item, h.child(format!("[{i}]")))?;
+                let (start, start_here) = p.require(&["startTime"])?;
+                let (duration, duration_here) = p.require(&["duration"])?;
                 Ok(PauseInterval {
-                    start: as_time(sv, &sh)?,
-                    duration_ms: as_duration_ms(dv, &dh)?,
+                    start: as_time(start, &start_here)?,
+                    duration_ms: as_duration_ms(duration, &duration_here)?,
                 })
             })
             .collect::<Result<_>>()?,
-        Some((other, h)) => return Err(h.invalid(format!("expected an array, found {}", describe(other)))),
+        Some((other, h)) => return Err(h.invalid(format!("expected an array, found {}", json_kind(other)))),
     };
     let info = o
         .object(&["recordingInfo"])?
@@ -375,7 +375,7 @@ pub fn parse_metadata(v: &Value, path: &Path) -> Result<ChunkMetadata> {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                let p = Obj::new(item, h.child(format!("[{i}]")))?;
+                let p = JsonObject::new(item, h.child(format!("[{i}]")))?;
                 let channel = p.get(&["channel"]).map(|(v, h)| as_u32(v, &h)).transpose()?;
                 Ok(Participant {
                     participant_id: p.string(&["participantId"])?,
@@ -383,7 +383,7 @@ pub fn parse_metadata(v: &Value, path: &Path) -> Result<ChunkMetadata> {
                 })
             })
             .collect::<Result<_>>()?,
-        Some((other, h)) => return Err(h.invalid(format!("expected an array, found {}", describe(other)))),
+        Some((other, h)) => return Err(h.invalid(format!("expected an array, found {}", json_kind(other)))),
     };
     Ok(ChunkMetadata {
         resource_id: o.opt_string(&["resourceId"])?.unwrap_or_default(),
@@ -398,7 +398,7 @@ pub fn parse_metadata(v: &Value, path: &Path) -> Result<ChunkMetadata> {
     })
 }
 
-fn parse_recording_info(o: &Obj) -> Result<RecordingInfo> {
+fn parse_recording_info(o: &JsonObject) -> Result<RecordingInfo> {
     // Early files: contentType "mixed", channelType "audioVideo"; later files
     // swap the two. Sort the values by what they say.
     let a = o.opt_string(&["contentType"])?.unwrap_or_default();
@@ -502,7 +502,7 @@ pub fn parse_events(v: &Value, path: &Path) -> Result<Vec<CompletionEvent>> {
 }
 
 fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
-    let o = Obj::new(v, here)?;
+    let o = JsonObject::new(v, here)?;
     let subject = o.opt_string(&["subject"])?.unwrap_or_default();
     let part = |name: &str| -> Option<String> {
         let mut it = subject.split('/');
@@ -517,13 +517,13 @@ fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
         .ok_or_else(|| data.field_here("recordingStorageInfo").invalid("missing"))?;
     let (list, list_here) = storage.require(&["recordingChunks"])?;
     let Value::Array(items) = list else {
-        return Err(list_here.invalid(format!("expected an array, found {}", describe(list))));
+        return Err(list_here.invalid(format!("expected an array, found {}", json_kind(list))));
     };
     let chunks = items
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let c = Obj::new(c, list_here.child(format!("[{i}]")))?;
+            let c = JsonObject::new(c, list_here.child(format!("[{i}]")))?;
             let (iv, ih) = c.require(&["index"])?;
             Ok(EventChunk {
                 document_id: c.string(&["documentId"])?,

@@ -179,7 +179,7 @@ impl Observer for Quiet {
 
 /// What the resumability check compares: one input's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct InputStamp {
+struct FileStamp {
     path: PathBuf,
     bytes: u64,
     modified_ns: i128,
@@ -192,18 +192,18 @@ struct InputStamp {
 struct State {
     version: String,
     options: String,
-    inputs: Vec<InputStamp>,
-    outputs: Vec<InputStamp>,
+    inputs: Vec<FileStamp>,
+    outputs: Vec<FileStamp>,
 }
 
-fn stamp(path: &Path) -> Option<InputStamp> {
+fn stamp(path: &Path) -> Option<FileStamp> {
     let m = std::fs::metadata(path).ok()?;
     let modified_ns = m
         .modified()
         .ok()?
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128);
-    Some(InputStamp {
+    Some(FileStamp {
         path: path.to_path_buf(),
         bytes: m.len(),
         modified_ns,

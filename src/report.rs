@@ -213,8 +213,8 @@ fn round3(v: f64) -> f64 {
 
 impl ProbeReport {
     /// Summarises a probed file.
-    pub fn new(m: &crate::media::MediaInfo) -> Self {
-        use crate::media::MediaInfo;
+    pub fn new(m: &crate::media::Movie) -> Self {
+        use crate::media::Movie;
         let tracks = m
             .tracks
             .iter()
@@ -230,8 +230,8 @@ impl ProbeReport {
                 media_duration: t.media_duration(),
                 presentation: t.presentation(m.movie_timescale),
                 presented_ms: round3(m.presented_seconds(t) * 1000.0),
-                rate: MediaInfo::frame_rate(t).map(round3),
-                bit_rate: MediaInfo::bit_rate(t).map(f64::round),
+                rate: Movie::frame_rate(t).map(round3),
+                bit_rate: Movie::bit_rate(t).map(f64::round),
                 edits: t.edits.clone(),
                 composition_offsets: t.samples.iter().any(|s| s.composition_offset != 0),
             })

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::finding::Finding;
 use crate::io::{output_paths, sha256_file, sync_dir, write_atomic, OutputPaths, RecordingLock, TempFile};
-use crate::media::MediaInfo;
+use crate::media::Movie;
 use crate::metadata::WallClock;
 use crate::mux::plan::{self, Placement, Plan};
 use crate::mux::write::{self, MuxInput, Source, Written};
@@ -51,7 +51,7 @@ pub struct Manifest {
     /// The recording's key.
     pub recording_key: String,
     /// The stitched file.
-    pub output: OutputInfo,
+    pub output: ManifestOutput,
     /// The input chunks.
     pub chunks: Vec<ManifestChunk>,
     /// Recorded segments: output time to wall clock.
@@ -80,7 +80,7 @@ pub struct Tool {
 /// The stitched file.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OutputInfo {
+pub struct ManifestOutput {
     /// The MP4's file name (it sits beside the manifest).
     pub path: String,
     /// The WebVTT chapters' file name.
@@ -177,7 +177,7 @@ impl Stitcher {
                 rec.recording.key
             )));
         }
-        let media: Vec<&MediaInfo> = rec
+        let media: Vec<&Movie> = rec
             .checks
             .iter()
             .map(|c| c.media.as_ref())
@@ -202,7 +202,7 @@ impl Stitcher {
             options: self.options.clone(),
             call_id: rec.recording.call_id.clone(),
             recording_key: rec.recording.key.clone(),
-            output: OutputInfo {
+            output: ManifestOutput {
                 path: file_name(&paths.media),
                 chapters_path: file_name(&paths.chapters),
                 timeline_path: self.options.timeline.then(|| file_name(&paths.timeline)),
@@ -229,7 +229,7 @@ impl Stitcher {
     }
 
     /// The join plan of `rec`, with holds for `--gaps wallclock`.
-    fn plan(&self, rec: &ValidatedRecording, media: &[&MediaInfo]) -> Result<Plan> {
+    fn plan(&self, rec: &ValidatedRecording, media: &[&Movie]) -> Result<Plan> {
         let holds = match self.options.gaps {
             GapMode::Collapse => vec![Vec::new(); media.len()],
             GapMode::Wallclock => timeline::holds(rec),
@@ -252,7 +252,7 @@ impl Stitcher {
 /// (SHA-256, size).
 fn write_media(
     rec: &ValidatedRecording,
-    media: &[&MediaInfo],
+    media: &[&Movie],
     plan: &Plan,
     chapters: &[Chapter],
     paths: &OutputPaths,
@@ -292,7 +292,7 @@ fn write_media(
 /// The manifest's entry of each chunk with metadata.
 fn manifest_chunks(
     rec: &ValidatedRecording,
-    media: &[&MediaInfo],
+    media: &[&Movie],
     plan: &Plan,
     written: &Written,
     hashes: &[(String, u64)],

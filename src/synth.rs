@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::media::{probe, MediaInfo, Track};
+use crate::media::{probe, Movie, Track};
 use crate::mux::plan::{OutSample, OutTrack, Plan};
 use crate::mux::write::{self, MuxInput, Source};
 
@@ -62,7 +62,7 @@ fn repeat(track: &Track, movie_timescale: u32, until: u64, cut_at_clean_points: 
 
 /// Writes to `out` an MP4 of about `seconds` made by repeating the samples of
 /// the chunk at `source`. Returns the probe of the result.
-pub fn repeat_chunk(source: &Path, seconds: f64, out: &Path) -> Result<MediaInfo> {
+pub fn repeat_chunk(source: &Path, seconds: f64, out: &Path) -> Result<Movie> {
     let limits = Limits::default();
     let media = probe(source, &limits)?;
     let audio = media

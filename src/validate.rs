@@ -9,7 +9,7 @@ use crate::archive::{Chunk, FileKind, Recording};
 use crate::error::Error;
 use crate::finding::{has_errors, sort_findings, Code, Finding};
 use crate::limits::Limits;
-use crate::media::{self, Codec, MediaInfo, TrackKind};
+use crate::media::{self, Codec, Movie, TrackKind};
 use crate::metadata::{AudioConfiguration, ChunkMetadata, CompletionEvent, VideoConfiguration};
 
 /// Options for [`Recording::validate`].
@@ -47,10 +47,10 @@ pub const TOLERANCE_MS: f64 = 250.0;
 /// The tolerance for a chunk's times: the larger of [`TOLERANCE_MS`] and one
 /// frame of its video. The one rule for `chunk.duration`, `chunk.gap` and
 /// `chunk.overlap` findings and for the gaps the timeline marks.
-pub fn tolerance_ms(media: Option<&MediaInfo>) -> f64 {
+pub fn tolerance_ms(media: Option<&Movie>) -> f64 {
     let frame_ms = media
-        .and_then(MediaInfo::video)
-        .and_then(MediaInfo::frame_rate)
+        .and_then(Movie::video)
+        .and_then(Movie::frame_rate)
         .filter(|f| *f > 0.0)
         .map_or(0.0, |f| 1000.0 / f);
     TOLERANCE_MS.max(frame_ms)
@@ -64,7 +64,7 @@ pub const MAX_GAP_MS: f64 = 24.0 * 3600.0 * 1000.0;
 #[derive(Debug, Clone, Default)]
 pub struct ChunkCheck {
     /// The probed media, when the chunk's MP4 could be read.
-    pub media: Option<MediaInfo>,
+    pub media: Option<Movie>,
     /// Presented media duration in milliseconds.
     pub media_duration_ms: Option<f64>,
     /// Whether the paused time was cut out of the media (`Some(true)`), kept
@@ -209,7 +209,7 @@ fn probe_failure(e: Error, index: Option<u32>) -> Finding {
 
 /// `media.truncated` for samples past the end of the file; whether the
 /// chunk is whole.
-fn check_truncation(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) -> bool {
+fn check_truncation(media: &Movie, index: Option<u32>, out: &mut Vec<Finding>) -> bool {
     let Some((track, sample, end)) = media.first_sample_past_end() else {
         return true;
     };
@@ -226,7 +226,7 @@ fn check_truncation(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding
 }
 
 /// `media.quirk`: what the probe tolerated, one warning each.
-fn check_quirks(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) {
+fn check_quirks(media: &Movie, index: Option<u32>, out: &mut Vec<Finding>) {
     for quirk in &media.quirks {
         out.push(Finding::warning(
             Code::MediaQuirk,
@@ -238,7 +238,7 @@ fn check_quirks(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) {
 
 /// `--deep`: decodes the audio and walks the video bitstream.
 fn deep_checks(
-    media: &MediaInfo,
+    media: &Movie,
     index: Option<u32>,
     limits: &Limits,
     out: &mut Vec<Finding>,
@@ -259,7 +259,7 @@ fn deep_checks(
 
 /// `media.invalid`: an edit list that starts at or past the end of its
 /// track's media presents nothing of it; no join can be planned from it.
-fn check_edits(media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) -> bool {
+fn check_edits(media: &Movie, index: Option<u32>, out: &mut Vec<Finding>) -> bool {
     let mut ok = true;
     for track in media.tracks.iter().filter(|t| t.kind != TrackKind::Other) {
         let media_ticks = track.media_duration();
@@ -362,7 +362,7 @@ fn unsupported_format(md: Option<&ChunkMetadata>, kind: Option<FileKind>) -> Opt
 }
 
 /// Codec, picture, frame rate, audio and bit-rate rules.
-fn check_streams(md: &ChunkMetadata, media: &MediaInfo, index: Option<u32>, out: &mut Vec<Finding>) {
+fn check_streams(md: &ChunkMetadata, media: &Movie, index: Option<u32>, out: &mut Vec<Finding>) {
     let info = &md.recording;
     match (media.video(), info.audio_only()) {
         (None, false) => out.push(Finding::error(
@@ -406,7 +406,7 @@ fn check_video_stream(
         )),
     }
     let fps_expected = expected.and_then(|v| v.frame_rate).unwrap_or(defaults::FRAME_RATE);
-    if let Some(fps) = MediaInfo::frame_rate(track) {
+    if let Some(fps) = Movie::frame_rate(track) {
         if fps_expected > 0.0 && ((fps - fps_expected) / fps_expected).abs() > FRAME_RATE_TOLERANCE {
             out.push(Finding::error(
                 Code::VideoFrameRate,
@@ -474,7 +474,7 @@ fn check_bitrate(
     index: Option<u32>,
     out: &mut Vec<Finding>,
 ) {
-    let (Some(nominal), Some(actual)) = (nominal, MediaInfo::bit_rate(track)) else {
+    let (Some(nominal), Some(actual)) = (nominal, Movie::bit_rate(track)) else {
         return;
     };
     if nominal > 0 && actual > nominal as f64 * (1.0 + BITRATE_TOLERANCE) {
@@ -493,7 +493,7 @@ fn check_bitrate(
 /// `chunk.duration`: decides whether paused time was cut from the media.
 fn check_duration(
     md: &ChunkMetadata,
-    media: &MediaInfo,
+    media: &Movie,
     media_ms: f64,
     index: Option<u32>,
     out: &mut Vec<Finding>,
@@ -788,7 +788,7 @@ fn check_against_event(rec: &Recording, event: &CompletionEvent, out: &mut Vec<F
 }
 
 /// The parameter sets and AudioSpecificConfig of a chunk, for comparison.
-fn codec_fingerprint(media: &MediaInfo) -> (Vec<Vec<u8>>, Vec<u8>) {
+fn codec_fingerprint(media: &Movie) -> (Vec<Vec<u8>>, Vec<u8>) {
     let mut sets = Vec::new();
     let mut asc = Vec::new();
     for t in &media.tracks {
@@ -831,7 +831,7 @@ pub(crate) mod tests {
     }
 
     /// Chunk `i` of the good fixture recording, probed.
-    pub(crate) fn media(i: usize) -> MediaInfo {
+    pub(crate) fn media(i: usize) -> Movie {
         crate::probe(&good(&format!("{}.mp4", DOCS[i])), &Limits::default()).unwrap()
     }
 
@@ -868,7 +868,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn probed(media: MediaInfo) -> ChunkCheck {
+    fn probed(media: Movie) -> ChunkCheck {
         ChunkCheck {
             media: Some(media),
             ..ChunkCheck::default()

@@ -22,9 +22,10 @@ use crate::limits::{Limit, Limits};
 
 pub use codec::{AacConfig, AvcConfig, Codec, SampleEntry};
 
-/// What a chunk's MP4 holds.
+/// What a chunk's MP4 holds: its movie (ISO/IEC 14496-12 §8.2), as the
+/// probe read it from `moov` (and any `moof` fragments).
 #[derive(Debug, Clone)]
-pub struct MediaInfo {
+pub struct Movie {
     /// The file probed.
     pub path: PathBuf,
     /// Its size in bytes.
@@ -192,7 +193,7 @@ pub(crate) fn rescale(value: u64, from: u32, to: u32) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
 }
 
-impl MediaInfo {
+impl Movie {
     /// The first video track.
     pub fn video(&self) -> Option<&Track> {
         self.tracks.iter().find(|t| t.kind == TrackKind::Video)
@@ -252,8 +253,8 @@ impl MediaInfo {
 /// `moov` (or a box) does, [`Error::Invalid`] for a malformed structure,
 /// [`Error::Limit`] when a count exceeds `limits`. Samples that point past
 /// the end of the file are not an error here: see
-/// [`MediaInfo::first_sample_past_end`].
-pub fn probe(path: &Path, limits: &Limits) -> Result<MediaInfo> {
+/// [`Movie::first_sample_past_end`].
+pub fn probe(path: &Path, limits: &Limits) -> Result<Movie> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     probe_reader(BufReader::with_capacity(64 << 10, file), file_size, path, limits)
@@ -261,7 +262,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<MediaInfo> {
 
 /// Probes an MP4 from any seekable reader of `file_size` bytes; `path` is only
 /// used in error messages.
-pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limits: &Limits) -> Result<MediaInfo> {
+pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limits: &Limits) -> Result<Movie> {
     let here = Here::new(path, "");
     let mut top = boxes::TopLevel::new(file_size);
     let mut major_brand = None;
@@ -326,7 +327,7 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
     })?;
     let mut parsed = tables::parse_moov(&moov, &moofs, file_size, &here, limits)?;
     quirks.append(&mut parsed.quirks);
-    Ok(MediaInfo {
+    Ok(Movie {
         path: path.to_path_buf(),
         file_size,
         major_brand: major_brand.unwrap_or_default(),
@@ -360,7 +361,7 @@ mod tests {
         std::fs::read(path).unwrap()
     }
 
-    fn probe_bytes(bytes: &[u8]) -> Result<MediaInfo> {
+    fn probe_bytes(bytes: &[u8]) -> Result<Movie> {
         let len = u64::try_from(bytes.len()).unwrap();
         probe_reader(Cursor::new(bytes), len, Path::new("q.mp4"), &Limits::default())
     }

@@ -18,7 +18,7 @@ use crate::limits::{Limit, Limits};
 pub(crate) struct ParsedMoov {
     pub movie_timescale: u32,
     pub tracks: Vec<Track>,
-    /// Departures from the format that were tolerated (see [`MediaInfo::quirks`](super::MediaInfo::quirks)).
+    /// Departures from the format that were tolerated (see [`Movie::quirks`](super::Movie::quirks)).
     pub quirks: Vec<String>,
 }
 
@@ -587,16 +587,16 @@ fn add_truns(
             .invalid(format!("sample description {} is too large", defaults.description))
     })?;
     let mut pos = base;
-    for (trun, th) in &traf.truns {
+    for (trun, trun_here) in &traf.truns {
         let total = track.samples.len().saturating_add(trun.samples.len());
-        limits.check_count(Limit::SamplesPerTrack, total, th, "sample count")?;
+        limits.check_count(Limit::SamplesPerTrack, total, trun_here, "sample count")?;
         if let mp4_atom::TrunSamples::Inherited { count, .. } = trun.samples {
-            check_fixed_size(u64::from(count), defaults.size, file_size, th)?;
+            check_fixed_size(u64::from(count), defaults.size, file_size, trun_here)?;
         }
         if let Some(off) = trun.data_offset {
             pos = base
                 .checked_add_signed(i64::from(off))
-                .ok_or_else(|| th.invalid("data offset points before the start of the file"))?;
+                .ok_or_else(|| trun_here.invalid("data offset points before the start of the file"))?;
         }
         for e in trun.samples.iter() {
             let size = e.size.unwrap_or(defaults.size);
@@ -607,14 +607,14 @@ fn add_truns(
                 size,
                 duration: e.duration.unwrap_or(defaults.duration),
                 composition_offset: i32::try_from(cts)
-                    .map_err(|_| th.invalid(format!("composition offset {cts} out of range")))?,
+                    .map_err(|_| trun_here.invalid(format!("composition offset {cts} out of range")))?,
                 // sample_is_non_sync_sample is bit 16 of the flags (§8.8.3.1).
                 sync: flags & 0x0001_0000 == 0,
                 entry,
             });
             pos = pos
                 .checked_add(u64::from(size))
-                .ok_or_else(|| th.invalid("sample offsets overflow"))?;
+                .ok_or_else(|| trun_here.invalid("sample offsets overflow"))?;
         }
     }
     Ok(pos)

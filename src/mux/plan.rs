@@ -31,7 +31,7 @@
 //! rounding cumulative times, never by summing rounded durations.
 
 use crate::media::codec::switchable;
-use crate::media::{rescale, Codec, MediaInfo, Sample, SampleEntry, Track};
+use crate::media::{rescale, Codec, Movie, Sample, SampleEntry, Track};
 use crate::timeline::{Hold, MAX_HOLD_SECONDS};
 
 /// A sample of the output, pointing at its bytes in one input chunk.
@@ -229,7 +229,7 @@ fn frame_length(track: &Track) -> u64 {
 
 /// Plans the output of `chunks` (in index order), waiting for the wall clock
 /// at `holds[k]` (sorted by `at`; empty for `--gaps collapse`).
-pub fn plan(chunks: &[&MediaInfo], holds: &[Vec<Hold>]) -> Result<Plan, PlanError> {
+pub fn plan(chunks: &[&Movie], holds: &[Vec<Hold>]) -> Result<Plan, PlanError> {
     let first = chunks.first().ok_or("the recording has no chunk")?;
     let first_audio = first.audio().ok_or("chunk 0 has no audio track")?;
     let video_timescale = first.video().map(|v| v.timescale);
@@ -354,7 +354,7 @@ impl<'h> Planner<'h> {
     /// Appends chunk `k`'s audio: its priming dropped (chunk 0's stays,
     /// trimmed by the leading edit), silence inserted where a hold waits for
     /// the wall clock, the last packet before a join given a whole frame.
-    fn add_audio(&mut self, k: usize, chunk: &MediaInfo) -> Result<(Placement, AudioJoin), PlanError> {
+    fn add_audio(&mut self, k: usize, chunk: &Movie) -> Result<(Placement, AudioJoin), PlanError> {
         let name = |what: &str| at_chunk(k, what);
         let src = u32::try_from(k).map_err(|_| "too many chunks")?;
         let ats = self.audio.timescale;
@@ -496,7 +496,7 @@ impl<'h> Planner<'h> {
     fn add_video(
         &mut self,
         k: usize,
-        chunk: &MediaInfo,
+        chunk: &Movie,
         join: &AudioJoin,
         placement: &mut Placement,
     ) -> Result<(), PlanError> {
@@ -685,7 +685,7 @@ fn out_sample(source: u32, s: &Sample, duration: u64, cts: i32, entry: u8) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::{AacConfig, AvcConfig, Edit, MediaInfo, SampleEntry, TrackKind};
+    use crate::media::{AacConfig, AvcConfig, Edit, Movie, SampleEntry, TrackKind};
     use std::path::PathBuf;
 
     const VTS: u32 = 16384;
@@ -738,7 +738,7 @@ mod tests {
     /// A chunk: `frames` video frames at 8 fps with I B B P-style offsets
     /// (edit starts at 2 frames), `packets` audio packets of 1024 with the
     /// last `last` long, trimmed by `trim` samples.
-    fn chunk(frames: usize, packets: usize, last: u32, trim: u64) -> MediaInfo {
+    fn chunk(frames: usize, packets: usize, last: u32, trim: u64) -> Movie {
         let d = VTS / 8;
         let video: Vec<Sample> = (0..frames)
             .map(|i| match i % 3 {
@@ -750,7 +750,7 @@ mod tests {
         let mut audio: Vec<Sample> = (0..packets).map(|_| sample(1024, 0, true)).collect();
         audio.last_mut().unwrap().duration = last;
         let a_len = (packets as u64 - 1) * 1024 + u64::from(last) - trim;
-        MediaInfo {
+        Movie {
             path: PathBuf::from("c.mp4"),
             file_size: 1 << 20,
             major_brand: "isom".into(),

@@ -39,8 +39,9 @@ const VIDEO_ID: u32 = 1;
 const AUDIO_ID: u32 = 2;
 const CHAPTER_ID: u32 = 3;
 
+/// Which of the output's two media tracks (the chapter track aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Which {
+enum AvTrack {
     Video,
     Audio,
 }
@@ -48,7 +49,7 @@ enum Which {
 /// A run of consecutive samples of one track stored as one chunk.
 #[derive(Debug, Clone, Copy)]
 struct Run {
-    which: Which,
+    which: AvTrack,
     first: usize,
     count: usize,
     /// Offset from the start of the mdat payload.
@@ -119,7 +120,7 @@ fn ftyp() -> Vec<u8> {
 /// by decode time, each run with a single sample description.
 fn interleave(plan: &Plan) -> Vec<Run> {
     struct Cursor<'a> {
-        which: Which,
+        which: AvTrack,
         track: &'a OutTrack,
         next: usize,
         time: u64,
@@ -127,14 +128,14 @@ fn interleave(plan: &Plan) -> Vec<Run> {
     let mut cursors: Vec<Cursor> = Vec::new();
     if let Some(v) = &plan.video {
         cursors.push(Cursor {
-            which: Which::Video,
+            which: AvTrack::Video,
             track: v,
             next: 0,
             time: 0,
         });
     }
     cursors.push(Cursor {
-        which: Which::Audio,
+        which: AvTrack::Audio,
         track: &plan.audio,
         next: 0,
         time: 0,
@@ -171,10 +172,10 @@ fn interleave(plan: &Plan) -> Vec<Run> {
     runs
 }
 
-fn track_of(plan: &Plan, which: Which) -> &OutTrack {
+fn track_of(plan: &Plan, which: AvTrack) -> &OutTrack {
     match which {
-        Which::Video => plan.video.as_ref().expect("video runs only exist with a video track"),
-        Which::Audio => &plan.audio,
+        AvTrack::Video => plan.video.as_ref().expect("video runs only exist with a video track"),
+        AvTrack::Audio => &plan.audio,
     }
 }
 
@@ -483,10 +484,10 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
             },
         )?;
         if plan.video.is_some() {
-            let video = media_track_box(plan, lay, Which::Video, base, has_chapters)?;
+            let video = media_track_box(plan, lay, AvTrack::Video, base, has_chapters)?;
             trak(b, &video, movie_timescale, creation, co64)?;
         }
-        let audio = media_track_box(plan, lay, Which::Audio, base, has_chapters)?;
+        let audio = media_track_box(plan, lay, AvTrack::Audio, base, has_chapters)?;
         trak(b, &audio, movie_timescale, creation, co64)?;
         if let Some((samples, entry)) = &chapter_track {
             let t = TrackBox {
@@ -585,7 +586,7 @@ fn chapter_list(out: &mut Vec<u8>, chapters: &[Chapter]) -> Result<()> {
 fn media_track_box<'p>(
     plan: &'p Plan,
     lay: &Layout,
-    which: Which,
+    which: AvTrack,
     base: u64,
     has_chapters: bool,
 ) -> Result<TrackBox<'p>> {
@@ -597,11 +598,11 @@ fn media_track_box<'p>(
         chunks.push((count32(r.count)?, u32::from(t.samples[r.first].entry) + 1));
     }
     let (handler, name, id) = match which {
-        Which::Video => (b"vide", "VideoHandler", VIDEO_ID),
-        Which::Audio => (b"soun", "SoundHandler", AUDIO_ID),
+        AvTrack::Video => (b"vide", "VideoHandler", VIDEO_ID),
+        AvTrack::Audio => (b"soun", "SoundHandler", AUDIO_ID),
     };
     let size = match (which, t.entries.first().map(|e| &e.codec)) {
-        (Which::Video, Some(crate::media::Codec::Avc(a))) => Some((
+        (AvTrack::Video, Some(crate::media::Codec::Avc(a))) => Some((
             u16::try_from(a.width).unwrap_or(0),
             u16::try_from(a.height).unwrap_or(0),
         )),
@@ -619,7 +620,7 @@ fn media_track_box<'p>(
         offsets,
         chunks,
         size,
-        chapter_ref: has_chapters && (which == Which::Video || plan.video.is_none()),
+        chapter_ref: has_chapters && (which == AvTrack::Video || plan.video.is_none()),
         enabled: true,
     })
 }
