@@ -101,7 +101,10 @@ impl SampleReader<'_> {
                 format!("sample {i} of {} bytes at {} does not fit the file", s.size, s.offset),
             ));
         }
-        let cached_end = self.buf_start + self.buf.len() as u64;
+        let too_big = |_| std::io::Error::new(std::io::ErrorKind::InvalidData, "sample too large for memory");
+        let cached_end = self
+            .buf_start
+            .saturating_add(u64::try_from(self.buf.len()).map_err(too_big)?);
         if s.offset < self.buf_start || end > cached_end {
             // Read this sample and the following contiguous ones, up to 1 MiB.
             let mut run_end = end;
@@ -112,12 +115,17 @@ impl SampleReader<'_> {
                 }
                 run_end = n_end;
             }
-            self.buf.resize((run_end - s.offset) as usize, 0);
+            // run_end - s.offset is at most 1 MiB or one checked sample.
+            self.buf
+                .resize(usize::try_from(run_end - s.offset).map_err(too_big)?, 0);
             self.file.read_exact_at(&mut self.buf, s.offset)?;
             self.buf_start = s.offset;
         }
-        let from = (s.offset - self.buf_start) as usize;
-        Ok(&self.buf[from..from + s.size as usize])
+        let from = usize::try_from(s.offset - self.buf_start).map_err(too_big)?;
+        let to = from.saturating_add(usize::try_from(s.size).map_err(too_big)?);
+        self.buf
+            .get(from..to)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "sample outside its read"))
     }
 }
 
