@@ -257,27 +257,39 @@ fn deep_checks(
     audio
 }
 
-/// `media.invalid`: an edit list that starts at or past the end of its
-/// track's media presents nothing of it; no join can be planned from it.
+/// `media.invalid`: an edit list must present media that is there. One
+/// that starts at or past the end of its track's media presents nothing of
+/// it; one that presents longer than the samples last (beyond the chunk's
+/// tolerance) describes a track its samples do not hold (a wrong `mdhd`
+/// timescale, durations of zero). No join can be planned from either.
 fn check_edits(media: &Movie, index: Option<u32>, out: &mut Vec<Finding>) -> bool {
     let mut ok = true;
+    let tolerance_s = tolerance_ms(Some(media)) / 1000.0;
     for track in media.tracks.iter().filter(|t| t.kind != TrackKind::Other) {
         let media_ticks = track.media_duration();
-        let start = track.presentation(media.movie_timescale).start;
-        if start > 0 && start >= media_ticks {
-            ok = false;
-            out.push(Finding::error(
-                Code::MediaInvalid,
-                index,
-                format!(
-                    "{}: track {} ({}) edit list (edts/elst media_time) starts at {start} ticks, at or past the end of its media ({media_ticks} ticks at {} Hz): nothing of the track would play",
-                    media.path.display(),
-                    track.id,
-                    track.handler,
-                    track.timescale
-                ),
-            ));
-        }
+        let p = track.presentation(media.movie_timescale);
+        let rate = f64::from(track.timescale.max(1));
+        let why = if p.start > 0 && p.start >= media_ticks {
+            format!(
+                "edit list (edts/elst media_time) starts at {} ticks, at or past the end of its media ({media_ticks} ticks at {} Hz): nothing of the track would play",
+                p.start, track.timescale
+            )
+        } else if (p.length as f64 - media_ticks as f64) / rate > tolerance_s {
+            format!(
+                "edit list presents {:.3} s but its samples last {:.3} s (mdhd timescale {} Hz): the track does not hold what it claims",
+                p.length as f64 / rate,
+                media_ticks as f64 / rate,
+                track.timescale
+            )
+        } else {
+            continue;
+        };
+        ok = false;
+        out.push(Finding::error(
+            Code::MediaInvalid,
+            index,
+            format!("{}: track {} ({}) {why}", media.path.display(), track.id, track.handler),
+        ));
     }
     ok
 }
@@ -1152,6 +1164,26 @@ pub(crate) mod tests {
             f[0].message,
             "chunk index(es) 1 missing before 2: the recording has a hole"
         );
+    }
+
+    /// Regression (found by the `pipeline` fuzz target): an audio `mdhd`
+    /// timescale of 4278206080 Hz made the samples last nothing while the
+    /// edit list presented 2.5 s; the chunk validated and the plan refused it.
+    #[test]
+    fn an_edit_list_longer_than_its_samples_is_invalid() {
+        let mut m = media(1);
+        m.tracks[1].timescale = 0xff00_3e80;
+        let f = run(|o| assert!(!check_edits(&m, Some(1), o)));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].code, Code::MediaInvalid);
+        assert!(
+            f[0].message.ends_with(
+                "track 2 (soun) edit list presents 2.500 s but its samples last 0.000 s (mdhd timescale 4278206080 Hz): the track does not hold what it claims"
+            ),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(run(|o| assert!(check_edits(&media(1), Some(1), o))), Vec::new());
     }
 
     #[test]

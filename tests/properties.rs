@@ -45,6 +45,64 @@ fn ffprobe_streams(path: &std::path::Path) -> Result<String, String> {
         .to_string())
 }
 
+/// Checks the properties over the archive `bytes` generate; returns
+/// (recordings, valid, stitched).
+fn check_archive(name: &str, bytes: &[u8], fixture: &Fixture) -> (usize, usize, usize) {
+    let input = ArchiveSpec::arbitrary(&mut Unstructured::new(bytes)).unwrap();
+    let base = util::temp_dir(&format!("properties/{name}"));
+    let (archive, out) = (base.join("archive"), base.join("out"));
+    std::fs::create_dir_all(&archive).unwrap();
+    spec::write(&input, fixture, &archive);
+    let scanned = Archive::scan(&archive, &ScanOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: the scan failed: {e}\n{input:?}"));
+    let gaps = if input.wallclock {
+        GapMode::Wallclock
+    } else {
+        GapMode::Collapse
+    };
+    let stitcher = Stitcher::new(StitchOptions { gaps, timeline: false });
+    let (mut valid, mut stitched) = (0, 0);
+    for rec in &scanned.recordings {
+        let checked = rec.validate(&ValidateOptions::default());
+        if !checked.is_valid() {
+            continue;
+        }
+        valid += 1;
+        let manifest = match stitcher.stitch(&checked, &out) {
+            Ok(m) => m,
+            Err(e) if input.wallclock && e.to_string().contains("stitch with `--gaps collapse`") => continue,
+            Err(e) => panic!("{name}: a valid recording did not stitch: {e}\n{input:?}"),
+        };
+        stitched += 1;
+        let path = recstitch::io::output_paths(&rec.call_id, &rec.key, &out).media;
+        let streams =
+            ffprobe_streams(&path).unwrap_or_else(|e| panic!("{name}: ffprobe cannot read {}: {e}", path.display()));
+        // Video, audio, and the chapters' text track (a data stream to ffprobe).
+        assert_eq!(streams, "video audio data", "{name}: {}", manifest.output.path);
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+    (scanned.recordings.len(), valid, stitched)
+}
+
+/// Regression: the inputs the `pipeline` fuzz target found, replayed
+/// (`fixtures/regressions/pipeline-inputs/`, each named after its bug).
+#[test]
+fn inputs_the_fuzzer_found_keep_the_properties() {
+    if !util::have_tool("ffprobe") {
+        return;
+    }
+    let fixture = Fixture::load(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/regressions/pipeline-inputs");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        check_archive(&name, &std::fs::read(&path).unwrap(), &fixture);
+        replayed += 1;
+    }
+    assert!(replayed >= 1, "no fuzzer input to replay");
+}
+
 #[test]
 fn whatever_validates_also_stitches_and_ffprobe_reads_it() {
     if !util::have_tool("ffprobe") {
@@ -53,45 +111,15 @@ fn whatever_validates_also_stitches_and_ffprobe_reads_it() {
     let fixture = Fixture::load(env!("CARGO_MANIFEST_DIR"));
     let (mut recordings, mut valid, mut stitched) = (0, 0, 0);
     for seed in 0..CASES {
-        let bytes = biased_bytes(seed, 768);
-        let input = ArchiveSpec::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
-        let base = util::temp_dir(&format!("properties/{seed}"));
-        let (archive, out) = (base.join("archive"), base.join("out"));
-        std::fs::create_dir_all(&archive).unwrap();
-        spec::write(&input, &fixture, &archive);
-        let scanned = Archive::scan(&archive, &ScanOptions::default())
-            .unwrap_or_else(|e| panic!("seed {seed}: the scan failed: {e}\n{input:?}"));
-        let gaps = if input.wallclock {
-            GapMode::Wallclock
-        } else {
-            GapMode::Collapse
-        };
-        let stitcher = Stitcher::new(StitchOptions { gaps, timeline: false });
-        for rec in &scanned.recordings {
-            recordings += 1;
-            let checked = rec.validate(&ValidateOptions::default());
-            if !checked.is_valid() {
-                continue;
-            }
-            valid += 1;
-            let manifest = match stitcher.stitch(&checked, &out) {
-                Ok(m) => m,
-                Err(e) if input.wallclock && e.to_string().contains("stitch with `--gaps collapse`") => continue,
-                Err(e) => panic!("seed {seed}: a valid recording did not stitch: {e}\n{input:?}"),
-            };
-            stitched += 1;
-            let path = recstitch::io::output_paths(&rec.call_id, &rec.key, &out).media;
-            let streams = ffprobe_streams(&path)
-                .unwrap_or_else(|e| panic!("seed {seed}: ffprobe cannot read {}: {e}", path.display()));
-            // Video, audio, and the chapters' text track (a data stream to ffprobe).
-            assert_eq!(streams, "video audio data", "seed {seed}: {}", manifest.output.path);
-        }
-        std::fs::remove_dir_all(&base).unwrap();
+        let (r, v, s) = check_archive(&seed.to_string(), &biased_bytes(seed, 768), &fixture);
+        recordings += r;
+        valid += v;
+        stitched += s;
     }
     eprintln!("{CASES} archives: {recordings} recordings, {valid} valid, {stitched} stitched and read by ffprobe");
     // The property must have been exercised, on both sides.
     assert!(
-        stitched >= CASES / 4,
+        stitched as u64 >= CASES / 4,
         "only {stitched} of {recordings} recordings stitched"
     );
     assert!(

@@ -56,6 +56,14 @@ const REGRESSIONS: &[(&str, &str, &str)] = &[
         "a1000000-0000-4000-8000-000000000003",
         "media.invalid",
     ),
+    // Found by the pipeline fuzz target: an audio mdhd timescale of
+    // 4278206080 Hz made the samples last nothing while the edit list
+    // presented 2.5 s; the chunk validated and the plan then refused it.
+    (
+        "edit-list-longer-than-its-samples",
+        "a1000000-0000-4000-8000-000000000004",
+        "media.invalid",
+    ),
 ];
 
 #[test]
