@@ -929,6 +929,14 @@ pub(crate) mod tests {
 
     /// One scenario per rule of this module, each named after what it breaks.
     pub(crate) fn scenarios() -> Vec<Scenario> {
+        let mut all = media_scenarios();
+        all.extend(stream_scenarios());
+        all.extend(recording_scenarios());
+        all
+    }
+
+    /// Scenarios of the rules about one chunk's media file.
+    fn media_scenarios() -> Vec<Scenario> {
         let mut missing = chunk(1);
         missing.media_path = None;
         let with_kind = |kind| {
@@ -949,11 +957,6 @@ pub(crate) mod tests {
         quirky
             .quirks
             .push("3 bytes at the end of the file are not a box and were ignored".into());
-        let mut no_video = media(1);
-        no_video.tracks.retain(|t| t.kind != TrackKind::Video);
-        let mut no_audio = media(1);
-        no_audio.tracks.retain(|t| t.kind != TrackKind::Audio);
-        let md1 = metadata(1);
         vec![
             (
                 "no media file",
@@ -1005,6 +1008,17 @@ pub(crate) mod tests {
                 }),
             ),
             ("a quirk", Code::MediaQuirk, run(|o| check_quirks(&quirky, Some(1), o))),
+        ]
+    }
+
+    /// Scenarios of the rules about a chunk against its metadata.
+    fn stream_scenarios() -> Vec<Scenario> {
+        let mut no_video = media(1);
+        no_video.tracks.retain(|t| t.kind != TrackKind::Video);
+        let mut no_audio = media(1);
+        no_audio.tracks.retain(|t| t.kind != TrackKind::Audio);
+        let md1 = metadata(1);
+        vec![
             (
                 "no video track",
                 Code::VideoCodec,
@@ -1058,6 +1072,12 @@ pub(crate) mod tests {
                 });
                 run(|o| check_pauses(&md, Some(1), o))
             }),
+        ]
+    }
+
+    /// Scenarios of the rules about a recording as a whole.
+    fn recording_scenarios() -> Vec<Scenario> {
+        vec![
             (
                 "another call",
                 Code::MetadataMismatch,
