@@ -476,7 +476,14 @@ impl Found {
         let (outputs, orphans) = (&self.outputs, &mut self.orphans);
         self.others.retain(|(path, _)| {
             let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let own = outputs.contains(&(parent, stem(path)));
+            // Beside the manifest, or in the chapters folder beside it.
+            let beside = parent
+                .file_name()
+                .is_some_and(|n| n == crate::io::CHAPTERS_DIR)
+                .then(|| parent.parent().map(Path::to_path_buf))
+                .flatten();
+            let name = stem(path);
+            let own = outputs.contains(&(parent, name.clone())) || beside.is_some_and(|b| outputs.contains(&(b, name)));
             if own {
                 orphans.push(Orphan {
                     path: path.clone(),

@@ -97,7 +97,10 @@ pub struct OutputPaths {
     pub media: PathBuf,
     /// The manifest JSON.
     pub manifest: PathBuf,
-    /// The WebVTT chapters.
+    /// The WebVTT chapters, in a `chapters/` folder beside the MP4: players
+    /// (mpv, VLC) load a `.vtt` named like the video, or like it plus a
+    /// suffix, as subtitles, and would show the chapter titles over the
+    /// picture; they do not look in `chapters/`.
     pub chapters: PathBuf,
     /// The timeline picture (`--timeline`).
     pub timeline: PathBuf,
@@ -159,16 +162,20 @@ pub fn safe_name(s: &str) -> String {
     }
 }
 
+/// The folder beside the outputs that holds the WebVTT chapters.
+pub const CHAPTERS_DIR: &str = "chapters";
+
 /// The output paths of a recording under `out_dir`:
-/// `<out_dir>/<callId>/<recordingKey>.{mp4,json,vtt,png}`, both names made
-/// safe with [`safe_name`].
+/// `<out_dir>/<callId>/<recordingKey>.{mp4,json,png}` and
+/// `<out_dir>/<callId>/chapters/<recordingKey>.vtt`, both names made safe
+/// with [`safe_name`].
 pub fn output_paths(call_id: &str, key: &str, out_dir: &Path) -> OutputPaths {
     let dir = out_dir.join(safe_name(call_id));
     let key = safe_name(key);
     OutputPaths {
         media: dir.join(format!("{key}.mp4")),
         manifest: dir.join(format!("{key}.json")),
-        chapters: dir.join(format!("{key}.vtt")),
+        chapters: dir.join(CHAPTERS_DIR).join(format!("{key}.vtt")),
         timeline: dir.join(format!("{key}.png")),
     }
 }
@@ -260,8 +267,11 @@ impl TempFile {
     }
 }
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically, creating its folder when missing.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     let mut tmp = TempFile::create(path)?;
     tmp.file().write_all(bytes).map_err(|e| Error::io(path, e))?;
     tmp.commit(path)
@@ -315,14 +325,14 @@ impl RecordingLock {
 
     /// Removes the temporary files of `paths` that a killed writer left.
     fn remove_stale(&self, paths: &OutputPaths) {
-        let finals = paths.all();
-        let Ok(entries) = std::fs::read_dir(paths.dir()) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if finals.iter().any(|f| is_temp_of(&name, f)) {
-                let _ = std::fs::remove_file(e.path());
+        for fin in paths.all() {
+            let Some(Ok(entries)) = fin.parent().map(std::fs::read_dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if is_temp_of(&e.file_name().to_string_lossy(), &fin) {
+                    let _ = std::fs::remove_file(e.path());
+                }
             }
         }
     }

@@ -12,7 +12,7 @@
 //! media::probe              per chunk: bounded box read of moov -> tracks, sample tables, codecs
 //! Recording::validate       rules (and deep checks) -> Vec<Finding { code, severity, chunkIndex, message }>
 //! timeline                  wall clock <-> output time: segments, pauses, gaps, chapters
-//! stitch::Stitcher::stitch  join plan (mux), moov first, sample bytes copied; manifest + .vtt, atomically
+//! stitch::Stitcher::stitch  join plan (mux), moov first, sample bytes copied; manifest + chapters .vtt, atomically
 //! pipeline::run_batch       all of it over an archive, in parallel, resumable
 //! report                    one JSON schema for every command
 //! ```

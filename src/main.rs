@@ -75,7 +75,7 @@ enum Command {
 struct RunArgs {
     /// The archive folder.
     archive: PathBuf,
-    /// Where to write `<callId>/<recordingKey>.mp4` (+ `.json`, `.vtt`).
+    /// Where to write `<callId>/<recordingKey>.mp4` (+ `.json`, `chapters/<recordingKey>.vtt`).
     #[arg(long)]
     out: PathBuf,
     /// Print the report as one JSON object instead of text.

@@ -2,7 +2,9 @@
 //! WebVTT chapters, written atomically.
 //!
 //! Outputs for a recording go to `<out>/<callId>/<recordingKey>.mp4`, with
-//! `.json` (the manifest) and `.vtt` (chapters) beside it. Each file is
+//! `.json` (the manifest) beside it and `chapters/<recordingKey>.vtt` (the
+//! WebVTT chapters, in a folder of their own so that players do not load
+//! them as subtitles). Each file is
 //! written under a temporary name in the same folder, synced, then renamed;
 //! the manifest is renamed last, so its presence means the set is complete.
 //! The join itself is planned and written by [`crate::mux`].
@@ -83,7 +85,8 @@ pub struct Tool {
 pub struct ManifestOutput {
     /// The MP4's file name (it sits beside the manifest).
     pub path: String,
-    /// The WebVTT chapters' file name.
+    /// The WebVTT chapters' path, relative to the manifest's folder
+    /// (`chapters/<recordingKey>.vtt`).
     pub chapters_path: String,
     /// The timeline picture's file name, when drawn.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,7 +207,7 @@ impl Stitcher {
             recording_key: rec.recording.key.clone(),
             output: ManifestOutput {
                 path: file_name(&paths.media),
-                chapters_path: file_name(&paths.chapters),
+                chapters_path: format!("{}/{}", crate::io::CHAPTERS_DIR, file_name(&paths.chapters)),
                 timeline_path: self.options.timeline.then(|| file_name(&paths.timeline)),
                 bytes: written.size,
                 sha256: written.sha256,

@@ -462,7 +462,7 @@ fn layout(plan: &Plan, chapters: &[Chapter]) -> Layout {
 /// Builds the `moov` for a payload that starts at file offset `base`.
 fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>> {
     let plan = input.plan;
-    let movie_timescale = plan.video.as_ref().map_or(plan.audio.timescale, |v| v.timescale);
+    let movie_timescale = 1000;
     let duration_s = plan.duration();
     let movie_duration = (duration_s * f64::from(movie_timescale)).ceil() as u64;
     let creation = input.creation_time;
