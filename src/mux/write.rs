@@ -32,6 +32,11 @@ const MAX_RUN_SECONDS: f64 = 1.0;
 const COPY_BLOCK: usize = 1 << 20;
 /// Bytes written between two early writeback requests.
 const WRITEBACK_STEP: u64 = 32 << 20;
+/// Timescale of the movie (`mvhd`, `tkhd` and edit durations): milliseconds.
+/// MediaInfo reads durations right with 1000 (and the audio rate), wrong
+/// with the video's 16384; edits only round their length up to a
+/// millisecond, their start stays in the track's own ticks.
+const MOVIE_TIMESCALE: u32 = 1000;
 /// Timescale of the chapter track.
 const CHAPTER_TIMESCALE: u32 = 1000;
 
@@ -462,7 +467,7 @@ fn layout(plan: &Plan, chapters: &[Chapter]) -> Layout {
 /// Builds the `moov` for a payload that starts at file offset `base`.
 fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>> {
     let plan = input.plan;
-    let movie_timescale = 1000;
+    let movie_timescale = MOVIE_TIMESCALE;
     let duration_s = plan.duration();
     let movie_duration = (duration_s * f64::from(movie_timescale)).ceil() as u64;
     let creation = input.creation_time;

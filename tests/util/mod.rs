@@ -57,22 +57,30 @@ pub fn run_batch_json(archive: &Path, out: &Path) -> (i32, serde_json::Value) {
     (done.status.code().expect("exit code"), report)
 }
 
-/// Whether an ffmpeg tool is on PATH. When it is not, tests that need it
-/// skip loudly, except under `RECSTITCH_REQUIRE_FFMPEG=1`, where they fail.
+/// Whether an outside tool is on PATH. When it is not, tests that need it
+/// skip loudly, except under `RECSTITCH_REQUIRE_FFMPEG=1` (ffmpeg's tools,
+/// MediaInfo) or `RECSTITCH_REQUIRE_PLAYERS=1` (mpv, VLC), where they fail.
 pub fn have_tool(tool: &str) -> bool {
     let flag = if tool.starts_with("ff") {
         "-version"
     } else {
         "--version"
     };
+    // VLC answers as root too (with a refusal), so its presence is enough.
     let found = Command::new(tool)
         .arg(flag)
         .output()
-        .map(|o| o.status.success())
+        .map(|o| o.status.success() || tool == "cvlc")
         .unwrap_or(false);
+    // Players answer to their own variable; ffmpeg's tools and MediaInfo to RECSTITCH_REQUIRE_FFMPEG.
+    let require = if matches!(tool, "mpv" | "cvlc") {
+        "RECSTITCH_REQUIRE_PLAYERS"
+    } else {
+        "RECSTITCH_REQUIRE_FFMPEG"
+    };
     if !found {
-        if std::env::var("RECSTITCH_REQUIRE_FFMPEG").as_deref() == Ok("1") {
-            panic!("{tool} is required (RECSTITCH_REQUIRE_FFMPEG=1) but was not found on PATH");
+        if std::env::var(require).as_deref() == Ok("1") {
+            panic!("{tool} is required ({require}=1) but was not found on PATH");
         }
         eprintln!("SKIPPED: {tool} not found on PATH; this oracle test did not run");
     }

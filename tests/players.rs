@@ -1,0 +1,206 @@
+//! Outside readers of stitched files: mpv and VLC (what a person sees),
+//! MediaInfo (what an archivist reads), ffprobe, and Firefox's MP4 parser
+//! (`mp4parse`). They must show chapters as chapters, never as subtitles,
+//! and agree on durations.
+//!
+//! mpv and VLC skip loudly where they are missing, except under
+//! `RECSTITCH_REQUIRE_PLAYERS=1` (`.ci/run` sets it and installs them);
+//! ffprobe and MediaInfo follow `RECSTITCH_REQUIRE_FFMPEG`.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Stitches the `good` fixture with `--gaps <mode>` into a fresh folder;
+/// returns the stitched MP4 (its chapters are in `chapters/` beside it).
+fn stitched(mode: &str) -> PathBuf {
+    let out = util::temp_dir(&format!("players-{mode}"));
+    let archive = util::cases().join("good");
+    let (code, report) = util::recstitch_json(&[
+        "run",
+        "--json",
+        "--progress",
+        "none",
+        "--gaps",
+        mode,
+        archive.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{report}");
+    PathBuf::from(report["recordings"][0]["output"].as_str().unwrap())
+}
+
+/// Runs a command that prints to stdout/stderr; both, as text.
+fn output_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run the player");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    text.replace('\r', "\n")
+}
+
+#[test]
+fn mpv_shows_no_subtitle_and_lists_the_chapters() {
+    if !util::have_tool("mpv") {
+        return;
+    }
+    for mode in ["collapse", "wallclock"] {
+        let file = stitched(mode);
+        let text = output_of(
+            Command::new("mpv")
+                .args(["--no-config", "--vo=null", "--ao=null", "--end=0.1"])
+                .arg("--term-playing-msg=CHAPTERS=${chapters}")
+                .arg(&file),
+        );
+        assert!(
+            text.contains("Video --vid=1"),
+            "{mode}: mpv did not play the file:\n{text}"
+        );
+        assert!(!text.contains("Subs"), "{mode}: mpv loaded a subtitle track:\n{text}");
+        let chapters: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("CHAPTERS="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{mode}: no chapter count:\n{text}"));
+        assert!(chapters >= 3, "{mode}: {chapters} chapters");
+    }
+}
+
+/// Runs `cvlc` on `file` with verbose logs, unprivileged when this test
+/// runs as root (VLC refuses root).
+fn vlc_log(file: &Path) -> String {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "env"]);
+        c.arg(format!("HOME={}", std::env::temp_dir().display()));
+        c.arg("cvlc");
+        c
+    } else {
+        Command::new("cvlc")
+    };
+    cmd.args([
+        "--intf",
+        "dummy",
+        "--vout",
+        "dummy",
+        "--aout",
+        "dummy",
+        "--play-and-exit",
+        "--run-time=1",
+        "-vv",
+    ]);
+    output_of(cmd.arg(file))
+}
+
+/// Opens every folder from the target's temporary folder down to `file`
+/// to other users, so that an unprivileged player can read it.
+fn open_to_all(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for d in file.ancestors().skip(1) {
+        if !d.starts_with(env!("CARGO_TARGET_TMPDIR")) {
+            break;
+        }
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+#[test]
+fn vlc_uses_the_chapter_track_for_chapters_and_loads_no_subtitle() {
+    if !util::have_tool("cvlc") {
+        return;
+    }
+    let file = stitched("collapse");
+    open_to_all(&file);
+    let log = vlc_log(&file);
+    assert!(
+        log.contains("adding track[Id 0x1] video"),
+        "VLC did not read the file:\n{log}"
+    );
+    assert!(log.contains("for chapter"), "VLC found no chapter track:\n{log}");
+    assert!(
+        !log.contains("autodetected subtitle"),
+        "VLC loaded a subtitle file:\n{log}"
+    );
+    assert!(
+        !log.contains("adding track[Id 0x3]"),
+        "VLC offers the chapter track as a track:\n{log}"
+    );
+}
+
+/// Presented duration in seconds as Firefox's MP4 parser reads it: the
+/// longest audio or video track, from its edit list (else its media).
+fn mp4parse_duration(file: &Path) -> f64 {
+    let mut f = std::fs::File::open(file).unwrap();
+    let context = mp4parse::read_mp4(&mut f).expect("mp4parse reads the file");
+    let movie = context.timescale.map(|t| t.0 as f64).unwrap_or(1000.0);
+    context
+        .tracks
+        .iter()
+        .filter(|t| matches!(t.track_type, mp4parse::TrackType::Video | mp4parse::TrackType::Audio))
+        .map(|t| match (t.edited_duration, t.duration, t.timescale) {
+            (Some(edit), _, _) => edit.0 as f64 / movie,
+            (None, Some(d), Some(ts)) => d.0 as f64 / ts.0 as f64,
+            _ => 0.0,
+        })
+        .fold(0.0, f64::max)
+}
+
+/// One number MediaInfo gives for `file` (`--Inform=<section>;%<field>%`).
+fn mediainfo_number(file: &Path, section: &str, field: &str) -> f64 {
+    let text = output_of(
+        Command::new("mediainfo")
+            .arg(format!("--Inform={section};%{field}%"))
+            .arg(file),
+    );
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("MediaInfo's {section} {field}: {text:?}"))
+}
+
+/// (General duration s, audio duration s, audio frame count, video duration s) from MediaInfo.
+fn mediainfo(file: &Path) -> (f64, f64, f64, f64) {
+    (
+        mediainfo_number(file, "General", "Duration") / 1000.0,
+        mediainfo_number(file, "Audio", "Duration") / 1000.0,
+        mediainfo_number(file, "Audio", "FrameCount"),
+        mediainfo_number(file, "Video", "Duration") / 1000.0,
+    )
+}
+
+#[test]
+fn mediainfo_ffprobe_and_mp4parse_agree_on_durations() {
+    if !util::have_tool("mediainfo") || !util::have_tool("ffprobe") {
+        return;
+    }
+    let frame = 1.0 / 8.0;
+    for mode in ["collapse", "wallclock"] {
+        let file = stitched(mode);
+        let ffprobe: f64 = util::oracle::probe_field(&file, "format", "duration").parse().unwrap();
+        let audio_packets: f64 = util::oracle::probe_field(&file, "a:0", "nb_frames").parse().unwrap();
+        let (general, audio, audio_frames, video) = mediainfo(&file);
+        let parsed = mp4parse_duration(&file);
+        for (who, d) in [("MediaInfo", general), ("mp4parse", parsed)] {
+            assert!(
+                (d - ffprobe).abs() <= frame,
+                "{mode}: {who} says {d:.3} s, ffprobe {ffprobe:.3} s"
+            );
+        }
+        assert!((audio - ffprobe).abs() <= frame, "{mode}: MediaInfo audio {audio} s");
+        assert!(
+            video <= general + 1e-9,
+            "{mode}: video {video} s past the file's {general} s"
+        );
+        // MediaInfo counts frames from the duration, ffprobe the packets the
+        // edit list presents (a part-trimmed first and last one included).
+        assert!(
+            (audio_frames - audio_packets).abs() <= 1.0,
+            "{mode}: MediaInfo {audio_frames} audio frames, ffprobe {audio_packets}"
+        );
+    }
+}
