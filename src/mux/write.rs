@@ -121,47 +121,49 @@ fn ftyp() -> Vec<u8> {
     b
 }
 
-/// Splits the two tracks into runs of at most [`MAX_RUN_SECONDS`], interleaved
-/// by decode time, each run with a single sample description.
+/// Splits the two tracks into runs of at most [`MAX_RUN_SECONDS`], each run
+/// with a single sample description and from a single input chunk,
+/// interleaved chunk by chunk and, within a chunk, by decode time. So every
+/// chunk's samples fill one contiguous byte range of the output.
 fn interleave(plan: &Plan) -> Vec<Run> {
     struct Cursor<'a> {
         which: AvTrack,
         track: &'a OutTrack,
+        chunks: Vec<u32>,
         next: usize,
         time: u64,
     }
-    let mut cursors: Vec<Cursor> = Vec::new();
-    if let Some(v) = &plan.video {
-        cursors.push(Cursor {
-            which: AvTrack::Video,
-            track: v,
+    fn cursor(which: AvTrack, track: &OutTrack) -> Cursor<'_> {
+        Cursor {
+            which,
+            track,
+            chunks: chunk_of_samples(track),
             next: 0,
             time: 0,
-        });
+        }
     }
-    cursors.push(Cursor {
-        which: AvTrack::Audio,
-        track: &plan.audio,
-        next: 0,
-        time: 0,
-    });
+    let mut cursors: Vec<Cursor> = Vec::new();
+    if let Some(v) = &plan.video {
+        cursors.push(cursor(AvTrack::Video, v));
+    }
+    cursors.push(cursor(AvTrack::Audio, &plan.audio));
     let mut runs = Vec::new();
-    // The track that is furthest behind in decode time goes next.
+    // The earliest chunk goes first; within it, the track furthest behind in decode time.
     while let Some(c) = cursors
         .iter_mut()
         .filter(|c| c.next < c.track.samples.len())
         .min_by(|a, b| {
             let ta = a.time as f64 / f64::from(a.track.timescale);
             let tb = b.time as f64 / f64::from(b.track.timescale);
-            ta.total_cmp(&tb)
+            a.chunks[a.next].cmp(&b.chunks[b.next]).then(ta.total_cmp(&tb))
         })
     {
         let limit = c.time + (MAX_RUN_SECONDS * f64::from(c.track.timescale)) as u64;
         let first = c.next;
-        let entry = c.track.samples[first].entry;
+        let (entry, chunk) = (c.track.samples[first].entry, c.chunks[first]);
         while c.next < c.track.samples.len() && (c.next == first || c.time < limit) {
             let s = &c.track.samples[c.next];
-            if s.entry != entry {
+            if s.entry != entry || c.chunks[c.next] != chunk {
                 break;
             }
             c.time += u64::from(s.duration);
@@ -175,6 +177,25 @@ fn interleave(plan: &Plan) -> Vec<Run> {
         });
     }
     runs
+}
+
+/// The input chunk each sample of `track` belongs to: its source; for
+/// generated silence, the chunk whose media follows it (the one it waits for).
+fn chunk_of_samples(track: &OutTrack) -> Vec<u32> {
+    let mut chunks = vec![0u32; track.samples.len()];
+    let mut next_real = track
+        .samples
+        .iter()
+        .rev()
+        .find(|s| s.source != SILENCE)
+        .map_or(0, |s| s.source);
+    for (i, s) in track.samples.iter().enumerate().rev() {
+        if s.source != SILENCE {
+            next_real = s.source;
+        }
+        chunks[i] = next_real;
+    }
+    chunks
 }
 
 fn track_of(plan: &Plan, which: AvTrack) -> &OutTrack {
