@@ -168,10 +168,12 @@ pub struct Recording {
     pub event: Option<CompletionEvent>,
     /// Findings made while scanning (invalid metadata, duplicates).
     pub findings: Vec<Finding>,
+    /// The archive folder it was found in (manifest paths are relative to it).
+    pub root: PathBuf,
 }
 
 /// A file that belongs to no chunk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Orphan {
     /// The file.
     pub path: PathBuf,
@@ -351,7 +353,10 @@ impl Archive {
         found.set_outputs_aside();
         let chunks = pair(std::mem::take(&mut found.metas), &mut found.others);
         found.orphan_the_rest();
-        let recordings = group(chunks, events, limits)?;
+        let mut recordings = group(chunks, events, limits)?;
+        for r in &mut recordings {
+            r.root = root.to_path_buf();
+        }
         let mut orphans = found.orphans;
         orphans.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Archive {
@@ -802,6 +807,7 @@ fn make_recording(
         chunks,
         event,
         findings,
+        root: PathBuf::new(),
     })
 }
 

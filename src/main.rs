@@ -210,9 +210,10 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
     let mut options = BatchOptions {
         force: args.force,
         shard: args.shard,
-        stitch: StitchOptions {
-            gaps: args.gaps,
-            timeline: args.timeline,
+        stitch: {
+            let mut stitch = StitchOptions::with_gaps(args.gaps);
+            stitch.timeline = args.timeline;
+            stitch
         },
         validate: ValidateOptions {
             deep: args.deep,

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::Path;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::{Here, Result};
@@ -68,6 +68,35 @@ impl fmt::Display for WallClock {
 impl Serialize for WallClock {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for WallClock {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        WallClock::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time")))
+    }
+}
+
+/// Serde for a time in seconds written as milliseconds rounded to the
+/// microsecond (`3.00799560546875` s is `3007.996` ms): the unit of every
+/// time field of the manifest, named `…Ms`.
+pub mod seconds_as_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Milliseconds with three decimals.
+    pub fn round(seconds: f64) -> f64 {
+        (seconds * 1e6).round() / 1e3
+    }
+
+    /// Writes `seconds` as milliseconds.
+    pub fn serialize<S: Serializer>(seconds: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(round(*seconds))
+    }
+
+    /// Reads milliseconds back as seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(f64::deserialize(d)? / 1e3)
     }
 }
 

@@ -1,21 +1,21 @@
 //! The JSON report shared by `validate` and `run`.
 //!
 //! ```json
-//! {"recordings":[{"callId":"…","recordingKey":"…","status":"ok",
+//! {"schemaVersion":1,"recordings":[{"callId":"…","recordingKey":"…","status":"ok",
 //!   "chunks":[{"index":0,"documentId":"…","media":"path","metadata":"path",
 //!              "mediaDurationMs":3000.0,"pausesCut":null}],
 //!   "findings":[{"code":"video.frame_rate","severity":"error","chunkIndex":1,"message":"…"}]}],
 //!  "orphans":[{"path":"…","reason":"…"}]}
 //! ```
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::archive::{Archive, Orphan};
 use crate::finding::Finding;
 use crate::validate::ValidatedRecording;
 
 /// What happened to a recording.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Validated without error findings (`validate`).
@@ -30,9 +30,17 @@ pub enum Status {
     Failed,
 }
 
-/// The whole report.
-#[derive(Debug, Clone, Serialize)]
+/// The version of the report's layout ([`Report::schema_version`]);
+/// `schemas/report.v1.json` describes it.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// The whole report. Reads back with serde; `schemas/report.v1.json` is its
+/// published JSON Schema.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// [`REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// One entry per recording.
     pub recordings: Vec<RecordingReport>,
     /// Files that belong to no chunk.
@@ -40,7 +48,7 @@ pub struct Report {
 }
 
 /// One recording in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingReport {
     /// The call.
@@ -65,7 +73,7 @@ pub struct RecordingReport {
 }
 
 /// One chunk in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChunkReport {
     /// Chunk index, when known.
@@ -134,6 +142,7 @@ impl Report {
     /// A report with the archive's orphans and the given recordings.
     pub fn new(archive: &Archive, recordings: Vec<RecordingReport>) -> Self {
         Report {
+            schema_version: REPORT_SCHEMA_VERSION,
             recordings,
             orphans: archive.orphans.clone(),
         }

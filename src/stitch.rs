@@ -12,26 +12,37 @@
 use std::fs::File;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::finding::Finding;
 use crate::io::{output_paths, sha256_file, sync_dir, write_atomic, OutputPaths, RecordingLock, TempFile};
 use crate::media::Movie;
-use crate::metadata::WallClock;
+use crate::metadata::{seconds_as_ms, WallClock};
 use crate::mux::plan::{self, Placement, Plan};
 use crate::mux::write::{self, MuxInput, Source, Written};
 use crate::timeline::{self, Chapter, GapMode, Interruption, Segment};
 use crate::validate::ValidatedRecording;
 
 /// Options for [`Stitcher`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct StitchOptions {
     /// What to do with paused time and gaps.
     pub gaps: GapMode,
     /// Also draw the recording's timeline as a PNG beside the outputs.
     pub timeline: bool,
+}
+
+impl StitchOptions {
+    /// The default options with paused time and gaps handled as `gaps`.
+    pub fn with_gaps(gaps: GapMode) -> Self {
+        StitchOptions {
+            gaps,
+            ..StitchOptions::default()
+        }
+    }
 }
 
 /// Stitches validated recordings.
@@ -40,10 +51,20 @@ pub struct Stitcher {
     options: StitchOptions,
 }
 
-/// The manifest written beside each stitched file.
-#[derive(Debug, Clone, Serialize)]
+/// The version of the manifest's layout ([`Manifest::schema_version`]);
+/// `schemas/manifest.v1.json` describes it.
+pub const MANIFEST_SCHEMA_VERSION: u32 = 1;
+
+/// The manifest written beside each stitched file. Reads back with serde
+/// (`serde_json::from_slice::<Manifest>`); `schemas/manifest.v1.json` is its
+/// published JSON Schema. Every time is in milliseconds (fields named `…Ms`,
+/// rounded to the microsecond) or RFC 3339; input paths are relative to the
+/// archive root, output paths to the manifest's folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
+    /// [`MANIFEST_SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// The tool that wrote it.
     pub tool: Tool,
     /// The options used.
@@ -68,19 +89,23 @@ pub struct Manifest {
     pub participants: Vec<String>,
     /// What validation found (warnings only, for a stitched recording).
     pub findings: Vec<Finding>,
+    /// Where the outputs were written (full paths), when this manifest comes
+    /// from [`Stitcher::stitch`]; not part of the JSON (`None` when read back).
+    #[serde(skip)]
+    pub files: Option<OutputPaths>,
 }
 
 /// Name and version of the tool.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tool {
     /// `recstitch`.
-    pub name: &'static str,
+    pub name: String,
     /// The crate version.
-    pub version: &'static str,
+    pub version: String,
 }
 
 /// The stitched file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestOutput {
     /// The MP4's file name (it sits beside the manifest).
@@ -106,7 +131,7 @@ pub struct ManifestOutput {
 }
 
 /// One input chunk in the manifest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestChunk {
     /// Chunk index.
@@ -127,15 +152,75 @@ pub struct ManifestChunk {
     pub chunk_duration_ms: f64,
     /// Whether the paused time was cut from its media.
     pub pauses_cut: Option<bool>,
-    /// Output byte range `[start, end)` of its samples.
-    pub output_bytes: (u64, u64),
-    /// Output time range `[start, end)`, seconds.
-    pub output_time: (f64, f64),
+    /// First output byte of its samples (each chunk's samples are one
+    /// contiguous range; ranges do not overlap).
+    pub output_byte_start: u64,
+    /// Output byte just past its samples.
+    pub output_byte_end: u64,
+    /// Where it starts in the output, seconds (`outputStartMs` in JSON).
+    #[serde(rename = "outputStartMs", with = "seconds_as_ms")]
+    pub output_start: f64,
+    /// Where the next chunk (or the output) starts, seconds (`outputEndMs`).
+    #[serde(rename = "outputEndMs", with = "seconds_as_ms")]
+    pub output_end: f64,
     /// How the join into this chunk was made.
-    pub join: Placement,
+    pub join: Join,
     /// RMS level of each second of the chunk's audio, dBFS (`--deep`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audio_levels_dbfs: Option<Vec<f64>>,
+}
+
+/// How one chunk was joined (see [`crate::mux::plan`]), in milliseconds
+/// rounded to the microsecond, samples and ticks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Join {
+    /// Output time of the chunk's first real audio sample.
+    pub audio_start_ms: f64,
+    /// Output time of its first presented video frame.
+    pub video_start_ms: Option<f64>,
+    /// `videoStartMs - audioStartMs` as planned.
+    pub planned_offset_ms: Option<f64>,
+    /// Presented audio of the chunk.
+    pub audio_presented_ms: f64,
+    /// Whole priming packets dropped at its start.
+    pub dropped_priming_packets: u32,
+    /// Priming samples left at its start.
+    pub leftover_priming_samples: u64,
+    /// Samples of tail padding kept at its end.
+    pub tail_padding_samples: u64,
+    /// Ticks added to (or removed from) its last video sample to meet the next chunk.
+    pub video_adjust_ticks: i64,
+}
+
+impl From<&Placement> for Join {
+    fn from(p: &Placement) -> Self {
+        let ms = seconds_as_ms::round;
+        Join {
+            audio_start_ms: ms(p.audio_start),
+            video_start_ms: p.video_start.map(ms),
+            planned_offset_ms: p.planned_offset_ms.map(|o| (o * 1e3).round() / 1e3),
+            audio_presented_ms: ms(p.audio_presented),
+            dropped_priming_packets: p.dropped_priming_packets,
+            leftover_priming_samples: p.leftover_priming_samples,
+            tail_padding_samples: p.tail_padding_samples,
+            video_adjust_ticks: p.video_adjust_ticks,
+        }
+    }
+}
+
+/// `path` relative to the archive `root` (`/` separated), so that the
+/// manifest is the same whatever folder the caller worked from; as given
+/// when it lies outside the root.
+fn relative(path: &Path, root: &Path) -> String {
+    match path.strip_prefix(root) {
+        Ok(rel) if !root.as_os_str().is_empty() => rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/"),
+        _ => path.display().to_string(),
+    }
 }
 
 fn file_name(p: &Path) -> String {
@@ -198,9 +283,10 @@ impl Stitcher {
         }
         let chunks = manifest_chunks(rec, &media, &plan, &written, &hashes);
         let manifest = Manifest {
+            schema_version: MANIFEST_SCHEMA_VERSION,
             tool: Tool {
-                name: "recstitch",
-                version: env!("CARGO_PKG_VERSION"),
+                name: "recstitch".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
             },
             options: self.options.clone(),
             call_id: rec.recording.call_id.clone(),
@@ -223,6 +309,7 @@ impl Stitcher {
             chapters: tl.chapters,
             participants: participants(rec),
             findings: rec.findings.clone(),
+            files: Some(paths.clone()),
         };
         let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(format!("manifest: {e}")))?;
         json.push(b'\n');
@@ -313,16 +400,18 @@ fn manifest_chunks(
             Some(ManifestChunk {
                 index: m.index,
                 document_id: c.document_id.clone(),
-                media: media[k].path.display().to_string(),
-                metadata: c.metadata_path.display().to_string(),
+                media: relative(&media[k].path, &rec.recording.root),
+                metadata: relative(&c.metadata_path, &rec.recording.root),
                 sha256: hashes[k].0.clone(),
                 bytes: hashes[k].1,
                 wall_clock_start: m.start,
                 chunk_duration_ms: m.duration_ms,
                 pauses_cut: check.pauses_cut,
-                output_bytes: written.chunk_byte_ranges[k],
-                output_time: (timeline::round6(start), timeline::round6(end)),
-                join: plan.placements[k],
+                output_byte_start: written.chunk_byte_ranges[k].0,
+                output_byte_end: written.chunk_byte_ranges[k].1,
+                output_start: timeline::round6(start),
+                output_end: timeline::round6(end),
+                join: Join::from(&plan.placements[k]),
                 audio_levels_dbfs: check.audio.as_ref().map(|a| a.levels_dbfs.clone()),
             })
         })

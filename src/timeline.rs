@@ -10,18 +10,22 @@
 //! output time equals wall-clock time: the stitcher holds the picture and
 //! plays silence for every cut pause and gap (see [`holds`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::metadata::seconds_as_ms;
 
 use crate::metadata::WallClock;
 use crate::validate::{tolerance_ms, ValidatedRecording};
 
 /// A chapter: a start time in seconds, a length (0 for a point marker) and a title.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Chapter {
-    /// Start, seconds of output presentation time.
+    /// Start, seconds of output presentation time (`startMs` in JSON).
+    #[serde(rename = "startMs", with = "seconds_as_ms")]
     pub start: f64,
-    /// End, seconds (equal to `start` for a point marker).
+    /// End, seconds (equal to `start` for a point marker; `endMs` in JSON).
+    #[serde(rename = "endMs", with = "seconds_as_ms")]
     pub end: f64,
     /// Title shown by players.
     pub title: String,
@@ -45,7 +49,7 @@ pub struct Hold {
 pub const MAX_HOLD_SECONDS: f64 = crate::validate::MAX_GAP_MS / 1000.0;
 
 /// What to do with paused time and gaps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GapMode {
     /// Paused time is not in the file; chapters mark where it was.
@@ -68,14 +72,16 @@ impl std::str::FromStr for GapMode {
 }
 
 /// A stretch of the output that was recorded, mapped to the wall clock.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Segment {
     /// The chunk it comes from.
     pub chunk_index: u32,
     /// Start in the output, seconds.
+    #[serde(rename = "outputStartMs", with = "seconds_as_ms")]
     pub output_start: f64,
     /// End in the output, seconds.
+    #[serde(rename = "outputEndMs", with = "seconds_as_ms")]
     pub output_end: f64,
     /// Wall-clock time of `output_start`.
     pub wall_clock_start: WallClock,
@@ -84,7 +90,7 @@ pub struct Segment {
 }
 
 /// A pause or a gap.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Interruption {
     /// The chunk it is in (pause) or before (gap).
@@ -94,15 +100,17 @@ pub struct Interruption {
     /// How long it lasted, milliseconds.
     pub duration_ms: f64,
     /// Where it is in the output, seconds.
+    #[serde(rename = "outputStartMs", with = "seconds_as_ms")]
     pub output_start: f64,
     /// Where it ends in the output (equal to `output_start` when the time is not in the file).
+    #[serde(rename = "outputEndMs", with = "seconds_as_ms")]
     pub output_end: f64,
     /// Whether the time is in the file (kept in the media, or held with `--gaps wallclock`).
     pub in_file: bool,
 }
 
 /// The recording's timeline in the output.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Timeline {
     /// Recorded segments, in output order.
@@ -251,7 +259,15 @@ pub fn build(rec: &ValidatedRecording, audio_starts: &[f64], duration: f64, mode
             seg_out = p_end;
             seg_wall = p_start.plus_ms(dur);
         }
-        segment(seg_out, out_end, seg_wall, seg_wall.plus_ms(ms(out_end - seg_out)));
+        // The output runs on past the chunk's wall-clock end by the tail
+        // padding kept at the join; the wall clock ends with the chunk.
+        let chunk_end = c.start.plus_ms(c.duration_ms).max(seg_wall);
+        segment(
+            seg_out,
+            out_end,
+            seg_wall,
+            seg_wall.plus_ms(ms(out_end - seg_out)).min(chunk_end),
+        );
         t.pauses.extend(pauses);
     }
     t.chapters = chapters(&t);

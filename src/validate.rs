@@ -877,6 +877,7 @@ pub(crate) mod tests {
             chunks,
             event: None,
             findings: Vec::new(),
+            root: good(""),
         }
     }
 

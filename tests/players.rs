@@ -12,10 +12,11 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Stitches the `good` fixture with `--gaps <mode>` into a fresh folder;
-/// returns the stitched MP4 (its chapters are in `chapters/` beside it).
-fn stitched(mode: &str) -> PathBuf {
-    let out = util::temp_dir(&format!("players-{mode}"));
+/// Stitches the `good` fixture with `--gaps <mode>` into a fresh folder of
+/// the test `test`; returns the stitched MP4 (its chapters are in
+/// `chapters/` beside it).
+fn stitched(test: &str, mode: &str) -> PathBuf {
+    let out = util::temp_dir(&format!("players-{test}-{mode}"));
     let archive = util::cases().join("good");
     let (code, report) = util::recstitch_json(&[
         "run",
@@ -46,7 +47,7 @@ fn mpv_shows_no_subtitle_and_lists_the_chapters() {
         return;
     }
     for mode in ["collapse", "wallclock"] {
-        let file = stitched(mode);
+        let file = stitched("mpv", mode);
         let text = output_of(
             Command::new("mpv")
                 .args(["--no-config", "--vo=null", "--ao=null", "--end=0.1"])
@@ -115,7 +116,7 @@ fn vlc_uses_the_chapter_track_for_chapters_and_loads_no_subtitle() {
     if !util::have_tool("cvlc") {
         return;
     }
-    let file = stitched("collapse");
+    let file = stitched("vlc", "collapse");
     open_to_all(&file);
     let log = vlc_log(&file);
     assert!(
@@ -180,7 +181,7 @@ fn mediainfo_ffprobe_and_mp4parse_agree_on_durations() {
     }
     let frame = 1.0 / 8.0;
     for mode in ["collapse", "wallclock"] {
-        let file = stitched(mode);
+        let file = stitched("durations", mode);
         let ffprobe: f64 = util::oracle::probe_field(&file, "format", "duration").parse().unwrap();
         let audio_packets: f64 = util::oracle::probe_field(&file, "a:0", "nb_frames").parse().unwrap();
         let (general, audio, audio_frames, video) = mediainfo(&file);

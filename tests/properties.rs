@@ -60,7 +60,7 @@ fn check_archive(name: &str, bytes: &[u8], fixture: &Fixture) -> (usize, usize, 
     } else {
         GapMode::Collapse
     };
-    let stitcher = Stitcher::new(StitchOptions { gaps, timeline: false });
+    let stitcher = Stitcher::new(StitchOptions::with_gaps(gaps));
     let (mut valid, mut stitched) = (0, 0);
     for rec in &scanned.recordings {
         let checked = rec.validate(&ValidateOptions::default());

@@ -38,7 +38,7 @@ fuzz_target!(|input: spec::ArchiveSpec| {
     spec::write(&input, fixture(), &archive);
     let scanned = Archive::scan(&archive, &ScanOptions::default()).expect("the scan of a readable folder succeeds");
     let gaps = if input.wallclock { GapMode::Wallclock } else { GapMode::Collapse };
-    let stitcher = Stitcher::new(StitchOptions { gaps, timeline: false });
+    let stitcher = Stitcher::new(StitchOptions::with_gaps(gaps));
     for rec in &scanned.recordings {
         let checked = rec.validate(&ValidateOptions::default());
         if !checked.is_valid() {
