@@ -50,10 +50,29 @@ fn main() -> ExitCode {
             continue;
         }
         match stitcher.stitch(&checked, out) {
-            Ok(manifest) => println!(
-                "{}: stitched {} ({} bytes, sha256 {})",
-                recording.key, manifest.output.path, manifest.output.bytes, manifest.output.sha256
-            ),
+            Ok(manifest) => {
+                let files = manifest.files.expect("a stitch says where it wrote");
+                // What a later step of the worker would do: read the manifest back.
+                let written: recstitch::Manifest = match std::fs::read(&files.manifest)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+                {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("{}: {}: {e}", recording.key, files.manifest.display());
+                        return ExitCode::from(1);
+                    }
+                };
+                println!(
+                    "{}: stitched {} ({} bytes, {} ms, sha256 {}), manifest schema v{}",
+                    recording.key,
+                    files.media.display(),
+                    written.output.bytes,
+                    written.output.duration_ms,
+                    written.output.sha256,
+                    written.schema_version
+                );
+            }
             Err(e) => {
                 all_stitched = false;
                 eprintln!("{}: {e}", recording.key);

@@ -54,6 +54,12 @@ enum Command {
         #[arg(long)]
         deep: bool,
     },
+    /// Print the JSON Schema of the manifest or of the report.
+    Schema {
+        /// Which document.
+        #[arg(value_enum)]
+        document: SchemaDocument,
+    },
     /// For each participant id, the recordings it appears in (for personal-data requests).
     Participants {
         /// The archive folder.
@@ -104,6 +110,14 @@ struct RunArgs {
     /// Also draw each recording's timeline as a PNG beside its outputs.
     #[arg(long)]
     timeline: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SchemaDocument {
+    /// The manifest beside each stitched file (`schemas/manifest.v1.json`).
+    Manifest,
+    /// The report of `validate --json` and `run --json` (`schemas/report.v1.json`).
+    Report,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -164,6 +178,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => stitch(args),
         Command::Timeline { archive, out, deep } => timeline(&archive, &out, deep),
         Command::Participants { archive, id, out, json } => participants(&archive, id.as_deref(), out.as_deref(), json),
+        Command::Schema { document } => {
+            let text = match document {
+                SchemaDocument::Manifest => recstitch::stitch::MANIFEST_SCHEMA,
+                SchemaDocument::Report => recstitch::report::REPORT_SCHEMA,
+            };
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(EXIT_OK)
+        }
     }
 }
 

@@ -31,8 +31,11 @@ pub enum Status {
 }
 
 /// The version of the report's layout ([`Report::schema_version`]);
-/// `schemas/report.v1.json` describes it.
+/// [`REPORT_SCHEMA`] describes it.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// The report's JSON Schema (`schemas/report.v1.json`).
+pub const REPORT_SCHEMA: &str = include_str!("../schemas/report.v1.json");
 
 /// The whole report. Reads back with serde; `schemas/report.v1.json` is its
 /// published JSON Schema.

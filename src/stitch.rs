@@ -52,8 +52,11 @@ pub struct Stitcher {
 }
 
 /// The version of the manifest's layout ([`Manifest::schema_version`]);
-/// `schemas/manifest.v1.json` describes it.
+/// [`MANIFEST_SCHEMA`] describes it.
 pub const MANIFEST_SCHEMA_VERSION: u32 = 1;
+
+/// The manifest's JSON Schema (`schemas/manifest.v1.json`).
+pub const MANIFEST_SCHEMA: &str = include_str!("../schemas/manifest.v1.json");
 
 /// The manifest written beside each stitched file. Reads back with serde
 /// (`serde_json::from_slice::<Manifest>`); `schemas/manifest.v1.json` is its
