@@ -21,10 +21,8 @@ fn main() -> ExitCode {
         eprintln!("usage: archival_worker EVENT.json DOWNLOAD_FOLDER OUT_FOLDER");
         return ExitCode::from(2);
     };
-    let options = ScanOptions {
-        events: vec![event.clone()],
-        ..ScanOptions::default()
-    };
+    let mut options = ScanOptions::default();
+    options.events = vec![event.clone()];
     let archive = match Archive::scan(folder, &options) {
         Ok(a) => a,
         Err(e) => {

@@ -20,6 +20,7 @@ use crate::metadata::{self, ChunkMetadata, CompletionEvent, EventChunk};
 
 /// Options for [`Archive::scan`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ScanOptions {
     /// Resource budgets.
     pub limits: Limits,

@@ -80,6 +80,35 @@ pub enum Error {
         limit: u64,
     },
 
+    /// An output could not be encoded: a box, table or file that its format
+    /// cannot hold (a count past 32 bits, a PNG or JSON encoder's refusal).
+    #[error("{}: cannot encode {what}: {message}", path.display())]
+    Encode {
+        /// The output file.
+        path: PathBuf,
+        /// What was being encoded.
+        what: String,
+        /// Why it failed.
+        message: String,
+    },
+
+    /// Hashing a file failed for a reason other than reading it.
+    #[error("{}: hashing failed: {message}", path.display())]
+    Hash {
+        /// The file being hashed (an input, or the output).
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The work was cancelled ([`Cancel`](crate::io::Cancel)).
+    #[error("cancelled")]
+    Cancelled,
+
+    /// A bug in recstitch (a panic, contained): the message says where.
+    #[error("internal error (a bug in recstitch, please report it with this recording): {0}")]
+    Internal(String),
+
     /// The caller asked for something impossible (bad options, bad output folder).
     #[error("{0}")]
     Usage(String),
@@ -95,7 +124,8 @@ impl Error {
     }
 
     /// The category of the error, stable for programs: `io`, `invalid`,
-    /// `unsupported`, `limit` or `usage`.
+    /// `truncated`, `unsupported`, `limit`, `encode`, `hash`, `cancelled`,
+    /// `internal` or `usage`.
     pub fn category(&self) -> &'static str {
         match self {
             Error::Io { .. } => "io",
@@ -103,7 +133,32 @@ impl Error {
             Error::Truncated { .. } => "truncated",
             Error::Unsupported { .. } => "unsupported",
             Error::Limit { .. } => "limit",
+            Error::Encode { .. } => "encode",
+            Error::Hash { .. } => "hash",
+            Error::Cancelled => "cancelled",
+            Error::Internal(_) => "internal",
             Error::Usage(_) => "usage",
+        }
+    }
+
+    /// The same error, naming `path` when it names no file yet.
+    pub(crate) fn with_path(self, path: &Path) -> Self {
+        match self {
+            Error::Encode { path: p, what, message } if p.as_os_str().is_empty() => Error::Encode {
+                path: path.to_path_buf(),
+                what,
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// An [`Error::Encode`] of `what` in the output `path`.
+    pub(crate) fn encode(path: &Path, what: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::Encode {
+            path: path.to_path_buf(),
+            what: what.into(),
+            message: message.to_string(),
         }
     }
 
@@ -114,8 +169,10 @@ impl Error {
             | Error::Invalid { path, .. }
             | Error::Truncated { path, .. }
             | Error::Unsupported { path, .. }
-            | Error::Limit { path, .. } => Some(path),
-            Error::Usage(_) => None,
+            | Error::Limit { path, .. }
+            | Error::Encode { path, .. }
+            | Error::Hash { path, .. } => Some(path),
+            Error::Cancelled | Error::Internal(_) | Error::Usage(_) => None,
         }
     }
 
@@ -135,7 +192,9 @@ impl Error {
                 limit,
                 ..
             } => format!("{context}: {what} is {value}, over the limit {limit} (Limits::{name})"),
-            Error::Usage(m) => m.clone(),
+            Error::Encode { what, message, .. } => format!("cannot encode {what}: {message}"),
+            Error::Hash { message, .. } => format!("hashing failed: {message}"),
+            Error::Cancelled | Error::Internal(_) | Error::Usage(_) => self.to_string(),
         }
     }
 }

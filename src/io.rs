@@ -90,6 +90,39 @@ pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex(&h.finalize()), total))
 }
 
+/// A cancellation token: clones share one flag; [`Cancel::cancel`] asks all
+/// work that holds it to stop (a batch between recordings, a stitch between
+/// blocks of its copy). Work that stops returns [`Error::Cancelled`] and
+/// leaves nothing under a final name.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Cancel::default()
+    }
+
+    /// Asks the work holding this token (or a clone) to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `Err(Error::Cancelled)` once cancelled.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Where a recording's outputs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputPaths {

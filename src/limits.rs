@@ -13,6 +13,7 @@ use crate::error::{Error, Here, Result};
 
 /// The budgets. Construct with [`Limits::default`] and adjust fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest `moov` (or one `moof`) box read into memory, in bytes.
     /// Default 64 MiB: a 4-hour chunk's `moov` is under 4 MiB.

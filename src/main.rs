@@ -142,10 +142,8 @@ const EXIT_EMPTY: u8 = 3;
 /// the exit code for an archive without recordings (after saying so on
 /// stderr).
 fn scan(archive: &Path, out: Option<&Path>) -> anyhow::Result<Result<Archive, u8>> {
-    let options = ScanOptions {
-        exclude: out.map(|o| vec![o.to_path_buf()]).unwrap_or_default(),
-        ..ScanOptions::default()
-    };
+    let mut options = ScanOptions::default();
+    options.exclude = out.map(|o| vec![o.to_path_buf()]).unwrap_or_default();
     let scanned = Archive::scan(archive, &options)?;
     if let Some(why) = scanned.nothing_found() {
         eprintln!("recstitch: {why}");
@@ -209,10 +207,7 @@ fn validate(archive: &Path, json: bool, deep: bool) -> anyhow::Result<u8> {
         Ok(scanned) => scanned,
         Err(code) => return Ok(code),
     };
-    let options = ValidateOptions {
-        deep,
-        ..ValidateOptions::default()
-    };
+    let options = validate_options(deep);
     let recordings = scanned
         .recordings
         .iter()
@@ -222,6 +217,12 @@ fn validate(archive: &Path, json: bool, deep: bool) -> anyhow::Result<u8> {
     print_batch_report(&report, json)
 }
 
+fn validate_options(deep: bool) -> ValidateOptions {
+    let mut options = ValidateOptions::default();
+    options.deep = deep;
+    options
+}
+
 /// `recstitch run`.
 fn stitch(args: RunArgs) -> anyhow::Result<u8> {
     recstitch::io::check_out_dir(&args.out)?;
@@ -229,20 +230,12 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
         Ok(scanned) => scanned,
         Err(code) => return Ok(code),
     };
-    let mut options = BatchOptions {
-        force: args.force,
-        shard: args.shard,
-        stitch: {
-            let mut stitch = StitchOptions::with_gaps(args.gaps);
-            stitch.timeline = args.timeline;
-            stitch
-        },
-        validate: ValidateOptions {
-            deep: args.deep,
-            ..ValidateOptions::default()
-        },
-        ..BatchOptions::default()
-    };
+    let mut options = BatchOptions::default();
+    options.force = args.force;
+    options.shard = args.shard;
+    options.stitch = StitchOptions::with_gaps(args.gaps);
+    options.stitch.timeline = args.timeline;
+    options.validate = validate_options(args.deep);
     if let Some(shard) = args.shard {
         if recstitch::pipeline::selected(&scanned, Some(shard)).is_empty() {
             eprintln!(
@@ -287,10 +280,7 @@ fn timeline(archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
         Ok(scanned) => scanned,
         Err(code) => return Ok(code),
     };
-    let options = ValidateOptions {
-        deep,
-        ..ValidateOptions::default()
-    };
+    let options = validate_options(deep);
     let mut stdout = std::io::stdout().lock();
     let mut code = EXIT_OK;
     for r in &scanned.recordings {

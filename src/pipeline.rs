@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::{Archive, Recording};
 use crate::error::{Error, Result};
-use crate::io::{output_paths, write_atomic, OutputPaths, RecordingLock};
+use crate::io::{output_paths, write_atomic, Cancel, OutputPaths, RecordingLock};
 use crate::report::{RecordingReport, Report, Status};
 use crate::stitch::{StitchOptions, Stitcher};
 use crate::validate::{ValidateOptions, ValidatedRecording};
@@ -95,6 +95,7 @@ impl Hasher for Fnv1a {
 
 /// Options for [`run_batch`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BatchOptions {
     /// Validation workers (default: the number of cores).
     pub jobs: usize,
@@ -108,6 +109,9 @@ pub struct BatchOptions {
     pub validate: ValidateOptions,
     /// Stitching options.
     pub stitch: StitchOptions,
+    /// Cancels the batch: recordings not yet started are reported
+    /// `cancelled`, a stitch under way stops between blocks of its copy.
+    pub cancel: Cancel,
 }
 
 impl Default for BatchOptions {
@@ -120,6 +124,7 @@ impl Default for BatchOptions {
             shard: None,
             validate: ValidateOptions::default(),
             stitch: StitchOptions::default(),
+            cancel: Cancel::default(),
         }
     }
 }
@@ -241,33 +246,31 @@ pub fn up_to_date(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> b
 
 fn save_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) -> Result<()> {
     let state = current_state(rec, paths, options).ok_or_else(|| {
-        Error::Usage(format!(
-            "recording {}: inputs or outputs vanished while stitching",
-            rec.key
-        ))
+        let vanished = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "an input or output of the recording vanished while it was stitched",
+        );
+        Error::io(paths.dir(), vanished)
     })?;
-    let json = serde_json::to_vec(&state).map_err(|e| Error::Usage(format!("state: {e}")))?;
+    let json = serde_json::to_vec(&state).map_err(|e| Error::encode(&paths.state(), "the state", e))?;
     write_atomic(&paths.state(), &json)
 }
 
 /// Runs `work`, turning a panic inside it into an error message: the last
 /// line of defence that keeps one recording's bug from stopping a batch.
-pub fn isolate<T>(work: impl FnOnce() -> T) -> std::result::Result<T, String> {
+pub fn isolate<T>(work: impl FnOnce() -> T) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
         let message = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "no message".into());
-        format!("internal error (a bug in recstitch, please report it with this recording): {message}")
+        Error::Internal(message)
     })
 }
 
 /// [`Recording::validate`] with panics contained ([`isolate`]).
-pub fn validate_isolated(
-    rec: &Recording,
-    options: &ValidateOptions,
-) -> std::result::Result<ValidatedRecording, String> {
+pub fn validate_isolated(rec: &Recording, options: &ValidateOptions) -> Result<ValidatedRecording> {
     isolate(|| {
         #[cfg(test)]
         tests::maybe_panic(rec, "validate");
@@ -324,7 +327,11 @@ fn validate_stage(
     out_dir: &Path,
     options: &BatchOptions,
 ) -> (Option<ValidatedRecording>, RecordingReport) {
-    let validated = match validate_isolated(rec, &options.validate) {
+    let validated = match options
+        .cancel
+        .check()
+        .and_then(|()| validate_isolated(rec, &options.validate))
+    {
         Ok(v) => v,
         Err(e) => return (None, RecordingReport::from_validation(rec, Err(e))),
     };
@@ -347,9 +354,7 @@ fn stitch_stage(
 ) -> (RecordingReport, u64) {
     let rec = &validated.recording;
     let paths = output_paths(&rec.call_id, &rec.key, out_dir);
-    let outcome = isolate(|| stitch_one(stitcher, validated, &paths, out_dir, options))
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    match outcome {
+    match isolate(|| stitch_one(stitcher, validated, &paths, out_dir, options)).and_then(|r| r) {
         Ok(written) => {
             report.status = if written.is_some() {
                 Status::Stitched
@@ -359,11 +364,7 @@ fn stitch_stage(
             set_outputs(&mut report, &paths);
             (report, written.unwrap_or(0))
         }
-        Err(e) => {
-            report.status = Status::Failed;
-            report.error = Some(e);
-            (report, 0)
-        }
+        Err(e) => (report.failed(e), 0),
     }
 }
 
@@ -383,7 +384,7 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
     });
     let jobs = options.jobs.max(1);
     let stitch_jobs = options.stitch_jobs.max(1);
-    let stitcher = Stitcher::new(options.stitch.clone());
+    let stitcher = Stitcher::new(options.stitch.clone()).with_cancel(options.cancel.clone());
     let done = AtomicUsize::new(0);
     let finish = |i: usize, rec: &Recording, report: RecordingReport, bytes: u64| {
         let n = done.fetch_add(1, Ordering::SeqCst) + 1;
@@ -409,6 +410,7 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
                     break;
                 }
             }
+            // (Cancelled recordings still pass through, to be reported as such.)
         });
         for _ in 0..jobs {
             let (rx, to_stitch, to_collect) = (validate_rx.clone(), to_stitch.clone(), to_collect.clone());
@@ -465,6 +467,43 @@ mod tests {
         if rec.key.strip_prefix(FORCE_PANIC) == Some(stage) {
             panic!("forced panic in {stage} of {}", rec.key);
         }
+    }
+
+    #[test]
+    fn a_cancelled_batch_reports_every_recording_cancelled_and_writes_nothing() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases/good_flat_two_recordings");
+        let archive = Archive::scan(&root, &ScanOptions::default()).unwrap();
+        let out = std::env::temp_dir().join(format!("recstitch-cancel-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let options = BatchOptions::default();
+        options.cancel.cancel();
+        let report = run_batch(&archive, &out, &options, &Quiet);
+        assert_eq!(report.recordings.len(), 2);
+        for r in &report.recordings {
+            assert_eq!(r.status, Status::Cancelled);
+            assert!(matches!(r.cause.as_deref(), Some(Error::Cancelled)));
+            assert_eq!(r.error.as_deref(), Some("cancelled"));
+        }
+        assert!(!out.exists(), "a cancelled batch wrote something");
+    }
+
+    #[test]
+    fn a_cancelled_stitch_stops_and_leaves_nothing_under_a_final_name() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases/good");
+        let archive = Archive::scan(&root, &ScanOptions::default()).unwrap();
+        let validated = archive.recordings[0].validate(&ValidateOptions::default());
+        let out = std::env::temp_dir().join(format!("recstitch-cancel-stitch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let e = Stitcher::new(StitchOptions::default())
+            .with_cancel(cancel)
+            .stitch(&validated, &out)
+            .unwrap_err();
+        assert!(matches!(e, Error::Cancelled), "{e}");
+        let left = crate::io::output_paths(&validated.recording.call_id, &validated.recording.key, &out);
+        assert!(!left.media.exists() && !left.manifest.exists() && !left.lock().exists());
+        std::fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]

@@ -26,8 +26,10 @@ pub enum Status {
     Stitched,
     /// Already stitched and up to date; left alone.
     Skipped,
-    /// Stitching failed (see `error`).
+    /// Validating or stitching failed (see `error`).
     Failed,
+    /// The batch was cancelled before the recording was done.
+    Cancelled,
 }
 
 /// The version of the report's layout ([`Report::schema_version`]);
@@ -70,9 +72,12 @@ pub struct RecordingReport {
     /// The manifest beside it (`run`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
-    /// Why stitching failed (`run`, status `failed`).
+    /// Why it failed (status `failed` or `cancelled`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The error itself, for library callers (not part of the JSON).
+    #[serde(skip)]
+    pub cause: Option<std::sync::Arc<crate::Error>>,
 }
 
 /// One chunk in the report.
@@ -96,20 +101,35 @@ pub struct ChunkReport {
 impl RecordingReport {
     /// The report entry of a recording's validation: its outcome, or the
     /// error that stopped it (status `failed`).
-    pub fn from_validation(rec: &crate::Recording, outcome: Result<ValidatedRecording, String>) -> Self {
+    pub fn from_validation(rec: &crate::Recording, outcome: crate::Result<ValidatedRecording>) -> Self {
         match outcome {
             Ok(v) => Self::from_validated(&v),
             Err(error) => RecordingReport {
                 call_id: rec.call_id.clone(),
                 recording_key: rec.key.clone(),
-                status: Status::Failed,
+                status: Status::Ok,
                 chunks: Vec::new(),
                 findings: rec.findings.clone(),
                 output: None,
                 manifest: None,
-                error: Some(error),
-            },
+                error: None,
+                cause: None,
+            }
+            .failed(error),
         }
+    }
+
+    /// This report, failed with `error` (status `cancelled` for
+    /// [`Error::Cancelled`](crate::Error::Cancelled), else `failed`).
+    pub fn failed(mut self, error: crate::Error) -> Self {
+        self.status = if matches!(error, crate::Error::Cancelled) {
+            Status::Cancelled
+        } else {
+            Status::Failed
+        };
+        self.error = Some(error.to_string());
+        self.cause = Some(std::sync::Arc::new(error));
+        self
     }
 
     /// The report entry of a validated recording (status `ok` or `invalid`).
@@ -137,6 +157,7 @@ impl RecordingReport {
             output: None,
             manifest: None,
             error: None,
+            cause: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::finding::Finding;
-use crate::io::{output_paths, sha256_file, sync_dir, write_atomic, OutputPaths, RecordingLock, TempFile};
+use crate::io::{output_paths, sha256_file, sync_dir, write_atomic, Cancel, OutputPaths, RecordingLock, TempFile};
 use crate::media::Movie;
 use crate::metadata::{seconds_as_ms, WallClock};
 use crate::mux::plan::{self, Placement, Plan};
@@ -49,6 +49,7 @@ impl StitchOptions {
 #[derive(Debug, Clone, Default)]
 pub struct Stitcher {
     options: StitchOptions,
+    cancel: Cancel,
 }
 
 /// The version of the manifest's layout ([`Manifest::schema_version`]);
@@ -241,7 +242,17 @@ fn mp4_time(t: WallClock) -> u64 {
 impl Stitcher {
     /// A stitcher with `options`.
     pub fn new(options: StitchOptions) -> Self {
-        Stitcher { options }
+        Stitcher {
+            options,
+            cancel: Cancel::default(),
+        }
+    }
+
+    /// The same stitcher, stopping its copies (with [`Error::Cancelled`],
+    /// nothing left under a final name) once `cancel` is cancelled.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// The options in force.
@@ -279,7 +290,8 @@ impl Stitcher {
         let tl = timeline::build(rec, &audio_starts, plan.duration(), self.options.gaps);
         let dir = paths.dir();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let (written, hashes) = write_media(rec, &media, &plan, &tl.chapters, paths)?;
+        self.cancel.check()?;
+        let (written, hashes) = write_media(rec, &media, &plan, &tl.chapters, paths, &self.cancel)?;
         write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
         if self.options.timeline {
             crate::picture::write_png(rec, &paths.timeline)?;
@@ -314,7 +326,8 @@ impl Stitcher {
             findings: rec.findings.clone(),
             files: Some(paths.clone()),
         };
-        let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(format!("manifest: {e}")))?;
+        let mut json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::encode(&paths.manifest, "the manifest", e))?;
         json.push(b'\n');
         write_atomic(&paths.manifest, &json)?;
         sync_dir(dir);
@@ -349,6 +362,7 @@ fn write_media(
     plan: &Plan,
     chapters: &[Chapter],
     paths: &OutputPaths,
+    cancel: &Cancel,
 ) -> Result<(Written, Vec<(String, u64)>)> {
     let sources = media
         .iter()
@@ -371,6 +385,7 @@ fn write_media(
         chapters,
         sources: &sources,
         creation_time: first_start.map_or(0, mp4_time),
+        cancel: cancel.clone(),
     };
     let mut tmp = TempFile::create(&paths.media)?;
     let (written, hashes) = rayon::join(
@@ -461,9 +476,35 @@ mod tests {
             chapters: &[],
             sources: &sources,
             creation_time: 0,
+            cancel: Cancel::default(),
         };
         let e = write::write_mp4(&input, &full, Path::new("out/x.mp4")).unwrap_err();
         assert_eq!(e.category(), "io");
         assert!(e.to_string().starts_with("out/x.mp4: No space left on device"), "{e}");
+    }
+
+    #[test]
+    fn a_copy_stops_when_cancelled() {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4",
+        );
+        let media = crate::probe(&source, &crate::Limits::default()).unwrap();
+        let p = plan::plan(&[&media], &[]).unwrap();
+        let sources = [Source {
+            file: File::open(&source).unwrap(),
+            path: source.clone(),
+        }];
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let input = MuxInput {
+            plan: &p,
+            chapters: &[],
+            sources: &sources,
+            creation_time: 0,
+            cancel,
+        };
+        let sink = OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let e = write::write_mp4(&input, &sink, Path::new("out/x.mp4")).unwrap_err();
+        assert!(matches!(e, Error::Cancelled), "{e}");
     }
 }

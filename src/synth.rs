@@ -100,6 +100,7 @@ pub fn repeat_chunk(source: &Path, seconds: f64, out: &Path) -> Result<Movie> {
         chapters: &[],
         sources: &sources,
         creation_time: 0,
+        cancel: crate::io::Cancel::default(),
     };
     let file = File::create(out).map_err(|e| Error::io(out, e))?;
     write::write_mp4(&input, &file, out)?;

@@ -14,6 +14,7 @@ use crate::metadata::{AudioConfiguration, ChunkMetadata, CompletionEvent, VideoC
 
 /// Options for [`Recording::validate`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ValidateOptions {
     /// Resource budgets for probing.
     pub limits: Limits,

@@ -32,7 +32,9 @@ fuzz_target!(|data: &[u8]| {
     let scanned = Archive::scan(archive, &ScanOptions::default()).unwrap();
     let stitcher = Stitcher::new(StitchOptions::default());
     for rec in &scanned.recordings {
-        let checked = rec.validate(&ValidateOptions { deep: true, ..ValidateOptions::default() });
+        let mut options = ValidateOptions::default();
+        options.deep = true;
+        let checked = rec.validate(&options);
         if checked.is_valid() {
             let _ = stitcher.stitch(&checked, out);
         }

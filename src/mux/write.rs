@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::plan::{OutSample, OutTrack, Plan, SILENCE};
 use crate::error::{Error, Result};
-use crate::io::hex;
+use crate::io::{hex, Cancel};
 use crate::timeline::Chapter;
 
 /// Longest run of one track's samples stored together, in seconds.
@@ -90,10 +90,17 @@ pub struct MuxInput<'a> {
     pub sources: &'a [Source],
     /// Seconds since 1904-01-01 for `creation_time` (the recording's start).
     pub creation_time: u64,
+    /// Stops the copy between blocks when cancelled.
+    pub cancel: Cancel,
+}
+
+/// An [`Error::Encode`] of the MP4 header, its file named by [`write_mp4`].
+fn encode_err(what: &str, message: impl std::fmt::Display) -> Error {
+    Error::encode(std::path::Path::new(""), what, message)
 }
 
 fn atom_err(e: mp4_atom::Error) -> Error {
-    Error::Usage(format!("cannot encode the output: {e}"))
+    encode_err("a box", e)
 }
 
 /// Writes a container box whose body `f` appends.
@@ -102,8 +109,7 @@ fn write_box(out: &mut Vec<u8>, kind: &[u8; 4], f: impl FnOnce(&mut Vec<u8>) -> 
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(kind);
     f(out)?;
-    let size =
-        u32::try_from(out.len() - start).map_err(|_| Error::Usage("a box of the output exceeds 4 GiB".into()))?;
+    let size = u32::try_from(out.len() - start).map_err(|_| encode_err("a box", "it exceeds 4 GiB"))?;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())
 }
@@ -260,7 +266,7 @@ fn ctts(samples: &[OutSample]) -> Option<Ctts> {
 /// A count or a 1-based index of the output as the 32 bits MP4 tables hold
 /// (the plan keeps every track under `u32::MAX` samples).
 fn count32(n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Usage(format!("{n} entries do not fit a 32-bit MP4 table")))
+    u32::try_from(n).map_err(|_| encode_err("a sample table", format!("{n} entries do not fit 32 bits")))
 }
 
 fn stsz(sizes: impl Iterator<Item = u32>) -> Result<Stsz> {
@@ -302,7 +308,7 @@ fn chunk_offsets(out: &mut Vec<u8>, offsets: &[u64], co64: bool) -> Result<()> {
     } else {
         let entries = offsets
             .iter()
-            .map(|&o| u32::try_from(o).map_err(|_| Error::Usage("chunk offset exceeds 32 bits without co64".into())))
+            .map(|&o| u32::try_from(o).map_err(|_| encode_err("stco", "a chunk offset exceeds 32 bits without co64")))
             .collect::<Result<Vec<u32>>>()?;
         leaf(out, &Stco { entries })
     }
@@ -680,7 +686,7 @@ fn head(input: &MuxInput, lay: &Layout) -> Result<Head> {
         bytes.extend_from_slice(b"mdat");
         bytes.extend_from_slice(&(lay.payload + 16).to_be_bytes());
     } else {
-        let size = u32::try_from(lay.payload + 8).map_err(|_| Error::Usage("mdat exceeds 32 bits".into()))?;
+        let size = u32::try_from(lay.payload + 8).map_err(|_| encode_err("mdat", "its size exceeds 32 bits"))?;
         bytes.extend_from_slice(&size.to_be_bytes());
         bytes.extend_from_slice(b"mdat");
     }
@@ -698,6 +704,7 @@ pub fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
         chapters,
         sources: &[],
         creation_time: 0,
+        cancel: Cancel::default(),
     };
     Ok(head(&input, &layout(plan, chapters))?.bytes)
 }
@@ -706,7 +713,7 @@ pub fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
 pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> Result<Written> {
     let plan = input.plan;
     let lay = layout(plan, input.chapters);
-    let Head { bytes: head, base } = head(input, &lay)?;
+    let Head { bytes: head, base } = head(input, &lay).map_err(|e| e.with_path(out_path))?;
     let (pieces, chunk_byte_ranges) = pieces(plan, &lay, base, input.sources.len());
 
     // Two passes over the same bytes run side by side: the copy (in the
@@ -733,15 +740,18 @@ pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> R
                 }
             }
         });
-        let copied =
-            copy_pieces(&head, &pieces, input.sources, &plan.silence, file, copied_bytes).map_err(|e| match e {
-                (None, e) => io(e),
-                (Some(i), e) => Error::io(&input.sources[i].path, e),
-            });
+        let copied = copy_pieces(&head, &pieces, input, file, copied_bytes).map_err(|e| match e {
+            CopyError::Cancelled => Error::Cancelled,
+            CopyError::Io(None, e) => io(e),
+            CopyError::Io(Some(i), e) => Error::io(&input.sources[i].path, e),
+        });
         drop(stop);
-        let sha256 = hasher
-            .join()
-            .unwrap_or_else(|_| Err(Error::Usage("the hashing thread panicked".into())));
+        let sha256 = hasher.join().unwrap_or_else(|_| {
+            Err(Error::Hash {
+                path: out_path.to_path_buf(),
+                message: "the hashing thread stopped".into(),
+            })
+        });
         (copied, sha256)
     });
     let size = copied?;
@@ -800,44 +810,67 @@ fn pieces(plan: &Plan, lay: &Layout, base: u64, sources: usize) -> (Vec<Piece>, 
     (pieces, ranges)
 }
 
-/// Writes the head and the pieces to `file`; returns the bytes written. An
-/// error names the source it came from (`Some(index)`) or the output (`None`).
+/// Why a copy stopped.
+enum CopyError {
+    /// The cancellation token was cancelled.
+    Cancelled,
+    /// An I/O error, on the source of that index (`Some`) or the output (`None`).
+    Io(Option<usize>, std::io::Error),
+}
+
+/// The most a copy moves between two looks at its cancellation token.
+const CANCEL_BLOCK: u64 = 64 << 20;
+
+/// Writes the head and the pieces to `file`; returns the bytes written.
 fn copy_pieces(
     head: &[u8],
     pieces: &[Piece],
-    sources: &[Source],
-    silence: &[u8],
+    input: &MuxInput,
     file: &File,
     progress: &AtomicU64,
-) -> std::result::Result<u64, (Option<usize>, std::io::Error)> {
+) -> std::result::Result<u64, CopyError> {
     use std::io::{Read, Seek, SeekFrom};
     let mut out: &File = file;
-    out.write_all(head).map_err(|e| (None, e))?;
-    let mut written = head.len() as u64;
+    let out_err = |e| CopyError::Io(None, e);
+    out.write_all(head).map_err(out_err)?;
+    let mut written = u64::try_from(head.len()).unwrap_or(u64::MAX);
     for p in pieces {
         match *p {
             Piece::Silence { len } => {
-                out.write_all(&silence[..len]).map_err(|e| (None, e))?;
-                written += len as u64;
+                out.write_all(&input.plan.silence[..len]).map_err(out_err)?;
+                written += u64::try_from(len).unwrap_or(u64::MAX);
             }
             Piece::Source { source, offset, len } => {
-                let mut src: &File = &sources[source].file;
-                src.seek(SeekFrom::Start(offset)).map_err(|e| (Some(source), e))?;
-                // File to file: std uses copy_file_range (or sendfile) when it can.
-                let n = std::io::copy(&mut src.take(len), &mut out).map_err(|e| (None, e))?;
-                if n != len {
-                    let short = std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("the file ended {} bytes into a {len}-byte read at {offset}", n),
-                    );
-                    return Err((Some(source), short));
+                let mut src: &File = &input.sources[source].file;
+                src.seek(SeekFrom::Start(offset))
+                    .map_err(|e| CopyError::Io(Some(source), e))?;
+                let mut left = len;
+                while left > 0 {
+                    if input.cancel.is_cancelled() {
+                        return Err(CopyError::Cancelled);
+                    }
+                    let block = left.min(CANCEL_BLOCK);
+                    // File to file: std uses copy_file_range (or sendfile) when it can.
+                    let n = std::io::copy(&mut src.take(block), &mut out).map_err(out_err)?;
+                    if n != block {
+                        let short = std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "the file ended {} bytes into a {len}-byte read at {offset}",
+                                len - left + n
+                            ),
+                        );
+                        return Err(CopyError::Io(Some(source), short));
+                    }
+                    left -= n;
+                    written += n;
+                    progress.store(written, Ordering::Relaxed);
                 }
-                written += len;
             }
         }
         progress.store(written, Ordering::Relaxed);
     }
-    out.flush().map_err(|e| (None, e))?;
+    out.flush().map_err(out_err)?;
     Ok(written)
 }
 
@@ -908,7 +941,11 @@ mod tests {
         assert_eq!(&out[4..8], b"stco");
         let mut out = Vec::new();
         let e = chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], false).unwrap_err();
-        assert_eq!(e.to_string(), "chunk offset exceeds 32 bits without co64");
+        assert_eq!(e.category(), "encode");
+        assert_eq!(
+            e.with_path(std::path::Path::new("out/x.mp4")).to_string(),
+            "out/x.mp4: cannot encode stco: a chunk offset exceeds 32 bits without co64"
+        );
         chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], true).unwrap();
         assert_eq!(&out[4..8], b"co64");
         assert_eq!(&out[out.len() - 8..], &(u64::from(u32::MAX) + 1).to_be_bytes());
