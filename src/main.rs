@@ -14,7 +14,12 @@ mod progress;
 
 /// Validate and stitch chunked call recordings.
 #[derive(Parser)]
-#[command(name = "recstitch", version, about)]
+#[command(
+    name = "recstitch",
+    version,
+    about,
+    after_help = "Exit codes:\n  0  everything fine: every recording valid, stitched or up to date\n  1  some recording has error findings, failed or was cancelled (or a probed file is truncated)\n  2  the command could not run: bad arguments, unreadable archive, unusable --out\n  3  the archive holds no recording at all (an empty folder, a volume that did not mount)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,9 +96,9 @@ struct RunArgs {
     /// `wallclock` (held picture and silence, output time = wall clock).
     #[arg(long, default_value = "collapse")]
     gaps: GapMode,
-    /// Recordings validated at once (default: the number of cores).
-    #[arg(long)]
-    jobs: Option<usize>,
+    /// Recordings validated at once (default: the number of cores; at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
     /// Redo recordings whose outputs are already up to date.
     #[arg(long)]
     force: bool,
@@ -247,7 +252,7 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
         }
     }
     if let Some(jobs) = args.jobs {
-        options.jobs = jobs.max(1);
+        options.jobs = usize::from(jobs);
         options.stitch_jobs = options.stitch_jobs.min(options.jobs);
     }
     let out = &args.out;
@@ -390,8 +395,10 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
     for r in &report.recordings {
         writeln!(
             out,
-            "recording {} (call {}): {:?}",
-            r.recording_key, r.call_id, r.status
+            "recording {} (call {}): {}",
+            r.recording_key,
+            r.call_id,
+            r.status.as_str()
         )?;
         writeln!(out, "  index  {:<44} {:>12}  pauses", "document id", "media ms")?;
         for c in &r.chunks {
@@ -431,21 +438,21 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
             writeln!(out, "  {}: {}", o.path.display(), o.reason)?;
         }
     }
-    let bad = report
-        .recordings
+    let counts: Vec<String> = recstitch::Status::ALL
         .iter()
-        .filter(|r| {
-            !matches!(
-                r.status,
-                recstitch::Status::Ok | recstitch::Status::Stitched | recstitch::Status::Skipped
-            )
-        })
-        .count();
+        .map(|s| (s, report.recordings.iter().filter(|r| r.status == *s).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{n} {}", s.as_str()))
+        .collect();
+    let counts = if counts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", counts.join(", "))
+    };
     writeln!(
         out,
-        "{} recording(s), {} with errors, {} orphan file(s)",
+        "{} recording(s){counts}; {} orphan file(s)",
         report.recordings.len(),
-        bad,
         report.orphans.len()
     )?;
     Ok(())

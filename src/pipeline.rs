@@ -340,6 +340,14 @@ fn validate_stage(
         report.status = Status::Skipped;
         set_outputs(&mut report, &output_paths(&rec.call_id, &rec.key, out_dir));
     }
+    // The picture helps most where something is wrong: draw it for invalid
+    // recordings too (a stitched one gets it from the stitcher).
+    if report.status == Status::Invalid && options.stitch.timeline {
+        let path = output_paths(&rec.call_id, &rec.key, out_dir).timeline;
+        if let Err(e) = crate::picture::write_png(&validated, &path) {
+            report.error = Some(e.to_string());
+        }
+    }
     let stitch = report.status == Status::Ok;
     (stitch.then_some(validated), report)
 }

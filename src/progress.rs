@@ -30,7 +30,7 @@ impl Bar {
     pub fn new() -> Self {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:20}] {pos}/{len} recordings, eta {eta}, {wide_msg}")
+            ProgressStyle::with_template("{elapsed} [{bar:20}] {pos}/{len} eta {eta} {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
@@ -69,9 +69,14 @@ impl Observer for Bar {
     }
 }
 
+/// The recording first (so that a narrow terminal still shows which one),
+/// then what was written and how fast.
 fn message(bytes: u64, seconds: f64, current: &str) -> String {
     let mib = bytes as f64 / (1 << 20) as f64;
     let rate = if seconds > 0.0 { mib / seconds } else { 0.0 };
-    let short: String = current.chars().take(24).collect();
-    format!("{mib:.1} MiB at {rate:.1} MiB/s, {short}")
+    let mut name: String = current.chars().take(20).collect();
+    if current.chars().count() > 20 {
+        name.push('…');
+    }
+    format!("{name} {mib:.1} MiB {rate:.1} MiB/s")
 }

@@ -98,6 +98,30 @@ pub struct ChunkReport {
     pub pauses_cut: Option<bool>,
 }
 
+impl Status {
+    /// The status as the JSON report and the text report spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Invalid => "invalid",
+            Status::Stitched => "stitched",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Every status, in the order a summary lists them.
+    pub const ALL: [Status; 6] = [
+        Status::Ok,
+        Status::Stitched,
+        Status::Skipped,
+        Status::Invalid,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+}
+
 impl RecordingReport {
     /// The report entry of a recording's validation: its outcome, or the
     /// error that stopped it (status `failed`).

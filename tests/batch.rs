@@ -204,3 +204,31 @@ fn sigkill_mid_batch_then_rerun_skips_finished_work_and_matches() {
     }
     assert!(mid_batch, "no kill landed mid-batch");
 }
+
+#[test]
+fn run_counts_statuses_draws_invalid_recordings_and_refuses_zero_jobs() {
+    let out = util::temp_dir("batch-summary");
+    let archive = util::cases().join("chunk_duration");
+    let (a, o) = (archive.to_str().unwrap(), out.to_str().unwrap());
+    let done = util::recstitch(&["run", "--timeline", "--progress", "none", a, "--out", o]);
+    assert_eq!(done.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&done.stdout);
+    assert!(text.lines().next().unwrap().ends_with(": invalid"), "{text}");
+    assert_eq!(
+        text.lines().last().unwrap(),
+        "1 recording(s): 1 invalid; 0 orphan file(s)"
+    );
+    // The timeline of the invalid recording is drawn: that is where it helps.
+    let pictures: Vec<Vec<u8>> = util::visible_files(&out)
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".png"))
+        .map(|(_, bytes)| bytes)
+        .collect();
+    assert_eq!(pictures.len(), 1);
+    assert!(pictures[0].starts_with(b"\x89PNG\r\n\x1a\n"));
+    let zero = util::recstitch(&["run", "--jobs", "0", a, "--out", o]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("invalid value '0' for '--jobs <JOBS>'"));
+    let help = util::recstitch(&["--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes:\n  0  everything fine"));
+}
