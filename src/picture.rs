@@ -43,6 +43,8 @@ pub const BAD_CHUNK_COLOR: Rgb<u8> = Rgb([219, 68, 55]);
 pub const PAUSE_COLOR: Rgb<u8> = Rgb([255, 204, 128]);
 /// Gaps between chunks.
 pub const GAP_COLOR: Rgb<u8> = Rgb([210, 210, 210]);
+/// Wall-clock time two chunks both claim (an overlap), striped over the bars.
+pub const OVERLAP_COLOR: Rgb<u8> = Rgb([142, 36, 170]);
 const LEVEL_COLOR: Rgb<u8> = Rgb([52, 168, 83]);
 const SILENT_COLOR: Rgb<u8> = Rgb([150, 150, 150]);
 const TEXT: Rgb<u8> = Rgb([40, 40, 40]);
@@ -63,9 +65,12 @@ impl Canvas {
         }
     }
 
-    /// Text in the 8x8 public-domain font; characters beyond ASCII become '?'.
+    /// Text in the 8x8 public-domain font; characters beyond ASCII become
+    /// '?'. Text that would run past the right edge is moved left to fit.
+    /// Returns where the text ends.
     fn text(&mut self, x: i64, y: i64, s: &str, c: Rgb<u8>) -> i64 {
-        let mut cx = x;
+        let right = i64::from(self.img.width()) - 2;
+        let mut cx = x.min(right - text_width(s)).max(0);
         for ch in s.chars() {
             let ch = match ch {
                 '–' | '—' => '-',
@@ -285,7 +290,16 @@ fn draw_interruptions(c: &mut Canvas, plot: &Plot, rec: &ValidatedRecording) {
     for w in plot.chunks.windows(2) {
         let prev_end = w[0].1.end();
         let gap = prev_end.ms_until(w[1].1.start);
-        if gap > crate::validate::tolerance_ms(rec.checks[w[0].0].media.as_ref()) {
+        let tolerance = crate::validate::tolerance_ms(rec.checks[w[0].0].media.as_ref());
+        if gap < -tolerance {
+            // Both chunks claim this time: stripes across both bars.
+            let (x0, x1) = (plot.x_of(w[1].1.start), plot.x_of(prev_end));
+            for y in (i64::from(BARS.0)..i64::from(BARS.1)).step_by(4) {
+                c.rect(x0, y, x1.max(x0 + 1), y + 2, OVERLAP_COLOR);
+            }
+            labels.push((x0, format!("overlap {}", seconds_label(-gap / 1000.0))));
+        }
+        if gap > tolerance {
             c.rect(
                 plot.x_of(prev_end),
                 band_top,
@@ -340,4 +354,40 @@ pub fn write_png(rec: &ValidatedRecording, path: &std::path::Path) -> crate::Res
         std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     }
     crate::io::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{Archive, ScanOptions};
+
+    fn drawn(case: &str) -> RgbImage {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/cases")
+            .join(case);
+        let archive = Archive::scan(&root, &ScanOptions::default()).unwrap();
+        draw(&archive.recordings[0].validate(&crate::ValidateOptions::default()))
+    }
+
+    #[test]
+    fn an_overlap_is_striped_and_a_gap_shaded() {
+        let overlap = drawn("chunk_overlap");
+        assert!(overlap.pixels().any(|p| *p == OVERLAP_COLOR), "no overlap drawn");
+        let gap = drawn("chunk_gap");
+        assert!(gap.pixels().any(|p| *p == GAP_COLOR), "no gap drawn");
+        assert!(!gap.pixels().any(|p| *p == OVERLAP_COLOR), "an overlap drawn for a gap");
+    }
+
+    #[test]
+    fn text_at_the_right_edge_is_moved_left_to_fit() {
+        let mut c = Canvas {
+            img: RgbImage::from_pixel(WIDTH, HEIGHT, BACKGROUND),
+        };
+        let end = c.text(i64::from(WIDTH) - 10, 20, "pause 1.5 s", TEXT);
+        assert!(end <= i64::from(WIDTH), "text ends at {end}");
+        let inked = (0..WIDTH)
+            .filter(|&x| (20..28).any(|y| *c.img.get_pixel(x, y) == TEXT))
+            .count();
+        assert!(inked > 20, "the text was not drawn");
+    }
 }
