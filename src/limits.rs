@@ -6,7 +6,7 @@
 //! 225,000 audio samples) and small enough that a hostile file cannot exhaust
 //! memory.
 //!
-//! Every check goes through [`Limits::check`] with a [`Limit`], so that an
+//! Every check goes through `Limits::check` with a [`Limit`], so that an
 //! exceeded budget is always an [`Error::Limit`] naming the field to raise.
 
 use crate::error::{Error, Here, Result};

@@ -174,7 +174,7 @@ pub struct ManifestChunk {
     pub audio_levels_dbfs: Option<Vec<f64>>,
 }
 
-/// How one chunk was joined (see [`crate::mux::plan`]), in milliseconds
+/// How one chunk was joined (see the join plan in `mux::plan`), in milliseconds
 /// rounded to the microsecond, samples and ticks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -698,7 +698,7 @@ fn head(input: &MuxInput, lay: &Layout) -> Result<Head> {
 
 /// The `ftyp`, `moov` and `mdat` header a stitch of `plan` would write, with
 /// chunk offsets as they would be; for inspection and benchmarks.
-pub fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
+pub(crate) fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
     let input = MuxInput {
         plan,
         chapters,
