@@ -455,6 +455,26 @@ mod tests {
     use super::*;
     use std::fs::OpenOptions;
 
+    /// Runs `f` with a mux input for chunk 0 of the good fixture alone.
+    fn with_one_chunk(cancel: Cancel, f: impl FnOnce(&MuxInput)) {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4",
+        );
+        let media = crate::probe(&source, &crate::Limits::default()).unwrap();
+        let p = plan::plan(&[&media], &[]).unwrap();
+        let sources = [Source {
+            file: File::open(&source).unwrap(),
+            path: source.clone(),
+        }];
+        f(&MuxInput {
+            plan: &p,
+            chapters: &[],
+            sources: &sources,
+            creation_time: 0,
+            cancel,
+        });
+    }
+
     #[test]
     fn a_full_disk_is_a_clear_io_error() {
         // /dev/full answers every write with ENOSPC.
@@ -462,49 +482,21 @@ mod tests {
             eprintln!("SKIPPED: no /dev/full on this system");
             return;
         };
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(
-            "fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4",
-        );
-        let media = crate::probe(&source, &crate::Limits::default()).unwrap();
-        let p = plan::plan(&[&media], &[]).unwrap();
-        let sources = [Source {
-            file: File::open(&source).unwrap(),
-            path: source.clone(),
-        }];
-        let input = MuxInput {
-            plan: &p,
-            chapters: &[],
-            sources: &sources,
-            creation_time: 0,
-            cancel: Cancel::default(),
-        };
-        let e = write::write_mp4(&input, &full, Path::new("out/x.mp4")).unwrap_err();
-        assert_eq!(e.category(), "io");
-        assert!(e.to_string().starts_with("out/x.mp4: No space left on device"), "{e}");
+        with_one_chunk(Cancel::default(), |input| {
+            let e = write::write_mp4(input, &full, Path::new("out/x.mp4")).unwrap_err();
+            assert_eq!(e.category(), "io");
+            assert!(e.to_string().starts_with("out/x.mp4: No space left on device"), "{e}");
+        });
     }
 
     #[test]
     fn a_copy_stops_when_cancelled() {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(
-            "fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4",
-        );
-        let media = crate::probe(&source, &crate::Limits::default()).unwrap();
-        let p = plan::plan(&[&media], &[]).unwrap();
-        let sources = [Source {
-            file: File::open(&source).unwrap(),
-            path: source.clone(),
-        }];
         let cancel = Cancel::new();
         cancel.cancel();
-        let input = MuxInput {
-            plan: &p,
-            chapters: &[],
-            sources: &sources,
-            creation_time: 0,
-            cancel,
-        };
         let sink = OpenOptions::new().write(true).open("/dev/null").unwrap();
-        let e = write::write_mp4(&input, &sink, Path::new("out/x.mp4")).unwrap_err();
-        assert!(matches!(e, Error::Cancelled), "{e}");
+        with_one_chunk(cancel, |input| {
+            let e = write::write_mp4(input, &sink, Path::new("out/x.mp4")).unwrap_err();
+            assert!(matches!(e, Error::Cancelled), "{e}");
+        });
     }
 }

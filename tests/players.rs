@@ -18,17 +18,7 @@ use std::process::Command;
 fn stitched(test: &str, mode: &str) -> PathBuf {
     let out = util::temp_dir(&format!("players-{test}-{mode}"));
     let archive = util::cases().join("good");
-    let (code, report) = util::recstitch_json(&[
-        "run",
-        "--json",
-        "--progress",
-        "none",
-        "--gaps",
-        mode,
-        archive.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (code, report) = util::run_json_with(&archive, &out, &["--gaps", mode]);
     assert_eq!(code, 0, "{report}");
     PathBuf::from(report["recordings"][0]["output"].as_str().unwrap())
 }
@@ -71,19 +61,7 @@ fn mpv_shows_no_subtitle_and_lists_the_chapters() {
 /// Runs `cvlc` on `file` with verbose logs, unprivileged when this test
 /// runs as root (VLC refuses root).
 fn vlc_log(file: &Path) -> String {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let mut cmd = if root {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "env"]);
-        c.arg(format!("HOME={}", std::env::temp_dir().display()));
-        c.arg("cvlc");
-        c
-    } else {
-        Command::new("cvlc")
-    };
+    let mut cmd = util::unprivileged("cvlc");
     cmd.args([
         "--intf",
         "dummy",

@@ -44,18 +44,7 @@ fn every_fixture_report_and_manifest_validates_against_its_schema() {
     for (n, case) in cases.iter().enumerate() {
         for gaps in ["collapse", "wallclock"] {
             let out = util::temp_dir(&format!("schemas/{n}-{gaps}"));
-            let (_, report) = util::recstitch_json(&[
-                "run",
-                "--json",
-                "--deep",
-                "--progress",
-                "none",
-                "--gaps",
-                gaps,
-                case.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ]);
+            let (_, report) = util::run_json_with(case, &out, &["--deep", "--gaps", gaps]);
             for v in violations(&report_schema, &report) {
                 failures.push(format!("{} report: {v}", case.display()));
             }
@@ -100,19 +89,7 @@ fn manifests_read_back_with_serde_byte_for_byte() {
     let out = util::temp_dir("schemas-roundtrip");
     for gaps in ["collapse", "wallclock"] {
         let archive = util::cases().join("good");
-        let (code, report) = util::recstitch_json(&[
-            "run",
-            "--json",
-            "--deep",
-            "--progress",
-            "none",
-            "--gaps",
-            gaps,
-            "--force",
-            archive.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let (code, report) = util::run_json_with(&archive, &out, &["--deep", "--gaps", gaps, "--force"]);
         assert_eq!(code, 0);
         let path = PathBuf::from(report["recordings"][0]["manifest"].as_str().unwrap());
         let bytes = std::fs::read(&path).unwrap();

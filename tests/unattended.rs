@@ -215,23 +215,8 @@ fn an_archive_without_recordings_exits_3_and_says_what_it_holds() {
 /// Runs `recstitch` as an unprivileged user when this test runs as root (for
 /// whom permissions do not stop reading), else as is.
 fn recstitch_unprivileged(args: &[&str]) -> Output {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let mut cmd = if root {
-        let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_recstitch"),
-        ]);
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_recstitch"))
-    };
-    cmd.args(args)
+    util::unprivileged(env!("CARGO_BIN_EXE_recstitch"))
+        .args(args)
         .output()
         .expect("run recstitch (setpriv from util-linux, as root)")
 }
