@@ -158,28 +158,157 @@ fn mediainfo_ffprobe_and_mp4parse_agree_on_durations() {
         return;
     }
     let frame = 1.0 / 8.0;
-    for mode in ["collapse", "wallclock"] {
-        let file = stitched("durations", mode);
-        let ffprobe: f64 = util::oracle::probe_field(&file, "format", "duration").parse().unwrap();
-        let audio_packets: f64 = util::oracle::probe_field(&file, "a:0", "nb_frames").parse().unwrap();
-        let (general, audio, audio_frames, video) = mediainfo(&file);
-        let parsed = mp4parse_duration(&file);
-        for (who, d) in [("MediaInfo", general), ("mp4parse", parsed)] {
-            assert!(
-                (d - ffprobe).abs() <= frame,
-                "{mode}: {who} says {d:.3} s, ffprobe {ffprobe:.3} s"
-            );
+    let mut checked = 0;
+    // Every fixture case that stitches, in both gap modes.
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(util::cases())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    for (n, case) in cases.iter().enumerate() {
+        for mode in ["collapse", "wallclock"] {
+            let out = util::temp_dir(&format!("players-durations-{n}-{mode}"));
+            let (_, report) = util::run_json_with(case, &out, &["--gaps", mode]);
+            for r in report["recordings"].as_array().unwrap() {
+                let Some(output) = r["output"].as_str().filter(|_| r["status"] == "stitched") else {
+                    continue;
+                };
+                check_durations(Path::new(output), frame, &format!("{} {mode}", case.display()));
+                checked += 1;
+            }
         }
-        assert!((audio - ffprobe).abs() <= frame, "{mode}: MediaInfo audio {audio} s");
+    }
+    assert!(checked >= 20, "only {checked} outputs were compared");
+}
+
+fn check_durations(file: &Path, frame: f64, what: &str) {
+    let ffprobe: f64 = util::oracle::probe_field(file, "format", "duration").parse().unwrap();
+    // The audio frames ffmpeg decodes and presents (a part-presented last one included).
+    let decoded = output_of(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "a:0"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "default=nw=1:nk=1"])
+            .arg(file),
+    );
+    let audio_packets: f64 = decoded
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{what}: ffprobe counted no audio frame: {decoded}"));
+    let (general, audio, audio_frames, video) = mediainfo(file);
+    let parsed = mp4parse_duration(file);
+    for (who, d) in [("MediaInfo", general), ("mp4parse", parsed)] {
         assert!(
-            video <= general + 1e-9,
-            "{mode}: video {video} s past the file's {general} s"
-        );
-        // MediaInfo counts frames from the duration, ffprobe the packets the
-        // edit list presents (a part-trimmed first and last one included).
-        assert!(
-            (audio_frames - audio_packets).abs() <= 1.0,
-            "{mode}: MediaInfo {audio_frames} audio frames, ffprobe {audio_packets}"
+            (d - ffprobe).abs() <= frame,
+            "{what}: {who} says {d:.3} s, ffprobe {ffprobe:.3} s"
         );
     }
+    assert!((audio - ffprobe).abs() <= frame, "{what}: MediaInfo audio {audio} s");
+    assert!(
+        video <= general + 1e-9,
+        "{what}: video {video} s past the file's {general} s"
+    );
+    // MediaInfo counts whole frames of the duration.
+    assert!(
+        (audio_frames - audio_packets).abs() <= 1.0,
+        "{what}: MediaInfo {audio_frames} audio frames, ffprobe {audio_packets}"
+    );
+}
+
+#[test]
+fn vlc_plays_the_wallclock_output_without_late_pictures() {
+    if !util::have_tool("cvlc") {
+        return;
+    }
+    let file = stitched("vlc-wallclock", "wallclock");
+    open_to_all(&file);
+    let mut cmd = util::unprivileged("cvlc");
+    cmd.args([
+        "--intf",
+        "dummy",
+        "--vout",
+        "dummy",
+        "--aout",
+        "dummy",
+        "--play-and-exit",
+        "-vv",
+    ]);
+    let log = output_of(cmd.arg(&file));
+    assert!(log.contains("EOF reached"), "VLC did not play to the end:\n{log}");
+    let late: Vec<&str> = log.lines().filter(|l| l.contains("too late")).collect();
+    assert!(late.is_empty(), "VLC showed pictures late: {late:?}");
+}
+
+/// Presentation times (seconds) of the stream `selector` of `file`, sorted,
+/// with each packet's size.
+fn packets(file: &Path, selector: &str) -> Vec<(f64, u64)> {
+    let text = output_of(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                selector,
+                "-show_entries",
+                "packet=pts_time,size",
+            ])
+            .args(["-of", "csv=p=0"])
+            .arg(file),
+    );
+    let mut out: Vec<(f64, u64)> = text
+        .lines()
+        .filter_map(|l| {
+            let (t, s) = l.split_once(',')?;
+            Some((t.parse().ok()?, s.trim().parse().ok()?))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+#[test]
+fn wallclock_pauses_hold_and_resume_where_the_manifest_says() {
+    if !util::have_tool("ffprobe") {
+        return;
+    }
+    let file = stitched("pauses", "wallclock");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file.with_extension("json")).unwrap()).unwrap();
+    let pause = &manifest["pauses"][0];
+    let (start, end) = (
+        pause["outputStartMs"].as_f64().unwrap() / 1000.0,
+        pause["outputEndMs"].as_f64().unwrap() / 1000.0,
+    );
+    let aac_frame = 1024.0 / 16000.0;
+    // Audio: the generated silent frames (4 bytes, mono) fill the pause.
+    let audio = packets(&file, "a:0");
+    let silent: Vec<f64> = audio.iter().filter(|p| p.1 == 4).map(|p| p.0).collect();
+    let (first, last) = (silent[0], silent[silent.len() - 1] + aac_frame);
+    assert!(
+        (first - start).abs() <= aac_frame,
+        "silence starts at {first}, the pause at {start}"
+    );
+    assert!(
+        (last - end).abs() <= aac_frame,
+        "audio resumes at {last}, the manifest says {end}"
+    );
+    assert!(
+        ((last - first) - (end - start)).abs() <= aac_frame,
+        "silence lasts {}",
+        last - first
+    );
+    // Video: one picture held across the pause; the next within an AAC frame of the resume.
+    let video = packets(&file, "v:0");
+    let (held, resumed) = video
+        .windows(2)
+        .map(|w| (w[0].0, w[1].0))
+        .max_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0)))
+        .unwrap();
+    assert!(
+        (resumed - end).abs() <= aac_frame,
+        "video resumes at {resumed}, the manifest says {end}"
+    );
+    assert!(
+        held < start,
+        "the held picture starts at {held}, after the pause at {start}"
+    );
 }

@@ -576,10 +576,26 @@ impl<'h> Planner<'h> {
     }
 }
 
+/// The most samples after a hold over which its decode-time gap is spread.
+const HOLD_STRETCH: usize = 64;
+
 /// Holds the picture where silence was `inserted` inside a chunk (its
-/// video `v`, the last `v.samples.len()` samples of `video`): the sample
-/// before the nearest clean split is lengthened by the silence. Returns the
-/// ticks added.
+/// video `v`, the last `v.samples.len()` samples of `video`): every frame
+/// the chunk presents before the pause point keeps its time, every frame at
+/// or after it presents later by the silence, so the picture on screen
+/// through the hold is the last frame before the pause and the video
+/// resumes within half a frame of where the manifest says.
+///
+/// Only composition offsets and decode durations change. Frames decoded
+/// before the last frame presented before the pause, but presented after it
+/// (B-frame reordering), get the whole shift in their composition offset.
+/// From that decode position on, the decode-time gap is spread over the next
+/// samples (at most [`HOLD_STRETCH`]): each is lengthened by an equal share
+/// and its composition offset raised by what the samples before it have not
+/// yet added. One long decode gap stalls a frame-threaded decoder (ffmpeg's,
+/// in VLC), which gives a frame out only once more packets arrive: VLC
+/// showed the two frames before such a gap 0.4-0.5 s late every time;
+/// spread, none. Returns the ticks added.
 fn hold_picture(
     video: &mut OutTrack,
     v: &Track,
@@ -590,19 +606,58 @@ fn hold_picture(
     if inserted.is_empty() {
         return Ok(0);
     }
-    let splits = clean_splits(v);
+    // The chunk's own presentation times, in its track ticks.
+    let mut t = 0i64;
+    let pts: Vec<i64> = v
+        .samples
+        .iter()
+        .map(|s| {
+            let p = t.saturating_add(i64::from(s.composition_offset));
+            t = t.saturating_add(i64::from(s.duration));
+            p
+        })
+        .collect();
     let base = video.samples.len() - v.samples.len();
+    let too_long = || "a pause is too long for one sample duration".to_string();
+    let frames = i64::try_from(v.samples.len()).unwrap_or(i64::MAX).max(1);
+    let half_frame = i64::try_from(v.media_duration()).unwrap_or(0) / frames / 2;
     let mut added = 0u64;
     for &(at, ticks) in inserted {
-        let at_v = rescale_signed(at, audio_timescale, v.timescale)
+        let pause = rescale_signed(at, audio_timescale, v.timescale)
             .saturating_add(i64::try_from(edit_start).unwrap_or(i64::MAX));
-        let Some(&(i, _)) = splits.iter().min_by_key(|(_, t)| (t - at_v).abs()) else {
+        // A frame presents after the pause when it starts past the pause point
+        // less half a frame: the video resumes within half a frame of it.
+        let pause = pause.saturating_sub(half_frame);
+        // The first decode position from which every frame presents after the pause.
+        let Some(from) = pts.iter().rposition(|&p| p < pause).map(|i| i + 1) else {
             continue;
         };
+        if from >= pts.len() {
+            continue;
+        }
         let add = rescale(ticks, audio_timescale, video.timescale);
-        let prev = &mut video.samples[base + i - 1];
-        prev.duration = u32::try_from(u64::from(prev.duration) + add)
-            .map_err(|_| "a pause is too long for one sample duration".to_string())?;
+        let add_cts = i64::try_from(add).map_err(|_| too_long())?;
+        let raise = |s: &mut OutSample, by: i64| -> Result<(), PlanError> {
+            s.composition_offset = i32::try_from(i64::from(s.composition_offset) + by).map_err(|_| too_long())?;
+            Ok(())
+        };
+        for (j, p) in pts.iter().enumerate().take(from) {
+            if *p >= pause {
+                raise(&mut video.samples[base + j], add_cts)?;
+            }
+        }
+        let end = video.samples.len().min(base + from + HOLD_STRETCH);
+        let stretch = &mut video.samples[base + from..end];
+        let count = stretch.len();
+        let n = u64::try_from(count).unwrap_or(1).max(1);
+        let (share, rest) = (add / n, add % n);
+        let mut shifted = 0u64;
+        for (j, s) in stretch.iter_mut().enumerate() {
+            let extra = share + if j + 1 == count { rest } else { 0 };
+            raise(s, i64::try_from(add - shifted).map_err(|_| too_long())?)?;
+            s.duration = u32::try_from(u64::from(s.duration) + extra).map_err(|_| too_long())?;
+            shifted += extra;
+        }
         added += add;
     }
     Ok(added)
@@ -895,6 +950,52 @@ mod tests {
             "chunk 1 starts at {start}"
         );
         assert!(p.placements[1].planned_offset_ms.unwrap().abs() < 0.031);
+    }
+
+    #[test]
+    fn a_hold_inside_a_chunk_holds_one_picture_and_spreads_its_decode_gap() {
+        // Video without B-frames: a clean split before every frame.
+        let plain = || {
+            let mut c = chunk(24, 48, 896, 1024);
+            c.tracks[0].samples.iter_mut().for_each(|s| s.composition_offset = 0);
+            c.tracks[0].edits[0].media_time = Some(0);
+            c
+        };
+        let (a, b) = (plain(), plain());
+        // Chunk 1 pauses after 1 s of its media for 2 s of wall clock.
+        let holds = vec![
+            vec![],
+            vec![Hold {
+                at: 1.0,
+                resume_at: 6.008,
+            }],
+        ];
+        let p = plan(&[&a, &b], &holds).unwrap();
+        let v = p.video.as_ref().unwrap();
+        let chunk1 = &v.samples[24..];
+        // Decode durations: none shorter than a frame, none carrying the whole hold.
+        assert!(chunk1.iter().all(|s| s.duration >= 2048), "{chunk1:?}");
+        let longest = chunk1.iter().map(|s| s.duration).max().unwrap();
+        assert!(longest < 2048 + 16384, "one sample carries {longest} ticks");
+        // Presentation: one picture held about 2 s, every other one a frame long.
+        let mut dts = 0i64;
+        let mut pts: Vec<i64> = Vec::new();
+        for s in &v.samples {
+            pts.push(dts + i64::from(s.composition_offset));
+            dts += i64::from(s.duration);
+        }
+        let mut chunk1_pts = pts[24..].to_vec();
+        chunk1_pts.sort_unstable();
+        let steps: Vec<i64> = chunk1_pts.windows(2).map(|w| w[1] - w[0]).collect();
+        let held: Vec<&i64> = steps.iter().filter(|&&d| d != 2048).collect();
+        assert_eq!(held.len(), 1, "{steps:?}");
+        assert!((*held[0] - 2048 - 2 * 16384).abs() < 2048, "held {} ticks", held[0]);
+        // Decode order still precedes presentation.
+        let mut dts = 0i64;
+        for (s, p) in v.samples.iter().zip(&pts) {
+            assert!(*p >= dts, "a frame presents before it decodes");
+            dts += i64::from(s.duration);
+        }
     }
 
     #[test]
