@@ -168,7 +168,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("recstitch: {e:#}");
+            // Our errors say their cause themselves; `{:#}` would repeat it.
+            eprintln!("recstitch: {e}");
             ExitCode::from(EXIT_FAILED)
         }
     }

@@ -359,3 +359,17 @@ fn a_chunk_with_stray_bytes_at_its_end_stitches_with_a_quirk_warning() {
     let output = Path::new(r["output"].as_str().unwrap());
     assert_eq!(util::oracle::decode_errors(output), "");
 }
+
+#[test]
+fn an_os_error_is_said_once() {
+    let missing = util::temp_dir("os-error-once").join("nothing-here.mp4");
+    let done = recstitch(&["probe", missing.to_str().unwrap()]);
+    assert_eq!(done.status.code(), Some(2));
+    assert_eq!(
+        stderr(&done).trim_end(),
+        format!(
+            "recstitch: {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+}
