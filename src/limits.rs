@@ -128,7 +128,7 @@ impl Limit {
 }
 
 /// A count as `u64` (lossless on every platform Rust supports).
-fn wide(n: usize) -> u64 {
+pub(crate) fn wide(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 

@@ -58,9 +58,9 @@ fn mpv_shows_no_subtitle_and_lists_the_chapters() {
     }
 }
 
-/// Runs `cvlc` on `file` with verbose logs, unprivileged when this test
-/// runs as root (VLC refuses root).
-fn vlc_log(file: &Path) -> String {
+/// Runs `cvlc` on `file` with verbose logs and `extra` arguments,
+/// unprivileged when this test runs as root (VLC refuses root).
+fn vlc_log(file: &Path, extra: &[&str]) -> String {
     let mut cmd = util::unprivileged("cvlc");
     cmd.args([
         "--intf",
@@ -70,10 +70,9 @@ fn vlc_log(file: &Path) -> String {
         "--aout",
         "dummy",
         "--play-and-exit",
-        "--run-time=1",
         "-vv",
     ]);
-    output_of(cmd.arg(file))
+    output_of(cmd.args(extra).arg(file))
 }
 
 /// Opens every folder from the target's temporary folder down to `file`
@@ -96,7 +95,7 @@ fn vlc_uses_the_chapter_track_for_chapters_and_loads_no_subtitle() {
     }
     let file = stitched("vlc", "collapse");
     open_to_all(&file);
-    let log = vlc_log(&file);
+    let log = vlc_log(&file, &["--run-time=1"]);
     assert!(
         log.contains("adding track[Id 0x1] video"),
         "VLC did not read the file:\n{log}"
@@ -221,18 +220,7 @@ fn vlc_plays_the_wallclock_output_without_late_pictures() {
     }
     let file = stitched("vlc-wallclock", "wallclock");
     open_to_all(&file);
-    let mut cmd = util::unprivileged("cvlc");
-    cmd.args([
-        "--intf",
-        "dummy",
-        "--vout",
-        "dummy",
-        "--aout",
-        "dummy",
-        "--play-and-exit",
-        "-vv",
-    ]);
-    let log = output_of(cmd.arg(&file));
+    let log = vlc_log(&file, &[]);
     assert!(log.contains("EOF reached"), "VLC did not play to the end:\n{log}");
     let late: Vec<&str> = log.lines().filter(|l| l.contains("too late")).collect();
     assert!(late.is_empty(), "VLC showed pictures late: {late:?}");

@@ -13,7 +13,7 @@ use super::boxes::{BoxSlice, Children};
 use super::codec::{self, SampleEntry};
 use super::{track_kind, Edit, Sample, Track};
 use crate::error::{Here, Result};
-use crate::limits::{Limit, Limits};
+use crate::limits::{wide, Limit, Limits};
 
 pub(crate) struct ParsedMoov {
     pub movie_timescale: u32,
@@ -345,11 +345,6 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
         }
     }
     Ok(samples)
-}
-
-/// A count from a file as `u64` (lossless).
-fn wide(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// `value`, `count` times (a table run).
