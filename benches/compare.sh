@@ -1,52 +1,66 @@
 #!/usr/bin/env bash
-# Side by side: stitching a 1-hour, 3-chunk recording with recstitch against
-# copying the same bytes with cp, and against `ffmpeg -f concat -c copy`
-# (when ffmpeg is present).
+# Side by side: stitching a recording with recstitch against copying the
+# same bytes with cp and against `ffmpeg -f concat -c copy`, each with and
+# without a `sync` of its output (recstitch always syncs before it renames).
 #
-# Usage: benches/compare.sh [ROUNDS]      (default 5 rounds after a warm-up)
+# Usage: benches/compare.sh [ROUNDS] [CASE...]
+#   ROUNDS  rounds after a warm-up (default 5)
+#   CASE    1h  a 1-hour recording, 3 chunks of 20 minutes (about 400 MiB)
+#           20h a 20-hour recording, 6 chunks of 3 h 20 min (about 8.5 GB;
+#               needs about 26 GB free under target/)
+#           default: both
 #
 # The source chunk is a 20 s encode at the service's nominal rates (1 Mbit/s
 # H.264 1920x1080 at 8 fps, AAC 16 kHz) made with ffmpeg; without ffmpeg the
-# committed fixture chunk is used. It is repeated to 3 chunks of 20 minutes
-# by `examples/synth.rs` (samples copied, tables rewritten).
+# committed fixture chunk is used. It is repeated to long chunks by
+# `examples/synth.rs` (samples copied, tables rewritten) into target/compare,
+# never committed.
 #
 # Commands run in turn within each round (cp, recstitch, ffmpeg, ...) so that
 # they see the same cache and machine state. Reported: the median of each
 # figure over the rounds, from /usr/bin/time: wall time, CPU time (user +
-# system), peak resident memory, and the ratios to cp. recstitch syncs its
-# outputs to disk (fsync) before renaming them; cp and ffmpeg do not, so a
-# "cp + sync" row shows the price of that durability.
+# system), peak resident memory; then recstitch's ratios to ffmpeg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
+shift || true
+CASES=("$@")
+[ ${#CASES[@]} -gt 0 ] || CASES=(1h 20h)
 WORK=${COMPARE_DIR:-target/compare}
 TIME=/usr/bin/time
 [ -x "$TIME" ] || { echo "compare.sh needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 2; }
+command -v bc >/dev/null || { echo "compare.sh needs bc (apt-get install bc)" >&2; exit 2; }
 
 cargo build --release --quiet --bin recstitch --example synth
 BIN=target/release/recstitch
 SYNTH=target/release/examples/synth
-
 mkdir -p "$WORK"
-ARCHIVE=$WORK/archive
-if [ ! -f "$ARCHIVE/.complete" ]; then
-  rm -rf "$ARCHIVE"; mkdir -p "$ARCHIVE"
-  SRC=$WORK/source.mp4
+
+SRC=$WORK/source.mp4
+if [ ! -f "$SRC" ]; then
   if command -v ffmpeg >/dev/null; then
     ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=8" \
       -f lavfi -i "aevalsrc=0.4*sin(2*PI*(300*t+40*t*t)):s=16000" -t 20 -map 0:v -map 1:a \
       -c:v libx264 -preset veryfast -bf 2 -g 16 -b:v 1M -maxrate 1M -bufsize 2M -pix_fmt yuv420p \
-      -c:a aac -ar 16000 -ac 1 -b:a 48k "$SRC"
+      -c:a aac -ar 16000 -ac 1 -b:a 48k "$WORK/source.tmp.mp4"
+    mv "$WORK/source.tmp.mp4" "$SRC"
   else
     cp fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4 "$SRC"
   fi
-  start=0
-  for i in 0 1 2; do
+fi
+
+# make_archive DIR CHUNKS SECONDS: one recording of CHUNKS chunks of SECONDS each.
+make_archive() {
+  local dir=$1 chunks=$2 seconds=$3
+  [ -f "$dir/.complete" ] && return
+  rm -rf "$dir"; mkdir -p "$dir"
+  local start=0 i doc ms stamp
+  for ((i = 0; i < chunks; i++)); do
     doc=0-compare-$i
-    "$SYNTH" "$SRC" 1200 "$ARCHIVE/$doc.mp4" >/dev/null
-    ms=$("$BIN" probe --json "$ARCHIVE/$doc.mp4" | sed -n 's/^  "durationMs": \([0-9.]*\).*/\1/p' | cut -d. -f1)
+    "$SYNTH" "$SRC" "$seconds" "$dir/$doc.mp4" >/dev/null
+    ms=$("$BIN" probe --json "$dir/$doc.mp4" | sed -n 's/^  "durationMs": \([0-9.]*\).*/\1/p' | cut -d. -f1)
     stamp=$(date -u -d "@$((1717236000 + start / 1000))" +%Y-%m-%dT%H:%M:%S).$(printf %03d $((start % 1000)))Z
-    cat > "$ARCHIVE/$doc.json" <<EOF
+    cat > "$dir/$doc.json" <<EOF
 {"resourceId":"r","callId":"compare-call","chunkDocumentId":"$doc","chunkIndex":$i,"chunkStartTime":"$stamp","chunkDuration":$ms,
  "recordingInfo":{"contentType":"mixed","channelType":"audioVideo","format":"mp4",
  "audioConfiguration":{"sampleRate":"16000","bitRate":128000,"channels":1},
@@ -54,45 +68,69 @@ if [ ! -f "$ARCHIVE/.complete" ]; then
 EOF
     start=$((start + ms))
   done
-  touch "$ARCHIVE/.complete"
-fi
-CHUNKS=("$ARCHIVE"/0-compare-0.mp4 "$ARCHIVE"/0-compare-1.mp4 "$ARCHIVE"/0-compare-2.mp4)
-printf "file '%s'\n" "${CHUNKS[@]/#/$PWD/}" > "$WORK/list.txt"
-BYTES=$(cat "${CHUNKS[@]}" | wc -c)
-
-OUT=$WORK/out
-declare -A CMD
-CMD[cp]="cp ${CHUNKS[*]} $OUT/"
-CMD[cp+sync]="cp ${CHUNKS[*]} $OUT/ && sync -f $OUT"
-CMD[recstitch]="$BIN run $ARCHIVE --out $OUT --force --progress none"
-NAMES=(cp cp+sync recstitch)
-if command -v ffmpeg >/dev/null; then
-  CMD[ffmpeg-concat]="ffmpeg -nostdin -v error -y -f concat -safe 0 -i $WORK/list.txt -c copy $OUT/concat.mp4"
-  NAMES+=(ffmpeg-concat)
-fi
-
-measure() { # name round -> appends "wall cpu rss" to $WORK/times-name
-  rm -rf "$OUT"; mkdir -p "$OUT"; sync
-  $TIME -f "%e %U %S %M" -o "$WORK/one" sh -c "${CMD[$1]}" >/dev/null
-  read -r wall user sys rss < "$WORK/one"
-  echo "$wall $(echo "$user + $sys" | bc -l) $rss" >> "$WORK/times-$1"
+  touch "$dir/.complete"
 }
 
-for n in "${NAMES[@]}"; do rm -f "$WORK/times-$n"; done
-for n in "${NAMES[@]}"; do measure "$n"; rm -f "$WORK/times-$n"; done   # warm-up
-for ((r = 0; r < ROUNDS; r++)); do
-  for n in "${NAMES[@]}"; do measure "$n"; done
-done
-
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-col() { awk -v c="$2" '{print $c}' "$WORK/times-$1" | median; }
-CP_WALL=$(col cp 1); CP_CPU=$(col cp 2)
-echo "1-hour recording, 3 chunks, $((BYTES / 1048576)) MiB; median of $ROUNDS rounds on $(nproc) cores"
-echo
-echo "| command | wall s | wall / cp | CPU s | CPU / cp | peak RSS MiB |"
-echo "|---|---|---|---|---|---|"
-for n in "${NAMES[@]}"; do
-  w=$(col "$n" 1); c=$(col "$n" 2); m=$(col "$n" 3)
-  printf "| %s | %.3f | %.2f | %.3f | %.2f | %.1f |\n" "$n" "$w" "$(echo "$w / $CP_WALL" | bc -l)" \
-    "$c" "$(echo "$c / ($CP_CPU + 0.001)" | bc -l)" "$(echo "$m / 1024" | bc -l)"
+
+# run_case NAME CHUNKS SECONDS LABEL
+run_case() {
+  local name=$1 label=$4
+  local archive=$WORK/archive-$name out=$WORK/out
+  make_archive "$archive" "$2" "$3"
+  local chunks=("$archive"/0-compare-*.mp4)
+  printf "file '%s'\n" "${chunks[@]/#/$PWD/}" > "$WORK/list.txt"
+  local bytes
+  bytes=$(cat "${chunks[@]}" | wc -c)
+  declare -A CMD
+  CMD[cp]="cp ${chunks[*]} $out/"
+  CMD[cp+sync]="cp ${chunks[*]} $out/ && sync -f $out"
+  CMD[recstitch]="$BIN run $archive --out $out --force --progress none"
+  local names=(cp cp+sync recstitch)
+  if command -v ffmpeg >/dev/null; then
+    CMD[ffmpeg]="ffmpeg -nostdin -v error -y -f concat -safe 0 -i $WORK/list.txt -c copy $out/concat.mp4"
+    CMD[ffmpeg+sync]="${CMD[ffmpeg]} && sync -f $out"
+    names+=(ffmpeg ffmpeg+sync)
+  fi
+  measure() { # name -> appends "wall cpu rss" to $WORK/times-name
+    rm -rf "$out"; mkdir -p "$out"; sync
+    $TIME -f "%e %U %S %M" -o "$WORK/one" sh -c "${CMD[$1]}" >/dev/null
+    read -r wall user sys rss < "$WORK/one"
+    echo "$wall $(echo "$user + $sys" | bc -l) $rss" >> "$WORK/times-$1"
+  }
+  col() { awk -v c="$2" '{print $c}' "$WORK/times-$1" | median; }
+  local n r
+  for n in "${names[@]}"; do measure "$n"; rm -f "$WORK/times-$n"; done   # warm-up
+  for ((r = 0; r < ROUNDS; r++)); do
+    for n in "${names[@]}"; do measure "$n"; done
+  done
+  rm -rf "$out"
+  echo "$label, ${#chunks[@]} chunks, $((bytes / 1048576)) MiB; median of $ROUNDS rounds on $(nproc) cores"
+  echo
+  echo "| command | wall s | CPU s | peak RSS MiB |"
+  echo "|---|---|---|---|"
+  for n in "${names[@]}"; do
+    printf "| %s | %.2f | %.2f | %.1f |\n" "$n" "$(col "$n" 1)" "$(col "$n" 2)" "$(echo "$(col "$n" 3) / 1024" | bc -l)"
+  done
+  if command -v ffmpeg >/dev/null; then
+    local w c m
+    w=$(col recstitch 1); c=$(col recstitch 2); m=$(col recstitch 3)
+    echo
+    echo "| recstitch / | wall | CPU | peak RSS |"
+    echo "|---|---|---|---|"
+    for n in ffmpeg ffmpeg+sync; do
+      printf "| %s | %.2f | %.2f | %.2f |\n" "$n" "$(echo "$w / $(col "$n" 1)" | bc -l)" \
+        "$(echo "$c / $(col "$n" 2)" | bc -l)" "$(echo "$m / $(col "$n" 3)" | bc -l)"
+    done
+  fi
+  echo
+  for n in "${names[@]}"; do rm -f "$WORK/times-$n"; done
+}
+
+for c in "${CASES[@]}"; do
+  case $c in
+    1h) run_case 1h 3 1200 "1-hour recording" ;;
+    20h) run_case 20h 6 12000 "20-hour recording" ;;
+    *) echo "compare.sh: unknown case $c (1h or 20h)" >&2; exit 2 ;;
+  esac
 done

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::finding::Finding;
-use crate::io::{output_paths, sha256_file, sync_dir, write_atomic, Cancel, OutputPaths, RecordingLock, TempFile};
+use crate::io::{output_paths, sync_dir, write_atomic, Cancel, OutputPaths, RecordingLock, TempFile};
 use crate::media::Movie;
 use crate::metadata::{seconds_as_ms, WallClock};
 use crate::mux::plan::{self, Placement, Plan};
@@ -291,12 +291,12 @@ impl Stitcher {
         let dir = paths.dir();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         self.cancel.check()?;
-        let (written, hashes) = write_media(rec, &media, &plan, &tl.chapters, paths, &self.cancel)?;
+        let written = write_media(rec, &media, &plan, &tl.chapters, paths, &self.cancel)?;
         write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
         if self.options.timeline {
             crate::picture::write_png(rec, &paths.timeline)?;
         }
-        let chunks = manifest_chunks(rec, &media, &plan, &written, &hashes);
+        let chunks = manifest_chunks(rec, &media, &plan, &written);
         let manifest = Manifest {
             schema_version: MANIFEST_SCHEMA_VERSION,
             tool: Tool {
@@ -363,7 +363,7 @@ fn write_media(
     chapters: &[Chapter],
     paths: &OutputPaths,
     cancel: &Cancel,
-) -> Result<(Written, Vec<(String, u64)>)> {
+) -> Result<Written> {
     let sources = media
         .iter()
         .map(|m| {
@@ -388,23 +388,13 @@ fn write_media(
         cancel: cancel.clone(),
     };
     let mut tmp = TempFile::create(&paths.media)?;
-    let (written, hashes) = rayon::join(
-        || write::write_mp4(&input, tmp.file(), &paths.media),
-        || media.iter().map(|m| sha256_file(&m.path)).collect::<Result<Vec<_>>>(),
-    );
-    let (written, hashes) = (written?, hashes?);
+    let written = write::write_mp4(&input, tmp.file(), &paths.media)?;
     tmp.commit(&paths.media)?;
-    Ok((written, hashes))
+    Ok(written)
 }
 
 /// The manifest's entry of each chunk with metadata.
-fn manifest_chunks(
-    rec: &ValidatedRecording,
-    media: &[&Movie],
-    plan: &Plan,
-    written: &Written,
-    hashes: &[(String, u64)],
-) -> Vec<ManifestChunk> {
+fn manifest_chunks(rec: &ValidatedRecording, media: &[&Movie], plan: &Plan, written: &Written) -> Vec<ManifestChunk> {
     let duration = plan.duration();
     rec.recording
         .chunks
@@ -420,8 +410,8 @@ fn manifest_chunks(
                 document_id: c.document_id.clone(),
                 media: relative(&media[k].path, &rec.recording.root),
                 metadata: relative(&c.metadata_path, &rec.recording.root),
-                sha256: hashes[k].0.clone(),
-                bytes: hashes[k].1,
+                sha256: written.inputs[k].0.clone(),
+                bytes: written.inputs[k].1,
                 wall_clock_start: m.start,
                 chunk_duration_ms: m.duration_ms,
                 pauses_cut: check.pauses_cut,
@@ -486,6 +476,19 @@ mod tests {
             let e = write::write_mp4(input, &full, Path::new("out/x.mp4")).unwrap_err();
             assert_eq!(e.category(), "io");
             assert!(e.to_string().starts_with("out/x.mp4: No space left on device"), "{e}");
+        });
+    }
+
+    #[test]
+    fn every_input_byte_is_read_once_and_hashed() {
+        use sha2::{Digest, Sha256};
+        with_one_chunk(Cancel::default(), |input| {
+            let out = tempfile::tempfile().unwrap();
+            let w = write::write_mp4(input, &out, Path::new("out/x.mp4")).unwrap();
+            assert_eq!(w.reread, 0, "the service's interleave is served from the window");
+            let bytes = std::fs::read(&input.sources[0].path).unwrap();
+            let sha = crate::io::hex(&Sha256::digest(&bytes));
+            assert_eq!(w.inputs, vec![(sha, bytes.len() as u64)]);
         });
     }
 

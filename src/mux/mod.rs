@@ -2,6 +2,7 @@
 //! (`plan`), and the MP4 that holds them (`write`: `moov` first, then the
 //! sample bytes copied from the chunks in large blocks).
 
+mod payload;
 pub(crate) mod plan;
 pub(crate) mod write;
 

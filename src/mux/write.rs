@@ -9,8 +9,6 @@
 //! Container boxes are written here; leaf boxes are encoded by `mp4-atom`.
 
 use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 
@@ -19,17 +17,15 @@ use mp4_atom::{
     Hdlr, Mdhd, Mvhd, Nmhd, Smhd, Stco, Stsc, StscEntry, Stss, Stsz, StszSamples, Stts, SttsEntry, Tkhd,
     TrackReferenceTypeBox, Tref, Tx3g, Udta, Url, Vmhd,
 };
-use sha2::{Digest, Sha256};
 
+use super::payload::{self, Pass, PassError, Piece};
 use super::plan::{OutSample, OutTrack, Plan, SILENCE};
 use crate::error::{Error, Result};
-use crate::io::{hex, Cancel};
+use crate::io::Cancel;
 use crate::timeline::Chapter;
 
 /// Longest run of one track's samples stored together, in seconds.
 const MAX_RUN_SECONDS: f64 = 1.0;
-/// Copy buffer size.
-const COPY_BLOCK: usize = 1 << 20;
 /// Bytes written between two early writeback requests.
 const WRITEBACK_STEP: u64 = 32 << 20;
 /// Timescale of the movie (`mvhd`, `tkhd` and edit durations): milliseconds.
@@ -70,6 +66,13 @@ pub struct Written {
     pub sha256: String,
     /// Per input chunk, the output byte range `[start, end)` its samples occupy.
     pub chunk_byte_ranges: Vec<(u64, u64)>,
+    /// Per input chunk, the SHA-256 (hex) and size of the whole file, read
+    /// in the same pass as the copy.
+    pub inputs: Vec<(String, u64)>,
+    /// Input bytes read a second time (samples far out of input order);
+    /// tests hold the pass to reading once.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub reread: u64,
 }
 
 /// An open input file.
@@ -716,23 +719,18 @@ pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> R
     let Head { bytes: head, base } = head(input, &lay).map_err(|e| e.with_path(out_path))?;
     let (pieces, chunk_byte_ranges) = pieces(plan, &lay, base, input.sources.len());
 
-    // Two passes over the same bytes run side by side: the copy (in the
-    // kernel where it can: `copy_file_range`), and the SHA-256 of the
-    // output, computed from the sources in output order.
-    // A third thread starts writeback early, so that the final sync waits
-    // for little; it sleeps on I/O and costs no CPU to speak of.
-    let io = |e: std::io::Error| Error::io(out_path, e);
-    let file: &File = file;
-    let copied_bytes = AtomicU64::new(0);
+    // The payload pass reads every input once (see `payload`); a third
+    // thread starts writeback early, so that the final sync waits for
+    // little; it sleeps on I/O and costs no CPU to speak of.
+    let written_bytes = AtomicU64::new(0);
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let (copied, sha256) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| hash_output(&head, &pieces, input.sources, &plan.silence));
-        let copied_bytes = &copied_bytes;
+    let passed = std::thread::scope(|scope| {
+        let written_bytes = &written_bytes;
         scope.spawn(move || {
             let mut synced = 0;
-            // Wakes every 20 ms, and at once when the copy is over.
+            // Wakes every 20 ms, and at once when the pass is over.
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(std::time::Duration::from_millis(20)) {
-                let now = copied_bytes.load(Ordering::Relaxed);
+                let now = written_bytes.load(Ordering::Relaxed);
                 if now >= synced + WRITEBACK_STEP {
                     // An error here shows again in the final sync, which is checked.
                     let _ = file.sync_data();
@@ -740,33 +738,29 @@ pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> R
                 }
             }
         });
-        let copied = copy_pieces(&head, &pieces, input, file, copied_bytes).map_err(|e| match e {
-            CopyError::Cancelled => Error::Cancelled,
-            CopyError::Io(None, e) => io(e),
-            CopyError::Io(Some(i), e) => Error::io(&input.sources[i].path, e),
-        });
+        let pass = Pass {
+            head: &head,
+            pieces: &pieces,
+            sources: input.sources,
+            silence: &plan.silence,
+            cancel: &input.cancel,
+        };
+        let passed = payload::run(&pass, file, written_bytes);
         drop(stop);
-        let sha256 = hasher.join().unwrap_or_else(|_| {
-            Err(Error::Hash {
-                path: out_path.to_path_buf(),
-                message: "the hashing thread stopped".into(),
-            })
-        });
-        (copied, sha256)
+        passed
     });
-    let size = copied?;
+    let passed = passed.map_err(|e| match e {
+        PassError::Cancelled => Error::Cancelled,
+        PassError::Io(None, e) => Error::io(out_path, e),
+        PassError::Io(Some(i), e) => Error::io(&input.sources[i].path, e),
+    })?;
     Ok(Written {
-        size,
-        sha256: sha256?,
+        size: passed.size,
+        sha256: passed.sha256,
         chunk_byte_ranges,
+        inputs: passed.inputs,
+        reread: passed.reread,
     })
-}
-
-/// A stretch of the output payload: bytes of one source, or a silent frame.
-#[derive(Debug, Clone, Copy)]
-enum Piece {
-    Source { source: usize, offset: u64, len: u64 },
-    Silence { len: usize },
 }
 
 /// The payload in output order, with samples that follow each other in
@@ -808,95 +802,6 @@ fn pieces(plan: &Plan, lay: &Layout, base: u64, sources: usize) -> (Vec<Piece>, 
         .map(|(a, b)| if a == u64::MAX { (0, 0) } else { (a, b) })
         .collect();
     (pieces, ranges)
-}
-
-/// Why a copy stopped.
-enum CopyError {
-    /// The cancellation token was cancelled.
-    Cancelled,
-    /// An I/O error, on the source of that index (`Some`) or the output (`None`).
-    Io(Option<usize>, std::io::Error),
-}
-
-/// The most a copy moves between two looks at its cancellation token.
-const CANCEL_BLOCK: u64 = 64 << 20;
-
-/// Writes the head and the pieces to `file`; returns the bytes written.
-fn copy_pieces(
-    head: &[u8],
-    pieces: &[Piece],
-    input: &MuxInput,
-    file: &File,
-    progress: &AtomicU64,
-) -> std::result::Result<u64, CopyError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut out: &File = file;
-    let out_err = |e| CopyError::Io(None, e);
-    out.write_all(head).map_err(out_err)?;
-    let mut written = u64::try_from(head.len()).unwrap_or(u64::MAX);
-    for p in pieces {
-        match *p {
-            Piece::Silence { len } => {
-                out.write_all(&input.plan.silence[..len]).map_err(out_err)?;
-                written += u64::try_from(len).unwrap_or(u64::MAX);
-            }
-            Piece::Source { source, offset, len } => {
-                let mut src: &File = &input.sources[source].file;
-                src.seek(SeekFrom::Start(offset))
-                    .map_err(|e| CopyError::Io(Some(source), e))?;
-                let mut left = len;
-                while left > 0 {
-                    if input.cancel.is_cancelled() {
-                        return Err(CopyError::Cancelled);
-                    }
-                    let block = left.min(CANCEL_BLOCK);
-                    // File to file: std uses copy_file_range (or sendfile) when it can.
-                    let n = std::io::copy(&mut src.take(block), &mut out).map_err(out_err)?;
-                    if n != block {
-                        let short = std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "the file ended {} bytes into a {len}-byte read at {offset}",
-                                len - left + n
-                            ),
-                        );
-                        return Err(CopyError::Io(Some(source), short));
-                    }
-                    left -= n;
-                    written += n;
-                    progress.store(written, Ordering::Relaxed);
-                }
-            }
-        }
-        progress.store(written, Ordering::Relaxed);
-    }
-    out.flush().map_err(out_err)?;
-    Ok(written)
-}
-
-/// SHA-256 of the output, computed from the head and the sources.
-fn hash_output(head: &[u8], pieces: &[Piece], sources: &[Source], silence: &[u8]) -> Result<String> {
-    let mut h = Sha256::new();
-    h.update(head);
-    let mut buf = vec![0u8; COPY_BLOCK];
-    for p in pieces {
-        match *p {
-            Piece::Silence { len } => h.update(&silence[..len]),
-            Piece::Source { source, offset, len } => {
-                let src = &sources[source];
-                let mut off = offset;
-                while off < offset + len {
-                    let n = ((offset + len - off) as usize).min(buf.len());
-                    src.file
-                        .read_exact_at(&mut buf[..n], off)
-                        .map_err(|e| Error::io(&src.path, e))?;
-                    h.update(&buf[..n]);
-                    off += n as u64;
-                }
-            }
-        }
-    }
-    Ok(hex(&h.finalize()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,644 @@
+//! The payload pass: every input byte is read once.
+//!
+//! A reader thread reads each input from its first byte to its last in
+//! blocks and computes the input's SHA-256 on the way; the writing thread
+//! takes the same blocks, writes the output's bytes from them in output
+//! order and computes the output's SHA-256. The two hashes, the bulk of the
+//! work, so run on the two cores side by side, and the output needs no
+//! second read.
+//!
+//! The output lays a chunk's samples in its own interleave, which need not
+//! be the input's: the writer keeps a window of recent blocks, so samples a
+//! little out of input order are served from memory. A piece that falls
+//! behind the window (or an input already passed) is read again with a
+//! positional read; that costs time, never correctness. Memory is bounded
+//! by the block pool, whatever the length of the recording.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use sha2::{Digest, Sha256};
+
+use super::write::Source;
+use crate::io::{hex, Cancel};
+
+/// Size of one read block.
+const BLOCK: usize = 256 << 10;
+/// Blocks the writer keeps for samples a little behind the read position.
+const WINDOW_BLOCKS: usize = 12;
+/// Blocks in flight from the reader to the writer.
+const QUEUE_BLOCKS: usize = 6;
+/// Blocks there are at most: in the window, in flight, and being read.
+const POOL_BLOCKS: usize = WINDOW_BLOCKS + QUEUE_BLOCKS + 1;
+/// Output buffer: writes go out in blocks of this size (a multiple of [`ALIGN`]).
+const OUT_BUFFER: usize = 1 << 20;
+
+/// A stretch of the output payload: bytes of one source, or a silent frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Piece {
+    Source { source: usize, offset: u64, len: u64 },
+    Silence { len: usize },
+}
+
+/// Why the pass stopped.
+#[derive(Debug)]
+pub(crate) enum PassError {
+    /// The cancellation token was cancelled.
+    Cancelled,
+    /// An I/O error, on the source of that index (`Some`) or the output (`None`).
+    Io(Option<usize>, std::io::Error),
+}
+
+/// What the pass produced.
+#[derive(Debug)]
+pub(crate) struct Passed {
+    /// Bytes written: the head and the payload.
+    pub size: u64,
+    /// SHA-256 (hex) of the output.
+    pub sha256: String,
+    /// SHA-256 (hex) and size of each source, in source order.
+    pub inputs: Vec<(String, u64)>,
+    /// Bytes read a second time because they fell behind the window.
+    pub reread: u64,
+}
+
+/// What the pass works from.
+pub(crate) struct Pass<'a> {
+    /// Everything before the payload (`ftyp`, `moov`, `mdat` header, chapter samples).
+    pub head: &'a [u8],
+    /// The payload in output order.
+    pub pieces: &'a [Piece],
+    pub sources: &'a [Source],
+    /// Bytes of generated silent frames.
+    pub silence: &'a [u8],
+    pub cancel: &'a Cancel,
+}
+
+/// A block of one source's bytes.
+struct Block {
+    /// Position of its source in the reading order.
+    rank: usize,
+    offset: u64,
+    data: Vec<u8>,
+}
+
+impl Block {
+    fn end(&self) -> u64 {
+        self.offset + self.data.len() as u64
+    }
+}
+
+/// Writes the head and the payload to `out`, reading every source once.
+/// `progress` follows the bytes written.
+pub(crate) fn run(pass: &Pass, out: &File, progress: &AtomicU64) -> Result<Passed, PassError> {
+    let order = reading_order(pass.pieces, pass.sources.len());
+    let mut rank_of = vec![0; pass.sources.len()];
+    for (rank, &s) in order.iter().enumerate() {
+        rank_of[s] = rank;
+    }
+    let need_end = bytes_needed(pass.pieces, pass.sources.len());
+    let (blocks_tx, blocks_rx) = bounded::<Block>(QUEUE_BLOCKS);
+    let (free_tx, free_rx) = bounded::<Vec<u8>>(POOL_BLOCKS);
+    let abort = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = Reader {
+            pass,
+            order: &order,
+            need_end: &need_end,
+            blocks: blocks_tx,
+            free: free_rx,
+            abort: &abort,
+        };
+        let reading = scope.spawn(move || reader.run());
+        let mut writer = Writer {
+            pass,
+            rank_of: &rank_of,
+            blocks: blocks_rx,
+            free: free_tx,
+            window: VecDeque::new(),
+            reread: 0,
+        };
+        let written = writer.run(out, progress);
+        if written.is_err() {
+            abort.store(true, Ordering::Relaxed);
+        }
+        let reread = writer.reread;
+        // Dropping the writer closes its channels: a reader waiting on them wakes.
+        drop(writer);
+        let inputs = reading
+            .join()
+            .unwrap_or_else(|_| Err(PassError::Io(None, std::io::Error::other("the reading thread stopped"))));
+        let (size, sha256) = written?;
+        Ok(Passed {
+            size,
+            sha256,
+            inputs: inputs?,
+            reread,
+        })
+    })
+}
+
+/// Sources in the order the output first needs them; those it never
+/// needs (their hash is still wanted) last.
+fn reading_order(pieces: &[Piece], sources: usize) -> Vec<usize> {
+    let mut seen = vec![false; sources];
+    let mut order = Vec::with_capacity(sources);
+    for p in pieces {
+        if let Piece::Source { source, .. } = *p {
+            if !std::mem::replace(&mut seen[source], true) {
+                order.push(source);
+            }
+        }
+    }
+    order.extend((0..sources).filter(|&s| !seen[s]));
+    order
+}
+
+/// For each source, the end of the last byte the output takes from it.
+fn bytes_needed(pieces: &[Piece], sources: usize) -> Vec<u64> {
+    let mut end = vec![0u64; sources];
+    for p in pieces {
+        if let Piece::Source { source, offset, len } = *p {
+            end[source] = end[source].max(offset.saturating_add(len));
+        }
+    }
+    end
+}
+
+/// Reads every source once, start to end, hashing it; sends the blocks the
+/// output needs to the writer.
+struct Reader<'a> {
+    pass: &'a Pass<'a>,
+    order: &'a [usize],
+    need_end: &'a [u64],
+    blocks: Sender<Block>,
+    free: Receiver<Vec<u8>>,
+    abort: &'a AtomicBool,
+}
+
+impl Reader<'_> {
+    fn run(self) -> Result<Vec<(String, u64)>, PassError> {
+        let mut hashes = vec![(String::new(), 0); self.pass.sources.len()];
+        let mut allocated = 0;
+        // Blocks the writer does not need (past what the output takes, or
+        // once the writer is done) are hashed in a buffer of our own.
+        let mut own = Vec::new();
+        let mut writer_gone = false;
+        for (rank, &s) in self.order.iter().enumerate() {
+            let file = &self.pass.sources[s].file;
+            let mut h = Sha256::new();
+            let mut offset = 0u64;
+            loop {
+                if self.pass.cancel.is_cancelled() {
+                    return Err(PassError::Cancelled);
+                }
+                if self.abort.load(Ordering::Relaxed) {
+                    return Ok(hashes);
+                }
+                let mut buf = None;
+                if offset < self.need_end[s] && !writer_gone {
+                    buf = match self.free.try_recv() {
+                        Ok(b) => Some(b),
+                        Err(_) if allocated < POOL_BLOCKS => {
+                            allocated += 1;
+                            Some(Vec::with_capacity(BLOCK))
+                        }
+                        Err(_) => self.free.recv().ok(),
+                    };
+                    writer_gone = buf.is_none();
+                }
+                let send = buf.is_some();
+                let mut buf = buf.unwrap_or_else(|| std::mem::take(&mut own));
+                buf.resize(BLOCK, 0);
+                let n = fill(file, &mut buf, offset).map_err(|e| PassError::Io(Some(s), e))?;
+                buf.truncate(n);
+                h.update(&buf);
+                let block = Block {
+                    rank,
+                    offset,
+                    data: buf,
+                };
+                offset += n as u64;
+                if !send {
+                    own = block.data;
+                } else if let Err(back) = self.blocks.send(block) {
+                    // The writer is done (or failed, and says so): keep hashing.
+                    writer_gone = true;
+                    own = back.into_inner().data;
+                }
+                if n < BLOCK {
+                    break;
+                }
+            }
+            hashes[s] = (hex(&h.finalize()), offset);
+        }
+        Ok(hashes)
+    }
+}
+
+/// Reads up to `buf.len()` bytes at `offset`, fewer only at the end of the file.
+fn fill(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes the output in order from the reader's blocks, hashing it.
+struct Writer<'a> {
+    pass: &'a Pass<'a>,
+    rank_of: &'a [usize],
+    blocks: Receiver<Block>,
+    free: Sender<Vec<u8>>,
+    /// Recent blocks, in reading order.
+    window: VecDeque<Block>,
+    reread: u64,
+}
+
+impl Writer<'_> {
+    /// Returns the bytes written and the output's SHA-256.
+    fn run(&mut self, out: &File, progress: &AtomicU64) -> Result<(u64, String), PassError> {
+        let mut sink = Sink::new(out, progress);
+        sink.put(self.pass.head)?;
+        let keep_from = keep_from(self.pass.pieces, self.pass.sources.len());
+        for (p, keep) in self.pass.pieces.iter().zip(keep_from) {
+            if self.pass.cancel.is_cancelled() {
+                return Err(PassError::Cancelled);
+            }
+            match *p {
+                Piece::Silence { len } => sink.put(&self.pass.silence[..len])?,
+                Piece::Source { source, offset, len } => self.piece(&mut sink, source, offset, len, keep)?,
+            }
+        }
+        sink.finish()
+    }
+
+    /// Writes `len` bytes of `source` at `offset`, block by block as they
+    /// come. Blocks that end before `keep_later` (where the later pieces of
+    /// this source start) and before the bytes still to write are let go.
+    fn piece(
+        &mut self,
+        sink: &mut Sink,
+        source: usize,
+        offset: u64,
+        len: u64,
+        keep_later: u64,
+    ) -> Result<(), PassError> {
+        let rank = self.rank_of[source];
+        let end = offset + len;
+        let mut at = offset;
+        while at < end {
+            let keep = keep_later.min(at);
+            self.release(|b| b.rank < rank || (b.rank == rank && b.end() <= keep));
+            if let Some(b) = self
+                .window
+                .iter()
+                .find(|b| b.rank == rank && b.offset <= at && at < b.end())
+            {
+                let to = end.min(b.end());
+                sink.put(&b.data[(at - b.offset) as usize..(to - b.offset) as usize])?;
+                at = to;
+                continue;
+            }
+            // Behind the window, or a source the reader has passed; or the
+            // source's last block came and ends before `at` (a short file,
+            // which the positional read reports).
+            let passed = self
+                .window
+                .iter()
+                .any(|b| b.rank > rank || (b.rank == rank && b.offset > at));
+            let ended = self
+                .window
+                .back()
+                .is_some_and(|b| b.rank == rank && b.data.len() < BLOCK);
+            if passed || ended {
+                return self.reread(sink, source, (offset, len), at);
+            }
+            match self.blocks.recv() {
+                Ok(b) => {
+                    if self.window.len() >= WINDOW_BLOCKS {
+                        self.release_oldest();
+                    }
+                    self.window.push_back(b);
+                }
+                // The reader stopped (cancelled, or failed on this source):
+                // the positional read says what is wrong.
+                Err(_) => return self.reread(sink, source, (offset, len), at),
+            }
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, done: impl Fn(&Block) -> bool) {
+        while self.window.front().is_some_and(&done) {
+            self.release_oldest();
+        }
+    }
+
+    fn release_oldest(&mut self) {
+        if let Some(b) = self.window.pop_front() {
+            // A full pool or a closed channel: the buffer is simply freed.
+            let _ = self.free.try_send(b.data);
+        }
+    }
+
+    /// Reads the rest of a piece, from `at`, again with positional reads.
+    fn reread(&mut self, sink: &mut Sink, source: usize, piece: (u64, u64), at: u64) -> Result<(), PassError> {
+        if self.pass.cancel.is_cancelled() {
+            return Err(PassError::Cancelled);
+        }
+        let (offset, len) = piece;
+        let end = offset + len;
+        let file = &self.pass.sources[source].file;
+        let mut buf = vec![0u8; BLOCK.min(usize::try_from(end - at).unwrap_or(BLOCK))];
+        let mut at = at;
+        while at < end {
+            let n = buf.len().min(usize::try_from(end - at).unwrap_or(usize::MAX));
+            let got = fill(file, &mut buf[..n], at).map_err(|e| PassError::Io(Some(source), e))?;
+            if got < n {
+                let into = at + got as u64 - offset;
+                let short = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the file ended {into} bytes into a {len}-byte read at {offset}"),
+                );
+                return Err(PassError::Io(Some(source), short));
+            }
+            sink.put(&buf[..n])?;
+            self.reread += n as u64;
+            at += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// For each piece, the lowest source offset that a later piece of the same
+/// source starts at (`u64::MAX` when none does).
+fn keep_from(pieces: &[Piece], sources: usize) -> Vec<u64> {
+    let mut low = vec![u64::MAX; sources];
+    let mut keep = vec![u64::MAX; pieces.len()];
+    for (i, p) in pieces.iter().enumerate().rev() {
+        if let Piece::Source { source, offset, .. } = *p {
+            keep[i] = low[source];
+            low[source] = low[source].min(offset);
+        }
+    }
+    keep
+}
+
+/// The output: the running hash, the byte count, and writes gathered in
+/// an aligned buffer and sent with direct I/O where the file system takes
+/// it. Direct writes skip the page cache: no copy into it, no writeback
+/// later, so the final sync has little left to do. Where direct I/O is
+/// refused (tmpfs, a device), or for the unaligned tail, writes are
+/// buffered as usual.
+struct Sink<'a> {
+    out: &'a File,
+    direct: bool,
+    /// Backing store of `stage`; `start` is where its aligned part begins.
+    buf: Vec<u8>,
+    start: usize,
+    staged: usize,
+    hash: Sha256,
+    written: u64,
+    progress: &'a AtomicU64,
+}
+
+/// Direct I/O alignment (of memory, file offsets and lengths).
+const ALIGN: usize = 4096;
+
+impl<'a> Sink<'a> {
+    fn new(out: &'a File, progress: &'a AtomicU64) -> Self {
+        let buf = vec![0u8; OUT_BUFFER + ALIGN];
+        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        Sink {
+            out,
+            direct: set_direct(out, true),
+            buf,
+            start,
+            staged: 0,
+            hash: Sha256::new(),
+            written: 0,
+            progress,
+        }
+    }
+
+    fn put(&mut self, mut bytes: &[u8]) -> Result<(), PassError> {
+        self.hash.update(bytes);
+        self.written += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let n = bytes.len().min(OUT_BUFFER - self.staged);
+            let at = self.start + self.staged;
+            self.buf[at..at + n].copy_from_slice(&bytes[..n]);
+            self.staged += n;
+            bytes = &bytes[n..];
+            if self.staged == OUT_BUFFER {
+                self.flush_staged()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the staged bytes (a whole number of aligned blocks while
+    /// direct, as every write before the last is).
+    fn flush_staged(&mut self) -> Result<(), PassError> {
+        let mut done = 0;
+        while done < self.staged {
+            let chunk = &self.buf[self.start + done..self.start + self.staged];
+            match (&mut &*self.out).write(chunk) {
+                Ok(0) => return Err(PassError::Io(None, std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // The file system took the flag but refuses direct writes.
+                Err(e) if self.direct && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                    self.stop_direct();
+                }
+                Err(e) => return Err(PassError::Io(None, e)),
+            }
+            // A short direct write leaves the rest unaligned: go on buffered.
+            if self.direct && done % ALIGN != 0 {
+                self.stop_direct();
+            }
+        }
+        self.staged = 0;
+        self.progress.store(self.written, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn stop_direct(&mut self) {
+        set_direct(self.out, false);
+        self.direct = false;
+    }
+
+    /// Writes what is left (buffered: its length need not be aligned).
+    fn finish(mut self) -> Result<(u64, String), PassError> {
+        if self.direct {
+            self.stop_direct();
+        }
+        self.flush_staged()?;
+        Ok((self.written, hex(&self.hash.finalize())))
+    }
+}
+
+/// Turns direct I/O on or off for `file`; whether it is now on.
+fn set_direct(file: &File, on: bool) -> bool {
+    let Ok(flags) = rustix::fs::fcntl_getfl(file) else {
+        return false;
+    };
+    let flags = if on {
+        flags | rustix::fs::OFlags::DIRECT
+    } else {
+        flags - rustix::fs::OFlags::DIRECT
+    };
+    rustix::fs::fcntl_setfl(file, flags).is_ok() && on
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Source {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        Source {
+            file: File::open(&path).unwrap(),
+            path,
+        }
+    }
+
+    fn sha(bytes: &[u8]) -> String {
+        hex(&Sha256::digest(bytes))
+    }
+
+    /// Runs the pass over `pieces` and checks the output, both hashes and
+    /// the reread count against a direct computation.
+    fn check(sources: &[Vec<u8>], pieces: &[Piece], reread: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<Source> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, b)| source(dir.path(), &format!("s{i}"), b))
+            .collect();
+        let silence = vec![7u8; 10];
+        let mut expected = b"HEAD".to_vec();
+        for p in pieces {
+            match *p {
+                Piece::Silence { len } => expected.extend_from_slice(&silence[..len]),
+                Piece::Source { source, offset, len } => {
+                    expected.extend_from_slice(&sources[source][offset as usize..(offset + len) as usize])
+                }
+            }
+        }
+        let out_path = dir.path().join("out");
+        let out = File::create(&out_path).unwrap();
+        let cancel = Cancel::new();
+        let pass = Pass {
+            head: b"HEAD",
+            pieces,
+            sources: &files,
+            silence: &silence,
+            cancel: &cancel,
+        };
+        let done = run(&pass, &out, &AtomicU64::new(0)).unwrap();
+        assert_eq!(std::fs::read(&out_path).unwrap(), expected);
+        assert_eq!(done.size, expected.len() as u64);
+        assert_eq!(done.sha256, sha(&expected));
+        let inputs: Vec<(String, u64)> = sources.iter().map(|b| (sha(b), b.len() as u64)).collect();
+        assert_eq!(done.inputs, inputs);
+        assert_eq!(done.reread, reread);
+    }
+
+    fn bytes(n: usize, seed: u8) -> Vec<u8> {
+        (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    fn src(source: usize, offset: usize, len: usize) -> Piece {
+        Piece::Source {
+            source,
+            offset: offset as u64,
+            len: len as u64,
+        }
+    }
+
+    #[test]
+    fn in_order_pieces_are_read_once() {
+        let a = bytes(3 * BLOCK + 17, 1);
+        let b = bytes(BLOCK / 2, 2);
+        let pieces = [
+            src(0, 100, BLOCK),
+            Piece::Silence { len: 10 },
+            src(0, BLOCK + 100, 2 * BLOCK - 100),
+            src(1, 0, BLOCK / 2),
+        ];
+        check(&[a, b], &pieces, 0);
+    }
+
+    #[test]
+    fn pieces_a_little_out_of_order_come_from_the_window() {
+        let a = bytes(6 * BLOCK, 3);
+        // Output order swaps neighbours across block boundaries.
+        let pieces = [
+            src(0, BLOCK + 10, 1000),
+            src(0, 10, BLOCK),
+            src(0, 3 * BLOCK, BLOCK),
+            src(0, 2 * BLOCK, BLOCK),
+        ];
+        check(&[a], &pieces, 0);
+    }
+
+    #[test]
+    fn pieces_behind_the_window_or_of_a_passed_source_are_read_again() {
+        let a = bytes((WINDOW_BLOCKS + 4) * BLOCK, 4);
+        let b = bytes(1000, 5);
+        let far = (WINDOW_BLOCKS + 2) * BLOCK;
+        let pieces = [src(0, far, 100), src(0, 0, 100), src(1, 0, 1000), src(0, 50, 10)];
+        check(&[a, b], &pieces, 110);
+    }
+
+    #[test]
+    fn a_long_output_with_an_unaligned_tail_is_whole() {
+        // Several output blocks (direct writes where the file system takes
+        // them), a head and a tail that are not aligned.
+        let a = bytes(13 * BLOCK + 123, 6);
+        check(&[a], &[src(0, 7, 13 * BLOCK + 100), Piece::Silence { len: 3 }], 0);
+    }
+
+    #[test]
+    fn sources_the_output_does_not_use_are_still_hashed() {
+        check(&[bytes(10, 1), bytes(2 * BLOCK, 2), Vec::new()], &[src(0, 2, 5)], 0);
+    }
+
+    #[test]
+    fn a_short_source_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [source(dir.path(), "s0", &bytes(BLOCK + 5, 1))];
+        let out = File::create(dir.path().join("out")).unwrap();
+        let cancel = Cancel::new();
+        let pieces = [src(0, BLOCK, 100)];
+        let pass = Pass {
+            head: b"",
+            pieces: &pieces,
+            sources: &files,
+            silence: &[],
+            cancel: &cancel,
+        };
+        match run(&pass, &out, &AtomicU64::new(0)) {
+            Err(PassError::Io(Some(0), e)) => {
+                assert_eq!(
+                    e.to_string(),
+                    format!("the file ended 5 bytes into a 100-byte read at {BLOCK}")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
