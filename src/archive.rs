@@ -327,6 +327,11 @@ impl Archive {
     /// individual files become findings or orphans.
     pub fn scan(root: &Path, options: &ScanOptions) -> Result<Archive> {
         let limits = &options.limits;
+        #[cfg(feature = "object-store")]
+        if crate::io::is_remote(root) {
+            let files = crate::store::list(root, &options.exclude, limits)?;
+            return Archive::from_walk(root, Walk { files, unreadable: Vec::new() }, options);
+        }
         if !root.is_dir() {
             return Err(Error::Usage(format!("{}: not a folder", root.display())));
         }
@@ -336,6 +341,12 @@ impl Archive {
             .filter_map(|p| std::fs::canonicalize(p).ok())
             .collect();
         let walked = walk(root, &exclude, limits)?;
+        Archive::from_walk(root, walked, options)
+    }
+
+    /// Groups the files `walked` found under `root` into recordings.
+    fn from_walk(root: &Path, walked: Walk, options: &ScanOptions) -> Result<Archive> {
+        let limits = &options.limits;
         let file_count = walked.files.len();
         let mut found = Found {
             orphans: walked.unreadable,

@@ -12,8 +12,7 @@
 //!
 //! The thresholds are the public constants below.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use crate::io::Input;
 
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
@@ -69,7 +68,7 @@ impl AudioAnalysis {
 /// Reads the bytes of consecutive samples, coalescing those that are
 /// contiguous in the file into one read.
 struct SampleReader<'a> {
-    file: &'a File,
+    file: &'a Input,
     file_len: u64,
     buf: Vec<u8>,
     buf_start: u64,
@@ -78,10 +77,10 @@ struct SampleReader<'a> {
 }
 
 impl<'a> SampleReader<'a> {
-    fn new(file: &'a File, limits: &Limits) -> std::io::Result<Self> {
+    fn new(file: &'a Input, limits: &Limits) -> std::io::Result<Self> {
         Ok(SampleReader {
             file,
-            file_len: file.metadata()?.len(),
+            file_len: file.len()?,
             buf: Vec::new(),
             buf_start: 0,
             max_sample: limits.get(Limit::SampleBytes),
@@ -149,7 +148,7 @@ pub fn analyse_audio(media: &Movie, limits: &Limits) -> Result<AudioAnalysis, St
         .with_extra_data(aac.asc.clone().into_boxed_slice());
     let mut decoder = AacDecoder::try_new(&params, &AudioDecoderOptions::default())
         .map_err(|e| format!("the AAC decoder refuses this configuration: {e}"))?;
-    let file = File::open(&media.path).map_err(|e| format!("{}: {e}", media.path.display()))?;
+    let file = Input::open_scattered(&media.path).map_err(|e| format!("{}: {e}", media.path.display()))?;
     let mut reader = SampleReader::new(&file, limits).map_err(|e| format!("{}: {e}", media.path.display()))?;
     let p = track.presentation(media.movie_timescale);
     let rate = f64::from(aac.sample_rate);
@@ -284,7 +283,7 @@ pub fn check_video(media: &Movie, index: Option<u32>, limits: &Limits) -> Vec<Fi
     if track.samples.first().is_some_and(|s| !s.sync) {
         note("the chunk does not start with a sync sample (it cannot be decoded on its own)".into());
     }
-    match File::open(&media.path) {
+    match Input::open_scattered(&media.path) {
         Ok(file) => walk_nals(track, avc, &file, limits, &mut note),
         Err(e) => note(format!("{}: {e}", media.path.display())),
     }
@@ -304,7 +303,7 @@ pub fn check_video(media: &Movie, index: Option<u32>, limits: &Limits) -> Vec<Fi
     out
 }
 
-fn walk_nals(track: &Track, avc: &AvcConfig, file: &File, limits: &Limits, note: &mut impl FnMut(String)) {
+fn walk_nals(track: &Track, avc: &AvcConfig, file: &Input, limits: &Limits, note: &mut impl FnMut(String)) {
     let len_size = usize::from(avc.nal_length_size);
     if !matches!(len_size, 1 | 2 | 4) {
         note(format!("avcC NAL length size {len_size} is not 1, 2 or 4"));

@@ -20,6 +20,10 @@ use crate::limits::Limit;
 /// Reads a whole file after checking its size against `max` bytes
 /// ([`Limits::max_json_bytes`](crate::Limits::max_json_bytes)).
 pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        return object.read_bounded(max);
+    }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     Limit::JsonBytes.check(len, max, &Here::new(path, ""), "file size")?;
@@ -30,6 +34,10 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
 
 /// Reads up to `head.len()` bytes from the start of `path`; returns how many.
 pub(crate) fn read_head(path: &Path, head: &mut [u8]) -> Result<usize> {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        return object.read_head(head);
+    }
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut n = 0;
     while n < head.len() {
@@ -45,6 +53,10 @@ pub(crate) fn read_head(path: &Path, head: &mut [u8]) -> Result<usize> {
 
 /// Compares two files byte for byte, in blocks.
 pub(crate) fn files_equal(a: &Path, b: &Path) -> Result<bool> {
+    #[cfg(feature = "object-store")]
+    if is_remote(a) || is_remote(b) {
+        return inputs_equal(a, b);
+    }
     let mut fa = File::open(a).map_err(|e| Error::io(a, e))?;
     let mut fb = File::open(b).map_err(|e| Error::io(b, e))?;
     let la = fa.metadata().map_err(|e| Error::io(a, e))?.len();
@@ -64,6 +76,147 @@ pub(crate) fn files_equal(a: &Path, b: &Path) -> Result<bool> {
             return Ok(false);
         }
     }
+}
+
+/// [`files_equal`] through [`Input`]s (objects in a store).
+#[cfg(feature = "object-store")]
+fn inputs_equal(a: &Path, b: &Path) -> Result<bool> {
+    let ia = Input::open(a).map_err(|e| Error::io(a, e))?;
+    let ib = Input::open(b).map_err(|e| Error::io(b, e))?;
+    let len = ia.len().map_err(|e| Error::io(a, e))?;
+    if len != ib.len().map_err(|e| Error::io(b, e))? {
+        return Ok(false);
+    }
+    let mut ba = vec![0u8; 1 << 20];
+    let mut bb = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = ba.len().min(usize::try_from(len - at).unwrap_or(usize::MAX));
+        ia.read_exact_at(&mut ba[..n], at).map_err(|e| Error::io(a, e))?;
+        ib.read_exact_at(&mut bb[..n], at).map_err(|e| Error::io(b, e))?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// Whether `path` names an object in a mounted object store (see
+/// [`crate::store`]) rather than a local file.
+pub fn is_remote(path: &Path) -> bool {
+    #[cfg(feature = "object-store")]
+    return crate::store::is_remote(path);
+    #[cfg(not(feature = "object-store"))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// An input opened for positional reads: a local file, or an object in a
+/// store (read ahead in large ranged GETs as it is read from start to end).
+#[derive(Debug)]
+pub enum Input {
+    /// A local file.
+    File(File),
+    /// An object in a store.
+    #[cfg(feature = "object-store")]
+    Object(crate::store::Reader),
+}
+
+impl From<File> for Input {
+    fn from(file: File) -> Self {
+        Input::File(file)
+    }
+}
+
+impl Input {
+    /// Opens the file or object at `path`, to be read from start to end.
+    pub fn open(path: &Path) -> std::io::Result<Input> {
+        #[cfg(feature = "object-store")]
+        if let Some(object) = crate::store::object(path) {
+            return object.reader(true).map(Input::Object);
+        }
+        File::open(path).map(Input::File)
+    }
+
+    /// Opens the file or object at `path`, for reads here and there.
+    pub fn open_scattered(path: &Path) -> std::io::Result<Input> {
+        #[cfg(feature = "object-store")]
+        if let Some(object) = crate::store::object(path) {
+            return object.reader(false).map(Input::Object);
+        }
+        File::open(path).map(Input::File)
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; 0 at the end.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        match self {
+            Input::File(f) => std::os::unix::fs::FileExt::read_at(f, buf, offset),
+            #[cfg(feature = "object-store")]
+            Input::Object(o) => o.read_at(buf, offset),
+        }
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    pub fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Its size.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> std::io::Result<u64> {
+        match self {
+            Input::File(f) => f.metadata().map(|m| m.len()),
+            #[cfg(feature = "object-store")]
+            Input::Object(o) => Ok(o.len()),
+        }
+    }
+}
+
+/// Size, modification time (ns since the epoch) and, for an object, its
+/// ETag, of the file or object at `path`; `None` when it cannot be read.
+pub(crate) fn stamp(path: &Path) -> Option<(u64, i128, Option<String>)> {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        return object.stamp();
+    }
+    let m = std::fs::metadata(path).ok()?;
+    let modified_ns = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    Some((m.len(), modified_ns, None))
+}
+
+/// The whole file or object at `path`.
+pub(crate) fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        return object.read_all();
+    }
+    std::fs::read(path)
+}
+
+/// Creates the folder `dir` and its parents; nothing to do in a store.
+pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+    if is_remote(dir) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// Lower-case hex of bytes.
@@ -197,6 +350,10 @@ pub fn output_paths(call_id: &str, key: &str, out_dir: &Path) -> OutputPaths {
 /// Checks that `out_dir` can take outputs before any work starts: it is a
 /// folder (created when missing) in which a file can be created.
 pub fn check_out_dir(out_dir: &Path) -> Result<()> {
+    #[cfg(feature = "object-store")]
+    if is_remote(out_dir) {
+        return crate::store::check_writable(out_dir);
+    }
     let usage = |what: &str| Error::Usage(format!("output folder {}: {what}", out_dir.display()));
     if out_dir.exists() && !out_dir.is_dir() {
         return Err(usage("exists and is not a folder"));
@@ -283,6 +440,10 @@ impl TempFile {
 
 /// Writes `bytes` to `path` atomically, creating its folder when missing.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        return object.put(bytes);
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -316,9 +477,19 @@ impl RecordingLock {
     /// creating their folder when missing, then removes the temporary files
     /// a killed run may have left.
     pub fn acquire(paths: &OutputPaths) -> Result<Self> {
-        let dir = paths.dir();
+        let remote = is_remote(&paths.media);
+        let path = if remote {
+            // Outputs in a store: the lock is a local file (see `store::lock_path`).
+            #[cfg(feature = "object-store")]
+            let path = crate::store::lock_path(&paths.media);
+            #[cfg(not(feature = "object-store"))]
+            let path = paths.lock();
+            path
+        } else {
+            paths.lock()
+        };
+        let dir = if remote { path.parent().unwrap_or(Path::new(".")) } else { paths.dir() };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let path = paths.lock();
         loop {
             let file = OpenOptions::new()
                 .read(true)
@@ -330,7 +501,9 @@ impl RecordingLock {
             file.lock().map_err(|e| Error::io(&path, e))?;
             if same_file(&file, &path) {
                 let lock = RecordingLock { path, file };
-                lock.remove_stale(paths);
+                if !remote {
+                    lock.remove_stale(paths);
+                }
                 return Ok(lock);
             }
             // The holder removed the file as we waited: lock the new one.

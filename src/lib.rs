@@ -62,6 +62,8 @@ pub mod picture;
 pub mod pipeline;
 pub mod report;
 pub mod stitch;
+#[cfg(feature = "object-store")]
+pub mod store;
 pub mod synth;
 pub mod timeline;
 pub mod validate;

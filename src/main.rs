@@ -175,13 +175,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// `path` as given, or, for an object-store URL (`az://container/prefix`),
+/// the URL with its store mounted (credentials from the environment).
+fn located(path: PathBuf) -> anyhow::Result<PathBuf> {
+    #[cfg(feature = "object-store")]
+    if let Some(url) = path.to_str().filter(|s| recstitch::store::is_url(s)) {
+        return Ok(recstitch::store::mount(url)?);
+    }
+    Ok(path)
+}
+
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Probe { file, json } => probe(&file, json),
-        Command::Validate { archive, json, deep } => validate(&archive, json, deep),
-        Command::Run(args) => stitch(args),
-        Command::Timeline { archive, out, deep } => timeline(&archive, &out, deep),
-        Command::Participants { archive, id, out, json } => participants(&archive, id.as_deref(), out.as_deref(), json),
+        Command::Probe { file, json } => probe(&located(file)?, json),
+        Command::Validate { archive, json, deep } => validate(&located(archive)?, json, deep),
+        Command::Run(mut args) => {
+            args.archive = located(args.archive)?;
+            args.out = located(args.out)?;
+            stitch(args)
+        }
+        Command::Timeline { archive, out, deep } => timeline(&located(archive)?, &located(out)?, deep),
+        Command::Participants { archive, id, out, json } => participants(
+            &located(archive)?,
+            id.as_deref(),
+            out.map(located).transpose()?.as_deref(),
+            json,
+        ),
         Command::Schema { document } => {
             let text = match document {
                 SchemaDocument::Manifest => recstitch::stitch::MANIFEST_SCHEMA,

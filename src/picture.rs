@@ -351,7 +351,7 @@ pub fn write_png(rec: &ValidatedRecording, path: &std::path::Path) -> crate::Res
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
         .map_err(|e| crate::Error::encode(path, "the timeline PNG", e))?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        crate::io::create_dir_all(dir)?;
     }
     crate::io::write_atomic(path, &bytes)
 }

@@ -188,6 +188,9 @@ struct FileStamp {
     path: PathBuf,
     bytes: u64,
     modified_ns: i128,
+    /// An object's ETag (objects in a store only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
 }
 
 /// The state file beside the outputs (`.<key>.state`): what the outputs were
@@ -202,16 +205,12 @@ struct State {
 }
 
 fn stamp(path: &Path) -> Option<FileStamp> {
-    let m = std::fs::metadata(path).ok()?;
-    let modified_ns = m
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128);
+    let (bytes, modified_ns, etag) = crate::io::stamp(path)?;
     Some(FileStamp {
         path: path.to_path_buf(),
-        bytes: m.len(),
+        bytes,
         modified_ns,
+        etag,
     })
 }
 
@@ -235,7 +234,7 @@ fn current_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) 
 /// Whether the outputs of `rec` are up to date.
 pub fn up_to_date(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> bool {
     let paths = output_paths(&rec.call_id, &rec.key, out_dir);
-    let Ok(saved) = std::fs::read(paths.state()) else {
+    let Ok(saved) = crate::io::read_all(&paths.state()) else {
         return false;
     };
     let Ok(saved) = serde_json::from_slice::<State>(&saved) else {
@@ -314,8 +313,8 @@ fn input_bytes(rec: &Recording) -> u64 {
     rec.chunks
         .iter()
         .filter_map(|c| c.media_path.as_ref())
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
+        .filter_map(|p| crate::io::stamp(p))
+        .map(|(bytes, ..)| bytes)
         .sum()
 }
 

@@ -9,14 +9,13 @@
 //! the manifest is renamed last, so its presence means the set is complete.
 //! The join itself is planned and written by [`crate::mux`].
 
-use std::fs::File;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::finding::Finding;
-use crate::io::{output_paths, sync_dir, write_atomic, Cancel, OutputPaths, RecordingLock, TempFile};
+use crate::io::{output_paths, sync_dir, write_atomic, Cancel, Input, OutputPaths, RecordingLock, TempFile};
 use crate::media::Movie;
 use crate::metadata::{seconds_as_ms, WallClock};
 use crate::mux::plan::{self, Placement, Plan};
@@ -289,7 +288,7 @@ impl Stitcher {
         let audio_starts: Vec<f64> = plan.placements.iter().map(|p| p.audio_start).collect();
         let tl = timeline::build(rec, &audio_starts, plan.duration(), self.options.gaps);
         let dir = paths.dir();
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::io::create_dir_all(dir)?;
         self.cancel.check()?;
         let written = write_media(rec, &media, &plan, &tl.chapters, paths, &self.cancel)?;
         write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
@@ -367,7 +366,7 @@ fn write_media(
     let sources = media
         .iter()
         .map(|m| {
-            File::open(&m.path)
+            Input::open(&m.path)
                 .map(|file| Source {
                     file,
                     path: m.path.clone(),
@@ -387,6 +386,10 @@ fn write_media(
         creation_time: first_start.map_or(0, mp4_time),
         cancel: cancel.clone(),
     };
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(&paths.media) {
+        return crate::store::upload(&object, |out| write::write_mp4(&input, out, &paths.media));
+    }
     let mut tmp = TempFile::create(&paths.media)?;
     let written = write::write_mp4(&input, tmp.file(), &paths.media)?;
     tmp.commit(&paths.media)?;
@@ -443,7 +446,7 @@ fn participants(rec: &ValidatedRecording) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::OpenOptions;
+    use std::fs::{File, OpenOptions};
 
     /// Runs `f` with a mux input for chunk 0 of the good fixture alone.
     fn with_one_chunk(cancel: Cancel, f: impl FnOnce(&MuxInput)) {
@@ -453,7 +456,7 @@ mod tests {
         let media = crate::probe(&source, &crate::Limits::default()).unwrap();
         let p = plan::plan(&[&media], &[]).unwrap();
         let sources = [Source {
-            file: File::open(&source).unwrap(),
+            file: File::open(&source).unwrap().into(),
             path: source.clone(),
         }];
         f(&MuxInput {

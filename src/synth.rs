@@ -92,7 +92,7 @@ pub fn repeat_chunk(source: &Path, seconds: f64, out: &Path) -> Result<Movie> {
         silence: Vec::new(),
     };
     let sources = [Source {
-        file: File::open(source).map_err(|e| Error::io(source, e))?,
+        file: File::open(source).map_err(|e| Error::io(source, e))?.into(),
         path: source.to_path_buf(),
     }];
     let input = MuxInput {

@@ -17,14 +17,13 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use sha2::{Digest, Sha256};
 
 use super::write::Source;
-use crate::io::{hex, Cancel};
+use crate::io::{hex, Cancel, Input};
 
 /// Size of one read block.
 const BLOCK: usize = 256 << 10;
@@ -241,7 +240,7 @@ impl Reader<'_> {
 }
 
 /// Reads up to `buf.len()` bytes at `offset`, fewer only at the end of the file.
-fn fill(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+fn fill(file: &Input, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read_at(&mut buf[n..], offset + n as u64) {
@@ -510,7 +509,7 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
         Source {
-            file: File::open(&path).unwrap(),
+            file: File::open(&path).unwrap().into(),
             path,
         }
     }

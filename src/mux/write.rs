@@ -77,8 +77,8 @@ pub struct Written {
 
 /// An open input file.
 pub struct Source {
-    /// The file.
-    pub file: File,
+    /// The file (or object).
+    pub file: crate::io::Input,
     /// Its path, for error messages.
     pub path: std::path::PathBuf,
 }

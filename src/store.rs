@@ -1,0 +1,788 @@
+//! Archives and outputs on object stores (cargo feature `object-store`).
+//!
+//! An archive or an output folder may be an object-store URL instead of a
+//! local folder: `az://container/prefix` (also `abfs://`, `abfss://`,
+//! `azure://`, `adl://`) for Azure Blob Storage, `file:///abs/path` and
+//! `memory://name/prefix`, through the `object_store` crate. [`mount`]
+//! builds the store of a URL from the crate's standard environment
+//! variables (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`,
+//! `AZURE_STORAGE_SAS_KEY`, managed identity, `AZURE_STORAGE_USE_EMULATOR`
+//! with `AZURITE_BLOB_STORAGE_URL`) and returns the URL as a path; a worker
+//! with its own configured store registers it with [`mount_store`]. From
+//! then on, every path under that URL (`az://container/prefix/call/x.mp4`)
+//! names an object, and the rest of the library reads and writes it as it
+//! would a file:
+//!
+//! * discovery lists the prefix (keys with a component starting with `.`
+//!   are left out, as hidden files are);
+//! * the probe reads the ranges it needs (box headers, `moov`, `moof`) with
+//!   ranged GETs, never the sample data;
+//! * the stitch reads each input start to end in ranged GETs of
+//!   [`RANGE_BYTES`], [`RANGES_AHEAD`] in flight beyond the one being read;
+//! * the stitched MP4 is written as one multipart upload, in order, with at
+//!   most [`PARTS_IN_FLIGHT`] parts uploading besides the one being filled;
+//!   a failed or cancelled stitch aborts it, and nothing appears under the
+//!   final name (the object exists once the upload completes);
+//! * small outputs (manifest, chapters, state) are single PUTs, atomic; the
+//!   manifest is written last and is the commit marker;
+//! * the resumability state compares inputs by size, last-modified time and
+//!   ETag.
+//!
+//! Retries with backoff on throttling, 5xx and connection errors come from
+//! the crate's retry configuration (its defaults; `RECSTITCH_STORE_RETRIES`
+//! and `RECSTITCH_STORE_RETRY_TIMEOUT_SECS` change them). Errors name the
+//! object's URL; query strings (a SAS token) are cut from every message.
+//!
+//! The library stays synchronous: a small internal runtime (two worker
+//! threads) runs the requests.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path as Key;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::{Error, Here, Result};
+use crate::limits::{Limit, Limits};
+
+pub use object_store;
+
+/// Bytes of one ranged GET of the stitch's sequential read.
+pub const RANGE_BYTES: u64 = 4 << 20;
+/// Ranged GETs in flight ahead of the one being read.
+pub const RANGES_AHEAD: usize = 3;
+/// Default bytes of one part of a multipart upload
+/// (`RECSTITCH_STORE_PART_BYTES` changes it, at least 64 KiB).
+pub const PART_BYTES: usize = 8 << 20;
+/// Parts uploading at once, besides the one being filled.
+pub const PARTS_IN_FLIGHT: usize = 2;
+/// Bytes the probe asks for when it reads a box header.
+const PROBE_BUFFER: usize = 32;
+
+/// A store mounted under a URL root (`az://container`, `memory://name`, `file://`).
+struct Mount {
+    root: String,
+    store: Arc<dyn ObjectStore>,
+    fetched: Arc<AtomicU64>,
+}
+
+static MOUNTS: RwLock<Vec<Mount>> = RwLock::new(Vec::new());
+
+/// Bytes fetched by GETs from the store mounted at the URL root `root`
+/// (`az://container`) in this process, for tests and measurements.
+pub fn bytes_fetched(root: &str) -> u64 {
+    MOUNTS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|m| m.root == root.trim_end_matches('/'))
+        .map_or(0, |m| m.fetched.load(Ordering::Relaxed))
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("recstitch-store")
+            .enable_all()
+            .build()
+            .expect("the object-store runtime starts (threads and a timer)")
+    })
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// Whether `s` is a URL (`scheme://…`) rather than a local path.
+pub fn is_url(s: &str) -> bool {
+    s.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.len() >= 2
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            && scheme.as_bytes()[0].is_ascii_alphabetic()
+    })
+}
+
+/// The root (`scheme://authority`) and key (the rest, without slashes at
+/// either end) of a URL.
+fn split_url(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme == "file" {
+        return Some(("file://".into(), rest.trim_matches('/').into()));
+    }
+    let (authority, key) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((format!("{scheme}://{authority}"), key.trim_matches('/').into()))
+}
+
+fn join(root: &str, key: &str) -> String {
+    match (root.ends_with("://"), key.is_empty()) {
+        (_, true) => root.to_string(),
+        (true, false) => format!("{root}/{key}"),
+        (false, false) => format!("{root}/{key}"),
+    }
+}
+
+fn usage(url: &str, what: impl std::fmt::Display) -> Error {
+    Error::Usage(format!("{}: {}", redact(url), redact(&what.to_string())))
+}
+
+/// The retry configuration: the crate's defaults, or the environment's.
+fn retry_config() -> object_store::RetryConfig {
+    let mut retry = object_store::RetryConfig::default();
+    if let Some(n) = std::env::var("RECSTITCH_STORE_RETRIES").ok().and_then(|v| v.parse().ok()) {
+        retry.max_retries = n;
+    }
+    if let Some(s) = std::env::var("RECSTITCH_STORE_RETRY_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+    {
+        retry.retry_timeout = Duration::from_secs_f64(s);
+        retry.backoff.max_backoff = retry.backoff.max_backoff.min(retry.retry_timeout.max(Duration::from_millis(100)));
+    }
+    retry
+}
+
+/// Mounts the store of `url` (built from the environment) and returns the
+/// URL, normalised (no trailing `/`), as the path that names it: pass it
+/// where a folder is taken ([`Archive::scan`](crate::Archive::scan),
+/// [`Stitcher::stitch`](crate::Stitcher::stitch), the batch). A URL whose
+/// root is already mounted reuses that store.
+pub fn mount(url: &str) -> Result<PathBuf> {
+    let (root, key) = split_url(url).ok_or_else(|| usage(url, "not a URL"))?;
+    let path = PathBuf::from(join(&root, &key));
+    if mounted(&root) {
+        return Ok(path);
+    }
+    let scheme = root.split_once("://").map_or("", |(s, _)| s);
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "az" | "abfs" | "abfss" | "azure" | "adl" => {
+            let client = object_store::ClientOptions::new().with_connect_timeout(Duration::from_secs(5));
+            let built = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(root.clone())
+                .with_retry(retry_config())
+                .with_client_options(client)
+                .build()
+                .map_err(|e| usage(url, format!("cannot open the container: {e}")))?;
+            Arc::new(built)
+        }
+        "memory" => Arc::new(object_store::memory::InMemory::new()),
+        "file" => Arc::new(object_store::local::LocalFileSystem::new()),
+        _ => {
+            return Err(usage(
+                url,
+                format!("{scheme}:// is not supported by this build (az://, abfs://, abfss://, file://, memory://)"),
+            ))
+        }
+    };
+    mount_store(&root, store);
+    Ok(path)
+}
+
+fn mounted(root: &str) -> bool {
+    MOUNTS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .any(|m| m.root == root)
+}
+
+/// Registers a configured store under the URL root `root`
+/// (`scheme://authority`, e.g. `az://recordings`): paths under it name its
+/// objects from then on. Replaces a store mounted there before.
+pub fn mount_store(root: &str, store: Arc<dyn ObjectStore>) {
+    let root = root.trim_end_matches('/');
+    let root = if root.ends_with(':') {
+        format!("{root}//")
+    } else {
+        root.to_string()
+    };
+    let mut mounts = MOUNTS.write().unwrap_or_else(PoisonError::into_inner);
+    mounts.retain(|m| m.root != root);
+    mounts.push(Mount {
+        root,
+        store,
+        fetched: Arc::default(),
+    });
+}
+
+/// One object: its store, key and URL.
+#[derive(Clone)]
+pub(crate) struct Object {
+    store: Arc<dyn ObjectStore>,
+    key: Key,
+    url: PathBuf,
+    fetched: Arc<AtomicU64>,
+}
+
+/// Whether `path` lies in a mounted object store.
+pub(crate) fn is_remote(path: &Path) -> bool {
+    object(path).is_some()
+}
+
+/// The object that `path` names, when it lies in a mounted store.
+pub(crate) fn object(path: &Path) -> Option<Object> {
+    let s = path.to_str()?;
+    if !s.contains("://") {
+        return None;
+    }
+    let mounts = MOUNTS.read().unwrap_or_else(PoisonError::into_inner);
+    let m = mounts.iter().find(|m| {
+        s.strip_prefix(m.root.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || m.root.ends_with("://"))
+    })?;
+    let key = s[m.root.len()..].trim_matches('/');
+    let key = Key::parse(key).unwrap_or_else(|_| Key::from(key));
+    Some(Object {
+        store: m.store.clone(),
+        key,
+        url: path.to_path_buf(),
+        fetched: m.fetched.clone(),
+    })
+}
+
+/// Removes query strings (a SAS token) from a message.
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(q) = rest.find('?') {
+        out.push_str(&rest[..q]);
+        let tail = &rest[q + 1..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ','))
+            .unwrap_or(tail.len());
+        if tail[..end].contains('=') {
+            out.push_str("?…");
+        } else {
+            out.push('?');
+            out.push_str(&tail[..end]);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An object-store error as an I/O error (not found stays not found).
+fn io_err(e: object_store::Error) -> std::io::Error {
+    let kind = match e {
+        object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            std::io::ErrorKind::PermissionDenied
+        }
+        _ => std::io::ErrorKind::Other,
+    };
+    std::io::Error::new(kind, redact(&e.to_string()))
+}
+
+fn join_err(e: tokio::task::JoinError) -> std::io::Error {
+    std::io::Error::other(format!("an object-store request stopped: {e}"))
+}
+
+impl Object {
+    pub(crate) fn head(&self) -> std::io::Result<ObjectMeta> {
+        block_on(self.store.head(&self.key)).map_err(io_err)
+    }
+
+    fn get_range(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
+        if start >= end {
+            return Ok(Bytes::new());
+        }
+        let bytes = block_on(self.store.get_range(&self.key, start..end)).map_err(io_err)?;
+        self.fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
+    }
+
+    /// Reads up to `head.len()` bytes from the start; how many.
+    pub(crate) fn read_head(&self, head: &mut [u8]) -> Result<usize> {
+        let size = self.head().map_err(|e| Error::io(&self.url, e))?.size;
+        let n = head.len().min(usize::try_from(size).unwrap_or(usize::MAX));
+        let bytes = self.get_range(0, n as u64).map_err(|e| Error::io(&self.url, e))?;
+        let n = bytes.len().min(n);
+        head[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+
+    /// Reads the whole object after checking its size against `max`.
+    pub(crate) fn read_bounded(&self, max: u64) -> Result<Vec<u8>> {
+        let size = self.head().map_err(|e| Error::io(&self.url, e))?.size;
+        Limit::JsonBytes.check(size, max, &Here::new(&self.url, ""), "file size")?;
+        Ok(self.get_range(0, size).map_err(|e| Error::io(&self.url, e))?.to_vec())
+    }
+
+    /// Reads the whole object, when it exists.
+    pub(crate) fn read_all(&self) -> std::io::Result<Vec<u8>> {
+        let size = self.head()?.size;
+        Ok(self.get_range(0, size)?.to_vec())
+    }
+
+    /// Writes `bytes` in one PUT (atomic: readers see the old object or the new one).
+    pub(crate) fn put(&self, bytes: &[u8]) -> Result<()> {
+        let payload = PutPayload::from(Bytes::copy_from_slice(bytes));
+        block_on(self.store.put(&self.key, payload))
+            .map(|_| ())
+            .map_err(|e| Error::io(&self.url, io_err(e)))
+    }
+
+    /// Deletes the object (gone already is fine).
+    pub(crate) fn delete(&self) -> Result<()> {
+        match block_on(self.store.delete(&self.key)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::io(&self.url, io_err(e))),
+        }
+    }
+
+    /// Size, last-modified time (ns since the epoch) and ETag.
+    pub(crate) fn stamp(&self) -> Option<(u64, i128, Option<String>)> {
+        let meta = self.head().ok()?;
+        let ns = meta.last_modified.timestamp_nanos_opt().map_or(0, i128::from);
+        Some((meta.size, ns, meta.e_tag))
+    }
+
+    /// Opens the object for positional reads; `sequential` reads ahead in
+    /// large ranges for a reader that goes from start to end.
+    pub(crate) fn reader(&self, sequential: bool) -> std::io::Result<Reader> {
+        let size = self.head()?.size;
+        Ok(Reader {
+            object: self.clone(),
+            size,
+            sequential,
+            ahead: Mutex::new(Ahead::default()),
+        })
+    }
+}
+
+/// An object opened for positional reads.
+pub struct Reader {
+    object: Object,
+    size: u64,
+    sequential: bool,
+    ahead: Mutex<Ahead>,
+}
+
+/// The ranges read ahead of a sequential reader: ranges are numbered
+/// `offset / RANGE_BYTES`.
+#[derive(Default)]
+struct Ahead {
+    /// The range being read from.
+    current: Option<(u64, Bytes)>,
+    /// The next ranges, in order, being fetched.
+    pending: VecDeque<(u64, tokio::task::JoinHandle<std::io::Result<Bytes>>)>,
+    /// Where the last sequential read ended.
+    next: u64,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        for (_, h) in self.pending.drain(..) {
+            h.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reader({})", self.object.url.display())
+    }
+}
+
+impl Reader {
+    /// The object's size.
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether the object is empty.
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; 0 at the end.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if offset >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let end = self.size.min(offset.saturating_add(buf.len() as u64));
+        if !self.sequential {
+            return self.direct(buf, offset, end);
+        }
+        let mut a = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+        let idx = offset / RANGE_BYTES;
+        let in_window = a
+            .current
+            .as_ref()
+            .is_some_and(|(c, _)| idx >= *c && idx <= *c + RANGES_AHEAD as u64);
+        if !in_window {
+            if offset != a.next && (a.current.is_some() || !a.pending.is_empty()) {
+                // A read away from the sequence: leave the read-ahead alone.
+                drop(a);
+                return self.direct(buf, offset, end);
+            }
+            for (_, h) in a.pending.drain(..) {
+                h.abort();
+            }
+            a.current = None;
+        }
+        if a.current.as_ref().is_none_or(|(c, _)| *c != idx) {
+            while a.pending.front().is_some_and(|(i, _)| *i < idx) {
+                if let Some((_, h)) = a.pending.pop_front() {
+                    h.abort();
+                }
+            }
+            let bytes = match a.pending.front() {
+                Some((i, _)) if *i == idx => {
+                    let (_, h) = a.pending.pop_front().expect("a front");
+                    block_on(h).map_err(join_err)??
+                }
+                _ => {
+                    let start = idx * RANGE_BYTES;
+                    self.object.get_range(start, self.size.min(start + RANGE_BYTES))?
+                }
+            };
+            a.current = Some((idx, bytes));
+            self.top_up(&mut a, idx);
+        }
+        let (c, bytes) = a.current.as_ref().expect("a current range");
+        let from = usize::try_from(offset - c * RANGE_BYTES).unwrap_or(usize::MAX);
+        if from >= bytes.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the object is shorter than it was when opened",
+            ));
+        }
+        let n = (bytes.len() - from).min(usize::try_from(end - offset).unwrap_or(usize::MAX));
+        buf[..n].copy_from_slice(&bytes[from..from + n]);
+        a.next = offset + n as u64;
+        if a.next >= self.size {
+            // Done with this object: let the memory go.
+            a.current = None;
+            for (_, h) in a.pending.drain(..) {
+                h.abort();
+            }
+        }
+        Ok(n)
+    }
+
+    /// Starts fetching the ranges after `idx`, up to [`RANGES_AHEAD`].
+    fn top_up(&self, a: &mut Ahead, idx: u64) {
+        let mut next = a.pending.back().map_or(idx + 1, |(i, _)| i + 1);
+        while a.pending.len() < RANGES_AHEAD && next * RANGE_BYTES < self.size {
+            let start = next * RANGE_BYTES;
+            let end = self.size.min(start + RANGE_BYTES);
+            let (store, key) = (self.object.store.clone(), self.object.key.clone());
+            let fetched = self.object.fetched.clone();
+            let h = runtime().spawn(async move {
+                let bytes = store.get_range(&key, start..end).await.map_err(io_err)?;
+                fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                Ok(bytes)
+            });
+            a.pending.push_back((next, h));
+            next += 1;
+        }
+    }
+
+    fn direct(&self, buf: &mut [u8], offset: u64, end: u64) -> std::io::Result<usize> {
+        let bytes = self.object.get_range(offset, end)?;
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+}
+
+/// `Read + Seek` over a [`Reader`], for the probe.
+struct Cursor {
+    reader: Reader,
+    pos: u64,
+}
+
+impl Read for Cursor {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Cursor {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.reader.size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
+/// The object as a `Read + Seek` for the probe, and its size: reads go out
+/// as ranged GETs of what the probe asks for (box headers, `moov`).
+pub(crate) fn probe_reader(object: &Object) -> std::io::Result<(impl Read + Seek, u64)> {
+    let reader = object.reader(false)?;
+    let size = reader.size;
+    Ok((std::io::BufReader::with_capacity(PROBE_BUFFER, Cursor { reader, pos: 0 }), size))
+}
+
+/// The objects under the folder URL `root`, sorted: keys with a component
+/// starting with `.` left out, and those under an `exclude`d URL.
+pub(crate) fn list(root: &Path, exclude: &[PathBuf], limits: &Limits) -> Result<Vec<PathBuf>> {
+    let object = object(root).ok_or_else(|| usage(&root.display().to_string(), "no store is mounted there"))?;
+    let prefix = (!object.key.as_ref().is_empty()).then_some(&object.key);
+    let base = root.to_string_lossy().trim_end_matches('/').to_string();
+    let exclude: Vec<String> = exclude
+        .iter()
+        .filter_map(|p| p.to_str())
+        .map(|p| format!("{}/", p.trim_end_matches('/')))
+        .collect();
+    let mut files = Vec::new();
+    block_on(async {
+        let mut listing = object.store.list(prefix);
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| Error::io(root, io_err(e)))?;
+            let rel = match prefix {
+                Some(p) => meta.location.prefix_match(p).map(|parts| parts.map(|p| p.as_ref().to_string()).collect()),
+                None => Some(meta.location.parts().map(|p| p.as_ref().to_string()).collect::<Vec<_>>()),
+            };
+            let Some(rel) = rel else { continue };
+            if rel.is_empty() || rel.iter().any(|p: &String| p.starts_with('.')) {
+                continue;
+            }
+            let url = format!("{base}/{}", rel.join("/"));
+            if exclude.iter().any(|x| url.starts_with(x.as_str())) {
+                continue;
+            }
+            files.push(PathBuf::from(url));
+            limits.check_count(Limit::ArchiveFiles, files.len(), &Here::new(root, ""), "number of files")?;
+        }
+        Ok::<_, Error>(())
+    })?;
+    files.sort();
+    Ok(files)
+}
+
+/// Checks that the folder URL `out` can take outputs: a small object can
+/// be written there (and is removed).
+pub(crate) fn check_writable(out: &Path) -> Result<()> {
+    let probe = out.join(format!(".recstitch-write-check.{}", std::process::id()));
+    let object = object(&probe).ok_or_else(|| usage(&out.display().to_string(), "no store is mounted there"))?;
+    object.put(b"").map_err(|e| {
+        Error::Usage(format!(
+            "output folder {}: is not writable: {}",
+            out.display(),
+            e.detail()
+        ))
+    })?;
+    let _ = object.delete();
+    Ok(())
+}
+
+/// Where the lock of the outputs at `path` is kept: a local file, so that
+/// the processes of one machine take turns (processes on other machines
+/// are not held off: they write the same bytes).
+pub(crate) fn lock_path(path: &Path) -> PathBuf {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.to_string_lossy().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    std::env::temp_dir()
+        .join("recstitch-store-locks")
+        .join(format!("{h:016x}.lock"))
+}
+
+fn part_bytes() -> usize {
+    std::env::var("RECSTITCH_STORE_PART_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(PART_BYTES, |n| n.max(64 << 10))
+}
+
+/// Writes the object at `path` in one multipart upload of what `write`
+/// writes to the file it is given (a pipe: written in order, never sought).
+/// The object appears when the upload completes; when `write` or the upload
+/// fails, the upload is aborted and nothing appears.
+pub(crate) fn upload<T>(object: &Object, write: impl FnOnce(&File) -> Result<T>) -> Result<T> {
+    let url = object.url.clone();
+    let (from, to) = std::io::pipe().map_err(|e| Error::io(&url, e))?;
+    let out = File::from(OwnedFd::from(to));
+    let failed = Arc::new(AtomicBool::new(false));
+    let uploading = {
+        let (object, failed) = (object.clone(), failed.clone());
+        std::thread::Builder::new()
+            .name("recstitch-upload".into())
+            .spawn(move || upload_from(&object, from, &failed))
+            .map_err(|e| Error::io(&url, e))?
+    };
+    let written = write(&out);
+    if written.is_err() {
+        failed.store(true, Ordering::SeqCst);
+    }
+    drop(out);
+    let uploaded = uploading
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the upload thread stopped")));
+    match (written, uploaded) {
+        (Ok(t), Ok(())) => Ok(t),
+        // The upload's own error says more than the broken pipe it caused.
+        (Err(Error::Io { source, .. }), Err(up)) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io(&url, up))
+        }
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(up)) => Err(Error::io(&url, up)),
+    }
+}
+
+/// Reads the pipe into parts and uploads them; completes at the end of the
+/// pipe unless `failed`, else aborts.
+fn upload_from(object: &Object, mut from: std::io::PipeReader, failed: &AtomicBool) -> std::io::Result<()> {
+    let mut upload = block_on(object.store.put_multipart(&object.key)).map_err(io_err)?;
+    let part = part_bytes();
+    let mut in_flight: VecDeque<tokio::task::JoinHandle<object_store::Result<()>>> = VecDeque::new();
+    let result = (|| {
+        loop {
+            let mut buf = vec![0u8; part];
+            let mut n = 0;
+            while n < part {
+                match from.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if n > 0 {
+                buf.truncate(n);
+                while in_flight.len() >= PARTS_IN_FLIGHT {
+                    let h = in_flight.pop_front().expect("a part in flight");
+                    block_on(h).map_err(join_err)?.map_err(io_err)?;
+                }
+                let put = upload.put_part(PutPayload::from(Bytes::from(buf)));
+                in_flight.push_back(runtime().spawn(put));
+            }
+            if n < part {
+                break;
+            }
+        }
+        while let Some(h) = in_flight.pop_front() {
+            block_on(h).map_err(join_err)?.map_err(io_err)?;
+        }
+        if failed.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the stitch stopped; upload aborted"));
+        }
+        block_on(upload.complete()).map(|_| ()).map_err(io_err)
+    })();
+    if result.is_err() {
+        // Stops the writer at its next write (a broken pipe).
+        drop(from);
+        for h in in_flight.drain(..) {
+            h.abort();
+        }
+        let _ = block_on(upload.abort());
+    }
+    result
+}
+
+/// The whole object at the URL `path` (its store mounted).
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    let object = object(path).ok_or_else(|| usage(&path.display().to_string(), "no store is mounted there"))?;
+    object.read_all().map_err(|e| Error::io(path, e))
+}
+
+/// Writes `bytes` to the object at the URL `path` (its store mounted), in one PUT.
+pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let object = object(path).ok_or_else(|| usage(&path.display().to_string(), "no store is mounted there"))?;
+    object.put(bytes)
+}
+
+/// Every object under the folder URL `root` (its store mounted), hidden
+/// ones included, sorted, with its size.
+pub fn list_all(root: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    let object = object(root).ok_or_else(|| usage(&root.display().to_string(), "no store is mounted there"))?;
+    let prefix = (!object.key.as_ref().is_empty()).then_some(&object.key);
+    let base = root.to_string_lossy().trim_end_matches('/').to_string();
+    let mut out = block_on(async {
+        let mut listing = object.store.list(prefix);
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| Error::io(root, io_err(e)))?;
+            let rel: Vec<String> = match prefix {
+                Some(p) => match meta.location.prefix_match(p) {
+                    Some(parts) => parts.map(|p| p.as_ref().to_string()).collect(),
+                    None => continue,
+                },
+                None => meta.location.parts().map(|p| p.as_ref().to_string()).collect(),
+            };
+            out.push((PathBuf::from(format!("{base}/{}", rel.join("/"))), meta.size));
+        }
+        Ok::<_, Error>(out)
+    })?;
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_told_from_paths() {
+        assert!(is_url("az://recordings/archive"));
+        assert!(is_url("memory://x"));
+        assert!(is_url("file:///tmp/x"));
+        assert!(!is_url("/tmp/x"));
+        assert!(!is_url("c://x"));
+        assert!(!is_url("archive"));
+    }
+
+    #[test]
+    fn roots_and_keys() {
+        assert_eq!(split_url("az://c/a/b/"), Some(("az://c".into(), "a/b".into())));
+        assert_eq!(split_url("az://c"), Some(("az://c".into(), "".into())));
+        assert_eq!(split_url("file:///tmp/x/"), Some(("file://".into(), "tmp/x".into())));
+    }
+
+    #[test]
+    fn query_strings_are_cut() {
+        assert_eq!(
+            redact("GET http://h/c/x.mp4?sv=2020&sig=SECRET failed"),
+            "GET http://h/c/x.mp4?… failed"
+        );
+        assert_eq!(redact("why? no idea"), "why? no idea");
+    }
+
+    #[test]
+    fn objects_read_and_write_in_memory() {
+        let root = mount("memory://unit/a").unwrap();
+        assert_eq!(root, PathBuf::from("memory://unit/a"));
+        let o = object(&root.join("x/y.bin")).unwrap();
+        o.put(&(0..=255u8).cycle().take(10 << 20).collect::<Vec<_>>()).unwrap();
+        let r = o.reader(true).unwrap();
+        let mut buf = vec![0u8; 300_000];
+        let mut at = 0;
+        loop {
+            let n = r.read_at(&mut buf, at).unwrap();
+            assert!(buf[..n].iter().enumerate().all(|(i, b)| *b == ((at as usize + i) % 256) as u8));
+            at += n as u64;
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(at, 10 << 20);
+        let mut small = [0u8; 4];
+        assert_eq!(r.read_at(&mut small, 9_000_000).unwrap(), 4);
+        assert_eq!(small[0], (9_000_000 % 256) as u8);
+        let files = list(&root, &[], &Limits::default()).unwrap();
+        assert_eq!(files, vec![PathBuf::from("memory://unit/a/x/y.bin")]);
+        assert!(object(Path::new("memory://other/x")).is_none());
+    }
+}

@@ -1,0 +1,405 @@
+//! Archives and outputs on object stores: `file://` URLs always, Azure Blob
+//! Storage against Azurite (Microsoft's emulator) where Node is present
+//! (skipped loudly otherwise, unless `RECSTITCH_REQUIRE_AZURITE=1`).
+//!
+//! Every stitch from or to a store is compared byte for byte with the same
+//! stitch between local folders.
+
+mod util;
+#[path = "util/azurite.rs"]
+mod azurite;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use azurite::{upload_tree, visible_objects, Azurite};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use util::gen::{self, Spec};
+
+/// The `good` fixture and the two recordings of `good_flat_two_recordings`
+/// in one local folder.
+fn fixture_archive(name: &str) -> PathBuf {
+    let dir = util::temp_dir(name);
+    util::copy_tree(&util::cases().join("good"), &dir.join("good"));
+    util::copy_tree(&util::cases().join("good_flat_two_recordings"), &dir.join("flat"));
+    dir
+}
+
+/// Runs `recstitch` with `args` and the environment `env`: exit code, stdout as JSON, stderr.
+fn run_env(args: &[&str], env: &[(&str, String)]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_recstitch"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {stderr}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap(), json, stderr)
+}
+
+fn run(archive: &str, out: &str, env: &[(&str, String)]) -> (i32, Value, String) {
+    run_env(&["run", "--json", "--progress", "none", archive, "--out", out], env)
+}
+
+/// A report with every occurrence of the `from` paths replaced by the `to` ones.
+fn renamed(report: &Value, pairs: &[(&str, &str)]) -> Value {
+    let mut text = report.to_string();
+    for (from, to) in pairs {
+        text = text.replace(from, to);
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+fn statuses(report: &Value) -> Vec<String> {
+    report["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn file_urls_stitch_like_local_folders() {
+    let archive = fixture_archive("objstore-file-in");
+    let local_out = util::temp_dir("objstore-file-local-out");
+    let url_out_dir = util::temp_dir("objstore-file-url-out");
+    let (code, local, _) = run(s(&archive), s(&local_out), &[]);
+    assert_eq!(code, 0, "{local}");
+    let archive_url = format!("file://{}", archive.display());
+    let out_url = format!("file://{}", url_out_dir.display());
+    let (code, remote, stderr) = run(&archive_url, &out_url, &[]);
+    assert_eq!(code, 0, "{remote}\n{stderr}");
+    assert_eq!(statuses(&remote), ["stitched"; 3]);
+    assert_eq!(util::visible_files(&url_out_dir), util::visible_files(&local_out));
+    let archive_s = archive.display().to_string();
+    let out_s = local_out.display().to_string();
+    assert_eq!(renamed(&local, &[(&archive_s, &archive_url), (&out_s, &out_url)]), remote);
+    // A rerun skips what is up to date.
+    let (code, again, _) = run(&archive_url, &out_url, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(statuses(&again), ["skipped"; 3]);
+    assert!(util::leftovers(&url_out_dir).is_empty(), "{:?}", util::leftovers(&url_out_dir));
+}
+
+#[test]
+fn unsupported_schemes_and_missing_stores_are_usage_errors() {
+    let (code, _, stderr) = {
+        let out = util::recstitch(&["validate", "s3://bucket/archive"]);
+        (out.status.code().unwrap(), (), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(code, 2);
+    assert!(stderr.contains("s3://bucket/archive") && stderr.contains("not supported"), "{stderr}");
+}
+
+/// The bytes of an MP4's top-level boxes other than `mdat` bodies.
+fn non_sample_bytes(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let mut at = 0usize;
+    let mut total = 0u64;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[at + 4..at + 8];
+        let (size, header) = match size {
+            1 => (u64::from_be_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize, 16),
+            0 => (bytes.len() - at, 8),
+            n => (n, 8),
+        };
+        total += if kind == b"mdat" { header as u64 } else { size as u64 };
+        at += size.max(8);
+    }
+    total
+}
+
+#[test]
+fn azurite_blob_to_blob_matches_local() {
+    let Some(az) = Azurite::start("basic") else { return };
+    let archive = fixture_archive("objstore-az-in");
+    let local_out = util::temp_dir("objstore-az-local-out");
+    let input = az.container("recordings").join("archive");
+    let output = az.container("stitched").join("out");
+    upload_tree(&archive, &input);
+    let env = az.env();
+    let (archive_s, out_s) = (archive.display().to_string(), local_out.display().to_string());
+    let (input_s, output_s) = (input.display().to_string(), output.display().to_string());
+
+    // Validation reads the metadata, box headers and moov: never the samples.
+    let media: Vec<PathBuf> = walkdir::WalkDir::new(&archive)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
+        .collect();
+    let all_bytes: u64 = walkdir::WalkDir::new(&archive)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    let json_bytes: u64 = walkdir::WalkDir::new(&archive)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    let headers: u64 = media.iter().map(|p| non_sample_bytes(p)).sum();
+    let before = recstitch::store::bytes_fetched("az://recordings");
+    let scanned = recstitch::Archive::scan(&input, &recstitch::ScanOptions::default()).unwrap();
+    assert_eq!(scanned.recordings.len(), 3);
+    for r in &scanned.recordings {
+        assert!(r.validate(&recstitch::ValidateOptions::default()).is_valid());
+    }
+    let fetched = recstitch::store::bytes_fetched("az://recordings") - before;
+    let budget = headers + json_bytes + 1024 * media.len() as u64;
+    assert!(
+        fetched <= budget,
+        "validation fetched {fetched} bytes; headers, moov and JSON are {budget} (all files {all_bytes})"
+    );
+    assert!(fetched < all_bytes);
+
+    // validate: the same report as the local folder's, apart from paths.
+    let (code, local_v, _) = run_env(&["validate", "--json", &archive_s], &[]);
+    assert_eq!(code, 0);
+    let (code, remote_v, stderr) = run_env(&["validate", "--json", &input_s], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(renamed(&local_v, &[(&archive_s, &input_s)]), remote_v);
+
+    // run blob -> blob: the same bytes, the same report apart from paths.
+    let (code, local, _) = run(&archive_s, &out_s, &[]);
+    assert_eq!(code, 0, "{local}");
+    let (code, remote, stderr) = run(&input_s, &output_s, &env);
+    assert_eq!(code, 0, "{remote}\n{stderr}");
+    assert_eq!(statuses(&remote), ["stitched"; 3]);
+    assert_eq!(renamed(&local, &[(&archive_s, &input_s), (&out_s, &output_s)]), remote);
+    let local_files = util::visible_files(&local_out);
+    assert_eq!(local_files.len(), 9, "3 recordings: mp4, manifest, chapters");
+    assert_eq!(visible_objects(&output), local_files);
+
+    // A rerun skips every recording; a changed input is stitched again.
+    let (code, again, stderr) = run(&input_s, &output_s, &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(statuses(&again), ["skipped"; 3]);
+    let some_json = media[0].with_extension("json");
+    let rel = some_json.strip_prefix(&archive).unwrap().to_str().unwrap();
+    let key = PathBuf::from(format!("{input_s}/{rel}"));
+    recstitch::store::write(&key, &std::fs::read(&some_json).unwrap()).unwrap();
+    let (code, third, stderr) = run(&input_s, &output_s, &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        statuses(&third).iter().filter(|s| *s == "stitched").count(),
+        1,
+        "{third}"
+    );
+    assert_eq!(visible_objects(&output), local_files);
+}
+
+#[test]
+fn azurite_mixed_directions() {
+    let Some(az) = Azurite::start("mixed") else { return };
+    let archive = fixture_archive("objstore-mixed-in");
+    let local_out = util::temp_dir("objstore-mixed-local-out");
+    let (code, _, _) = run(s(&archive), s(&local_out), &[]);
+    assert_eq!(code, 0);
+    let expected = util::visible_files(&local_out);
+    let env = az.env();
+
+    // local archive -> blob output.
+    let output = az.container("mixed-out").join("stitched");
+    let (code, report, stderr) = run(s(&archive), s(&output), &env);
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert_eq!(visible_objects(&output), expected);
+
+    // blob archive -> local output.
+    let input = az.container("mixed-in").join("a/b");
+    upload_tree(&archive, &input);
+    let back = util::temp_dir("objstore-mixed-back");
+    let (code, report, stderr) = run(s(&input), s(&back), &env);
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert_eq!(util::visible_files(&back), expected);
+    assert!(util::leftovers(&back).is_empty());
+}
+
+/// A recording of three 20-minute chunks made from a fixture chunk (the
+/// one `tests/crash.rs` makes, shared).
+fn long_recording() -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated/three20min");
+    let marker = dir.join(".complete");
+    if marker.exists() {
+        return dir;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let source =
+        util::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4");
+    let mut start_ms = 0u64;
+    for i in 0..3 {
+        let doc = format!("0-test-long-{i}");
+        let media = recstitch::synth::repeat_chunk(&source, 1200.0, &dir.join(format!("{doc}.mp4"))).unwrap();
+        let ms = media.duration_ms().round() as u64;
+        let spec = Spec {
+            seconds: 0.0,
+            freq: 0,
+            start_ms,
+            chunk_duration_ms: ms,
+            pauses: vec![],
+        };
+        std::fs::write(
+            dir.join(format!("{doc}.json")),
+            gen::metadata("dead0000-1111-2222-3333-444455556666", &doc, i, &spec),
+        )
+        .unwrap();
+        start_ms += ms;
+    }
+    std::fs::write(&marker, "").unwrap();
+    dir
+}
+
+/// Starts `recstitch run` with NDJSON progress and returns once it has
+/// started stitching (or has exited).
+fn start_run(archive: &str, out: &str, env: &[(&str, String)]) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recstitch"))
+        .args(["run", "--json", "--jobs", "1", "--progress", "json", archive, "--out", out])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("\"stitching\"") {
+            break;
+        }
+    }
+    // Keep draining progress so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+fn sha256_of_object(path: &Path) -> (String, u64) {
+    let input = recstitch::io::Input::open(path).unwrap();
+    let len = input.len().unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = input.read_at(&mut buf, at).unwrap();
+        assert!(n > 0);
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    (h.finalize().iter().map(|b| format!("{b:02x}")).collect(), len)
+}
+
+#[test]
+fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
+    let Some(az) = Azurite::start("kill") else { return };
+    let archive = long_recording();
+    let output = az.container("killed").join("out");
+    let mut env = az.env();
+    // Small parts: many requests, so the upload is under way for a while.
+    env.push(("RECSTITCH_STORE_PART_BYTES", (256 << 10).to_string()));
+    let mut child = start_run(s(&archive), s(&output), &env);
+    std::thread::sleep(Duration::from_millis(300));
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(running, "the run finished before it could be killed; make the recording longer");
+    let left: Vec<String> = recstitch::store::list_all(&output)
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert!(
+        left.iter().all(|p| !p.ends_with(".mp4") && !p.ends_with(".json") && !p.ends_with(".vtt")),
+        "a killed upload left objects under final names: {left:?}"
+    );
+
+    // The rerun completes, with the bytes of a local run.
+    let (code, report, stderr) = run(s(&archive), s(&output), &env);
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert_eq!(statuses(&report), ["stitched"]);
+    let local_out = util::temp_dir("objstore-kill-local");
+    let (code, _, _) = run(s(&archive), s(&local_out), &[]);
+    assert_eq!(code, 0);
+    let objects = visible_objects_except_media(&output);
+    let local: Vec<(String, Vec<u8>)> = util::visible_files(&local_out)
+        .into_iter()
+        .filter(|(n, _)| !n.ends_with(".mp4"))
+        .collect();
+    assert_eq!(objects, local);
+    let manifest: Value = serde_json::from_slice(&local.iter().find(|(n, _)| n.ends_with(".json")).unwrap().1).unwrap();
+    let mp4 = report["recordings"][0]["output"].as_str().unwrap();
+    let (sha, len) = sha256_of_object(Path::new(mp4));
+    assert_eq!(sha, manifest["output"]["sha256"].as_str().unwrap());
+    assert_eq!(len, manifest["output"]["bytes"].as_u64().unwrap());
+    let _ = std::fs::remove_dir_all(&local_out);
+}
+
+/// The visible objects under `root` with their bytes, MP4s left out (big).
+fn visible_objects_except_media(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let base = format!("{}/", root.display());
+    recstitch::store::list_all(root)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(p, _)| {
+            let rel = p.to_str().unwrap().strip_prefix(&base).unwrap().to_string();
+            let skip = rel.split('/').any(|c| c.starts_with('.')) || rel.ends_with(".mp4");
+            (!skip).then(|| (rel, recstitch::store::read(&p).unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn azurite_stopped_mid_run_is_a_clear_error_naming_the_url() {
+    let Some(mut az) = Azurite::start("down") else { return };
+    // The long recording and the fixtures, in one local archive.
+    let archive = util::temp_dir("objstore-down-in");
+    let long = long_recording();
+    for e in std::fs::read_dir(&long).unwrap() {
+        let p = e.unwrap().path();
+        if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            std::fs::hard_link(&p, archive.join(p.file_name().unwrap()))
+                .or_else(|_| std::fs::copy(&p, archive.join(p.file_name().unwrap())).map(|_| ()))
+                .unwrap();
+        }
+    }
+    util::copy_tree(&util::cases().join("good"), &archive.join("good"));
+    let output = az.container("down").join("out");
+    let mut env = az.env();
+    env.push(("RECSTITCH_STORE_PART_BYTES", (256 << 10).to_string()));
+    env.push(("RECSTITCH_STORE_RETRIES", "2".into()));
+    env.push(("RECSTITCH_STORE_RETRY_TIMEOUT_SECS", "3".into()));
+    let child = start_run(s(&archive), s(&output), &env);
+    az.stop();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recordings = report["recordings"].as_array().unwrap();
+    assert_eq!(recordings.len(), 2, "every recording is reported: {report}");
+    let failed: Vec<&Value> = recordings.iter().filter(|r| r["status"] == "failed").collect();
+    assert!(!failed.is_empty(), "{report}");
+    assert!(recordings.iter().all(|r| r["status"] == "failed" || r["status"] == "stitched"));
+    for r in failed {
+        let error = r["error"].as_str().unwrap();
+        assert!(error.contains(&format!("{}/", output.display())), "{error}");
+        assert!(!error.contains("sig="), "{error}");
+    }
+    let _ = std::fs::remove_dir_all(&archive);
+}
+
+#[test]
+fn azurite_helpers_encode() {
+    azurite::self_test();
+}
