@@ -649,27 +649,31 @@ fn upload_from(object: &Object, mut from: std::io::PipeReader, failed: &AtomicBo
     let part = part_bytes();
     let mut in_flight: VecDeque<tokio::task::JoinHandle<object_store::Result<()>>> = VecDeque::new();
     let result = (|| {
+        // Reads go through a buffer larger than a pipe packet: a pipe in
+        // packet mode (O_DIRECT, which the writer may set) drops the rest of
+        // a packet that a smaller read does not take.
+        let mut scratch = vec![0u8; 64 << 10];
+        let mut buf: Vec<u8> = Vec::with_capacity(part);
         loop {
-            let mut buf = vec![0u8; part];
-            let mut n = 0;
-            while n < part {
-                match from.read(&mut buf[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if n > 0 {
-                buf.truncate(n);
+            let n = match from.read(&mut scratch) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            buf.extend_from_slice(&scratch[..n]);
+            while buf.len() >= part || (n == 0 && !buf.is_empty()) {
+                let mut rest = Vec::with_capacity(part);
+                rest.extend_from_slice(buf.get(part..).unwrap_or_default());
+                buf.truncate(part);
+                let full = std::mem::replace(&mut buf, rest);
                 while in_flight.len() >= PARTS_IN_FLIGHT {
                     let h = in_flight.pop_front().expect("a part in flight");
                     block_on(h).map_err(join_err)?.map_err(io_err)?;
                 }
-                let put = upload.put_part(PutPayload::from(Bytes::from(buf)));
+                let put = upload.put_part(PutPayload::from(Bytes::from(full)));
                 in_flight.push_back(runtime().spawn(put));
             }
-            if n < part {
+            if n == 0 {
                 break;
             }
         }
