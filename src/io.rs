@@ -202,6 +202,15 @@ pub(crate) fn stamp(path: &Path) -> Option<(u64, i128, Option<String>)> {
     Some((m.len(), modified_ns, None))
 }
 
+/// Whether `path` is a file, or an object that exists.
+pub(crate) fn is_file(path: &Path) -> bool {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        return object.stamp().is_some();
+    }
+    path.is_file()
+}
+
 /// The whole file or object at `path`.
 pub(crate) fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
     #[cfg(feature = "object-store")]

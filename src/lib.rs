@@ -43,6 +43,10 @@
 //! codec changes between chunks that a decoder cannot follow (picture size,
 //! sample rate, channels).
 //!
+//! With the cargo feature `object-store` (enabled by `cli`), archives and
+//! output folders may also be object-store URLs (`az://container/prefix`):
+//! see the `store` module.
+//!
 //! Every size and count read from a file is bounded by [`Limits`]; errors
 //! are one [`Error`] type that names the file and the place in it.
 

@@ -351,7 +351,7 @@ pub fn participants(archive: &Archive, id: Option<&str>, out: Option<&std::path:
         };
         let output = out
             .map(|o| crate::io::output_paths(&rec.call_id, &rec.key, o).media)
-            .filter(|p| p.is_file())
+            .filter(|p| crate::io::is_file(p))
             .map(|p| p.display().to_string());
         let mut ids: Vec<&str> = metas
             .iter()

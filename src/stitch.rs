@@ -388,6 +388,10 @@ fn write_media(
     };
     #[cfg(feature = "object-store")]
     if let Some(object) = crate::store::object(&paths.media) {
+        // The manifest is the commit marker: an old one goes before the media changes.
+        if let Some(old) = crate::store::object(&paths.manifest) {
+            old.delete()?;
+        }
         return crate::store::upload(&object, |out| write::write_mp4(&input, out, &paths.media));
     }
     let mut tmp = TempFile::create(&paths.media)?;

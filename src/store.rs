@@ -765,6 +765,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_write_aborts_the_upload_and_leaves_no_object() {
+        use std::io::Write;
+        let root = mount("memory://abort").unwrap();
+        let path = root.join("call/rec.mp4");
+        let o = object(&path).unwrap();
+        let e = upload(&o, |mut f| {
+            f.write_all(&vec![7u8; 3 * PART_BYTES + 5]).unwrap();
+            Err::<(), _>(Error::Cancelled)
+        })
+        .unwrap_err();
+        assert!(matches!(e, Error::Cancelled), "{e}");
+        assert_eq!(o.head().unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        // And a write that succeeds gives the object, in order.
+        let bytes: Vec<u8> = (0..PART_BYTES * 2 + 12345).map(|i| (i % 251) as u8).collect();
+        upload(&o, |mut f| f.write_all(&bytes).map_err(|e| Error::io(&path, e))).unwrap();
+        assert_eq!(read(&path).unwrap(), bytes);
+    }
+
+    #[test]
     fn objects_read_and_write_in_memory() {
         let root = mount("memory://unit/a").unwrap();
         assert_eq!(root, PathBuf::from("memory://unit/a"));

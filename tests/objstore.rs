@@ -171,6 +171,11 @@ fn azurite_blob_to_blob_matches_local() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(renamed(&local_v, &[(&archive_s, &input_s)]), remote_v);
 
+    // --deep decodes the audio and walks the video from ranged reads: the same findings.
+    let (code, local_d, _) = run_env(&["validate", "--json", "--deep", &archive_s], &[]);
+    let (code_d, remote_d, stderr) = run_env(&["validate", "--json", "--deep", &input_s], &env);
+    assert_eq!((code_d, renamed(&local_d, &[(&archive_s, &input_s)])), (code, remote_d), "{stderr}");
+
     // run blob -> blob: the same bytes, the same report apart from paths.
     let (code, local, _) = run(&archive_s, &out_s, &[]);
     assert_eq!(code, 0, "{local}");
@@ -181,6 +186,14 @@ fn azurite_blob_to_blob_matches_local() {
     let local_files = util::visible_files(&local_out);
     assert_eq!(local_files.len(), 9, "3 recordings: mp4, manifest, chapters");
     assert_eq!(visible_objects(&output), local_files);
+
+    // participants names the stitched objects.
+    let (code, local_p, _) = run_env(&["participants", "--json", &archive_s, "--out", &out_s], &[]);
+    assert_eq!(code, 0);
+    let (code, remote_p, stderr) = run_env(&["participants", "--json", &input_s, "--out", &output_s], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(remote_p.to_string().contains(&format!("{output_s}/")), "{remote_p}");
+    assert_eq!(renamed(&local_p, &[(&archive_s, &input_s), (&out_s, &output_s)]), remote_p);
 
     // A rerun skips every recording; a changed input is stitched again.
     let (code, again, stderr) = run(&input_s, &output_s, &env);

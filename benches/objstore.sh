@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# A 1-hour recording (three 20-minute chunks, as benches/compare.sh makes
+# them) stitched local -> local and blob -> blob against Azurite on this
+# machine: wall time, throughput and peak RSS (GNU time), median of ROUNDS.
+#
+# Usage: benches/objstore.sh [ROUNDS]
+# Needs: GNU time, python3, node/npm (Azurite is installed into
+# target/azurite when missing), about 2 GB free under target/.
+# Azurite runs on the same cores as recstitch: the blob figures include the
+# emulator's own CPU use, they are not those of a real storage account.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+WORK=${OBJSTORE_BENCH_DIR:-target/objstore-bench}
+TIME=/usr/bin/time
+[ -x "$TIME" ] || { echo "needs GNU time at /usr/bin/time" >&2; exit 2; }
+
+cargo build --release --quiet --bin recstitch --example synth
+BIN=$PWD/target/release/recstitch
+SYNTH=$PWD/target/release/examples/synth
+mkdir -p "$WORK"
+
+SRC=$WORK/source.mp4
+if [ ! -f "$SRC" ]; then
+  if command -v ffmpeg >/dev/null; then
+    ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=8" \
+      -f lavfi -i "aevalsrc=0.4*sin(2*PI*(300*t+40*t*t)):s=16000" -t 20 -map 0:v -map 1:a \
+      -c:v libx264 -preset veryfast -bf 2 -g 16 -b:v 1M -maxrate 1M -bufsize 2M -pix_fmt yuv420p \
+      -c:a aac -ar 16000 -ac 1 -b:a 48k "$WORK/source.tmp.mp4"
+    mv "$WORK/source.tmp.mp4" "$SRC"
+  else
+    cp fixtures/cases/good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4 "$SRC"
+  fi
+fi
+
+ARCHIVE=$WORK/archive-1h
+if [ ! -f "$ARCHIVE/.complete" ]; then
+  rm -rf "$ARCHIVE"; mkdir -p "$ARCHIVE"
+  start=0
+  for i in 0 1 2; do
+    doc=0-compare-$i
+    "$SYNTH" "$SRC" 1200 "$ARCHIVE/$doc.mp4" >/dev/null
+    ms=$("$BIN" probe --json "$ARCHIVE/$doc.mp4" | sed -n 's/^  "durationMs": \([0-9.]*\).*/\1/p' | cut -d. -f1)
+    stamp=$(date -u -d "@$((1717236000 + start / 1000))" +%Y-%m-%dT%H:%M:%S).$(printf %03d $((start % 1000)))Z
+    cat > "$ARCHIVE/$doc.json" <<EOF
+{"resourceId":"r","callId":"compare-call","chunkDocumentId":"$doc","chunkIndex":$i,"chunkStartTime":"$stamp","chunkDuration":$ms,
+ "recordingInfo":{"contentType":"mixed","channelType":"audioVideo","format":"mp4",
+ "audioConfiguration":{"sampleRate":"16000","bitRate":128000,"channels":1},
+ "videoConfiguration":{"longerSideLength":1920,"shorterSideLength":1080,"framerate":8,"bitRate":1000000}}}
+EOF
+    start=$((start + ms))
+  done
+  touch "$ARCHIVE/.complete"
+fi
+BYTES=$(cat "$ARCHIVE"/*.mp4 | wc -c)
+
+AZURITE=$(command -v azurite-blob || echo target/azurite/node_modules/.bin/azurite-blob)
+if [ ! -x "$AZURITE" ] && ! command -v azurite-blob >/dev/null; then
+  mkdir -p target/azurite
+  npm install --no-audit --no-fund --prefix target/azurite azurite >/dev/null
+fi
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rm -rf "$WORK/azurite"; mkdir -p "$WORK/azurite"
+"$AZURITE" --blobHost 127.0.0.1 --blobPort "$PORT" --location "$WORK/azurite" \
+  --skipApiVersionCheck --loose --silent >/dev/null 2>&1 &
+AZ_PID=$!
+trap 'kill $AZ_PID 2>/dev/null; rm -rf "$WORK/azurite" "$WORK/out"' EXIT
+for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT))" 2>/dev/null && break; sleep 0.1; done
+export AZURE_STORAGE_USE_EMULATOR=true AZURITE_BLOB_STORAGE_URL=http://127.0.0.1:$PORT
+
+# Containers and the upload of the archive, signed with the emulator's well-known key.
+python3 - "$PORT" "$ARCHIVE" <<'EOF'
+import base64, email.utils, hashlib, hmac, http.client, os, sys
+port, archive = int(sys.argv[1]), sys.argv[2]
+A = "devstoreaccount1"
+K = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+def put(path, query, body=b"", extra=None):
+    date, v = email.utils.formatdate(usegmt=True), "2021-08-06"
+    headers = {"x-ms-date": date, "x-ms-version": v, **(extra or {})}
+    canon = "".join(f"{k}:{headers[k]}\n" for k in sorted(headers))
+    resource = f"/{A}/{A}/{path}" + "".join(f"\n{k}:{val}" for k, val in sorted(query.items()))
+    length = str(len(body)) if body else ""
+    sts = f"PUT\n\n\n{length}\n\n\n\n\n\n\n\n\n{canon}{resource}"
+    sig = base64.b64encode(hmac.new(K, sts.encode(), hashlib.sha256).digest()).decode()
+    headers["Authorization"] = f"SharedKey {A}:{sig}"
+    headers["Content-Length"] = str(len(body))
+    qs = "&".join(f"{k}={val}" for k, val in query.items())
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    c.request("PUT", f"/{A}/{path}" + (f"?{qs}" if qs else ""), body=body, headers=headers)
+    r = c.getresponse(); r.read()
+    assert r.status == 201, (path, r.status, r.reason)
+put("recordings", {"restype": "container"})
+put("stitched", {"restype": "container"})
+for name in sorted(os.listdir(archive)):
+    if not name.startswith("."):
+        with open(os.path.join(archive, name), "rb") as f:
+            put(f"recordings/archive/{name}", {}, f.read(), {"x-ms-blob-type": "BlockBlob"})
+EOF
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+measure() { # label command...
+  local label=$1; shift
+  : > "$WORK/times-$label"
+  for _ in $(seq "$ROUNDS"); do
+    $TIME -f "%e %M" -o "$WORK/one" "$@" >/dev/null
+    cat "$WORK/one" >> "$WORK/times-$label"
+  done
+  local wall rss
+  wall=$(cut -d' ' -f1 "$WORK/times-$label" | median)
+  rss=$(cut -d' ' -f2 "$WORK/times-$label" | median)
+  printf "| %s | %.2f s | %.0f MiB/s | %.1f MiB |\n" "$label" "$wall" "$(echo "$BYTES / 1048576 / $wall" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+}
+
+echo "1-hour recording: $BYTES bytes of input, $ROUNDS rounds, medians"
+echo "| run | wall | input MiB/s | peak RSS |"
+echo "|---|---|---|---|"
+mkdir -p "$WORK/out"
+measure "local -> local" "$BIN" run "$ARCHIVE" --out "$WORK/out" --force --progress none
+measure "blob -> blob (Azurite)" "$BIN" run az://recordings/archive --out az://stitched/out --force --progress none
+measure "local -> blob (Azurite)" "$BIN" run "$ARCHIVE" --out az://stitched/out2 --force --progress none
+measure "blob -> local" "$BIN" run az://recordings/archive --out "$WORK/out" --force --progress none
+"$BIN" run --json az://recordings/archive --out az://stitched/out --progress none | grep -q '"status": "skipped"'
+echo "(a rerun without --force skips: checked)"
