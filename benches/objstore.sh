@@ -64,7 +64,7 @@ rm -rf "$WORK/azurite"; mkdir -p "$WORK/azurite"
 "$AZURITE" --blobHost 127.0.0.1 --blobPort "$PORT" --location "$WORK/azurite" \
   --skipApiVersionCheck --loose --silent >/dev/null 2>&1 &
 AZ_PID=$!
-trap 'kill $AZ_PID 2>/dev/null; rm -rf "$WORK/azurite" "$WORK/out"' EXIT
+trap 'kill $AZ_PID 2>/dev/null; wait $AZ_PID 2>/dev/null; rm -rf "$WORK/azurite" "$WORK/out"' EXIT
 for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT))" 2>/dev/null && break; sleep 0.1; done
 export AZURE_STORAGE_USE_EMULATOR=true AZURITE_BLOB_STORAGE_URL=http://127.0.0.1:$PORT
 

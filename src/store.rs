@@ -375,11 +375,26 @@ pub struct Reader {
 #[derive(Default)]
 struct Ahead {
     /// The range being read from.
-    current: Option<(u64, Bytes)>,
+    current: Option<(u64, Vec<u8>)>,
     /// The next ranges, in order, being fetched.
-    pending: VecDeque<(u64, tokio::task::JoinHandle<std::io::Result<Bytes>>)>,
+    pending: VecDeque<(u64, tokio::task::JoinHandle<std::io::Result<Vec<u8>>>)>,
     /// Where the last sequential read ended.
     next: u64,
+    /// Buffers of ranges read, for the next ones: the same few buffers
+    /// serve the whole object, allocated on the reading thread (so that the
+    /// allocator does not scatter them over its per-thread arenas).
+    spare: Vec<Vec<u8>>,
+}
+
+impl Ahead {
+    /// Lets the read-ahead go (at the end of the object).
+    fn release(&mut self) {
+        self.current = None;
+        self.spare.clear();
+        for (_, h) in self.pending.drain(..) {
+            h.abort();
+        }
+    }
 }
 
 impl Drop for Ahead {
@@ -428,10 +443,7 @@ impl Reader {
                 drop(a);
                 return self.direct(buf, offset, end);
             }
-            for (_, h) in a.pending.drain(..) {
-                h.abort();
-            }
-            a.current = None;
+            a.release();
         }
         if a.current.as_ref().is_none_or(|(c, _)| *c != idx) {
             while a.pending.front().is_some_and(|(i, _)| *i < idx) {
@@ -445,11 +457,13 @@ impl Reader {
                     block_on(h).map_err(join_err)??
                 }
                 _ => {
-                    let start = idx * RANGE_BYTES;
-                    self.object.get_range(start, self.size.min(start + RANGE_BYTES))?
+                    let buf = a.spare.pop().unwrap_or_default();
+                    block_on(self.fetch(idx, buf))?
                 }
             };
-            a.current = Some((idx, bytes));
+            if let Some((_, old)) = a.current.replace((idx, bytes)) {
+                a.spare.push(old);
+            }
             self.top_up(&mut a, idx);
         }
         let (c, bytes) = a.current.as_ref().expect("a current range");
@@ -465,27 +479,41 @@ impl Reader {
         a.next = offset + n as u64;
         if a.next >= self.size {
             // Done with this object: let the memory go.
-            a.current = None;
-            for (_, h) in a.pending.drain(..) {
-                h.abort();
-            }
+            a.release();
         }
         Ok(n)
+    }
+
+    /// Fetches range `idx` into `buf` (its bytes replaced).
+    fn fetch(&self, idx: u64, buf: Vec<u8>) -> impl std::future::Future<Output = std::io::Result<Vec<u8>>> + 'static {
+        let start = idx * RANGE_BYTES;
+        let end = self.size.min(start + RANGE_BYTES);
+        let (store, key) = (self.object.store.clone(), self.object.key.clone());
+        let fetched = self.object.fetched.clone();
+        let mut buf = buf;
+        buf.clear();
+        buf.reserve_exact(usize::try_from(end - start).unwrap_or(0));
+        async move {
+            let options = object_store::GetOptions {
+                range: Some((start..end).into()),
+                ..Default::default()
+            };
+            let mut body = store.get_opts(&key, options).await.map_err(io_err)?.into_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(io_err)?;
+                fetched.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(buf)
+        }
     }
 
     /// Starts fetching the ranges after `idx`, up to [`RANGES_AHEAD`].
     fn top_up(&self, a: &mut Ahead, idx: u64) {
         let mut next = a.pending.back().map_or(idx + 1, |(i, _)| i + 1);
         while a.pending.len() < RANGES_AHEAD && next * RANGE_BYTES < self.size {
-            let start = next * RANGE_BYTES;
-            let end = self.size.min(start + RANGE_BYTES);
-            let (store, key) = (self.object.store.clone(), self.object.key.clone());
-            let fetched = self.object.fetched.clone();
-            let h = runtime().spawn(async move {
-                let bytes = store.get_range(&key, start..end).await.map_err(io_err)?;
-                fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                Ok(bytes)
-            });
+            let buf = a.spare.pop().unwrap_or_default();
+            let h = runtime().spawn(self.fetch(next, buf));
             a.pending.push_back((next, h));
             next += 1;
         }
@@ -642,6 +670,24 @@ pub(crate) fn upload<T>(object: &Object, write: impl FnOnce(&File) -> Result<T>)
     }
 }
 
+/// A part's bytes, given back to the pool once the upload lets them go.
+struct PooledPart {
+    bytes: Vec<u8>,
+    pool: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for PooledPart {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for PooledPart {
+    fn drop(&mut self) {
+        let _ = self.pool.send(std::mem::take(&mut self.bytes));
+    }
+}
+
 /// Reads the pipe into parts and uploads them; completes at the end of the
 /// pipe unless `failed`, else aborts.
 fn upload_from(object: &Object, mut from: std::io::PipeReader, failed: &AtomicBool) -> std::io::Result<()> {
@@ -653,7 +699,12 @@ fn upload_from(object: &Object, mut from: std::io::PipeReader, failed: &AtomicBo
         // packet mode (O_DIRECT, which the writer may set) drops the rest of
         // a packet that a smaller read does not take.
         let mut scratch = vec![0u8; 64 << 10];
-        let mut buf: Vec<u8> = Vec::with_capacity(part);
+        // Parts come back here once uploaded: the same few buffers serve
+        // the whole upload.
+        let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
+        // Room for a part and one more read: a buffer never grows.
+        let room = part + scratch.len();
+        let mut buf: Vec<u8> = Vec::with_capacity(room);
         loop {
             let n = match from.read(&mut scratch) {
                 Ok(n) => n,
@@ -662,15 +713,20 @@ fn upload_from(object: &Object, mut from: std::io::PipeReader, failed: &AtomicBo
             };
             buf.extend_from_slice(&scratch[..n]);
             while buf.len() >= part || (n == 0 && !buf.is_empty()) {
-                let mut rest = Vec::with_capacity(part);
-                rest.extend_from_slice(buf.get(part..).unwrap_or_default());
-                buf.truncate(part);
-                let full = std::mem::replace(&mut buf, rest);
                 while in_flight.len() >= PARTS_IN_FLIGHT {
                     let h = in_flight.pop_front().expect("a part in flight");
                     block_on(h).map_err(join_err)?.map_err(io_err)?;
                 }
-                let put = upload.put_part(PutPayload::from(Bytes::from(full)));
+                let mut rest = returned.try_recv().unwrap_or_else(|_| Vec::with_capacity(room));
+                rest.clear();
+                rest.extend_from_slice(buf.get(part..).unwrap_or_default());
+                buf.truncate(part);
+                let full = std::mem::replace(&mut buf, rest);
+                let owner = PooledPart {
+                    bytes: full,
+                    pool: give_back.clone(),
+                };
+                let put = upload.put_part(PutPayload::from(Bytes::from_owner(owner)));
                 in_flight.push_back(runtime().spawn(put));
             }
             if n == 0 {
