@@ -330,7 +330,14 @@ impl Archive {
         #[cfg(feature = "object-store")]
         if crate::io::is_remote(root) {
             let files = crate::store::list(root, &options.exclude, limits)?;
-            return Archive::from_walk(root, Walk { files, unreadable: Vec::new() }, options);
+            return Archive::from_walk(
+                root,
+                Walk {
+                    files,
+                    unreadable: Vec::new(),
+                },
+                options,
+            );
         }
         if !root.is_dir() {
             return Err(Error::Usage(format!("{}: not a folder", root.display())));

@@ -497,7 +497,11 @@ impl RecordingLock {
         } else {
             paths.lock()
         };
-        let dir = if remote { path.parent().unwrap_or(Path::new(".")) } else { paths.dir() };
+        let dir = if remote {
+            path.parent().unwrap_or(Path::new("."))
+        } else {
+            paths.dir()
+        };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         loop {
             let file = OpenOptions::new()

@@ -107,7 +107,9 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 pub fn is_url(s: &str) -> bool {
     s.split_once("://").is_some_and(|(scheme, _)| {
         scheme.len() >= 2
-            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
             && scheme.as_bytes()[0].is_ascii_alphabetic()
     })
 }
@@ -139,7 +141,10 @@ fn usage(url: &str, what: impl std::fmt::Display) -> Error {
 /// The retry configuration: the crate's defaults, or the environment's.
 fn retry_config() -> object_store::RetryConfig {
     let mut retry = object_store::RetryConfig::default();
-    if let Some(n) = std::env::var("RECSTITCH_STORE_RETRIES").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("RECSTITCH_STORE_RETRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         retry.max_retries = n;
     }
     if let Some(s) = std::env::var("RECSTITCH_STORE_RETRY_TIMEOUT_SECS")
@@ -148,7 +153,10 @@ fn retry_config() -> object_store::RetryConfig {
         .filter(|s| s.is_finite() && *s >= 0.0)
     {
         retry.retry_timeout = Duration::from_secs_f64(s);
-        retry.backoff.max_backoff = retry.backoff.max_backoff.min(retry.retry_timeout.max(Duration::from_millis(100)));
+        retry.backoff.max_backoff = retry
+            .backoff
+            .max_backoff
+            .min(retry.retry_timeout.max(Duration::from_millis(100)));
     }
     retry
 }
@@ -558,7 +566,10 @@ impl Seek for Cursor {
 pub(crate) fn probe_reader(object: &Object) -> std::io::Result<(impl Read + Seek, u64)> {
     let reader = object.reader(false)?;
     let size = reader.size;
-    Ok((std::io::BufReader::with_capacity(PROBE_BUFFER, Cursor { reader, pos: 0 }), size))
+    Ok((
+        std::io::BufReader::with_capacity(PROBE_BUFFER, Cursor { reader, pos: 0 }),
+        size,
+    ))
 }
 
 /// The objects under the folder URL `root`, sorted: keys with a component
@@ -578,8 +589,16 @@ pub(crate) fn list(root: &Path, exclude: &[PathBuf], limits: &Limits) -> Result<
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| Error::io(root, io_err(e)))?;
             let rel = match prefix {
-                Some(p) => meta.location.prefix_match(p).map(|parts| parts.map(|p| p.as_ref().to_string()).collect()),
-                None => Some(meta.location.parts().map(|p| p.as_ref().to_string()).collect::<Vec<_>>()),
+                Some(p) => meta
+                    .location
+                    .prefix_match(p)
+                    .map(|parts| parts.map(|p| p.as_ref().to_string()).collect()),
+                None => Some(
+                    meta.location
+                        .parts()
+                        .map(|p| p.as_ref().to_string())
+                        .collect::<Vec<_>>(),
+                ),
             };
             let Some(rel) = rel else { continue };
             if rel.is_empty() || rel.iter().any(|p: &String| p.starts_with('.')) {
@@ -590,7 +609,12 @@ pub(crate) fn list(root: &Path, exclude: &[PathBuf], limits: &Limits) -> Result<
                 continue;
             }
             files.push(PathBuf::from(url));
-            limits.check_count(Limit::ArchiveFiles, files.len(), &Here::new(root, ""), "number of files")?;
+            limits.check_count(
+                Limit::ArchiveFiles,
+                files.len(),
+                &Here::new(root, ""),
+                "number of files",
+            )?;
         }
         Ok::<_, Error>(())
     })?;
@@ -850,7 +874,10 @@ mod tests {
         let mut at = 0;
         loop {
             let n = r.read_at(&mut buf, at).unwrap();
-            assert!(buf[..n].iter().enumerate().all(|(i, b)| *b == ((at as usize + i) % 256) as u8));
+            assert!(buf[..n]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == ((at as usize + i) % 256) as u8));
             at += n as u64;
             if n == 0 {
                 break;

@@ -5,9 +5,9 @@
 //! Every stitch from or to a store is compared byte for byte with the same
 //! stitch between local folders.
 
-mod util;
 #[path = "util/azurite.rs"]
 mod azurite;
+mod util;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -36,8 +36,12 @@ fn run_env(args: &[&str], env: &[(&str, String)]) -> (i32, Value, String) {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {stderr}", String::from_utf8_lossy(&out.stdout)));
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     (out.status.code().unwrap(), json, stderr)
 }
 
@@ -82,22 +86,36 @@ fn file_urls_stitch_like_local_folders() {
     assert_eq!(util::visible_files(&url_out_dir), util::visible_files(&local_out));
     let archive_s = archive.display().to_string();
     let out_s = local_out.display().to_string();
-    assert_eq!(renamed(&local, &[(&archive_s, &archive_url), (&out_s, &out_url)]), remote);
+    assert_eq!(
+        renamed(&local, &[(&archive_s, &archive_url), (&out_s, &out_url)]),
+        remote
+    );
     // A rerun skips what is up to date.
     let (code, again, _) = run(&archive_url, &out_url, &[]);
     assert_eq!(code, 0);
     assert_eq!(statuses(&again), ["skipped"; 3]);
-    assert!(util::leftovers(&url_out_dir).is_empty(), "{:?}", util::leftovers(&url_out_dir));
+    assert!(
+        util::leftovers(&url_out_dir).is_empty(),
+        "{:?}",
+        util::leftovers(&url_out_dir)
+    );
 }
 
 #[test]
 fn unsupported_schemes_and_missing_stores_are_usage_errors() {
     let (code, _, stderr) = {
         let out = util::recstitch(&["validate", "s3://bucket/archive"]);
-        (out.status.code().unwrap(), (), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code().unwrap(),
+            (),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     assert_eq!(code, 2);
-    assert!(stderr.contains("s3://bucket/archive") && stderr.contains("not supported"), "{stderr}");
+    assert!(
+        stderr.contains("s3://bucket/archive") && stderr.contains("not supported"),
+        "{stderr}"
+    );
 }
 
 /// The bytes of an MP4's top-level boxes other than `mdat` bodies.
@@ -109,7 +127,10 @@ fn non_sample_bytes(path: &Path) -> u64 {
         let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
         let kind = &bytes[at + 4..at + 8];
         let (size, header) = match size {
-            1 => (u64::from_be_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize, 16),
+            1 => (
+                u64::from_be_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize,
+                16,
+            ),
             0 => (bytes.len() - at, 8),
             n => (n, 8),
         };
@@ -174,7 +195,11 @@ fn azurite_blob_to_blob_matches_local() {
     // --deep decodes the audio and walks the video from ranged reads: the same findings.
     let (code, local_d, _) = run_env(&["validate", "--json", "--deep", &archive_s], &[]);
     let (code_d, remote_d, stderr) = run_env(&["validate", "--json", "--deep", &input_s], &env);
-    assert_eq!((code_d, renamed(&local_d, &[(&archive_s, &input_s)])), (code, remote_d), "{stderr}");
+    assert_eq!(
+        (code_d, renamed(&local_d, &[(&archive_s, &input_s)])),
+        (code, remote_d),
+        "{stderr}"
+    );
 
     // run blob -> blob: the same bytes, the same report apart from paths.
     let (code, local, _) = run(&archive_s, &out_s, &[]);
@@ -193,7 +218,10 @@ fn azurite_blob_to_blob_matches_local() {
     let (code, remote_p, stderr) = run_env(&["participants", "--json", &input_s, "--out", &output_s], &env);
     assert_eq!(code, 0, "{stderr}");
     assert!(remote_p.to_string().contains(&format!("{output_s}/")), "{remote_p}");
-    assert_eq!(renamed(&local_p, &[(&archive_s, &input_s), (&out_s, &output_s)]), remote_p);
+    assert_eq!(
+        renamed(&local_p, &[(&archive_s, &input_s), (&out_s, &output_s)]),
+        remote_p
+    );
 
     // A rerun skips every recording; a changed input is stitched again.
     let (code, again, stderr) = run(&input_s, &output_s, &env);
@@ -280,7 +308,17 @@ fn long_recording() -> PathBuf {
 /// started stitching (or has exited).
 fn start_run(archive: &str, out: &str, env: &[(&str, String)]) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recstitch"))
-        .args(["run", "--json", "--jobs", "1", "--progress", "json", archive, "--out", out])
+        .args([
+            "run",
+            "--json",
+            "--jobs",
+            "1",
+            "--progress",
+            "json",
+            archive,
+            "--out",
+            out,
+        ])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -326,14 +364,18 @@ fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
     let running = child.try_wait().unwrap().is_none();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(running, "the run finished before it could be killed; make the recording longer");
+    assert!(
+        running,
+        "the run finished before it could be killed; make the recording longer"
+    );
     let left: Vec<String> = recstitch::store::list_all(&output)
         .unwrap()
         .into_iter()
         .map(|(p, _)| p.display().to_string())
         .collect();
     assert!(
-        left.iter().all(|p| !p.ends_with(".mp4") && !p.ends_with(".json") && !p.ends_with(".vtt")),
+        left.iter()
+            .all(|p| !p.ends_with(".mp4") && !p.ends_with(".json") && !p.ends_with(".vtt")),
         "a killed upload left objects under final names: {left:?}"
     );
 
@@ -406,7 +448,9 @@ fn azurite_stopped_mid_run_is_a_clear_error_naming_the_url() {
     assert_eq!(recordings.len(), 2, "every recording is reported: {report}");
     let failed: Vec<&Value> = recordings.iter().filter(|r| r["status"] == "failed").collect();
     assert!(!failed.is_empty(), "{report}");
-    assert!(recordings.iter().all(|r| r["status"] == "failed" || r["status"] == "stitched"));
+    assert!(recordings
+        .iter()
+        .all(|r| r["status"] == "failed" || r["status"] == "stitched"));
     for r in failed {
         let error = r["error"].as_str().unwrap();
         assert!(error.contains(&format!("{}/", output.display())), "{error}");

@@ -75,7 +75,9 @@ impl Azurite {
             if std::env::var("RECSTITCH_REQUIRE_AZURITE").is_ok_and(|v| v == "1") {
                 panic!("Azurite is required (RECSTITCH_REQUIRE_AZURITE=1) but node/npm or azurite-blob is missing");
             }
-            eprintln!("SKIPPED: Azurite is not available (no node/npm, no azurite-blob): object-store test {name} not run");
+            eprintln!(
+                "SKIPPED: Azurite is not available (no node/npm, no azurite-blob): object-store test {name} not run"
+            );
             return None;
         };
         let dir = crate::util::temp_dir(&format!("azurite-{name}"));
@@ -237,7 +239,8 @@ const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 fn base64(bytes: &[u8]) -> String {
     let mut out = String::new();
     for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
