@@ -643,8 +643,11 @@ fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Opti
                     }
                 }
                 Err(failure) => {
+                    let before = attempts.retries;
                     let r = ctx.after(&mut attempts, failure);
-                    shared.retries.fetch_add(1, Ordering::SeqCst);
+                    shared
+                        .retries
+                        .fetch_add(u64::from(attempts.retries - before), Ordering::SeqCst);
                     r?;
                     continue;
                 }
@@ -663,8 +666,11 @@ fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Opti
                 if let Some(e) = shared.stopped() {
                     return Err(e);
                 }
+                let before = attempts.retries;
                 let r = ctx.after(&mut attempts, Failure::transient(why));
-                shared.retries.fetch_add(1, Ordering::SeqCst);
+                shared
+                    .retries
+                    .fetch_add(u64::from(attempts.retries - before), Ordering::SeqCst);
                 r?;
             }
         }
