@@ -753,7 +753,6 @@ fn stream(shared: &Shared, i: usize, reader: &mut impl Read, offset: u64, end: u
         r.segments[i].start
     };
     let mut pos = seg_start.saturating_add(offset);
-    let mut since_checkpoint = 0u64;
     let mut since_report = 0u64;
     let report = |bytes: u64| {
         ctx.observer.progress(&FetchProgress::Bytes {
@@ -772,7 +771,7 @@ fn stream(shared: &Shared, i: usize, reader: &mut impl Read, offset: u64, end: u
         let n = match reader.read(&mut buf[..want]) {
             Ok(0) => {
                 break Err(StreamError::Read(format!(
-                    "the connection closed at byte {pos}, before byte {end} of the range (its Content-Length promised more)"
+                    "the body ended at byte {pos}, before byte {end} that its Content-Range announced"
                 )))
             }
             Ok(n) => n,
@@ -784,16 +783,16 @@ fn stream(shared: &Shared, i: usize, reader: &mut impl Read, offset: u64, end: u
         }
         let n = n as u64;
         pos += n;
-        shared.written[i].fetch_add(n, Ordering::SeqCst);
+        let old = shared.written[i].fetch_add(n, Ordering::SeqCst);
         shared.transferred.fetch_add(n, Ordering::SeqCst);
-        since_checkpoint += n;
         since_report += n;
         if since_report >= 1 << 20 {
             report(since_report);
             since_report = 0;
         }
-        if since_checkpoint >= ctx.options.checkpoint_bytes {
-            since_checkpoint = 0;
+        // A checkpoint each time the part crosses a multiple of checkpoint_bytes.
+        let every = ctx.options.checkpoint_bytes.max(1);
+        if old / every != old.saturating_add(n) / every {
             if let Err(e) = shared.checkpoint() {
                 break Err(StreamError::Write(format!("recording the download's progress: {e}")));
             }

@@ -88,7 +88,7 @@ pub struct FetchOptions {
     pub max_retry_after: Duration,
     /// The largest media accepted (default 64 GiB; chunks are ~1.5 GB).
     pub max_chunk_bytes: u64,
-    /// How often a part's progress is synced and recorded (default 16 MiB).
+    /// How often a part's progress is synced and recorded (default 8 MiB).
     pub checkpoint_bytes: u64,
     /// Events older than this many hours are warned about (default 20; the
     /// service keeps recordings for 24).
@@ -113,7 +113,7 @@ impl Default for FetchOptions {
             max_backoff: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(120),
             max_chunk_bytes: 64 << 30,
-            checkpoint_bytes: 16 << 20,
+            checkpoint_bytes: 8 << 20,
             old_event_hours: 20.0,
             limits: Limits::default(),
             cancel: Cancel::default(),

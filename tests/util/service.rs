@@ -131,8 +131,10 @@ pub enum Fault {
     Empty,
     /// Sends `after` bytes, then nothing for `secs` seconds.
     Stall { after: u64, secs: u64 },
-    /// Says `Content-Length` is `extra` bytes more than it sends, then closes.
-    WrongLength { extra: u64 },
+    /// Announces the whole range in `Content-Range` but a `Content-Length`
+    /// `short` bytes shorter, and sends that much: a body that is complete
+    /// by its own length and still short.
+    WrongLength { short: u64 },
     /// 403 with a JSON body.
     Forbidden,
 }
@@ -152,6 +154,8 @@ pub struct Logged {
     pub body_bytes: u64,
     /// When the request arrived (since the service started).
     pub at: Duration,
+    /// When its response was complete.
+    pub finished: Option<Duration>,
     /// Which listener: `endpoint` or `storage`.
     pub listener: &'static str,
     pub x_ms_host: Option<String>,
@@ -364,6 +368,7 @@ fn serve(state: &State, conn: TcpStream, listener: &'static str) -> std::io::Res
             status: 0,
             body_bytes: 0,
             at: state.started.elapsed(),
+            finished: None,
             listener,
             x_ms_host: req.headers.get("x-ms-host").cloned(),
         });
@@ -475,7 +480,10 @@ fn serve(state: &State, conn: TcpStream, listener: &'static str) -> std::io::Res
     let (send, advertised, stall) = match &fault {
         Some(Fault::Drop { after }) => ((*after).min(count), count, None),
         Some(Fault::Stall { after, secs }) => ((*after).min(count), count, Some(*secs)),
-        Some(Fault::WrongLength { extra }) => (count, count + extra, None),
+        Some(Fault::WrongLength { short }) => {
+            let n = count.saturating_sub(*short);
+            (n, n, None)
+        }
         _ => (count, count, None),
     };
     let mut head = format!("HTTP/1.1 {status} {}\r\ncontent-type: video/mp4\r\ncontent-length: {advertised}\r\naccept-ranges: bytes\r\netag: \"v1-{doc}\"\r\nconnection: close\r\n", reason(status));
@@ -508,6 +516,7 @@ fn serve(state: &State, conn: TcpStream, listener: &'static str) -> std::io::Res
         }
     }
     let _ = out.flush();
+    state.log.lock().unwrap()[idx].finished = Some(state.started.elapsed());
     if let Some(secs) = stall {
         std::thread::sleep(Duration::from_secs(secs));
     }
