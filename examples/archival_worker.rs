@@ -24,9 +24,9 @@ use recstitch::fetch::{Credentials, FetchOptions, Fetcher};
 use recstitch::{Archive, ScanOptions, Severity, StitchOptions, Stitcher, ValidateOptions};
 
 /// Downloads the event's chunks into `folder`; `false` when one could not be fetched.
-fn fetch(event: &PathBuf, folder: &std::path::Path) -> Result<bool, recstitch::Error> {
+fn fetch(event: PathBuf, folder: &std::path::Path) -> Result<bool, recstitch::Error> {
     let fetcher = Fetcher::new(Credentials::from_env()?, FetchOptions::default());
-    let report = fetcher.fetch(std::slice::from_ref(event), folder)?;
+    let report = fetcher.fetch(&[event], folder)?;
     for w in &report.warnings {
         eprintln!("archival_worker: {w}");
     }
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
     if have_credentials {
-        match fetch(event, folder) {
+        match fetch(event.clone(), folder) {
             Ok(true) => {}
             Ok(false) => return ExitCode::from(1),
             Err(e) => {

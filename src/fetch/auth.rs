@@ -340,7 +340,7 @@ fn rfc1123() -> &'static [time::format_description::BorrowedFormatItem<'static>]
     static FORMAT: std::sync::OnceLock<Vec<time::format_description::BorrowedFormatItem<'static>>> =
         std::sync::OnceLock::new();
     FORMAT.get_or_init(|| {
-        time::format_description::parse(
+        time::format_description::parse_borrowed::<2>(
             "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
         )
         .unwrap_or_default()

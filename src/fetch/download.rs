@@ -736,7 +736,7 @@ fn range_request(
             "the service answered a range with {content_type} instead of media bytes: {said}"
         )));
     }
-    Ok((response.into_body().into_reader(), covers))
+    Ok((response.into_body().into_reader(), covers, restarted))
 }
 
 enum StreamError {

@@ -160,7 +160,7 @@ fn check_status(mut response: Response) -> Result<Response, Failure> {
         404 | 410 => Failure::Fatal(format!(
             "not found (HTTP {status}){said}: the service keeps recordings for a short time only (24 hours)"
         )),
-        416 => Failure::RangeNotSatisfiable(range.as_deref().and_then(|r| parse_content_range(r)).and_then(|r| r.total)),
+        416 => Failure::RangeNotSatisfiable(range.as_deref().and_then(parse_content_range).and_then(|r| r.total)),
         _ => Failure::Fatal(format!("HTTP {status}{said}")),
     })
 }

@@ -55,7 +55,7 @@ use crate::limits::Limits;
 use crate::metadata::{CompletionEvent, WallClock};
 use crate::report::{Report, Status};
 use crate::stitch::Manifest;
-use download::{ChunkError, Ctx, Transfer};
+use download::{ChunkError, Ctx};
 use http::{Client, Failure, Method};
 
 /// Options for a [`Fetcher`]. `#[non_exhaustive]`: start from `Default`.
@@ -386,7 +386,7 @@ impl Fetcher {
             let age_hours = e
                 .event_time
                 .or(e.recording_start)
-                .map(|t| age_hours(t, now));
+                .map(|t| hours_since(t, now));
             if let Some(age) = age_hours.filter(|a| *a > self.options.old_event_hours) {
                 let message = format!(
                     "event {} (recording {}) is {age:.1} hours old: the service keeps recordings for 24 hours, its chunks may be gone",
@@ -695,7 +695,7 @@ fn save_event(path: &Path, raw: &serde_json::Value) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-fn age_hours(t: WallClock, now: SystemTime) -> f64 {
+fn hours_since(t: WallClock, now: SystemTime) -> f64 {
     let now_ns = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
