@@ -61,7 +61,10 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        println!("no credentials in the environment: using the chunks already in {}", folder.display());
+        println!(
+            "no credentials in the environment: using the chunks already in {}",
+            folder.display()
+        );
     }
     let mut options = ScanOptions::default();
     options.events = vec![event.clone()];

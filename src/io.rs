@@ -382,12 +382,14 @@ impl Drop for RecordingLock {
 /// An exclusive advisory lock on a hidden lock file (created when missing,
 /// removed on release): what [`RecordingLock`] does for a recording's
 /// outputs, for any one file's writers (a chunk being downloaded).
+#[cfg(feature = "fetch")]
 #[derive(Debug)]
 pub(crate) struct FileLock {
     path: PathBuf,
     file: File,
 }
 
+#[cfg(feature = "fetch")]
 impl FileLock {
     /// Waits for the lock on `path`.
     pub fn acquire(path: &Path) -> Result<Self> {
@@ -410,6 +412,7 @@ impl FileLock {
     }
 }
 
+#[cfg(feature = "fetch")]
 impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);

@@ -606,10 +606,7 @@ fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
         .collect::<Result<Vec<_>>>()?;
     Ok(CompletionEvent {
         id: o.opt_string(&["id"])?,
-        event_time: o
-            .get(&["eventTime", "time"])
-            .map(|(v, h)| as_time(v, &h))
-            .transpose()?,
+        event_time: o.get(&["eventTime", "time"]).map(|(v, h)| as_time(v, &h)).transpose()?,
         call_id: part("call"),
         server_call_id: part("serverCallId"),
         recording_id: part("recordingId"),

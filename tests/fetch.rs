@@ -81,15 +81,30 @@ fn serve_recording(service: &Service, name: &str, n: usize, locations: bool) -> 
     for i in 0..n {
         let doc = format!("0-test-{name}-{i}");
         let media = sources[i % sources.len()].1.clone();
-        service.add(&doc, Media::Bytes(Arc::new(media)), service::metadata(&call, &doc, i as u32));
+        service.add(
+            &doc,
+            Media::Bytes(Arc::new(media)),
+            service::metadata(&call, &doc, i as u32),
+        );
         chunks.push(ServedChunk {
             document_id: doc,
             index: i as u32,
-            end_reason: if i + 1 == n { "SessionEnded" } else { "ChunkMaximumSizeExceeded" },
+            end_reason: if i + 1 == n {
+                "SessionEnded"
+            } else {
+                "ChunkMaximumSizeExceeded"
+            },
         });
     }
     let base = locations.then_some(service.storage.as_str());
-    let ev = event(&format!("ev-{name}"), &call, &format!("rec-{name}"), &chunks, base, &service::now_rfc3339());
+    let ev = event(
+        &format!("ev-{name}"),
+        &call,
+        &format!("rec-{name}"),
+        &chunks,
+        base,
+        &service::now_rfc3339(),
+    );
     (ev, chunks.into_iter().map(|c| c.document_id).collect())
 }
 
@@ -139,19 +154,40 @@ fn fetch_then_run_stitches_the_fixture_recording_and_a_second_fetch_transfers_no
     let out = fetch_cli(
         &service,
         KEY_B64,
-        &["--json", "--progress", "none", event_file.to_str().unwrap(), "--into", archive.to_str().unwrap()],
+        &[
+            "--json",
+            "--progress",
+            "none",
+            event_file.to_str().unwrap(),
+            "--into",
+            archive.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["chunks"].as_array().unwrap().len(), 3);
-    assert!(report["chunks"].as_array().unwrap().iter().all(|c| c["status"] == "fetched"));
+    assert!(report["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["status"] == "fetched"));
     // Byte-identical, in the layout run reads, with the event beside them.
     let call_dir = archive.join(GOOD_CALL);
     for (doc, media, meta) in good_chunks() {
-        assert_eq!(std::fs::read(call_dir.join(format!("{doc}.mp4"))).unwrap(), media, "{doc}");
-        assert_eq!(std::fs::read(call_dir.join(format!("{doc}.json"))).unwrap(), meta, "{doc}");
+        assert_eq!(
+            std::fs::read(call_dir.join(format!("{doc}.mp4"))).unwrap(),
+            media,
+            "{doc}"
+        );
+        assert_eq!(
+            std::fs::read(call_dir.join(format!("{doc}.json"))).unwrap(),
+            meta,
+            "{doc}"
+        );
     }
-    assert!(call_dir.join("event-53b48cc7-abba-47f7-ad21-273d2b386b21.json").is_file());
+    assert!(call_dir
+        .join("event-53b48cc7-abba-47f7-ad21-273d2b386b21.json")
+        .is_file());
     assert!(partials(&archive).is_empty(), "{:?}", partials(&archive));
     // Every request went to the storage host, signed with the endpoint's host.
     let log = service.log();
@@ -176,11 +212,25 @@ fn fetch_then_run_stitches_the_fixture_recording_and_a_second_fetch_transfers_no
     let again = fetch_cli(
         &service,
         KEY_B64,
-        &["--json", "--progress", "none", event_file.to_str().unwrap(), "--into", archive.to_str().unwrap()],
+        &[
+            "--json",
+            "--progress",
+            "none",
+            event_file.to_str().unwrap(),
+            "--into",
+            archive.to_str().unwrap(),
+        ],
     );
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     let report: Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert!(report["chunks"].as_array().unwrap().iter().all(|c| c["status"] == "upToDate"), "{report}");
+    assert!(
+        report["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "upToDate"),
+        "{report}"
+    );
     let log = service.log();
     assert_eq!(log.len(), 3, "{log:?}");
     for l in &log {
@@ -245,7 +295,9 @@ fn assert_refused(report: &FetchReport, media: &Path, doc: &str, what: &str) {
     assert!(e.contains(what), "{e}");
     assert!(!media.exists(), "{} was saved", media.display());
     assert!(
-        partials(media.parent().unwrap()).iter().all(|p| !p.contains(".mp4.part")),
+        partials(media.parent().unwrap())
+            .iter()
+            .all(|p| !p.contains(".mp4.part")),
         "a partial file of a refused body"
     );
     assert!(!report.all_fetched());
@@ -289,7 +341,10 @@ fn a_503_is_retried_after_its_retry_after() {
         .collect();
     assert!(times.len() >= 3);
     for w in times.windows(2).take(2) {
-        assert!(w[1] - w[0] >= Duration::from_millis(950), "retried before Retry-After: {times:?}");
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(950),
+            "retried before Retry-After: {times:?}"
+        );
     }
 }
 
@@ -298,7 +353,12 @@ fn a_429_is_retried_with_backoff() {
     let (report, media, service, doc) = with_fault("toomany", Fault::TooMany, 3, quick());
     assert_recovered(&report, &media, &doc);
     assert_eq!(chunk(&report, &doc).retries, 3);
-    let statuses: Vec<u16> = service.log().iter().filter(|l| l.what == "media").map(|l| l.status).collect();
+    let statuses: Vec<u16> = service
+        .log()
+        .iter()
+        .filter(|l| l.what == "media")
+        .map(|l| l.status)
+        .collect();
     assert_eq!(&statuses[..3], &[429, 429, 429]);
 }
 
@@ -333,8 +393,13 @@ fn a_stalled_body_is_abandoned_after_the_stall_timeout_and_resumed() {
     let started = Instant::now();
     let (report, media, service, doc) = with_fault("stall", Fault::Stall { after: 3000, secs: 8 }, 1, quick());
     assert_recovered(&report, &media, &doc);
-    assert!(started.elapsed() < Duration::from_secs(7), "waited for the stall: {:?}", started.elapsed());
-    let resumed = |l: &service::Logged| l.document_id == doc && l.range.as_deref().is_some_and(|r| r.starts_with("bytes=3000-"));
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "waited for the stall: {:?}",
+        started.elapsed()
+    );
+    let resumed =
+        |l: &service::Logged| l.document_id == doc && l.range.as_deref().is_some_and(|r| r.starts_with("bytes=3000-"));
     assert!(service.log().iter().any(resumed), "{:?}", service.log());
 }
 
@@ -345,8 +410,20 @@ fn a_content_length_shorter_than_the_range_is_noticed_and_resumed() {
     let (report, media, service, doc) = with_fault("wronglength", Fault::WrongLength { short: 1000 }, 2, options);
     assert_recovered(&report, &media, &doc);
     let len = source_media(0).len();
-    let ranges: Vec<String> = service.log().iter().filter(|l| l.what == "media").map(|l| l.range.clone().unwrap()).collect();
-    assert_eq!(ranges, ["bytes=0-8191".to_string(), format!("bytes=7192-{}", len - 1), format!("bytes={}-{}", len - 1000, len - 1)]);
+    let ranges: Vec<String> = service
+        .log()
+        .iter()
+        .filter(|l| l.what == "media")
+        .map(|l| l.range.clone().unwrap())
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            "bytes=0-8191".to_string(),
+            format!("bytes=7192-{}", len - 1),
+            format!("bytes={}-{}", len - 1000, len - 1)
+        ]
+    );
 }
 
 #[test]
@@ -356,7 +433,10 @@ fn a_403_stops_the_recording_with_an_authentication_error_and_spares_other_recor
     let (ev2, docs2) = serve_recording(&service, "allowed", 2, true);
     service.fault(&docs1[0], Fault::Forbidden, u32::MAX);
     let dir = util::temp_dir("fetch-forbidden");
-    let files = vec![write_json(&dir.join("a.json"), &ev1), write_json(&dir.join("b.json"), &ev2)];
+    let files = vec![
+        write_json(&dir.join("a.json"), &ev1),
+        write_json(&dir.join("b.json"), &ev2),
+    ];
     let mut options = quick();
     options.jobs = 1;
     let report = fetcher(&service, options).fetch(&files, &dir.join("archive")).unwrap();
@@ -371,7 +451,11 @@ fn a_403_stops_the_recording_with_an_authentication_error_and_spares_other_recor
     for d in &docs2 {
         assert_eq!(chunk(&report, d).status, ChunkStatus::Fetched);
     }
-    assert_eq!(service.log().iter().filter(|l| l.status == 403).count(), 1, "403 is not retried");
+    assert_eq!(
+        service.log().iter().filter(|l| l.status == 403).count(),
+        1,
+        "403 is not retried"
+    );
 }
 
 #[test]
@@ -385,7 +469,13 @@ fn a_wrong_key_is_an_authentication_error_with_no_file_and_the_key_in_no_output(
     let out = fetch_cli(
         &service,
         wrong,
-        &["--progress", "json", file.to_str().unwrap(), "--into", archive.to_str().unwrap()],
+        &[
+            "--progress",
+            "json",
+            file.to_str().unwrap(),
+            "--into",
+            archive.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = text(&out);
@@ -423,7 +513,15 @@ fn the_secret_appears_in_no_output() {
     {
         let archive = dir.join(format!("archive{i}"));
         let mut a = args.clone();
-        a.extend([file.to_str().unwrap(), "--into", archive.to_str().unwrap(), "--retries", "1", "--backoff-ms", "10"]);
+        a.extend([
+            file.to_str().unwrap(),
+            "--into",
+            archive.to_str().unwrap(),
+            "--retries",
+            "1",
+            "--backoff-ms",
+            "10",
+        ]);
         let out = fetch_cli(&service, KEY_B64, &a);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         outputs.push(text(&out));
@@ -434,8 +532,16 @@ fn the_secret_appears_in_no_output() {
     }
     // A connection string that does not parse: its error does not repeat it.
     let bad = Command::new(env!("CARGO_BIN_EXE_recstitch"))
-        .args(["fetch", file.to_str().unwrap(), "--into", dir.join("x").to_str().unwrap()])
-        .env("RECSTITCH_CONNECTION_STRING", format!("endpoint=nonsense;accesskey={KEY_B64}"))
+        .args([
+            "fetch",
+            file.to_str().unwrap(),
+            "--into",
+            dir.join("x").to_str().unwrap(),
+        ])
+        .env(
+            "RECSTITCH_CONNECTION_STRING",
+            format!("endpoint=nonsense;accesskey={KEY_B64}"),
+        )
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
@@ -445,7 +551,12 @@ fn the_secret_appears_in_no_output() {
     }
     // Without credentials: exit 2, naming the variable.
     let none = Command::new(env!("CARGO_BIN_EXE_recstitch"))
-        .args(["fetch", file.to_str().unwrap(), "--into", dir.join("y").to_str().unwrap()])
+        .args([
+            "fetch",
+            file.to_str().unwrap(),
+            "--into",
+            dir.join("y").to_str().unwrap(),
+        ])
         .env_remove("RECSTITCH_CONNECTION_STRING")
         .env_remove("RECSTITCH_ACCESS_TOKEN")
         .output()
@@ -463,7 +574,11 @@ fn thirty_recordings_with_faults_on_a_fifth_of_the_chunks() {
     for r in 0..30 {
         let (ev, docs) = serve_recording(&service, &format!("r{r:02}"), 3, r % 2 == 0);
         files.push(write_json(&dir.join(format!("events/ev{r:02}.json")), &ev));
-        all_docs.extend(docs.into_iter().enumerate().map(|(i, d)| (format!("r{r:02}-call"), d, i)));
+        all_docs.extend(
+            docs.into_iter()
+                .enumerate()
+                .map(|(i, d)| (format!("r{r:02}-call"), d, i)),
+        );
     }
     // 18 of the 90 chunks: transient faults that a retry survives, and
     // persistent bad bodies that must be refused.
@@ -559,7 +674,14 @@ fn sigkill_mid_download_then_a_rerun_resumes_with_range_and_ends_byte_identical(
     let file = write_json(&dir.join("event.json"), &ev);
     let archive = dir.join("archive");
     let mut child = Command::new(env!("CARGO_BIN_EXE_recstitch"))
-        .args(["fetch", "--progress", "none", file.to_str().unwrap(), "--into", archive.to_str().unwrap()])
+        .args([
+            "fetch",
+            "--progress",
+            "none",
+            file.to_str().unwrap(),
+            "--into",
+            archive.to_str().unwrap(),
+        ])
         .env("RECSTITCH_CONNECTION_STRING", service.connection_string(KEY_B64))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -586,7 +708,14 @@ fn sigkill_mid_download_then_a_rerun_resumes_with_range_and_ends_byte_identical(
     let out = fetch_cli(
         &service,
         KEY_B64,
-        &["--json", "--progress", "none", file.to_str().unwrap(), "--into", archive.to_str().unwrap()],
+        &[
+            "--json",
+            "--progress",
+            "none",
+            file.to_str().unwrap(),
+            "--into",
+            archive.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -596,15 +725,29 @@ fn sigkill_mid_download_then_a_rerun_resumes_with_range_and_ends_byte_identical(
     let resumed_ranges: Vec<u64> = after
         .iter()
         .filter(|l| l.what == "media")
-        .filter_map(|l| l.range.as_deref()?.strip_prefix("bytes=")?.split('-').next()?.parse().ok())
+        .filter_map(|l| {
+            l.range
+                .as_deref()?
+                .strip_prefix("bytes=")?
+                .split('-')
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
     assert!(
         !resumed_ranges.is_empty() && resumed_ranges.iter().all(|s| !part_starts.contains(s)),
         "the rerun restarted parts instead of resuming them: {resumed_ranges:?}"
     );
     let sent_after = service.media_bytes_sent(doc) - sent_before;
-    assert!(sent_after < len - (24 << 20), "the rerun fetched {sent_after} bytes of {len}");
-    assert!(service::is_synthetic(&final_path, len), "the result differs from the source");
+    assert!(
+        sent_after < len - (24 << 20),
+        "the rerun fetched {sent_after} bytes of {len}"
+    );
+    assert!(
+        service::is_synthetic(&final_path, len),
+        "the result differs from the source"
+    );
     assert!(partials(&archive).is_empty(), "{:?}", partials(&archive));
 }
 
@@ -634,7 +777,10 @@ fn large_media_comes_in_parallel_ranged_parts() {
     options.checkpoint_bytes = 4 << 20;
     let report = fetcher(&service, options).fetch(&[file], &dir.join("archive")).unwrap();
     assert!(report.all_fetched(), "{report:?}");
-    assert!(service::is_synthetic(&dir.join(format!("archive/parts-call/{doc}.mp4")), len));
+    assert!(service::is_synthetic(
+        &dir.join(format!("archive/parts-call/{doc}.mp4")),
+        len
+    ));
     let media: Vec<_> = service.log().into_iter().filter(|l| l.what == "media").collect();
     let ranges: Vec<(u64, u64)> = media
         .iter()
@@ -646,7 +792,10 @@ fn large_media_comes_in_parallel_ranged_parts() {
         .collect();
     assert_eq!(ranges.len(), 5, "the first request, then four parts: {ranges:?}");
     // The parts ran at once: every part's request began before the others ended.
-    let parts: Vec<_> = media.iter().filter(|l| !l.range.as_deref().unwrap().starts_with("bytes=0-")).collect();
+    let parts: Vec<_> = media
+        .iter()
+        .filter(|l| !l.range.as_deref().unwrap().starts_with("bytes=0-"))
+        .collect();
     for a in &parts {
         for b in &parts {
             assert!(a.at < b.finished.unwrap(), "{a:?} began after {b:?} ended");
@@ -690,16 +839,24 @@ fn cloud_events_arrays_folders_duplicates_and_validation_events() {
     write_json(&dir.join("events/2.json"), &cloud);
     write_json(&dir.join("events/3-again.json"), &eg);
     std::fs::write(dir.join("events/notes.txt"), "not an event").unwrap();
-    let report = fetcher(&service, quick()).fetch(&[dir.join("events")], &dir.join("archive")).unwrap();
+    let report = fetcher(&service, quick())
+        .fetch(&[dir.join("events")], &dir.join("archive"))
+        .unwrap();
     assert!(report.all_fetched(), "{report:?}");
     assert_eq!(report.events.len(), 2);
     assert_eq!(report.chunks.len(), 2);
     for (call, doc) in [("eventgrid-call", &docs1[0]), ("cloud-call", &docs2[0])] {
-        assert_eq!(std::fs::read(dir.join(format!("archive/{call}/{doc}.mp4"))).unwrap(), source_media(0));
+        assert_eq!(
+            std::fs::read(dir.join(format!("archive/{call}/{doc}.mp4"))).unwrap(),
+            source_media(0)
+        );
     }
     let reasons: Vec<&str> = report.skipped.iter().map(|s| s.reason.as_str()).collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("subscription validation")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("subscription validation")),
+        "{reasons:?}"
+    );
     assert!(reasons.iter().any(|r| r.contains("delivered twice")), "{reasons:?}");
     // The saved CloudEvent is a completion event the archive scan reads.
     let saved = std::fs::read(dir.join("archive/cloud-call/event-ev-cloud.json")).unwrap();
@@ -719,7 +876,10 @@ fn events_are_fetched_oldest_first_and_an_old_one_is_warned_about() {
     young["eventTime"] = service::time_rfc3339(now - Duration::from_secs(3600)).into();
     old["eventTime"] = service::time_rfc3339(now - Duration::from_secs(26 * 3600)).into();
     let dir = util::temp_dir("fetch-order");
-    let files = vec![write_json(&dir.join("a-young.json"), &young), write_json(&dir.join("b-old.json"), &old)];
+    let files = vec![
+        write_json(&dir.join("a-young.json"), &young),
+        write_json(&dir.join("b-old.json"), &old),
+    ];
     let mut options = quick();
     options.jobs = 1;
     let report = fetcher(&service, options).fetch(&files, &dir.join("archive")).unwrap();
@@ -729,7 +889,11 @@ fn events_are_fetched_oldest_first_and_an_old_one_is_warned_about() {
     assert_eq!(log[0].document_id, old_docs[0]);
     assert_eq!(log.last().unwrap().document_id, young_docs[0]);
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
-    assert!(report.warnings[0].contains("ev-old") && report.warnings[0].contains("26.0 hours old"), "{:?}", report.warnings);
+    assert!(
+        report.warnings[0].contains("ev-old") && report.warnings[0].contains("26.0 hours old"),
+        "{:?}",
+        report.warnings
+    );
 }
 
 #[test]
@@ -739,7 +903,10 @@ fn delete_after_deletes_only_recordings_stitched_and_verified() {
     let (broken, broken_docs) = serve_recording(&service, "broken", 2, true);
     service.fault(&broken_docs[1], Fault::Html, u32::MAX);
     let dir = util::temp_dir("fetch-delete");
-    let files = [write_json(&dir.join("good.json"), &good), write_json(&dir.join("broken.json"), &broken)];
+    let files = [
+        write_json(&dir.join("good.json"), &good),
+        write_json(&dir.join("broken.json"), &broken),
+    ];
     let archive = dir.join("archive");
     let out_dir = dir.join("out");
     let out = fetch_cli(
@@ -785,7 +952,9 @@ fn delete_after_deletes_only_recordings_stitched_and_verified() {
         .filter(|d| d["deleted"] == false)
         .collect();
     assert_eq!(kept.len(), 2);
-    assert!(kept.iter().all(|d| d["reason"].as_str().unwrap().contains("not every chunk was fetched")));
+    assert!(kept
+        .iter()
+        .all(|d| d["reason"].as_str().unwrap().contains("not every chunk was fetched")));
 }
 
 /// Throughput and peak memory of `recstitch fetch` for one 1.5 GB chunk
@@ -817,7 +986,14 @@ fn throughput_of_a_1_5_gb_chunk() {
     let out = Command::new("/usr/bin/time")
         .arg("-v")
         .arg(env!("CARGO_BIN_EXE_recstitch"))
-        .args(["fetch", "--progress", "none", file.to_str().unwrap(), "--into", archive.to_str().unwrap()])
+        .args([
+            "fetch",
+            "--progress",
+            "none",
+            file.to_str().unwrap(),
+            "--into",
+            archive.to_str().unwrap(),
+        ])
         .env("RECSTITCH_CONNECTION_STRING", service.connection_string(KEY_B64))
         .output()
         .unwrap();

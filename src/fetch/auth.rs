@@ -120,7 +120,10 @@ impl Location {
         }
         let port = match port {
             None => None,
-            Some(p) => Some(p.parse::<u16>().map_err(|_| "the port is not a number from 0 to 65535")?),
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| "the port is not a number from 0 to 65535")?,
+            ),
         };
         let tail = tail.split('#').next().unwrap_or_default();
         let path_and_query = if tail.starts_with('/') {
@@ -163,7 +166,12 @@ impl Location {
     /// This location (an endpoint) with `segments` appended to its path,
     /// each percent-encoded: `{endpoint}/recording/download/{documentId}`.
     pub fn join(&self, segments: &[&str]) -> Location {
-        let base = self.path_and_query.split('?').next().unwrap_or("/").trim_end_matches('/');
+        let base = self
+            .path_and_query
+            .split('?')
+            .next()
+            .unwrap_or("/")
+            .trim_end_matches('/');
         let mut path = base.to_string();
         for s in segments {
             path.push('/');
@@ -304,8 +312,18 @@ impl Credentials {
                 let date = http_date(now);
                 let content_hash = B64.encode(Sha256::digest(b""));
                 let target = location.authority();
-                let signed_host = self.endpoint.as_ref().map_or_else(|| target.clone(), Location::authority);
-                let signature = sign(key, method, location.path_and_query(), &date, &signed_host, &content_hash);
+                let signed_host = self
+                    .endpoint
+                    .as_ref()
+                    .map_or_else(|| target.clone(), Location::authority);
+                let signature = sign(
+                    key,
+                    method,
+                    location.path_and_query(),
+                    &date,
+                    &signed_host,
+                    &content_hash,
+                );
                 let mut headers = vec![
                     ("x-ms-date", date),
                     ("x-ms-content-sha256", content_hash),
@@ -383,8 +401,8 @@ mod tests {
 
     #[test]
     fn headers_sign_the_endpoint_host_and_name_it_for_another_host() {
-        let creds = Credentials::from_connection_string(&format!("endpoint=http://127.0.0.1:8080/;accesskey={KEY}"))
-            .unwrap();
+        let creds =
+            Credentials::from_connection_string(&format!("endpoint=http://127.0.0.1:8080/;accesskey={KEY}")).unwrap();
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_715_679_000);
         let here = Location::parse("http://127.0.0.1:8080/recording/download/0-abc?x=1").unwrap();
         let h = creds.headers("GET", &here, at);
@@ -419,14 +437,21 @@ mod tests {
             e.join(&["recording", "download", "0-eus d/1", "metadata"]).url(),
             "https://acs.example.com/recording/download/0-eus%20d%2F1/metadata"
         );
-        for bad in ["ftp://x/", "https://", "https://user:pw@h/", "https://h:99999/", "https://h x/"] {
+        for bad in [
+            "ftp://x/",
+            "https://",
+            "https://user:pw@h/",
+            "https://h:99999/",
+            "https://h x/",
+        ] {
             assert!(Location::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn connection_strings_parse_and_errors_never_repeat_the_secret() {
-        let c = Credentials::from_connection_string(&format!("Endpoint=https://acs.example.com/;AccessKey={KEY};")).unwrap();
+        let c = Credentials::from_connection_string(&format!("Endpoint=https://acs.example.com/;AccessKey={KEY};"))
+            .unwrap();
         assert_eq!(c.endpoint().unwrap().authority(), "acs.example.com");
         let debug = format!("{c:?}");
         assert!(!debug.contains(KEY) && !debug.contains("secret-key"), "{debug}");

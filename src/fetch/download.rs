@@ -48,7 +48,12 @@ impl Ctx<'_> {
 
     /// Waits before the next attempt after `failure`; `Err` when the
     /// retries are used up or the work was stopped meanwhile.
-    fn retry(&self, attempts: &mut Attempts, why: &str, retry_after: Option<std::time::Duration>) -> Result<(), ChunkError> {
+    fn retry(
+        &self,
+        attempts: &mut Attempts,
+        why: &str,
+        retry_after: Option<std::time::Duration>,
+    ) -> Result<(), ChunkError> {
         let Some(delay) = attempts.next_delay(retry_after) else {
             return Err(ChunkError::Failed(format!(
                 "gave up after {} attempt(s): {why}",
@@ -190,7 +195,13 @@ fn get_metadata(ctx: &Ctx, location: &Location, max: u64) -> Result<Vec<u8>, Fai
     let value = match metadata::parse_json(&bytes, Path::new(ctx.document_id)) {
         Ok(v) => v,
         Err(_) => {
-            return Err(Failure::transient(bad_body(status, &content_type, kind, &bytes, "chunk metadata (JSON)")));
+            return Err(Failure::transient(bad_body(
+                status,
+                &content_type,
+                kind,
+                &bytes,
+                "chunk metadata (JSON)",
+            )));
         }
     };
     if !metadata::looks_like_metadata(&value) {
@@ -407,7 +418,13 @@ fn first_request(ctx: &Ctx, location: &Location) -> Result<First, Failure> {
         if kind != FileKind::Mp4 && !head.is_empty() {
             let _ = (&mut reader).take(512).read_to_end(&mut head);
         }
-        return Err(Failure::transient(bad_body(status, &content_type, kind, &head, "an MP4")));
+        return Err(Failure::transient(bad_body(
+            status,
+            &content_type,
+            kind,
+            &head,
+            "an MP4",
+        )));
     }
     if u64::try_from(head.len()).unwrap_or(0) < want {
         return Err(Failure::transient(format!(
@@ -632,7 +649,15 @@ fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Opti
                 shared.transferred.fetch_add(n, Ordering::SeqCst);
                 (f.reader, f.covers, n)
             }
-            None => match range_request(ctx, location, pos, seg.end, size, validator.as_deref(), seg.start == 0 && seg.end == size) {
+            None => match range_request(
+                ctx,
+                location,
+                pos,
+                seg.end,
+                size,
+                validator.as_deref(),
+                seg.start == 0 && seg.end == size,
+            ) {
                 Ok((reader, covers, restarted)) => {
                     if restarted {
                         // The server sent the whole object: start the part again from byte 0.
@@ -654,7 +679,14 @@ fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Opti
             },
         };
         let before = shared.written[i].load(Ordering::SeqCst);
-        let result = stream(shared, i, &mut reader, from.saturating_sub(seg.start), covers.min(seg.end), &mut buf);
+        let result = stream(
+            shared,
+            i,
+            &mut reader,
+            from.saturating_sub(seg.start),
+            covers.min(seg.end),
+            &mut buf,
+        );
         let gained = shared.written[i].load(Ordering::SeqCst).saturating_sub(before);
         if gained >= 1 << 20 {
             attempts.progressed();
@@ -713,7 +745,11 @@ fn range_request(
                 }
                 Some(cr) => match cr.range {
                     Some((a, b)) if a == start => (b.saturating_add(1), false),
-                    _ => return Err(Failure::transient("the server answered another range than the one asked for")),
+                    _ => {
+                        return Err(Failure::transient(
+                            "the server answered another range than the one asked for",
+                        ))
+                    }
                 },
                 None => return Err(Failure::transient("a 206 response without a valid Content-Range")),
             }
@@ -721,7 +757,9 @@ fn range_request(
         200 if whole_object_ok => {
             let length = header(&response, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
             if length != Some(size) {
-                return Err(Failure::transient("the server sent the whole object with another length"));
+                return Err(Failure::transient(
+                    "the server sent the whole object with another length",
+                ));
             }
             (size, start != 0)
         }
@@ -746,7 +784,14 @@ enum StreamError {
 
 /// Copies the body into part `i` from `offset` (relative to its start)
 /// until `end` (absolute), recording progress as it goes.
-fn stream(shared: &Shared, i: usize, reader: &mut impl Read, offset: u64, end: u64, buf: &mut [u8]) -> Result<(), StreamError> {
+fn stream(
+    shared: &Shared,
+    i: usize,
+    reader: &mut impl Read,
+    offset: u64,
+    end: u64,
+    buf: &mut [u8],
+) -> Result<(), StreamError> {
     let ctx = shared.ctx;
     let seg_start = {
         let r = shared.resume.lock().unwrap_or_else(|e| e.into_inner());
@@ -882,7 +927,14 @@ mod tests {
         assert_eq!(p.last().unwrap().end, 1_500_000_000);
         assert!(p.windows(2).all(|w| w[0].end == w[1].start));
         assert_eq!(plan(1_500_000_000, 4, 8 * MIB, false).len(), 1);
-        assert_eq!(plan(1, 4, 8 * MIB, true), vec![Segment { start: 0, end: 1, done: 0 }]);
+        assert_eq!(
+            plan(1, 4, 8 * MIB, true),
+            vec![Segment {
+                start: 0,
+                end: 1,
+                done: 0
+            }]
+        );
     }
 
     #[test]
@@ -898,7 +950,18 @@ mod tests {
             size: 100,
             validator: None,
             inode: inode(&file),
-            segments: vec![Segment { start: 0, end: 60, done: 10 }, Segment { start: 60, end: 100, done: 0 }],
+            segments: vec![
+                Segment {
+                    start: 0,
+                    end: 60,
+                    done: 10,
+                },
+                Segment {
+                    start: 60,
+                    end: 100,
+                    done: 0,
+                },
+            ],
         };
         std::fs::write(&progress, serde_json::to_vec(&good).unwrap()).unwrap();
         assert_eq!(load_resume(&part, &progress).unwrap().0, good);

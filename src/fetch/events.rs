@@ -60,7 +60,10 @@ pub(crate) fn read_inputs(inputs: &[PathBuf], limits: &Limits) -> Result<(Vec<In
                 .collect();
             files.sort();
             if files.is_empty() {
-                return Err(Error::Usage(format!("{}: no event file (*.json) in the folder", input.display())));
+                return Err(Error::Usage(format!(
+                    "{}: no event file (*.json) in the folder",
+                    input.display()
+                )));
             }
             for file in files {
                 read_file(&file, limits, &mut events, &mut skipped)?;

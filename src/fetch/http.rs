@@ -82,7 +82,12 @@ impl Client {
 
     /// Sends a signed `GET` (with `Range: bytes=start-[end]` when given) or
     /// `DELETE`. A response of another class than 2xx becomes a [`Failure`].
-    pub(crate) fn send(&self, method: Method, location: &Location, range: Option<(u64, Option<u64>)>) -> Result<Response, Failure> {
+    pub(crate) fn send(
+        &self,
+        method: Method,
+        location: &Location,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<Response, Failure> {
         let url = location.url();
         let headers = self.credentials.headers(method.as_str(), location, SystemTime::now());
         let result = match method {
@@ -316,7 +321,14 @@ mod tests {
         assert_eq!(r.total, Some(1000));
         assert_eq!(parse_content_range("bytes */1000").unwrap().total, Some(1000));
         assert_eq!(parse_content_range("bytes 5-9/*").unwrap().total, None);
-        for bad in ["bytes 9-5/10", "bytes 0-10/10", "bytes 0-x/10", "items 0-1/2", "bytes 0-1", "bytes 0-1/99999999999999999999999"] {
+        for bad in [
+            "bytes 9-5/10",
+            "bytes 0-10/10",
+            "bytes 0-x/10",
+            "items 0-1/2",
+            "bytes 0-1",
+            "bytes 0-1/99999999999999999999999",
+        ] {
             assert_eq!(parse_content_range(bad), None, "{bad}");
         }
     }
@@ -329,32 +341,46 @@ mod tests {
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
             Some(Duration::from_secs(10))
         );
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]
     fn backoff_grows_jitters_honours_retry_after_and_ends() {
-        let mut options = FetchOptions::default();
-        options.retries = 4;
-        options.backoff = Duration::from_millis(100);
-        options.max_backoff = Duration::from_millis(400);
-        options.max_retry_after = Duration::from_secs(2);
+        let options = FetchOptions {
+            retries: 4,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            max_retry_after: Duration::from_secs(2),
+            ..FetchOptions::default()
+        };
         let mut a = Attempts::new(&options);
         let d: Vec<Duration> = (0..4).map(|_| a.next_delay(None).unwrap()).collect();
         for (d, full) in d.iter().zip([100u64, 200, 400, 400]) {
-            assert!(*d >= Duration::from_millis(full / 2) && *d <= Duration::from_millis(full), "{d:?} for {full}");
+            assert!(
+                *d >= Duration::from_millis(full / 2) && *d <= Duration::from_millis(full),
+                "{d:?} for {full}"
+            );
         }
         assert_eq!(a.next_delay(None), None, "the retries are used up");
         a.progressed();
         assert!(a.next_delay(Some(Duration::from_secs(1))).unwrap() >= Duration::from_secs(1));
-        assert_eq!(a.next_delay(Some(Duration::from_secs(3600))).unwrap(), Duration::from_secs(2));
+        assert_eq!(
+            a.next_delay(Some(Duration::from_secs(3600))).unwrap(),
+            Duration::from_secs(2)
+        );
         assert_eq!(a.retries, 6);
     }
 
     #[test]
     fn excerpts_are_short_and_printable() {
-        assert_eq!(excerpt(b"<html>\n  <body>\x07Sign in</body>"), "<html> <body>Sign in</body>");
+        assert_eq!(
+            excerpt(b"<html>\n  <body>\x07Sign in</body>"),
+            "<html> <body>Sign in</body>"
+        );
         assert_eq!(excerpt(&[b'a'; 500]).chars().count(), 161);
     }
 }

@@ -375,18 +375,14 @@ impl Fetcher {
             let call_id = e.call_id.clone().unwrap_or_else(|| "unknown".into());
             let dir = archive.join(safe_name(&call_id));
             std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?;
-            let name = e
-                .id
-                .clone()
-                .or_else(|| e.recording_id.clone())
-                .or_else(|| e.chunks.first().map(|c| c.document_id.clone()))
-                .unwrap_or_else(|| "unknown".into());
+            let name =
+                e.id.clone()
+                    .or_else(|| e.recording_id.clone())
+                    .or_else(|| e.chunks.first().map(|c| c.document_id.clone()))
+                    .unwrap_or_else(|| "unknown".into());
             let saved = dir.join(format!("event-{}.json", safe_name(&name)));
             save_event(&saved, &inc.raw)?;
-            let age_hours = e
-                .event_time
-                .or(e.recording_start)
-                .map(|t| hours_since(t, now));
+            let age_hours = e.event_time.or(e.recording_start).map(|t| hours_since(t, now));
             if let Some(age) = age_hours.filter(|a| *a > self.options.old_event_hours) {
                 let message = format!(
                     "event {} (recording {}) is {age:.1} hours old: the service keeps recordings for 24 hours, its chunks may be gone",
@@ -445,8 +441,17 @@ impl Fetcher {
 
     /// Where a chunk's media or metadata is: the event's location, else the
     /// endpoint's documented download path.
-    fn location(&self, given: Option<&str>, document_id: &str, metadata: bool) -> std::result::Result<Location, String> {
-        let what = if metadata { "metadataLocation" } else { "contentLocation" };
+    fn location(
+        &self,
+        given: Option<&str>,
+        document_id: &str,
+        metadata: bool,
+    ) -> std::result::Result<Location, String> {
+        let what = if metadata {
+            "metadataLocation"
+        } else {
+            "contentLocation"
+        };
         if let Some(url) = given {
             return Location::parse(url).map_err(|e| format!("the event's {what} is not usable: {e}"));
         }
@@ -464,7 +469,12 @@ impl Fetcher {
     }
 
     /// Runs the chunks on `jobs` threads, in order; the reports in task order.
-    fn run_tasks(&self, incoming: &[events::Incoming], tasks: &[Task], observer: &dyn FetchObserver) -> Vec<ChunkReport> {
+    fn run_tasks(
+        &self,
+        incoming: &[events::Incoming],
+        tasks: &[Task],
+        observer: &dyn FetchObserver,
+    ) -> Vec<ChunkReport> {
         let aborts: Vec<AtomicBool> = incoming.iter().map(|_| AtomicBool::new(false)).collect();
         let results: Mutex<Vec<Option<ChunkReport>>> = Mutex::new(vec![None; tasks.len()]);
         let next = AtomicUsize::new(0);
@@ -497,7 +507,13 @@ impl Fetcher {
     /// One chunk: its metadata, then its media, under the chunk's lock (two
     /// fetches of the same event at once take turns; the second finds the
     /// files complete).
-    fn run_task(&self, task: &Task, event: &CompletionEvent, abort: &AtomicBool, observer: &dyn FetchObserver) -> ChunkReport {
+    fn run_task(
+        &self,
+        task: &Task,
+        event: &CompletionEvent,
+        abort: &AtomicBool,
+        observer: &dyn FetchObserver,
+    ) -> ChunkReport {
         let mut report = ChunkReport {
             document_id: task.document_id.clone(),
             index: task.index,
@@ -589,13 +605,18 @@ impl Fetcher {
             let chunks: Vec<&ChunkReport> = fetched
                 .chunks
                 .iter()
-                .filter(|c| c.event_id == event.id && c.call_id == event.call_id && event.chunks.contains(&c.document_id))
+                .filter(|c| {
+                    c.event_id == event.id && c.call_id == event.call_id && event.chunks.contains(&c.document_id)
+                })
                 .collect();
             let verdict = archived(event, &chunks, stitched, out_dir);
             for c in chunks {
                 let (deleted, reason) = match (&verdict, &c.delete_location) {
                     (Err(why), _) => (false, format!("kept on the service: {why}")),
-                    (Ok(()), None) => (false, "kept on the service: the event gives no deleteLocation".to_string()),
+                    (Ok(()), None) => (
+                        false,
+                        "kept on the service: the event gives no deleteLocation".to_string(),
+                    ),
                     (Ok(()), Some(url)) => match self.delete(url, &c.document_id) {
                         Ok(()) => (true, "deleted from the service".to_string()),
                         Err(why) => (false, format!("deleting failed: {why}")),
@@ -630,7 +651,12 @@ impl Fetcher {
 }
 
 /// Whether the recording of `event` is safely archived: `Ok`, or why not.
-fn archived(event: &EventReport, chunks: &[&ChunkReport], stitched: &Report, out_dir: &Path) -> std::result::Result<(), String> {
+fn archived(
+    event: &EventReport,
+    chunks: &[&ChunkReport],
+    stitched: &Report,
+    out_dir: &Path,
+) -> std::result::Result<(), String> {
     if chunks.len() != event.chunks.len() || chunks.iter().any(|c| c.status == ChunkStatus::Failed) {
         return Err("not every chunk was fetched".into());
     }
@@ -641,7 +667,10 @@ fn archived(event: &EventReport, chunks: &[&ChunkReport], stitched: &Report, out
         .find(|r| r.call_id == event.call_id && r.recording_key == key)
         .ok_or("the recording is not in the stitch report")?;
     if !matches!(rec.status, Status::Stitched | Status::Skipped) {
-        return Err(format!("the recording was not stitched (status {})", rec.status.as_str()));
+        return Err(format!(
+            "the recording was not stitched (status {})",
+            rec.status.as_str()
+        ));
     }
     let paths = output_paths(&event.call_id, key, out_dir);
     let bytes = std::fs::read(&paths.manifest).map_err(|e| format!("{}: {e}", paths.manifest.display()))?;

@@ -93,7 +93,9 @@ pub fn synthetic(offset: u64, buf: &mut [u8]) {
 
 /// Whether the file at `path` holds exactly the synthetic media of `len` bytes.
 pub fn is_synthetic(path: &std::path::Path, len: u64) -> bool {
-    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
     if f.metadata().map(|m| m.len()).unwrap_or(0) != len {
         return false;
     }
@@ -354,7 +356,9 @@ fn route(listener: &str, method: &str, path: &str) -> Option<(String, &'static s
 
 fn serve(state: &State, conn: TcpStream, listener: &'static str) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
-    let Some(req) = read_request(&mut reader) else { return Ok(()) };
+    let Some(req) = read_request(&mut reader) else {
+        return Ok(());
+    };
     let mut out = conn;
     let (doc, what) = route(listener, &req.method, &req.path).unwrap_or_default();
     let idx = {
@@ -390,9 +394,7 @@ fn serve(state: &State, conn: TcpStream, listener: &'static str) -> std::io::Res
     }
     let object = {
         let objects = state.objects.lock().unwrap();
-        objects
-            .get(&doc)
-            .map(|o| (o.media.clone(), o.metadata.clone()))
+        objects.get(&doc).map(|o| (o.media.clone(), o.metadata.clone()))
     };
     let Some((media, metadata)) = object.filter(|_| !what.is_empty()) else {
         set(404, None);
@@ -439,11 +441,21 @@ fn serve(state: &State, conn: TcpStream, listener: &'static str) -> std::io::Res
         }
         Some(Fault::TooMany) => {
             set(429, None);
-            return respond(&mut out, 429, &[("content-type", "application/json")], br#"{"error":{"code":"TooManyRequests"}}"#);
+            return respond(
+                &mut out,
+                429,
+                &[("content-type", "application/json")],
+                br#"{"error":{"code":"TooManyRequests"}}"#,
+            );
         }
         Some(Fault::Forbidden) => {
             set(403, None);
-            return respond(&mut out, 403, &[("content-type", "application/json")], br#"{"error":{"code":"Forbidden"}}"#);
+            return respond(
+                &mut out,
+                403,
+                &[("content-type", "application/json")],
+                br#"{"error":{"code":"Forbidden"}}"#,
+            );
         }
         Some(Fault::Html) => {
             let page = b"<!DOCTYPE html>\n<html><head><title>Sign in to your account</title></head><body>Sign in</body></html>";
@@ -565,7 +577,14 @@ pub struct ServedChunk {
 /// A completion event (Event Grid schema) for `chunks` of a recording.
 /// `locations`: `Some(storage base)` to give each chunk's locations on the
 /// storage host, `None` for the earliest schema (the endpoint's paths).
-pub fn event(id: &str, call: &str, recording: &str, chunks: &[ServedChunk], locations: Option<&str>, event_time: &str) -> serde_json::Value {
+pub fn event(
+    id: &str,
+    call: &str,
+    recording: &str,
+    chunks: &[ServedChunk],
+    locations: Option<&str>,
+    event_time: &str,
+) -> serde_json::Value {
     let list: Vec<serde_json::Value> = chunks
         .iter()
         .map(|c| {
