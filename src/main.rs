@@ -18,7 +18,7 @@ mod progress;
     name = "recstitch",
     version,
     about,
-    after_help = "Exit codes (fetch: see `recstitch fetch --help`):\n  0  everything fine: every recording valid, stitched or up to date\n  1  some recording has error findings, failed or was cancelled (or a probed file is truncated)\n  2  the command could not run: bad arguments, unreadable archive, unusable --out\n  3  the archive holds no recording at all (an empty folder, a volume that did not mount)"
+    after_help = "Exit codes:\n  0  everything fine: every recording valid, stitched or up to date\n  1  some recording has error findings, failed or was cancelled (or a probed file is truncated)\n  2  the command could not run: bad arguments, unreadable archive, unusable --out\n  3  the archive holds no recording at all (an empty folder, a volume that did not mount)\n  (fetch: 0 every chunk fetched, 1 some chunk not fetched, 2 could not run)"
 )]
 struct Cli {
     #[command(subcommand)]
