@@ -757,7 +757,7 @@ fn large_media_comes_in_parallel_ranged_parts() {
     let doc = "0-test-parts-0";
     let len: u64 = (40 << 20) + 12345;
     service.add(doc, Media::Synthetic(len), service::metadata("parts-call", doc, 0));
-    service.throttle(doc, 32 << 20);
+    service.throttle(doc, 16 << 20);
     let ev = event(
         "ev-parts",
         "parts-call",
