@@ -1016,3 +1016,44 @@ fn throughput_of_a_1_5_gb_chunk() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `examples/archival_worker.rs` with credentials in the environment:
+/// event → fetch → validate → stitch, with the library alone. (The example
+/// is built by `cargo test`; run on its own, this test says SKIPPED when
+/// the example was not built.)
+#[test]
+fn the_archival_worker_fetches_validates_and_stitches() {
+    let worker = Path::new(env!("CARGO_BIN_EXE_recstitch"))
+        .parent()
+        .unwrap()
+        .join("examples/archival_worker");
+    if !worker.exists() {
+        eprintln!("SKIPPED: {} is not built (cargo test builds it)", worker.display());
+        return;
+    }
+    let service = Service::start();
+    let ev = serve_good(&service);
+    let dir = util::temp_dir("fetch-worker");
+    let file = write_json(&dir.join("event.json"), &ev);
+    let (download, out) = (dir.join("download"), dir.join("out"));
+    let done = Command::new(&worker)
+        .args([&file, &download, &out])
+        .env("RECSTITCH_CONNECTION_STRING", service.connection_string(KEY_B64))
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done));
+    for (doc, media, _) in good_chunks() {
+        assert_eq!(
+            std::fs::read(download.join(GOOD_CALL).join(format!("{doc}.mp4"))).unwrap(),
+            media
+        );
+    }
+    let stitched: Vec<String> = util::visible_files(&out)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.ends_with(".mp4"))
+        .collect();
+    assert_eq!(stitched.len(), 1, "{stitched:?}");
+    assert!(String::from_utf8_lossy(&done.stdout).contains("stitched"));
+    assert_eq!(service.log().iter().filter(|l| l.what == "media").count(), 3);
+}
