@@ -366,7 +366,8 @@ struct First {
 /// Asks for the first part (`Range: bytes=0-…`), learns the object's size,
 /// and refuses what is not an MP4 before anything is written.
 fn first_request(ctx: &Ctx, location: &Location) -> Result<First, Failure> {
-    let first_end = ctx.options.part_size.max(1).saturating_sub(1);
+    // At least enough for the sniff, whatever the part size.
+    let first_end = ctx.options.part_size.max(64).saturating_sub(1);
     let response = match ctx.client.send(Method::Get, location, Some((0, Some(first_end)))) {
         Err(Failure::RangeNotSatisfiable(Some(0))) => {
             return Err(Failure::transient(
