@@ -360,6 +360,47 @@ impl Drop for RecordingLock {
     }
 }
 
+/// An exclusive advisory lock on a hidden lock file (created when missing,
+/// removed on release): what [`RecordingLock`] does for a recording's
+/// outputs, for any one file's writers (a chunk being downloaded).
+#[cfg(feature = "fetch")]
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    path: PathBuf,
+    file: File,
+}
+
+#[cfg(feature = "fetch")]
+impl FileLock {
+    /// Waits for the lock on `path`.
+    pub fn acquire(path: &Path) -> Result<Self> {
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            file.lock().map_err(|e| Error::io(path, e))?;
+            if same_file(&file, path) {
+                return Ok(FileLock {
+                    path: path.to_path_buf(),
+                    file,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(feature = "fetch")]
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
 /// Whether the open `file` is the file now at `path`.
 #[cfg(unix)]
 fn same_file(file: &File, path: &Path) -> bool {
