@@ -71,6 +71,25 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// SHA-256 (hex) and size of a file.
+#[cfg(feature = "fetch")]
+pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        total = total.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+    Ok((hex(&h.finalize()), total))
+}
+
 /// A cancellation token: clones share one flag; [`Cancel::cancel`] asks all
 /// work that holds it to stop (a batch between recordings, a stitch between
 /// blocks of its copy). Work that stops returns [`Error::Cancelled`] and
