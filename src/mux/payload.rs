@@ -548,8 +548,12 @@ fn write_out(out: &File, staged: Receiver<Staged>, spare: Sender<Staged>, progre
     result
 }
 
-/// Turns direct I/O on or off for `file`; whether it is now on.
+/// Turns direct I/O on or off for `file`; whether it is now on. Only ever
+/// on for a regular file: on a pipe the same flag means packet mode.
 fn set_direct(file: &File, on: bool) -> bool {
+    if on && !file.metadata().is_ok_and(|m| m.file_type().is_file()) {
+        return false;
+    }
     let Ok(flags) = rustix::fs::fcntl_getfl(file) else {
         return false;
     };
@@ -669,6 +673,41 @@ mod tests {
         // them), a head and a tail that are not aligned.
         let a = bytes(13 * BLOCK + 123, 6);
         check(&[a], &[src(0, 7, 13 * BLOCK + 100), Piece::Silence { len: 3 }], 0);
+    }
+
+    #[test]
+    fn a_pipe_gets_the_bytes_as_written() {
+        // O_DIRECT on a pipe is packet mode, where a short read loses the
+        // rest of a write: the flag is for regular files only.
+        let (mut rx, tx) = std::io::pipe().unwrap();
+        let out = File::from(std::os::fd::OwnedFd::from(tx));
+        assert!(!set_direct(&out, true));
+        let reading = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1000];
+            loop {
+                match std::io::Read::read(&mut rx, &mut buf) {
+                    Ok(0) => return got,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        let a = bytes(3 * OUT_BUFFER + 5, 9);
+        let dir = tempfile::tempdir().unwrap();
+        let files = [source(dir.path(), "s0", &a)];
+        let cancel = Cancel::new();
+        let pieces = [src(0, 0, a.len())];
+        let pass = Pass {
+            head: b"",
+            pieces: &pieces,
+            sources: &files,
+            silence: &[],
+            cancel: &cancel,
+        };
+        run(&pass, &out, &AtomicU64::new(0)).unwrap();
+        drop(out);
+        assert!(reading.join().unwrap() == a);
     }
 
     #[test]
