@@ -28,7 +28,7 @@ use super::write::Source;
 use crate::io::{hex, Cancel};
 
 /// Size of one read block.
-const BLOCK: usize = 256 << 10;
+const BLOCK: usize = 128 << 10;
 /// Blocks the writer keeps for samples a little behind the read position.
 const WINDOW_BLOCKS: usize = 8;
 /// Blocks in flight from the reader to the writer.
