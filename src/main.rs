@@ -174,6 +174,8 @@ enum SchemaDocument {
     Manifest,
     /// The report of `validate --json` and `run --json` (`schemas/report.v1.json`).
     Report,
+    /// The report of `fetch --json` (`schemas/fetch-report.v1.json`).
+    FetchReport,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -238,6 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let text = match document {
                 SchemaDocument::Manifest => recstitch::stitch::MANIFEST_SCHEMA,
                 SchemaDocument::Report => recstitch::report::REPORT_SCHEMA,
+                SchemaDocument::FetchReport => recstitch::fetch::FETCH_REPORT_SCHEMA,
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(EXIT_OK)

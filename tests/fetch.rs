@@ -144,6 +144,22 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// Checks a `fetch --json` report against `schemas/fetch-report.v1.json`.
+fn assert_follows_the_schema(report: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/fetch-report.v1.json");
+    let schema: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema itself is valid");
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the fetch report breaks its schema:\n{}",
+        errors.join("\n")
+    );
+}
+
 #[test]
 fn fetch_then_run_stitches_the_fixture_recording_and_a_second_fetch_transfers_no_media() {
     let service = Service::start();
@@ -165,6 +181,7 @@ fn fetch_then_run_stitches_the_fixture_recording_and_a_second_fetch_transfers_no
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_follows_the_schema(&report);
     assert_eq!(report["chunks"].as_array().unwrap().len(), 3);
     assert!(report["chunks"]
         .as_array()
@@ -223,6 +240,7 @@ fn fetch_then_run_stitches_the_fixture_recording_and_a_second_fetch_transfers_no
     );
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_follows_the_schema(&report);
     assert!(
         report["chunks"]
             .as_array()
@@ -625,6 +643,7 @@ fn thirty_recordings_with_faults_on_a_fifth_of_the_chunks() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_follows_the_schema(&report);
     assert_eq!(report["chunks"].as_array().unwrap().len(), 90);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for (call, doc, i) in &all_docs {

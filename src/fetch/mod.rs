@@ -281,10 +281,18 @@ pub struct EventReport {
     pub chunks: Vec<String>,
 }
 
+/// Version of the fetch report's format; [`FETCH_REPORT_SCHEMA`] describes it.
+pub const FETCH_REPORT_SCHEMA_VERSION: u32 = 1;
+/// The JSON Schema of [`FetchReport`] as `fetch --json` prints it
+/// (`schemas/fetch-report.v1.json`; `recstitch schema fetch-report`).
+pub const FETCH_REPORT_SCHEMA: &str = include_str!("../../schemas/fetch-report.v1.json");
+
 /// What a fetch did, chunk by chunk.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FetchReport {
+    /// [`FETCH_REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// The archive folder.
     pub archive: PathBuf,
     /// The completion events fetched, oldest first.
@@ -424,6 +432,7 @@ impl Fetcher {
         });
         let chunks = self.run_tasks(&incoming, &tasks, observer);
         let report = FetchReport {
+            schema_version: FETCH_REPORT_SCHEMA_VERSION,
             archive: archive.to_path_buf(),
             events: reports,
             skipped,
