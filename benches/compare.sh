@@ -124,7 +124,8 @@ run_case() {
     done
   fi
   echo
-  for n in "${names[@]}"; do rm -f "$WORK/times-$n"; done
+  # Each round's figures stay in $WORK/times-<case>-<command> ("wall cpu rss_kib").
+  for n in "${names[@]}"; do mv "$WORK/times-$n" "$WORK/times-$name-$n"; done
 }
 
 for c in "${CASES[@]}"; do

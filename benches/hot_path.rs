@@ -94,6 +94,23 @@ fn build_moov(c: &mut Criterion) {
     });
 }
 
+/// The table builder at the length of a 20-hour recording: twenty 1-hour
+/// chunks (85,200 samples each), 1.7 million samples, planned and encoded
+/// into the stitched `moov` (no file is written).
+fn build_moov_twenty_hours(c: &mut Criterion) {
+    let hour = recstitch::probe(&long_chunk(3600), &Limits::default()).unwrap();
+    let media = vec![&hour; 20];
+    let samples: usize = media.iter().flat_map(|m| &m.tracks).map(|t| t.samples.len()).sum();
+    assert!(samples > 1_700_000, "{samples} samples");
+    let mut g = c.benchmark_group("moov");
+    g.throughput(Throughput::Elements(samples as u64));
+    g.sample_size(10);
+    g.bench_function("twenty_hours_1.7M_samples", |b| {
+        b.iter(|| recstitch::mux::header_of(&media).unwrap())
+    });
+    g.finish();
+}
+
 fn stitch_one_hour(c: &mut Criterion) {
     let archive = Archive::scan(&long_recording(3, 1200), &ScanOptions::default()).unwrap();
     let checked = archive.recordings[0].validate(&ValidateOptions::default());
@@ -126,6 +143,7 @@ criterion_group!(
     probe_one_hour_chunk,
     validate_recording,
     build_moov,
+    build_moov_twenty_hours,
     stitch_one_hour,
     decode_audio
 );

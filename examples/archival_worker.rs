@@ -1,19 +1,46 @@
 //! An archival worker built on the library alone: given the completion
-//! event a recording service sent and the folder its chunks were downloaded
-//! to, it validates the recording and writes the stitched MP4, its manifest
-//! and its chapters.
+//! event a recording service sent, it downloads the recording's chunks
+//! into a folder, validates the recording and writes the stitched MP4, its
+//! manifest and its chapters.
 //!
 //! ```sh
-//! cargo run --example archival_worker -- EVENT.json DOWNLOAD_FOLDER OUT_FOLDER
+//! RECSTITCH_CONNECTION_STRING='endpoint=https://…/;accesskey=…' \
+//!   cargo run --example archival_worker -- EVENT.json DOWNLOAD_FOLDER OUT_FOLDER
 //! ```
 //!
+//! With credentials in the environment (`RECSTITCH_CONNECTION_STRING`, or
+//! `RECSTITCH_ACCESS_TOKEN`) it fetches the event's chunks into
+//! DOWNLOAD_FOLDER first (resuming what an earlier run left, skipping what
+//! is complete); without, it works on the chunks already there.
+//!
 //! Exit code 0 when every recording the event announces was stitched, 1 when
-//! one was not (its findings are printed), 2 on bad arguments.
+//! one was not (its findings are printed) or a chunk could not be fetched,
+//! 2 on bad arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use recstitch::fetch::{Credentials, FetchOptions, Fetcher};
 use recstitch::{Archive, ScanOptions, Severity, StitchOptions, Stitcher, ValidateOptions};
+
+/// Downloads the event's chunks into `folder`; `false` when one could not be fetched.
+fn fetch(event: PathBuf, folder: &std::path::Path) -> Result<bool, recstitch::Error> {
+    let fetcher = Fetcher::new(Credentials::from_env()?, FetchOptions::default());
+    let report = fetcher.fetch(&[event], folder)?;
+    for w in &report.warnings {
+        eprintln!("archival_worker: {w}");
+    }
+    for c in &report.chunks {
+        match &c.error {
+            Some(e) => eprintln!("archival_worker: chunk {} not fetched: {e}", c.document_id),
+            None => println!(
+                "{}: {:?}, {} bytes received",
+                c.document_id, c.status, c.bytes_transferred
+            ),
+        }
+    }
+    Ok(report.all_fetched())
+}
 
 fn main() -> ExitCode {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -21,6 +48,24 @@ fn main() -> ExitCode {
         eprintln!("usage: archival_worker EVENT.json DOWNLOAD_FOLDER OUT_FOLDER");
         return ExitCode::from(2);
     };
+    let have_credentials = ["RECSTITCH_CONNECTION_STRING", "RECSTITCH_ACCESS_TOKEN"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if have_credentials {
+        match fetch(event.clone(), folder) {
+            Ok(true) => {}
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => {
+                eprintln!("archival_worker: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        println!(
+            "no credentials in the environment: using the chunks already in {}",
+            folder.display()
+        );
+    }
     let mut options = ScanOptions::default();
     options.events = vec![event.clone()];
     let archive = match Archive::scan(folder, &options) {

@@ -150,6 +150,15 @@ impl Input {
         File::open(path).map(Input::File)
     }
 
+    /// A hint that the input will be read from start to end (a larger
+    /// readahead for a file; an object reads ahead anyway). Without it
+    /// reading works the same.
+    pub fn advise_sequential(&self) {
+        if let Input::File(f) = self {
+            let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::Sequential);
+        }
+    }
+
     /// Reads up to `buf.len()` bytes at `offset`; 0 at the end.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         match self {
@@ -231,6 +240,40 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
 /// Lower-case hex of bytes.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 (hex) and size of a file.
+#[cfg(feature = "fetch")]
+pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    #[cfg(feature = "object-store")]
+    if is_remote(path) {
+        let input = Input::open(path).map_err(|e| Error::io(path, e))?;
+        let len = input.len().map_err(|e| Error::io(path, e))?;
+        let (mut h, mut buf, mut at) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
+        while at < len {
+            let n = input.read_at(&mut buf, at).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                return Err(Error::io(path, std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            h.update(&buf[..n]);
+            at += n as u64;
+        }
+        return Ok((hex(&h.finalize()), len));
+    }
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        total = total.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+    Ok((hex(&h.finalize()), total))
 }
 
 /// A cancellation token: clones share one flag; [`Cancel::cancel`] asks all
@@ -541,6 +584,47 @@ impl RecordingLock {
 impl Drop for RecordingLock {
     fn drop(&mut self) {
         // Removed while still locked, so that no one locks a file that is gone.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// An exclusive advisory lock on a hidden lock file (created when missing,
+/// removed on release): what [`RecordingLock`] does for a recording's
+/// outputs, for any one file's writers (a chunk being downloaded).
+#[cfg(feature = "fetch")]
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    path: PathBuf,
+    file: File,
+}
+
+#[cfg(feature = "fetch")]
+impl FileLock {
+    /// Waits for the lock on `path`.
+    pub fn acquire(path: &Path) -> Result<Self> {
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            file.lock().map_err(|e| Error::io(path, e))?;
+            if same_file(&file, path) {
+                return Ok(FileLock {
+                    path: path.to_path_buf(),
+                    file,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(feature = "fetch")]
+impl Drop for FileLock {
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
         let _ = self.file.unlock();
     }

@@ -56,6 +56,8 @@
 pub mod archive;
 pub mod deep;
 pub mod error;
+#[cfg(feature = "fetch")]
+pub mod fetch;
 pub mod finding;
 pub mod io;
 pub mod limits;

@@ -18,7 +18,7 @@ mod progress;
     name = "recstitch",
     version,
     about,
-    after_help = "Exit codes:\n  0  everything fine: every recording valid, stitched or up to date\n  1  some recording has error findings, failed or was cancelled (or a probed file is truncated)\n  2  the command could not run: bad arguments, unreadable archive, unusable --out\n  3  the archive holds no recording at all (an empty folder, a volume that did not mount)"
+    after_help = "Exit codes:\n  0  everything fine: every recording valid, stitched or up to date\n  1  some recording has error findings, failed or was cancelled (or a probed file is truncated)\n  2  the command could not run: bad arguments, unreadable archive, unusable --out\n  3  the archive holds no recording at all (an empty folder, a volume that did not mount)\n  (fetch: 0 every chunk fetched, 1 some chunk not fetched, 2 could not run)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +59,14 @@ enum Command {
         #[arg(long)]
         deep: bool,
     },
+    /// Download the chunks of completion events from the service into an
+    /// archive folder that `run` reads. Credentials come from the
+    /// environment only: RECSTITCH_CONNECTION_STRING
+    /// (endpoint=https://…/;accesskey=…), or RECSTITCH_ACCESS_TOKEN (with
+    /// RECSTITCH_ENDPOINT). Exit codes: 0 every chunk fetched or already
+    /// complete, 1 some chunk could not be fetched (each is named), 2 could
+    /// not run.
+    Fetch(FetchArgs),
     /// Print the JSON Schema of the manifest or of the report.
     Schema {
         /// Which document.
@@ -117,12 +125,57 @@ struct RunArgs {
     timeline: bool,
 }
 
+/// The arguments of `recstitch fetch`.
+#[derive(clap::Args)]
+struct FetchArgs {
+    /// Completion event files as delivered (Event Grid or CloudEvents; one
+    /// event or an array), or folders of them.
+    #[arg(required = true)]
+    events: Vec<PathBuf>,
+    /// The archive folder: `<callId>/<documentId>.mp4` and `.json`, and
+    /// `<callId>/event-<eventId>.json`.
+    #[arg(long)]
+    into: PathBuf,
+    /// Chunks downloaded at once (default 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Ranged parts of one chunk's media downloaded at once (default 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parts: Option<u16>,
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Progress on stderr: `bar` (a terminal only), `json` (NDJSON events), `none`.
+    #[arg(long, default_value = "bar")]
+    progress: ProgressMode,
+    /// Retries after transient failures in a row (default 8).
+    #[arg(long)]
+    retries: Option<u32>,
+    /// The first wait before a retry, in milliseconds (default 1000); it
+    /// doubles each time, with jitter, and is at least the server's Retry-After.
+    #[arg(long)]
+    backoff_ms: Option<u64>,
+    /// Seconds without a byte before a transfer is abandoned and resumed (default 60).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    stall_timeout: Option<u64>,
+    /// After fetching, stitch the archive into --out and delete each
+    /// recording's chunks from the service once its stitched file matches
+    /// its manifest (never a recording that failed any step).
+    #[arg(long, requires = "out")]
+    delete_after: bool,
+    /// Where --delete-after stitches to.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SchemaDocument {
     /// The manifest beside each stitched file (`schemas/manifest.v1.json`).
     Manifest,
     /// The report of `validate --json` and `run --json` (`schemas/report.v1.json`).
     Report,
+    /// The report of `fetch --json` (`schemas/fetch-report.v1.json`).
+    FetchReport,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -179,10 +232,18 @@ fn main() -> ExitCode {
 /// the URL with its store mounted (credentials from the environment).
 fn located(path: PathBuf) -> anyhow::Result<PathBuf> {
     #[cfg(feature = "object-store")]
-    if let Some(url) = path.to_str().filter(|s| recstitch::store::is_url(s)) {
+    if let Some(url) = path.to_str().filter(|s| is_url(s)) {
         return Ok(recstitch::store::mount(url)?);
     }
     Ok(path)
+}
+
+/// Whether an argument is a URL (`scheme://...`) rather than a path.
+fn is_url(s: &str) -> bool {
+    #[cfg(feature = "object-store")]
+    return recstitch::store::is_url(s);
+    #[cfg(not(feature = "object-store"))]
+    s.contains("://")
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -193,6 +254,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             args.archive = located(args.archive)?;
             args.out = located(args.out)?;
             stitch(args)
+        }
+        Command::Fetch(mut args) => {
+            if args.into.to_str().is_some_and(is_url) {
+                anyhow::bail!(
+                    "--into {}: fetch downloads into a local folder only (object stores are not supported there yet); \
+                     `recstitch run FOLDER --out az://...` stitches from it into a store",
+                    args.into.display()
+                );
+            }
+            args.out = args.out.map(located).transpose()?;
+            fetch(args)
         }
         Command::Timeline { archive, out, deep } => timeline(&located(archive)?, &located(out)?, deep),
         Command::Participants { archive, id, out, json } => participants(
@@ -205,6 +277,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let text = match document {
                 SchemaDocument::Manifest => recstitch::stitch::MANIFEST_SCHEMA,
                 SchemaDocument::Report => recstitch::report::REPORT_SCHEMA,
+                SchemaDocument::FetchReport => recstitch::fetch::FETCH_REPORT_SCHEMA,
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(EXIT_OK)
@@ -287,6 +360,126 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
         _ => run_batch(&scanned, out, &options, &Quiet),
     };
     print_batch_report(&report, args.json)
+}
+
+/// `recstitch fetch`.
+fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
+    use recstitch::fetch::{ChunkStatus, Credentials, FetchOptions, Fetcher};
+    let credentials = Credentials::from_env()?;
+    let mut options = FetchOptions::default();
+    if let Some(jobs) = args.jobs {
+        options.jobs = usize::from(jobs);
+    }
+    if let Some(parts) = args.parts {
+        options.parts = usize::from(parts);
+    }
+    if let Some(retries) = args.retries {
+        options.retries = retries;
+    }
+    if let Some(ms) = args.backoff_ms {
+        options.backoff = std::time::Duration::from_millis(ms);
+    }
+    if let Some(secs) = args.stall_timeout {
+        options.stall_timeout = std::time::Duration::from_secs(secs);
+    }
+    if let Some(out) = &args.out {
+        recstitch::io::check_out_dir(out)?;
+    }
+    let fetcher = Fetcher::new(credentials, options);
+    let report = match args.progress {
+        ProgressMode::Json => fetcher.fetch_with(&args.events, &args.into, &progress::FetchNdjson::default())?,
+        ProgressMode::Bar if std::io::stderr().is_terminal() => {
+            let bar = progress::FetchBar::new();
+            let report = fetcher.fetch_with(&args.events, &args.into, &bar);
+            bar.finish();
+            report?
+        }
+        _ => fetcher.fetch_with(&args.events, &args.into, &Quiet)?,
+    };
+    let mut code = if report.all_fetched() { EXIT_OK } else { EXIT_FINDINGS };
+    for c in report.failed() {
+        eprintln!(
+            "recstitch: chunk {} (call {}, index {}) could not be fetched: {}",
+            c.document_id,
+            c.call_id,
+            c.index,
+            c.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    if report.events.is_empty() {
+        eprintln!(
+            "recstitch: no recording completion event in the input ({} event(s) skipped); nothing to fetch",
+            report.skipped.len()
+        );
+    }
+    let mut json = serde_json::to_value(&report)?;
+    let mut deletion_lines = Vec::new();
+    if let (true, Some(out)) = (args.delete_after, args.out.as_deref()) {
+        let mut scan_options = ScanOptions::default();
+        scan_options.exclude = vec![out.to_path_buf()];
+        let scanned = Archive::scan(&args.into, &scan_options)?;
+        let stitched = run_batch(&scanned, out, &BatchOptions::default(), &Quiet);
+        let deletions = fetcher.delete_archived(&report, &stitched, out);
+        if !stitched.all_good() || deletions.iter().any(|d| !d.deleted) {
+            code = EXIT_FINDINGS;
+        }
+        for d in &deletions {
+            deletion_lines.push(format!("{}: {}", d.document_id, d.reason));
+        }
+        json["stitch"] = serde_json::to_value(&stitched)?;
+        json["deletions"] = serde_json::to_value(&deletions)?;
+    }
+    if args.json {
+        print_json(&json)?;
+        return Ok(code);
+    }
+    let mut out = std::io::stdout().lock();
+    for s in &report.skipped {
+        writeln!(
+            out,
+            "skipped {}{}: {}",
+            s.source.display(),
+            s.position.map(|p| format!("[{p}]")).unwrap_or_default(),
+            s.reason
+        )?;
+    }
+    for w in &report.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    for c in &report.chunks {
+        let what = match c.status {
+            ChunkStatus::Fetched if c.resumed => "resumed",
+            ChunkStatus::Fetched => "fetched",
+            ChunkStatus::UpToDate => "up to date",
+            ChunkStatus::Failed => "FAILED",
+        };
+        let detail = match (&c.error, c.bytes) {
+            (Some(e), _) => format!(": {e}"),
+            (None, Some(b)) => format!(", {b} bytes"),
+            (None, None) => String::new(),
+        };
+        let note = c.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+        writeln!(
+            out,
+            "{what:<10} {} (call {}, index {}){detail}{note}",
+            c.document_id, c.call_id, c.index
+        )?;
+    }
+    for line in &deletion_lines {
+        writeln!(out, "{line}")?;
+    }
+    let count = |s: ChunkStatus| report.chunks.iter().filter(|c| c.status == s).count();
+    writeln!(
+        out,
+        "{} chunk(s) of {} recording(s): {} fetched, {} up to date, {} failed; {} bytes received",
+        report.chunks.len(),
+        report.events.len(),
+        count(ChunkStatus::Fetched),
+        count(ChunkStatus::UpToDate),
+        count(ChunkStatus::Failed),
+        report.bytes_transferred
+    )?;
+    Ok(code)
 }
 
 /// Prints a `validate` or `run` report; the exit code it calls for.

@@ -472,9 +472,15 @@ fn parse_recording_info(o: &JsonObject) -> Result<RecordingInfo> {
 }
 
 /// One completion event (`RecordingFileStatusUpdated`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompletionEvent {
+    /// The event's id (`id`, in both schemas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// When the event was published (`eventTime`, CloudEvents `time`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<WallClock>,
     /// The call id, from the subject.
     pub call_id: Option<String>,
     /// The server call id, from the subject.
@@ -492,7 +498,7 @@ pub struct CompletionEvent {
 }
 
 /// One chunk listed by a completion event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventChunk {
     /// The chunk's document id.
@@ -501,6 +507,15 @@ pub struct EventChunk {
     pub index: u32,
     /// Why the chunk ended (`SessionEnded`, `ChunkMaximumSizeExceeded`, ...).
     pub end_reason: Option<String>,
+    /// Where its media is downloaded from (`contentLocation`; current API versions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_location: Option<String>,
+    /// Where its metadata is downloaded from (`metadataLocation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_location: Option<String>,
+    /// Where it is deleted from the service (`deleteLocation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_location: Option<String>,
 }
 
 impl EventChunk {
@@ -514,6 +529,31 @@ impl EventChunk {
                 r.contains("ended") || r.contains("stop")
             }
         }
+    }
+}
+
+/// The type an event states: Event Grid's `eventType` or CloudEvents' `type`.
+pub fn event_type(v: &Value) -> Option<&str> {
+    v.get("eventType").or_else(|| v.get("type")).and_then(Value::as_str)
+}
+
+/// Whether one event (an object, not a list) is a recording's completion
+/// event (`RecordingFileStatusUpdated`, or an event without a type that
+/// carries `data.recordingStorageInfo`).
+pub fn is_completion_event(v: &Value) -> bool {
+    match event_type(v) {
+        Some(t) => t.contains("RecordingFileStatusUpdated"),
+        None => v.pointer("/data/recordingStorageInfo").is_some(),
+    }
+}
+
+/// Parses one completion event (an object); `position` is its place in an
+/// array, for messages.
+pub fn parse_one_event(v: &Value, path: &Path, position: Option<usize>) -> Result<CompletionEvent> {
+    let here = Here::new(path, "");
+    match position {
+        Some(i) => parse_event(v, here.child(format!("[{i}]"))),
+        None => parse_event(v, here),
     }
 }
 
@@ -558,10 +598,15 @@ fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
                 document_id: c.string(&["documentId"])?,
                 index: as_u32(iv, &ih)?,
                 end_reason: c.opt_string(&["endReason"])?,
+                content_location: c.opt_string(&["contentLocation"])?,
+                metadata_location: c.opt_string(&["metadataLocation"])?,
+                delete_location: c.opt_string(&["deleteLocation"])?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(CompletionEvent {
+        id: o.opt_string(&["id"])?,
+        event_time: o.get(&["eventTime", "time"]).map(|(v, h)| as_time(v, &h)).transpose()?,
         call_id: part("call"),
         server_call_id: part("serverCallId"),
         recording_id: part("recordingId"),
@@ -728,6 +773,7 @@ mod tests {
             document_id: "x".into(),
             index: 0,
             end_reason: Some("ChunkMaximumSizeExceeded".into()),
+            ..EventChunk::default()
         };
         assert!(!cut.ends_session());
     }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use recstitch::fetch::{FetchObserver, FetchProgress};
 use recstitch::pipeline::{Observer, Progress};
 
 /// NDJSON progress events on stderr, one object per line.
@@ -79,4 +80,113 @@ fn message(bytes: u64, seconds: f64, current: &str) -> String {
         name.push('…');
     }
     format!("{name} {mib:.1} MiB {rate:.1} MiB/s")
+}
+
+/// NDJSON fetch events on stderr; byte counts are summed per chunk and
+/// written at most twice a second per chunk.
+#[derive(Default)]
+pub struct FetchNdjson {
+    pending: Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
+}
+
+impl FetchObserver for FetchNdjson {
+    fn progress(&self, event: &FetchProgress) {
+        let line = match event {
+            FetchProgress::Bytes { document_id, bytes } => {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let now = std::time::Instant::now();
+                let entry = pending.entry(document_id.clone()).or_insert((0, now));
+                entry.0 += bytes;
+                if now.duration_since(entry.1) < std::time::Duration::from_millis(500) {
+                    return;
+                }
+                let summed = FetchProgress::Bytes {
+                    document_id: document_id.clone(),
+                    bytes: entry.0,
+                };
+                *entry = (0, now);
+                serde_json::to_string(&summed)
+            }
+            FetchProgress::ChunkFinished { document_id, .. } => {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((bytes, _)) = pending.remove(document_id).filter(|(b, _)| *b > 0) {
+                    let flushed = FetchProgress::Bytes {
+                        document_id: document_id.clone(),
+                        bytes,
+                    };
+                    if let Ok(line) = serde_json::to_string(&flushed) {
+                        let _ = writeln!(std::io::stderr().lock(), "{line}");
+                    }
+                }
+                serde_json::to_string(event)
+            }
+            other => serde_json::to_string(other),
+        };
+        if let Ok(line) = line {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
+}
+
+/// A fetch progress bar: bytes received of the sizes known so far, rate,
+/// ETA, and chunks done of all.
+pub struct FetchBar {
+    bar: ProgressBar,
+    chunks: Mutex<(usize, usize)>,
+}
+
+impl FetchBar {
+    pub fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed} [{bar:20}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        FetchBar {
+            bar,
+            chunks: Mutex::new((0, 0)),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    fn show_chunks(&self) {
+        let (done, all) = *self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        self.bar.set_message(format!("{done}/{all} chunks"));
+    }
+}
+
+impl FetchObserver for FetchBar {
+    fn progress(&self, event: &FetchProgress) {
+        match event {
+            FetchProgress::Started { chunks, .. } => {
+                self.chunks.lock().unwrap_or_else(|e| e.into_inner()).1 = *chunks;
+                self.show_chunks();
+            }
+            FetchProgress::ChunkStarted { bytes, already, .. } => {
+                self.bar.inc_length(*bytes);
+                self.bar.inc(*already);
+            }
+            FetchProgress::Bytes { bytes, .. } => self.bar.inc(*bytes),
+            FetchProgress::ChunkFinished { .. } => {
+                self.chunks.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
+                self.show_chunks();
+            }
+            FetchProgress::Warning { message } => self.bar.println(format!("warning: {message}")),
+            FetchProgress::Retrying {
+                document_id,
+                delay_ms,
+                reason,
+                ..
+            } => self
+                .bar
+                .println(format!("{document_id}: retrying in {delay_ms} ms: {reason}")),
+            FetchProgress::Finished { .. } => {}
+        }
+    }
 }

@@ -905,19 +905,17 @@ pub(crate) mod tests {
     fn event(chunks: &[(usize, &str)]) -> CompletionEvent {
         CompletionEvent {
             call_id: Some("call".into()),
-            server_call_id: None,
             recording_id: Some("key".into()),
-            recording_start: None,
-            recording_duration_ms: None,
-            session_end_reason: None,
             chunks: chunks
                 .iter()
                 .map(|&(i, end)| EventChunk {
                     document_id: DOCS[i].into(),
                     index: u32::try_from(i).unwrap(),
                     end_reason: Some(end.into()),
+                    ..EventChunk::default()
                 })
                 .collect(),
+            ..CompletionEvent::default()
         }
     }
 

@@ -159,7 +159,11 @@ fn chunk_byte_ranges_are_contiguous_and_do_not_overlap() {
 
 #[test]
 fn the_cli_prints_the_published_schemas() {
-    for (doc, file) in [("manifest", "manifest.v1.json"), ("report", "report.v1.json")] {
+    for (doc, file) in [
+        ("manifest", "manifest.v1.json"),
+        ("report", "report.v1.json"),
+        ("fetch-report", "fetch-report.v1.json"),
+    ] {
         let done = util::recstitch(&["schema", doc]);
         assert!(done.status.success());
         let published = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(file)).unwrap();

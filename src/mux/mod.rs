@@ -4,6 +4,7 @@
 
 mod payload;
 pub(crate) mod plan;
+mod stbl;
 pub(crate) mod write;
 
 use crate::error::{Error, Result};

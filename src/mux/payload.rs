@@ -2,9 +2,10 @@
 //!
 //! A reader thread reads each input from its first byte to its last in
 //! blocks and computes the input's SHA-256 on the way; the writing thread
-//! takes the same blocks, writes the output's bytes from them in output
-//! order and computes the output's SHA-256. The two hashes, the bulk of the
-//! work, so run on the two cores side by side, and the output needs no
+//! takes the same blocks, puts the output's bytes together from them in
+//! output order and computes the output's SHA-256; an I/O thread writes
+//! them to the file. The two hashes, the bulk of the work, so run on two
+//! cores side by side, neither waits for the disk, and the output needs no
 //! second read.
 //!
 //! The output lays a chunk's samples in its own interleave, which need not
@@ -26,15 +27,15 @@ use super::write::Source;
 use crate::io::{hex, Cancel, Input};
 
 /// Size of one read block.
-const BLOCK: usize = 256 << 10;
+const BLOCK: usize = 128 << 10;
 /// Blocks the writer keeps for samples a little behind the read position.
-const WINDOW_BLOCKS: usize = 12;
+const WINDOW_BLOCKS: usize = 8;
 /// Blocks in flight from the reader to the writer.
-const QUEUE_BLOCKS: usize = 6;
+const QUEUE_BLOCKS: usize = 4;
 /// Blocks there are at most: in the window, in flight, and being read.
 const POOL_BLOCKS: usize = WINDOW_BLOCKS + QUEUE_BLOCKS + 1;
 /// Output buffer: writes go out in blocks of this size (a multiple of [`ALIGN`]).
-const OUT_BUFFER: usize = 1 << 20;
+const OUT_BUFFER: usize = 512 << 10;
 
 /// A stretch of the output payload: bytes of one source, or a silent frame.
 #[derive(Debug, Clone, Copy)]
@@ -121,7 +122,19 @@ pub(crate) fn run(pass: &Pass, out: &File, progress: &AtomicU64) -> Result<Passe
             window: VecDeque::new(),
             reread: 0,
         };
-        let written = writer.run(out, progress);
+        let (to_io, staged) = bounded::<Staged>(OUT_QUEUE);
+        let (spare, spares) = bounded::<Staged>(OUT_QUEUE + 1);
+        let writing = scope.spawn(move || write_out(out, staged, spare, progress));
+        let hashed = writer.run(Sink::new(to_io, spares));
+        if hashed.is_err() {
+            abort.store(true, Ordering::Relaxed);
+        }
+        // The I/O thread ends once the sink (and with it the channel) is gone.
+        let written = match writing.join() {
+            Ok(Ok(())) => hashed,
+            Ok(Err(e)) => Err(PassError::Io(None, e)),
+            Err(_) => Err(io_stopped()),
+        };
         if written.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
@@ -189,6 +202,8 @@ impl Reader<'_> {
         let mut writer_gone = false;
         for (rank, &s) in self.order.iter().enumerate() {
             let file = &self.pass.sources[s].file;
+            // A hint for a larger readahead; without it reading works the same.
+            file.advise_sequential();
             let mut h = Sha256::new();
             let mut offset = 0u64;
             loop {
@@ -266,8 +281,7 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     /// Returns the bytes written and the output's SHA-256.
-    fn run(&mut self, out: &File, progress: &AtomicU64) -> Result<(u64, String), PassError> {
-        let mut sink = Sink::new(out, progress);
+    fn run(&mut self, mut sink: Sink) -> Result<(u64, String), PassError> {
         sink.put(self.pass.head)?;
         let keep_from = keep_from(self.pass.pieces, self.pass.sources.len());
         for (p, keep) in self.pass.pieces.iter().zip(keep_from) {
@@ -394,40 +408,57 @@ fn keep_from(pieces: &[Piece], sources: usize) -> Vec<u64> {
     keep
 }
 
-/// The output: the running hash, the byte count, and writes gathered in
-/// an aligned buffer and sent with direct I/O where the file system takes
-/// it. Direct writes skip the page cache: no copy into it, no writeback
-/// later, so the final sync has little left to do. Where direct I/O is
-/// refused (tmpfs, a device), or for the unaligned tail, writes are
-/// buffered as usual.
-struct Sink<'a> {
-    out: &'a File,
-    direct: bool,
-    /// Backing store of `stage`; `start` is where its aligned part begins.
+/// A buffer of output bytes on its way to the file: `len` bytes from
+/// `start`, where the aligned part of `buf` begins.
+struct Staged {
     buf: Vec<u8>,
     start: usize,
-    staged: usize,
-    hash: Sha256,
-    written: u64,
-    progress: &'a AtomicU64,
+    len: usize,
+}
+
+impl Staged {
+    fn new() -> Self {
+        let buf = vec![0u8; OUT_BUFFER + ALIGN];
+        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        Staged { buf, start, len: 0 }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
 }
 
 /// Direct I/O alignment (of memory, file offsets and lengths).
 const ALIGN: usize = 4096;
+/// Output buffers on their way to the file at once.
+const OUT_QUEUE: usize = 2;
 
-impl<'a> Sink<'a> {
-    fn new(out: &'a File, progress: &'a AtomicU64) -> Self {
-        let buf = vec![0u8; OUT_BUFFER + ALIGN];
-        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+/// The output's front: hashes the bytes and gathers them into buffers that
+/// [`write_out`] writes on its own thread, so that the hashing never waits
+/// for the disk.
+struct Sink {
+    stage: Staged,
+    to_io: Sender<Staged>,
+    spare: Receiver<Staged>,
+    buffers: usize,
+    hash: Sha256,
+    written: u64,
+}
+
+/// The I/O thread stopped (on an error, which it returns).
+fn io_stopped() -> PassError {
+    PassError::Io(None, std::io::Error::other("the output writer stopped"))
+}
+
+impl Sink {
+    fn new(to_io: Sender<Staged>, spare: Receiver<Staged>) -> Self {
         Sink {
-            out,
-            direct: set_direct(out, true),
-            buf,
-            start,
-            staged: 0,
+            stage: Staged::new(),
+            to_io,
+            spare,
+            buffers: 1,
             hash: Sha256::new(),
             written: 0,
-            progress,
         }
     }
 
@@ -435,61 +466,93 @@ impl<'a> Sink<'a> {
         self.hash.update(bytes);
         self.written += bytes.len() as u64;
         while !bytes.is_empty() {
-            let n = bytes.len().min(OUT_BUFFER - self.staged);
-            let at = self.start + self.staged;
-            self.buf[at..at + n].copy_from_slice(&bytes[..n]);
-            self.staged += n;
+            let n = bytes.len().min(OUT_BUFFER - self.stage.len);
+            let at = self.stage.start + self.stage.len;
+            self.stage.buf[at..at + n].copy_from_slice(&bytes[..n]);
+            self.stage.len += n;
             bytes = &bytes[n..];
-            if self.staged == OUT_BUFFER {
-                self.flush_staged()?;
+            if self.stage.len == OUT_BUFFER {
+                self.send()?;
             }
         }
         Ok(())
     }
 
-    /// Writes the staged bytes (a whole number of aligned blocks while
-    /// direct, as every write before the last is).
-    fn flush_staged(&mut self) -> Result<(), PassError> {
-        let mut done = 0;
-        while done < self.staged {
-            let chunk = &self.buf[self.start + done..self.start + self.staged];
-            match (&mut &*self.out).write(chunk) {
-                Ok(0) => return Err(PassError::Io(None, std::io::ErrorKind::WriteZero.into())),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // The file system took the flag but refuses direct writes.
-                Err(e) if self.direct && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                    self.stop_direct();
-                }
-                Err(e) => return Err(PassError::Io(None, e)),
+    /// Hands the stage to the I/O thread and takes a spare buffer.
+    fn send(&mut self) -> Result<(), PassError> {
+        let next = match self.spare.try_recv() {
+            Ok(b) => b,
+            Err(_) if self.buffers <= OUT_QUEUE => {
+                self.buffers += 1;
+                Staged::new()
             }
-            // A short direct write leaves the rest unaligned: go on buffered.
-            if self.direct && done % ALIGN != 0 {
-                self.stop_direct();
-            }
-        }
-        self.staged = 0;
-        self.progress.store(self.written, Ordering::Relaxed);
-        Ok(())
+            Err(_) => self.spare.recv().map_err(|_| io_stopped())?,
+        };
+        let full = std::mem::replace(&mut self.stage, next);
+        self.stage.len = 0;
+        self.to_io.send(full).map_err(|_| io_stopped())
     }
 
-    fn stop_direct(&mut self) {
-        set_direct(self.out, false);
-        self.direct = false;
-    }
-
-    /// Writes what is left (buffered: its length need not be aligned).
+    /// Sends what is left; returns the bytes written and the output's SHA-256.
     fn finish(mut self) -> Result<(u64, String), PassError> {
-        if self.direct {
-            self.stop_direct();
+        if self.stage.len > 0 {
+            self.send()?;
         }
-        self.flush_staged()?;
         Ok((self.written, hex(&self.hash.finalize())))
     }
 }
 
-/// Turns direct I/O on or off for `file`; whether it is now on.
+/// Writes the staged buffers in order, with direct I/O where the file
+/// system takes it: direct writes skip the page cache (no copy into it, no
+/// writeback later, so the final sync has little left to do). Where direct
+/// I/O is refused (tmpfs, a device), and for the unaligned tail, writes are
+/// buffered as usual. Returns each buffer to `spare`; stops at the first
+/// error.
+fn write_out(out: &File, staged: Receiver<Staged>, spare: Sender<Staged>, progress: &AtomicU64) -> std::io::Result<()> {
+    let mut direct = set_direct(out, true);
+    let mut written = 0u64;
+    let result = (|| {
+        for block in staged {
+            let bytes = block.bytes();
+            if direct && bytes.len() % ALIGN != 0 {
+                direct = set_direct(out, false);
+            }
+            let mut done = 0;
+            while done < bytes.len() {
+                match (&mut &*out).write(&bytes[done..]) {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // The file system took the flag but refuses direct writes.
+                    Err(e) if direct && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                        direct = set_direct(out, false);
+                    }
+                    Err(e) => return Err(e),
+                }
+                // A short direct write leaves the rest unaligned: go on buffered.
+                if direct && done % ALIGN != 0 {
+                    direct = set_direct(out, false);
+                }
+            }
+            written += bytes.len() as u64;
+            progress.store(written, Ordering::Relaxed);
+            // A closed or full channel: the buffer is simply freed.
+            let _ = spare.try_send(block);
+        }
+        Ok(())
+    })();
+    if direct {
+        set_direct(out, false);
+    }
+    result
+}
+
+/// Turns direct I/O on or off for `file`; whether it is now on. Only ever
+/// on for a regular file: on a pipe the same flag means packet mode.
 fn set_direct(file: &File, on: bool) -> bool {
+    if on && !file.metadata().is_ok_and(|m| m.file_type().is_file()) {
+        return false;
+    }
     let Ok(flags) = rustix::fs::fcntl_getfl(file) else {
         return false;
     };
@@ -609,6 +672,41 @@ mod tests {
         // them), a head and a tail that are not aligned.
         let a = bytes(13 * BLOCK + 123, 6);
         check(&[a], &[src(0, 7, 13 * BLOCK + 100), Piece::Silence { len: 3 }], 0);
+    }
+
+    #[test]
+    fn a_pipe_gets_the_bytes_as_written() {
+        // O_DIRECT on a pipe is packet mode, where a short read loses the
+        // rest of a write: the flag is for regular files only.
+        let (mut rx, tx) = std::io::pipe().unwrap();
+        let out = File::from(std::os::fd::OwnedFd::from(tx));
+        assert!(!set_direct(&out, true));
+        let reading = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1000];
+            loop {
+                match std::io::Read::read(&mut rx, &mut buf) {
+                    Ok(0) => return got,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        let a = bytes(3 * OUT_BUFFER + 5, 9);
+        let dir = tempfile::tempdir().unwrap();
+        let files = [source(dir.path(), "s0", &a)];
+        let cancel = Cancel::new();
+        let pieces = [src(0, 0, a.len())];
+        let pass = Pass {
+            head: b"",
+            pieces: &pieces,
+            sources: &files,
+            silence: &[],
+            cancel: &cancel,
+        };
+        run(&pass, &out, &AtomicU64::new(0)).unwrap();
+        drop(out);
+        assert!(reading.join().unwrap() == a);
     }
 
     #[test]

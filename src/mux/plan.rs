@@ -234,6 +234,15 @@ pub fn plan(chunks: &[&Movie], holds: &[Vec<Hold>]) -> Result<Plan, PlanError> {
     let first_audio = first.audio().ok_or("chunk 0 has no audio track")?;
     let video_timescale = first.video().map(|v| v.timescale);
     let mut planner = Planner::new(first_audio.timescale, video_timescale, holds, chunks.len() - 1);
+    // The output holds about as many samples as the inputs: reserved once
+    // (the inputs' tables are already held, so the count is bounded), not
+    // grown by doubling, which would hold two copies at each step.
+    let count =
+        |track: fn(&Movie) -> Option<&Track>| chunks.iter().filter_map(|c| track(c)).map(|t| t.samples.len()).sum();
+    planner.audio.samples.reserve_exact(count(Movie::audio));
+    if let Some(v) = &mut planner.video {
+        v.samples.reserve_exact(count(Movie::video));
+    }
     for (k, chunk) in chunks.iter().enumerate() {
         let (mut placement, join) = planner.add_audio(k, chunk)?;
         planner.add_video(k, chunk, &join, &mut placement)?;

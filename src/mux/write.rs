@@ -13,13 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 
 use mp4_atom::{
-    Chpl, ChplEntry, Co64, Ctts, CttsEntry, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, Encode, FixedPoint, FourCC,
-    Hdlr, Mdhd, Mvhd, Nmhd, Smhd, Stco, Stsc, StscEntry, Stss, Stsz, StszSamples, Stts, SttsEntry, Tkhd,
-    TrackReferenceTypeBox, Tref, Tx3g, Udta, Url, Vmhd,
+    Chpl, ChplEntry, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry, Encode, FixedPoint, FourCC, Hdlr, Mdhd, Mvhd, Nmhd,
+    Smhd, Tkhd, TrackReferenceTypeBox, Tref, Tx3g, Udta, Url, Vmhd,
 };
 
 use super::payload::{self, Pass, PassError, Piece};
 use super::plan::{OutSample, OutTrack, Plan, SILENCE};
+use super::stbl;
 use crate::error::{Error, Result};
 use crate::io::Cancel;
 use crate::timeline::Chapter;
@@ -233,94 +233,10 @@ fn chapter_samples(chapters: &[Chapter]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Run-length coded sample durations.
-fn stts(durations: impl Iterator<Item = u32>) -> Stts {
-    let mut entries: Vec<SttsEntry> = Vec::new();
-    for d in durations {
-        match entries.last_mut() {
-            Some(e) if e.sample_delta == d => e.sample_count += 1,
-            _ => entries.push(SttsEntry {
-                sample_count: 1,
-                sample_delta: d,
-            }),
-        }
-    }
-    Stts { entries }
-}
-
-fn ctts(samples: &[OutSample]) -> Option<Ctts> {
-    if samples.iter().all(|s| s.composition_offset == 0) {
-        return None;
-    }
-    let mut entries: Vec<CttsEntry> = Vec::new();
-    for s in samples {
-        let off = i64::from(s.composition_offset);
-        match entries.last_mut() {
-            Some(e) if e.sample_offset == off => e.sample_count += 1,
-            _ => entries.push(CttsEntry {
-                sample_count: 1,
-                sample_offset: off,
-            }),
-        }
-    }
-    Some(Ctts { entries })
-}
-
-/// A count or a 1-based index of the output as the 32 bits MP4 tables hold
-/// (the plan keeps every track under `u32::MAX` samples).
-fn count32(n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| encode_err("a sample table", format!("{n} entries do not fit 32 bits")))
-}
-
-fn stsz(sizes: impl Iterator<Item = u32>) -> Result<Stsz> {
-    let sizes: Vec<u32> = sizes.collect();
-    let samples = match sizes.first() {
-        Some(&first) if sizes.iter().all(|&s| s == first) && first > 0 => StszSamples::Identical {
-            count: count32(sizes.len())?,
-            size: first,
-        },
-        _ => StszSamples::Different { sizes },
-    };
-    Ok(Stsz { samples })
-}
-
-/// `stsc` from the runs of one track: (samples per chunk, description) per chunk.
-fn stsc(chunks: impl Iterator<Item = (u32, u32)>) -> Result<Stsc> {
-    let mut entries: Vec<StscEntry> = Vec::new();
-    for (i, (count, desc)) in chunks.enumerate() {
-        match entries.last() {
-            Some(e) if e.samples_per_chunk == count && e.sample_description_index == desc => {}
-            _ => entries.push(StscEntry {
-                first_chunk: count32(i + 1)?,
-                samples_per_chunk: count,
-                sample_description_index: desc,
-            }),
-        }
-    }
-    Ok(Stsc { entries })
-}
-
-fn chunk_offsets(out: &mut Vec<u8>, offsets: &[u64], co64: bool) -> Result<()> {
-    if co64 {
-        leaf(
-            out,
-            &Co64 {
-                entries: offsets.to_vec(),
-            },
-        )
-    } else {
-        let entries = offsets
-            .iter()
-            .map(|&o| u32::try_from(o).map_err(|_| encode_err("stco", "a chunk offset exceeds 32 bits without co64")))
-            .collect::<Result<Vec<u32>>>()?;
-        leaf(out, &Stco { entries })
-    }
-}
-
 fn stsd(out: &mut Vec<u8>, entries: &[&[u8]]) -> Result<()> {
     write_box(out, b"stsd", |b| {
         b.extend_from_slice(&[0, 0, 0, 0]);
-        b.extend_from_slice(&count32(entries.len())?.to_be_bytes());
+        b.extend_from_slice(&stbl::count32(entries.len())?.to_be_bytes());
         for e in entries {
             b.extend_from_slice(e);
         }
@@ -451,23 +367,12 @@ fn tkhd(out: &mut Vec<u8>, t: &TrackBox, duration: u64, creation: u64) -> Result
 fn stbl(out: &mut Vec<u8>, t: &TrackBox, co64: bool) -> Result<()> {
     write_box(out, b"stbl", |b| {
         stsd(b, &t.entries)?;
-        leaf(b, &stts(t.samples.iter().map(|s| s.duration)))?;
-        if let Some(c) = ctts(t.samples) {
-            leaf(b, &c)?;
-        }
-        if !t.samples.iter().all(|s| s.sync) {
-            let entries = t
-                .samples
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.sync)
-                .map(|(i, _)| count32(i + 1))
-                .collect::<Result<_>>()?;
-            leaf(b, &Stss { entries })?;
-        }
-        leaf(b, &stsc(t.chunks.iter().copied())?)?;
-        leaf(b, &stsz(t.samples.iter().map(|s| s.size))?)?;
-        chunk_offsets(b, &t.offsets, co64)
+        stbl::stts(b, t.samples)?;
+        stbl::ctts(b, t.samples)?;
+        stbl::stss(b, t.samples)?;
+        stbl::stsc(b, &t.chunks)?;
+        stbl::stsz(b, t.samples)?;
+        stbl::chunk_offsets(b, &t.offsets, co64)
     })
 }
 
@@ -494,8 +399,8 @@ fn layout(plan: &Plan, chapters: &[Chapter]) -> Layout {
     }
 }
 
-/// Builds the `moov` for a payload that starts at file offset `base`.
-fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>> {
+/// Appends the `moov` for a payload that starts at file offset `base`.
+fn moov(out: &mut Vec<u8>, input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<()> {
     let plan = input.plan;
     let movie_timescale = MOVIE_TIMESCALE;
     let duration_s = plan.duration();
@@ -503,8 +408,7 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
     let creation = input.creation_time;
     let chapter_track = chapter_track(input, lay, duration_s);
     let has_chapters = chapter_track.is_some();
-    let mut out = Vec::new();
-    write_box(&mut out, b"moov", |b| {
+    write_box(out, b"moov", |b| {
         leaf(
             b,
             &Mvhd {
@@ -535,7 +439,7 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
                 edit_start: None,
                 presented: samples.iter().map(|s| u64::from(s.duration)).sum(),
                 offsets: vec![base],
-                chunks: vec![(count32(samples.len())?, 1)],
+                chunks: vec![(stbl::count32(samples.len())?, 1)],
                 size: None,
                 chapter_ref: false,
                 enabled: false,
@@ -544,8 +448,7 @@ fn moov(input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<Vec<u8>
             chapter_list(b, input.chapters)?;
         }
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// The chapter text track's samples (one per chapter, lasting until the
@@ -630,7 +533,7 @@ fn media_track_box<'p>(
     let mut chunks = Vec::new();
     for r in lay.runs.iter().filter(|r| r.which == which) {
         offsets.push(base + r.rel_offset);
-        chunks.push((count32(r.count)?, u32::from(t.samples[r.first].entry) + 1));
+        chunks.push((stbl::count32(r.count)?, u32::from(t.samples[r.first].entry) + 1));
     }
     let (handler, name, id) = match which {
         AvTrack::Video => (b"vide", "VideoHandler", VIDEO_ID),
@@ -677,13 +580,20 @@ fn head(input: &MuxInput, lay: &Layout) -> Result<Head> {
     let mdat_header = if large_mdat { 16 } else { 8 };
     let base_for = |moov_len: usize| ftyp.len() as u64 + moov_len as u64 + mdat_header;
     let last_run = lay.runs.last().map_or(0, |r| r.rel_offset);
+    // One buffer, reserved once for the largest case, serves the three builds.
+    let samples = input.plan.video.as_ref().map_or(0, |v| v.samples.len()) + input.plan.audio.samples.len();
+    let chapters: usize = lay.chapter_samples.iter().map(Vec::len).sum();
+    let reserve = stbl::bound(samples, lay.runs.len()) + ftyp.len() + 64 * 1024 + 64 * input.chapters.len() + chapters;
+    let mut bytes = Vec::with_capacity(reserve);
     // Decided with the larger co64 moov, so that a 32-bit table surely fits.
-    let co64 = base_for(moov(input, lay, 0, true)?.len()) + last_run > u64::from(u32::MAX);
-    let base = base_for(moov(input, lay, 0, co64)?.len());
-    let moov = moov(input, lay, base, co64)?;
-    let mut bytes = Vec::with_capacity(ftyp.len() + moov.len() + 16);
+    moov(&mut bytes, input, lay, 0, true)?;
+    let co64 = base_for(bytes.len()) + last_run > u64::from(u32::MAX);
+    bytes.clear();
+    moov(&mut bytes, input, lay, 0, co64)?;
+    let base = base_for(bytes.len());
+    bytes.clear();
     bytes.extend_from_slice(&ftyp);
-    bytes.extend_from_slice(&moov);
+    moov(&mut bytes, input, lay, base, co64)?;
     if large_mdat {
         bytes.extend_from_slice(&1u32.to_be_bytes());
         bytes.extend_from_slice(b"mdat");
@@ -821,37 +731,18 @@ mod tests {
     }
 
     #[test]
-    fn run_length_tables() {
-        let t = stts([1024, 1024, 896, 1024].into_iter());
-        assert_eq!(t.entries.len(), 3);
-        assert_eq!(t.entries[0].sample_count, 2);
-        let c = stsc([(5, 1), (5, 1), (3, 1), (3, 2)].into_iter()).unwrap();
-        let firsts: Vec<u32> = c.entries.iter().map(|e| e.first_chunk).collect();
-        assert_eq!(firsts, [1, 3, 4]);
-        assert!(matches!(
-            stsz([7, 7, 7].into_iter()).unwrap().samples,
-            StszSamples::Identical { count: 3, size: 7 }
-        ));
-        assert!(matches!(
-            stsz([7, 8].into_iter()).unwrap().samples,
-            StszSamples::Different { .. }
-        ));
-        assert!(ctts(&[s(1, 0), s(1, 0)]).is_none());
-    }
-
-    #[test]
     fn co64_is_used_only_when_needed() {
         let mut out = Vec::new();
-        chunk_offsets(&mut out, &[1, u64::from(u32::MAX)], false).unwrap();
+        stbl::chunk_offsets(&mut out, &[1, u64::from(u32::MAX)], false).unwrap();
         assert_eq!(&out[4..8], b"stco");
         let mut out = Vec::new();
-        let e = chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], false).unwrap_err();
+        let e = stbl::chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], false).unwrap_err();
         assert_eq!(e.category(), "encode");
         assert_eq!(
             e.with_path(std::path::Path::new("out/x.mp4")).to_string(),
             "out/x.mp4: cannot encode stco: a chunk offset exceeds 32 bits without co64"
         );
-        chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], true).unwrap();
+        stbl::chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], true).unwrap();
         assert_eq!(&out[4..8], b"co64");
         assert_eq!(&out[out.len() - 8..], &(u64::from(u32::MAX) + 1).to_be_bytes());
     }

@@ -97,6 +97,8 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 pub mod gen;
 pub mod oracle;
+#[cfg(feature = "fetch")]
+pub mod service;
 pub mod spec;
 
 /// Builds (or reuses) an archive of `n` copies of the `good` fixture

@@ -1,0 +1,976 @@
+//! One chunk's two downloads: the metadata (small, one request) and the
+//! media (up to ~1.5 GB, in parallel ranged parts, resumable).
+//!
+//! The media is written to `.<name>.part` beside its final name, with its
+//! progress in `.<name>.part.json` (the object's size and validator, and
+//! how far each part has got, recorded after the bytes were synced). Both
+//! are hidden, so an archive scan never sees them. A rerun after any
+//! interruption (a dropped connection, a kill, a reboot) resumes each part
+//! with `Range` where its progress says; the file is renamed to its final
+//! name only when every byte has arrived, its length is the object's and
+//! it starts like an MP4.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::auth::Location;
+use super::http::{self, excerpt, header, parse_content_range, Attempts, Client, Failure, Method};
+use super::{FetchObserver, FetchOptions, FetchProgress};
+use crate::archive::FileKind;
+use crate::io::{read_bounded, read_head, sync_dir, write_atomic};
+use crate::metadata;
+
+/// What a chunk's transfer needs from its surroundings.
+pub(crate) struct Ctx<'a> {
+    pub client: &'a Client,
+    pub options: &'a FetchOptions,
+    pub observer: &'a dyn FetchObserver,
+    /// Set when a chunk of the same recording met an authentication failure.
+    pub abort: &'a AtomicBool,
+    pub document_id: &'a str,
+}
+
+impl Ctx<'_> {
+    fn stopped(&self) -> Option<Stop> {
+        if self.options.cancel.is_cancelled() {
+            Some(Stop::Cancelled)
+        } else if self.abort.load(Ordering::SeqCst) {
+            Some(Stop::Aborted)
+        } else {
+            None
+        }
+    }
+
+    /// Waits before the next attempt after `failure`; `Err` when the
+    /// retries are used up or the work was stopped meanwhile.
+    fn retry(
+        &self,
+        attempts: &mut Attempts,
+        why: &str,
+        retry_after: Option<std::time::Duration>,
+    ) -> Result<(), ChunkError> {
+        let Some(delay) = attempts.next_delay(retry_after) else {
+            return Err(ChunkError::Failed(format!(
+                "gave up after {} attempt(s): {why}",
+                attempts.retries.saturating_add(1)
+            )));
+        };
+        self.observer.progress(&FetchProgress::Retrying {
+            document_id: self.document_id.to_string(),
+            attempt: attempts.retries,
+            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            reason: why.to_string(),
+        });
+        http::sleep(delay, &self.options.cancel, &|| self.abort.load(Ordering::SeqCst));
+        match self.stopped() {
+            Some(stop) => Err(stop.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The common handling of a failed attempt: wait and go on, or end.
+    fn after(&self, attempts: &mut Attempts, failure: Failure) -> Result<(), ChunkError> {
+        match failure {
+            Failure::Transient { why, retry_after } => self.retry(attempts, &why, retry_after),
+            Failure::Auth(why) => {
+                self.abort.store(true, Ordering::SeqCst);
+                Err(ChunkError::Auth(why))
+            }
+            other => Err(ChunkError::Failed(other.message())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Cancelled,
+    Aborted,
+}
+
+impl From<Stop> for ChunkError {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Cancelled => ChunkError::Cancelled,
+            Stop::Aborted => ChunkError::Aborted,
+        }
+    }
+}
+
+/// Why a chunk was not fetched.
+#[derive(Debug, Clone)]
+pub(crate) enum ChunkError {
+    /// 401/403: the recording's other chunks are not tried.
+    Auth(String),
+    /// Not tried, or stopped: another chunk of the recording failed authentication.
+    Aborted,
+    /// The fetch was cancelled.
+    Cancelled,
+    /// Anything else, said in full.
+    Failed(String),
+}
+
+/// What one file's transfer did.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Transfer {
+    /// The file's size.
+    pub size: u64,
+    /// Bytes received over the network for it (this run).
+    pub transferred: u64,
+    /// Whether it continued a partial download.
+    pub resumed: bool,
+    /// Whether the file was already complete.
+    pub up_to_date: bool,
+    /// Retries made.
+    pub retries: u32,
+    /// Something worth saying (a size that could not be confirmed).
+    pub note: Option<String>,
+}
+
+/// Downloads a chunk's metadata to `final_path` unless it is there already.
+pub(crate) fn metadata(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Transfer, ChunkError> {
+    let max = ctx.options.limits.max_json_bytes;
+    if let Ok(bytes) = read_bounded(final_path, max) {
+        if metadata::parse_json(&bytes, final_path).is_ok() {
+            return Ok(Transfer {
+                size: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+                up_to_date: true,
+                ..Transfer::default()
+            });
+        }
+    }
+    let mut attempts = Attempts::new(ctx.options);
+    loop {
+        if let Some(stop) = ctx.stopped() {
+            return Err(stop.into());
+        }
+        let failure = match get_metadata(ctx, location, max) {
+            Ok(bytes) => {
+                write_atomic(final_path, &bytes).map_err(|e| ChunkError::Failed(e.to_string()))?;
+                let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+                return Ok(Transfer {
+                    size,
+                    transferred: size,
+                    retries: attempts.retries,
+                    ..Transfer::default()
+                });
+            }
+            Err(f) => f,
+        };
+        ctx.after(&mut attempts, failure.clone())
+            .map_err(|e| with_context(e, "metadata"))?;
+    }
+}
+
+fn with_context(e: ChunkError, what: &str) -> ChunkError {
+    match e {
+        ChunkError::Failed(m) => ChunkError::Failed(format!("{what}: {m}")),
+        ChunkError::Auth(m) => ChunkError::Auth(format!("{what}: {m}")),
+        other => other,
+    }
+}
+
+/// One attempt at the metadata: the body, checked to be chunk metadata.
+fn get_metadata(ctx: &Ctx, location: &Location, max: u64) -> Result<Vec<u8>, Failure> {
+    let mut response = ctx.client.send(Method::Get, location, None)?;
+    let status = response.status().as_u16();
+    let mut bytes = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::transient(format!("reading the body failed: {e}")))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max {
+        return Err(Failure::Fatal(format!(
+            "the metadata is larger than {max} bytes (Limits::max_json_bytes)"
+        )));
+    }
+    let content_type = header(&response, "content-type").unwrap_or_default();
+    let kind = FileKind::sniff(&bytes);
+    let value = match metadata::parse_json(&bytes, Path::new(ctx.document_id)) {
+        Ok(v) => v,
+        Err(_) => {
+            return Err(Failure::transient(bad_body(
+                status,
+                &content_type,
+                kind,
+                &bytes,
+                "chunk metadata (JSON)",
+            )));
+        }
+    };
+    if !metadata::looks_like_metadata(&value) {
+        return Err(Failure::transient(format!(
+            "the service answered {status} with JSON that is not chunk metadata (an error response?): {}",
+            excerpt(&bytes)
+        )));
+    }
+    Ok(bytes)
+}
+
+/// "the service answered 200 with an HTML page (text/html) instead of …: <excerpt>".
+fn bad_body(status: u16, content_type: &str, kind: FileKind, bytes: &[u8], wanted: &str) -> String {
+    let ct = if content_type.is_empty() {
+        String::new()
+    } else {
+        format!(" ({content_type})")
+    };
+    let what = if bytes.is_empty() {
+        "0 bytes".to_string()
+    } else {
+        kind.describe().to_string()
+    };
+    let said = if bytes.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", excerpt(bytes))
+    };
+    format!("the service answered {status} with {what}{ct} instead of {wanted}{said}")
+}
+
+/// The progress of a partial media download, kept beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Resume {
+    /// The object's size.
+    size: u64,
+    /// Its `ETag` (else `Last-Modified`), when the server gave one.
+    validator: Option<String>,
+    /// The `.part` file's inode (unix), so that a file put in its place is not trusted.
+    inode: u64,
+    /// The parts, contiguous from 0 to `size`.
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Segment {
+    /// First byte.
+    start: u64,
+    /// One past the last byte.
+    end: u64,
+    /// Bytes from `start` that are written (and synced).
+    done: u64,
+}
+
+impl Segment {
+    fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+}
+
+/// The most parts a progress file may describe.
+const MAX_SEGMENTS: usize = 64;
+
+fn part_paths(final_path: &Path) -> (PathBuf, PathBuf) {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (
+        final_path.with_file_name(format!(".{name}.part")),
+        final_path.with_file_name(format!(".{name}.part.json")),
+    )
+}
+
+#[cfg(unix)]
+fn inode(file: &File) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().map(|m| m.ino()).unwrap_or(0)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &File) -> u64 {
+    0
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// The partial download left by an earlier run, when it can be trusted:
+/// its progress parses and is consistent, and the `.part` file is the one
+/// it describes (same inode, the object's length). Otherwise both are removed.
+fn load_resume(part: &Path, progress: &Path) -> Option<(Resume, File)> {
+    let loaded = (|| {
+        let bytes = read_bounded(progress, 1 << 20).ok()?;
+        let resume: Resume = serde_json::from_slice(&bytes).ok()?;
+        let file = OpenOptions::new().read(true).write(true).open(part).ok()?;
+        let len = file.metadata().ok()?.len();
+        let mut at = 0u64;
+        let consistent = !resume.segments.is_empty()
+            && resume.segments.len() <= MAX_SEGMENTS
+            && resume.segments.iter().all(|s| {
+                let ok = s.start == at && s.start <= s.end && s.done <= s.len();
+                at = s.end;
+                ok
+            })
+            && at == resume.size;
+        (consistent && len == resume.size && inode(&file) == resume.inode).then_some((resume, file))
+    })();
+    if loaded.is_none() {
+        let _ = std::fs::remove_file(part);
+        let _ = std::fs::remove_file(progress);
+    }
+    loaded
+}
+
+/// The parts of an object of `size` bytes: up to `parts`, none shorter than
+/// `part_size` (one part when the server does not do ranges).
+fn plan(size: u64, parts: usize, part_size: u64, ranges: bool) -> Vec<Segment> {
+    let wanted = if ranges {
+        (size / part_size.max(1)).clamp(1, u64::try_from(parts.clamp(1, MAX_SEGMENTS)).unwrap_or(1))
+    } else {
+        1
+    };
+    let each = size.div_ceil(wanted);
+    let mut segments = Vec::new();
+    let mut start = 0;
+    while start < size {
+        let end = start.saturating_add(each).min(size);
+        segments.push(Segment { start, end, done: 0 });
+        start = end;
+    }
+    segments
+}
+
+/// The first response of a new download, its head already read.
+struct First {
+    size: u64,
+    ranges: bool,
+    validator: Option<String>,
+    head: Vec<u8>,
+    reader: ureq::BodyReader<'static>,
+    /// One past the last byte this response delivers.
+    covers: u64,
+}
+
+/// Asks for the first part (`Range: bytes=0-…`), learns the object's size,
+/// and refuses what is not an MP4 before anything is written.
+fn first_request(ctx: &Ctx, location: &Location) -> Result<First, Failure> {
+    // At least enough for the sniff, whatever the part size.
+    let first_end = ctx.options.part_size.max(64).saturating_sub(1);
+    let response = match ctx.client.send(Method::Get, location, Some((0, Some(first_end)))) {
+        Err(Failure::RangeNotSatisfiable(Some(0))) => {
+            return Err(Failure::transient(
+                "the service answered with 0 bytes (416 for the first byte of an empty object)",
+            ))
+        }
+        other => other?,
+    };
+    let status = response.status().as_u16();
+    let content_type = header(&response, "content-type").unwrap_or_default();
+    let validator = header(&response, "etag").or_else(|| header(&response, "last-modified"));
+    let length = header(&response, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    let (size, ranges, covers) = match status {
+        206 => {
+            let cr = header(&response, "content-range")
+                .and_then(|v| parse_content_range(&v))
+                .ok_or_else(|| Failure::Fatal("a 206 response without a valid Content-Range".into()))?;
+            let (Some((0, last)), Some(total)) = (cr.range, cr.total) else {
+                return Err(Failure::Fatal(
+                    "the server answered another range than the one asked for, or no size".into(),
+                ));
+            };
+            (total, true, last.saturating_add(1))
+        }
+        200 => {
+            let len = length.ok_or_else(|| {
+                Failure::Fatal("the server sent no Content-Length: the download could not be checked".into())
+            })?;
+            (len, false, len)
+        }
+        other => return Err(Failure::Fatal(format!("unexpected HTTP {other} for a download"))),
+    };
+    if size > ctx.options.max_chunk_bytes {
+        return Err(Failure::Fatal(format!(
+            "the service says the media has {size} bytes, over the limit {} (FetchOptions::max_chunk_bytes)",
+            ctx.options.max_chunk_bytes
+        )));
+    }
+    let mut reader = response.into_body().into_reader();
+    let mut head = Vec::with_capacity(64);
+    let want = covers.min(64);
+    (&mut reader)
+        .take(want)
+        .read_to_end(&mut head)
+        .map_err(|e| Failure::transient(format!("reading the body failed: {e}")))?;
+    let kind = FileKind::sniff(&head);
+    if size == 0 || kind != FileKind::Mp4 {
+        // Read a little more of a text body for the message.
+        if kind != FileKind::Mp4 && !head.is_empty() {
+            let _ = (&mut reader).take(512).read_to_end(&mut head);
+        }
+        return Err(Failure::transient(bad_body(
+            status,
+            &content_type,
+            kind,
+            &head,
+            "an MP4",
+        )));
+    }
+    if u64::try_from(head.len()).unwrap_or(0) < want {
+        return Err(Failure::transient(format!(
+            "the connection closed after {} of {size} bytes",
+            head.len()
+        )));
+    }
+    Ok(First {
+        size,
+        ranges,
+        validator,
+        head,
+        reader,
+        covers,
+    })
+}
+
+/// The state the parts of one download share.
+struct Shared<'a> {
+    ctx: &'a Ctx<'a>,
+    file: File,
+    progress_path: PathBuf,
+    resume: Mutex<Resume>,
+    /// Bytes written per part, ahead of what `resume` has recorded.
+    written: Vec<AtomicU64>,
+    /// Set when one part failed: the others stop.
+    stop: AtomicBool,
+    transferred: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl Shared<'_> {
+    /// Records the progress: first the counts, then a sync of the file,
+    /// then the record, so that it never claims bytes that are not on disk.
+    fn checkpoint(&self) -> std::io::Result<()> {
+        let counts: Vec<u64> = self.written.iter().map(|w| w.load(Ordering::SeqCst)).collect();
+        self.file.sync_data()?;
+        let mut resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
+        for (s, done) in resume.segments.iter_mut().zip(counts) {
+            s.done = done.min(s.len());
+        }
+        let json = serde_json::to_vec(&*resume).map_err(std::io::Error::other)?;
+        write_atomic(&self.progress_path, &json).map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    fn stopped(&self) -> Option<ChunkError> {
+        if let Some(s) = self.ctx.stopped() {
+            return Some(s.into());
+        }
+        self.stop.load(Ordering::SeqCst).then_some(ChunkError::Aborted)
+    }
+}
+
+/// Downloads a chunk's media to `final_path`, resuming a partial download,
+/// unless it is there already.
+pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Transfer, ChunkError> {
+    let (part, progress) = part_paths(final_path);
+    if final_path.exists() {
+        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_file(&progress);
+        return up_to_date(ctx, location, final_path);
+    }
+    let mut attempts = Attempts::new(ctx.options);
+    let mut resumed = true;
+    let mut first = None;
+    let (resume, file) = match load_resume(&part, &progress) {
+        Some(found) => found,
+        None => {
+            resumed = false;
+            let f = loop {
+                if let Some(stop) = ctx.stopped() {
+                    return Err(stop.into());
+                }
+                match first_request(ctx, location) {
+                    Ok(f) => break f,
+                    Err(failure) => ctx.after(&mut attempts, failure)?,
+                }
+            };
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&part)
+                .and_then(|file| file.set_len(f.size).map(|()| file))
+                .map_err(|e| ChunkError::Failed(format!("{}: {e}", part.display())))?;
+            let resume = Resume {
+                size: f.size,
+                validator: f.validator.clone(),
+                inode: inode(&file),
+                segments: plan(f.size, ctx.options.parts, ctx.options.part_size, f.ranges),
+            };
+            first = Some(f);
+            (resume, file)
+        }
+    };
+    let size = resume.size;
+    ctx.observer.progress(&FetchProgress::ChunkStarted {
+        document_id: ctx.document_id.to_string(),
+        bytes: size,
+        already: resume.segments.iter().map(|s| s.done).sum(),
+    });
+    let shared = Shared {
+        ctx,
+        written: resume.segments.iter().map(|s| AtomicU64::new(s.done)).collect(),
+        resume: Mutex::new(resume.clone()),
+        file,
+        progress_path: progress.clone(),
+        stop: AtomicBool::new(false),
+        transferred: AtomicU64::new(0),
+        retries: AtomicU64::new(u64::from(attempts.retries)),
+    };
+    shared
+        .checkpoint()
+        .map_err(|e| ChunkError::Failed(format!("{}: {e}", progress.display())))?;
+    // Part 0 takes the first response; every unfinished part runs on its own thread.
+    let results: Vec<Result<(), ChunkError>> = std::thread::scope(|scope| {
+        let shared = &shared;
+        let mut handles = Vec::new();
+        for (i, seg) in resume.segments.iter().enumerate() {
+            let initial = if i == 0 { first.take() } else { None };
+            if seg.done >= seg.len() && initial.is_none() {
+                continue;
+            }
+            let location = location.clone();
+            handles.push(scope.spawn(move || {
+                let r = run_segment(shared, &location, i, initial);
+                if r.is_err() {
+                    shared.stop.store(true, Ordering::SeqCst);
+                }
+                r
+            }));
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ChunkError::Failed("a download thread panicked".into())))
+            })
+            .collect()
+    });
+    let transferred = shared.transferred.load(Ordering::SeqCst);
+    let retries = u32::try_from(shared.retries.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+    // The first real error (an auth failure before an abort, a failure
+    // before the stops it caused).
+    let mut errors: Vec<ChunkError> = results.into_iter().filter_map(Result::err).collect();
+    errors.sort_by_key(|e| match e {
+        ChunkError::Auth(_) => 0,
+        ChunkError::Failed(_) => 1,
+        ChunkError::Cancelled => 2,
+        ChunkError::Aborted => 3,
+    });
+    if let Some(e) = errors.into_iter().next() {
+        let _ = shared.checkpoint();
+        if let ChunkError::Failed(m) = &e {
+            if m.contains(CHANGED) {
+                let _ = std::fs::remove_file(&part);
+                let _ = std::fs::remove_file(&progress);
+            }
+        }
+        return Err(e);
+    }
+    finish(&shared, &part, final_path, size).map_err(ChunkError::Failed)?;
+    let _ = std::fs::remove_file(&progress);
+    if let Some(dir) = final_path.parent() {
+        sync_dir(dir);
+    }
+    Ok(Transfer {
+        size,
+        transferred,
+        resumed,
+        up_to_date: false,
+        retries,
+        note: None,
+    })
+}
+
+/// Words of the error for an object that changed under a partial download.
+const CHANGED: &str = "changed on the service";
+
+/// Checks the complete `.part` and renames it to its final name.
+fn finish(shared: &Shared, part: &Path, final_path: &Path, size: u64) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("{}: {e}", part.display());
+    shared.file.sync_all().map_err(io)?;
+    let len = shared.file.metadata().map_err(io)?.len();
+    if len != size {
+        return Err(format!("{}: {len} bytes where {size} were expected", part.display()));
+    }
+    let mut head = [0u8; 16];
+    let n = read_head(part, &mut head).map_err(|e| e.to_string())?;
+    let kind = FileKind::sniff(&head[..n]);
+    if kind != FileKind::Mp4 {
+        return Err(format!("the downloaded media is {}, not an MP4", kind.describe()));
+    }
+    std::fs::rename(part, final_path).map_err(|e| format!("{}: {e}", final_path.display()))
+}
+
+/// One part: requests its remaining range until it is complete, retrying.
+fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Option<First>) -> Result<(), ChunkError> {
+    let ctx = shared.ctx;
+    let (seg, size, validator) = {
+        let r = shared.resume.lock().unwrap_or_else(|e| e.into_inner());
+        (r.segments[i], r.size, r.validator.clone())
+    };
+    let mut attempts = Attempts::new(ctx.options);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let done = shared.written[i].load(Ordering::SeqCst);
+        if done >= seg.len() {
+            return Ok(());
+        }
+        if let Some(e) = shared.stopped() {
+            return Err(e);
+        }
+        let pos = seg.start.saturating_add(done);
+        let (mut reader, covers, from) = match initial.take() {
+            Some(f) => {
+                // The head was read already: write it first.
+                let n = u64::try_from(f.head.len()).unwrap_or(0);
+                write_at(&shared.file, &f.head, 0).map_err(|e| ChunkError::Failed(format!("writing: {e}")))?;
+                shared.written[i].store(n, Ordering::SeqCst);
+                shared.transferred.fetch_add(n, Ordering::SeqCst);
+                (f.reader, f.covers, n)
+            }
+            None => match range_request(
+                ctx,
+                location,
+                pos,
+                seg.end,
+                size,
+                validator.as_deref(),
+                seg.start == 0 && seg.end == size,
+            ) {
+                Ok((reader, covers, restarted)) => {
+                    if restarted {
+                        // The server sent the whole object: start the part again from byte 0.
+                        shared.written[i].store(0, Ordering::SeqCst);
+                        (reader, covers, 0)
+                    } else {
+                        (reader, covers, pos)
+                    }
+                }
+                Err(failure) => {
+                    let before = attempts.retries;
+                    let r = ctx.after(&mut attempts, failure);
+                    shared
+                        .retries
+                        .fetch_add(u64::from(attempts.retries - before), Ordering::SeqCst);
+                    r?;
+                    continue;
+                }
+            },
+        };
+        let before = shared.written[i].load(Ordering::SeqCst);
+        let result = stream(
+            shared,
+            i,
+            &mut reader,
+            from.saturating_sub(seg.start),
+            covers.min(seg.end),
+            &mut buf,
+        );
+        let gained = shared.written[i].load(Ordering::SeqCst).saturating_sub(before);
+        if gained >= 1 << 20 {
+            attempts.progressed();
+        }
+        match result {
+            Ok(()) => {}
+            Err(StreamError::Write(e)) => return Err(ChunkError::Failed(e)),
+            Err(StreamError::Read(why)) => {
+                if let Some(e) = shared.stopped() {
+                    return Err(e);
+                }
+                let before = attempts.retries;
+                let r = ctx.after(&mut attempts, Failure::transient(why));
+                shared
+                    .retries
+                    .fetch_add(u64::from(attempts.retries - before), Ordering::SeqCst);
+                r?;
+            }
+        }
+    }
+}
+
+/// Asks for `start..end` and checks that the answer is that range of the
+/// same object: the reader, one past the last byte it delivers, and
+/// whether the server sent the whole object instead (it ignores `Range`;
+/// accepted for a download in one part only).
+fn range_request(
+    ctx: &Ctx,
+    location: &Location,
+    start: u64,
+    end: u64,
+    size: u64,
+    validator: Option<&str>,
+    whole_object_ok: bool,
+) -> Result<(ureq::BodyReader<'static>, u64, bool), Failure> {
+    let response = ctx
+        .client
+        .send(Method::Get, location, Some((start, Some(end.saturating_sub(1)))))?;
+    let got = header(&response, "etag").or_else(|| header(&response, "last-modified"));
+    if let (Some(was), Some(now)) = (validator, got.as_deref()) {
+        if was != now {
+            return Err(Failure::Fatal(format!(
+                "the media {CHANGED} during the download (validator {was} became {now}); the partial download is discarded"
+            )));
+        }
+    }
+    let (covers, restarted) = match response.status().as_u16() {
+        206 => {
+            let cr = header(&response, "content-range").and_then(|v| parse_content_range(&v));
+            match cr {
+                Some(cr) if cr.total.is_some_and(|t| t != size) => {
+                    return Err(Failure::Fatal(format!(
+                        "the media {CHANGED}: it had {size} bytes, now {} ; the partial download is discarded",
+                        cr.total.unwrap_or(0)
+                    )))
+                }
+                Some(cr) => match cr.range {
+                    Some((a, b)) if a == start => (b.saturating_add(1), false),
+                    _ => {
+                        return Err(Failure::transient(
+                            "the server answered another range than the one asked for",
+                        ))
+                    }
+                },
+                None => return Err(Failure::transient("a 206 response without a valid Content-Range")),
+            }
+        }
+        200 if whole_object_ok => {
+            let length = header(&response, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+            if length != Some(size) {
+                return Err(Failure::transient(
+                    "the server sent the whole object with another length",
+                ));
+            }
+            (size, start != 0)
+        }
+        200 => return Err(Failure::Fatal("the server does not honour Range requests".into())),
+        other => return Err(Failure::Fatal(format!("unexpected HTTP {other} for a download"))),
+    };
+    let content_type = header(&response, "content-type").unwrap_or_default();
+    if content_type.starts_with("text/html") || content_type.starts_with("application/json") {
+        let mut response = response;
+        let said = http::excerpt_of(&mut response);
+        return Err(Failure::transient(format!(
+            "the service answered a range with {content_type} instead of media bytes: {said}"
+        )));
+    }
+    Ok((response.into_body().into_reader(), covers, restarted))
+}
+
+enum StreamError {
+    Read(String),
+    Write(String),
+}
+
+/// Copies the body into part `i` from `offset` (relative to its start)
+/// until `end` (absolute), recording progress as it goes.
+fn stream(
+    shared: &Shared,
+    i: usize,
+    reader: &mut impl Read,
+    offset: u64,
+    end: u64,
+    buf: &mut [u8],
+) -> Result<(), StreamError> {
+    let ctx = shared.ctx;
+    let seg_start = {
+        let r = shared.resume.lock().unwrap_or_else(|e| e.into_inner());
+        r.segments[i].start
+    };
+    let mut pos = seg_start.saturating_add(offset);
+    let mut since_report = 0u64;
+    let report = |bytes: u64| {
+        ctx.observer.progress(&FetchProgress::Bytes {
+            document_id: ctx.document_id.to_string(),
+            bytes,
+        })
+    };
+    let result = loop {
+        if pos >= end {
+            break Ok(());
+        }
+        if shared.stopped().is_some() {
+            break Err(StreamError::Read("stopped".into()));
+        }
+        let want = usize::try_from((end - pos).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => {
+                break Err(StreamError::Read(format!(
+                    "the body ended at byte {pos}, before byte {end} that its Content-Range announced"
+                )))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(StreamError::Read(format!("the transfer broke off at byte {pos}: {e}"))),
+        };
+        if let Err(e) = write_at(&shared.file, &buf[..n], pos) {
+            break Err(StreamError::Write(format!("writing the partial download: {e}")));
+        }
+        let n = n as u64;
+        pos += n;
+        let old = shared.written[i].fetch_add(n, Ordering::SeqCst);
+        shared.transferred.fetch_add(n, Ordering::SeqCst);
+        since_report += n;
+        if since_report >= 1 << 20 {
+            report(since_report);
+            since_report = 0;
+        }
+        // A checkpoint each time the part crosses a multiple of checkpoint_bytes.
+        let every = ctx.options.checkpoint_bytes.max(1);
+        if old / every != old.saturating_add(n) / every {
+            if let Err(e) = shared.checkpoint() {
+                break Err(StreamError::Write(format!("recording the download's progress: {e}")));
+            }
+        }
+    };
+    if since_report > 0 {
+        report(since_report);
+    }
+    result
+}
+
+/// A media file already under its final name: complete by construction
+/// (only complete, checked files are renamed there). Its size is compared
+/// with the service's (`Range: bytes=0-0`, one byte transferred) when the
+/// service still has it.
+fn up_to_date(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Transfer, ChunkError> {
+    let local = std::fs::metadata(final_path)
+        .map_err(|e| ChunkError::Failed(format!("{}: {e}", final_path.display())))?
+        .len();
+    let mut attempts = Attempts::new(ctx.options);
+    let remote = loop {
+        if let Some(stop) = ctx.stopped() {
+            return Err(stop.into());
+        }
+        match remote_size(ctx, location) {
+            Ok(size) => break Ok(size),
+            Err(Failure::Auth(why)) => {
+                ctx.abort.store(true, Ordering::SeqCst);
+                return Err(ChunkError::Auth(why));
+            }
+            Err(Failure::Transient { why, retry_after }) => {
+                if ctx.retry(&mut attempts, &why, retry_after).is_err() {
+                    break Err(why);
+                }
+            }
+            Err(other) => break Err(other.message()),
+        }
+    };
+    let note = match remote {
+        Ok(remote) if remote == local => None,
+        Ok(remote) => {
+            return Err(ChunkError::Failed(format!(
+                "{} exists with {local} bytes but the service has {remote}: move it aside to fetch it again",
+                final_path.display()
+            )))
+        }
+        Err(why) => Some(format!("kept as it is; its size could not be confirmed: {why}")),
+    };
+    Ok(Transfer {
+        size: local,
+        up_to_date: true,
+        retries: attempts.retries,
+        note,
+        ..Transfer::default()
+    })
+}
+
+/// The object's size from a one-byte range request.
+fn remote_size(ctx: &Ctx, location: &Location) -> Result<u64, Failure> {
+    let response = match ctx.client.send(Method::Get, location, Some((0, Some(0)))) {
+        Err(Failure::RangeNotSatisfiable(Some(size))) => return Ok(size),
+        other => other?,
+    };
+    match response.status().as_u16() {
+        206 => header(&response, "content-range")
+            .and_then(|v| parse_content_range(&v))
+            .and_then(|cr| cr.total)
+            .ok_or_else(|| Failure::Fatal("a 206 response without a size in Content-Range".into())),
+        _ => header(&response, "content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| Failure::Fatal("no Content-Length".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_split_into_bounded_parts() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(plan(5 * MIB, 4, 8 * MIB, true).len(), 1);
+        assert_eq!(plan(20 * MIB, 4, 8 * MIB, true).len(), 2);
+        let p = plan(1_500_000_000, 4, 8 * MIB, true);
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[0].start, 0);
+        assert_eq!(p.last().unwrap().end, 1_500_000_000);
+        assert!(p.windows(2).all(|w| w[0].end == w[1].start));
+        assert_eq!(plan(1_500_000_000, 4, 8 * MIB, false).len(), 1);
+        assert_eq!(
+            plan(1, 4, 8 * MIB, true),
+            vec![Segment {
+                start: 0,
+                end: 1,
+                done: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn a_progress_file_that_does_not_match_its_part_is_discarded() {
+        let dir = std::env::temp_dir().join(format!("recstitch-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (part, progress) = part_paths(&dir.join("doc.mp4"));
+        assert!(part.ends_with(".doc.mp4.part") && progress.ends_with(".doc.mp4.part.json"));
+        let file = File::create(&part).unwrap();
+        file.set_len(100).unwrap();
+        let good = Resume {
+            size: 100,
+            validator: None,
+            inode: inode(&file),
+            segments: vec![
+                Segment {
+                    start: 0,
+                    end: 60,
+                    done: 10,
+                },
+                Segment {
+                    start: 60,
+                    end: 100,
+                    done: 0,
+                },
+            ],
+        };
+        std::fs::write(&progress, serde_json::to_vec(&good).unwrap()).unwrap();
+        assert_eq!(load_resume(&part, &progress).unwrap().0, good);
+        let mut bad = good.clone();
+        bad.segments[1].start = 61;
+        std::fs::write(&progress, serde_json::to_vec(&bad).unwrap()).unwrap();
+        assert!(load_resume(&part, &progress).is_none());
+        assert!(!part.exists() && !progress.exists(), "both are removed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

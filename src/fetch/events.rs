@@ -1,0 +1,142 @@
+//! The events to fetch, as delivered: Event Grid schema (one object or an
+//! array), CloudEvents 1.0, or a folder of such files. Events of other
+//! types (`Microsoft.EventGrid.SubscriptionValidationEvent`, …) are set
+//! aside with a note.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::io::read_bounded;
+use crate::limits::Limits;
+use crate::metadata::{self, CompletionEvent};
+
+/// One completion event to fetch.
+#[derive(Debug, Clone)]
+pub(crate) struct Incoming {
+    /// The file it came from.
+    pub source: PathBuf,
+    /// The event as delivered (saved beside the chunks).
+    pub raw: Value,
+    /// The event, parsed.
+    pub event: CompletionEvent,
+}
+
+/// An event that is not fetched, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedEvent {
+    /// The file it came from.
+    pub source: PathBuf,
+    /// Its place in the file's array, if it was in one.
+    pub position: Option<usize>,
+    /// Its id.
+    pub id: Option<String>,
+    /// Its type (`eventType` or `type`).
+    pub event_type: Option<String>,
+    /// Why it is not fetched.
+    pub reason: String,
+}
+
+/// The completion events of `inputs` (files or folders), oldest first, each
+/// once; the others set aside. An input that cannot be read or parsed is an
+/// error: nothing is fetched from a half-understood list.
+pub(crate) fn read_inputs(inputs: &[PathBuf], limits: &Limits) -> Result<(Vec<Incoming>, Vec<SkippedEvent>)> {
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut files: Vec<PathBuf> = walkdir::WalkDir::new(input)
+                .follow_links(false)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
+                .filter_map(std::result::Result::ok)
+                .filter(|e| e.file_type().is_file())
+                .map(walkdir::DirEntry::into_path)
+                .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("json")))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{}: no event file (*.json) in the folder",
+                    input.display()
+                )));
+            }
+            for file in files {
+                read_file(&file, limits, &mut events, &mut skipped)?;
+            }
+        } else {
+            read_file(input, limits, &mut events, &mut skipped)?;
+        }
+    }
+    // The same event delivered twice (Event Grid delivers at least once).
+    let mut unique: Vec<Incoming> = Vec::with_capacity(events.len());
+    for e in events {
+        if let Some(first) = unique.iter().find(|u| u.event == e.event) {
+            skipped.push(SkippedEvent {
+                source: e.source.clone(),
+                position: None,
+                id: e.event.id.clone(),
+                event_type: metadata::event_type(&e.raw).map(str::to_owned),
+                reason: format!("the same event as in {} (delivered twice)", first.source.display()),
+            });
+        } else {
+            unique.push(e);
+        }
+    }
+    // Oldest first: their chunks expire first. Events without a time first of all.
+    unique.sort_by_key(|e| e.event.event_time.or(e.event.recording_start));
+    Ok((unique, skipped))
+}
+
+fn read_file(path: &Path, limits: &Limits, events: &mut Vec<Incoming>, skipped: &mut Vec<SkippedEvent>) -> Result<()> {
+    let bytes = read_bounded(path, limits.max_json_bytes)?;
+    let value = metadata::parse_json(&bytes, path)?;
+    let items: Vec<(Option<usize>, Value)> = match value {
+        Value::Array(items) => items.into_iter().enumerate().map(|(i, v)| (Some(i), v)).collect(),
+        other => vec![(None, other)],
+    };
+    for (position, item) in items {
+        if !item.is_object() {
+            return Err(Error::Invalid {
+                path: path.to_path_buf(),
+                context: position.map(|i| format!("[{i}]")).unwrap_or_default(),
+                message: "not an event (expected a JSON object)".into(),
+            });
+        }
+        if metadata::is_completion_event(&item) {
+            let event = metadata::parse_one_event(&item, path, position)?;
+            limits.check_count(
+                crate::limits::Limit::ChunksPerRecording,
+                event.chunks.len(),
+                &crate::error::Here::new(path, "data/recordingStorageInfo/recordingChunks"),
+                "number of chunks",
+            )?;
+            events.push(Incoming {
+                source: path.to_path_buf(),
+                raw: item,
+                event,
+            });
+        } else {
+            let event_type = metadata::event_type(&item).map(str::to_owned);
+            let reason = match event_type.as_deref() {
+                Some(t) if t.ends_with("SubscriptionValidationEvent") => {
+                    "a subscription validation event (answered by the webhook, not fetched)".to_string()
+                }
+                Some(t) => format!("an event of type {t}, not a recording's completion event"),
+                None => "not an event: no eventType or type".to_string(),
+            };
+            skipped.push(SkippedEvent {
+                source: path.to_path_buf(),
+                position,
+                id: item.get("id").and_then(Value::as_str).map(str::to_owned),
+                event_type,
+                reason,
+            });
+        }
+    }
+    Ok(())
+}

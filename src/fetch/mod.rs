@@ -1,0 +1,742 @@
+//! Downloading recordings from the service before they expire (feature
+//! `fetch`, on with the default `cli` feature).
+//!
+//! From completion events to an archive folder that
+//! [`Archive::scan`](crate::Archive::scan) reads:
+//!
+//! ```text
+//! ARCHIVE/<callId>/event-<eventId>.json    the event, saved first: the authority on the chunks
+//! ARCHIVE/<callId>/<documentId>.json       each chunk's metadata
+//! ARCHIVE/<callId>/<documentId>.mp4        each chunk's media
+//! ```
+//!
+//! Each chunk comes from its event's `contentLocation` / `metadataLocation`
+//! when the event has them, else from `{endpoint}/recording/download/{documentId}`
+//! and `…/metadata`. Requests are signed ([`auth`]). Media is downloaded in
+//! up to [`FetchOptions::parts`] ranged parts at once, into a hidden
+//! `.part` file that a rerun resumes ([`download`]), and renamed to its
+//! final name only when complete and checked; an HTML page, a JSON error
+//! body or 0 bytes is never saved as a chunk. Transient failures
+//! (connection errors, timeouts, 408, 429, 5xx, a body cut short) are
+//! retried with exponential backoff and jitter, honouring `Retry-After`;
+//! 401/403 stops the recording's other chunks. Events are fetched oldest
+//! first and one older than [`FetchOptions::old_event_hours`] is warned
+//! about: the service keeps recordings for 24 hours.
+//!
+//! ```no_run
+//! use recstitch::fetch::{Credentials, FetchOptions, Fetcher};
+//!
+//! let fetcher = Fetcher::new(Credentials::from_env()?, FetchOptions::default());
+//! let report = fetcher.fetch(&["event.json".into()], "archive".as_ref())?;
+//! for chunk in report.chunks.iter().filter(|c| c.error.is_some()) {
+//!     eprintln!("{}: {}", chunk.document_id, chunk.error.as_deref().unwrap_or_default());
+//! }
+//! # Ok::<(), recstitch::Error>(())
+//! ```
+
+pub mod auth;
+mod download;
+mod events;
+mod http;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+pub use auth::{Credentials, Location};
+pub use events::SkippedEvent;
+
+use crate::error::{Error, Result};
+use crate::io::{check_out_dir, output_paths, safe_name, sha256_file, write_atomic, Cancel, FileLock};
+use crate::limits::Limits;
+use crate::metadata::{CompletionEvent, WallClock};
+use crate::report::{Report, Status};
+use crate::stitch::Manifest;
+use download::{ChunkError, Ctx};
+use http::{Client, Failure, Method};
+
+/// Options for a [`Fetcher`]. `#[non_exhaustive]`: start from `Default`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FetchOptions {
+    /// Chunks downloaded at once (default 4; at least 1).
+    pub jobs: usize,
+    /// Ranged parts of one chunk's media downloaded at once (default 4).
+    pub parts: usize,
+    /// The smallest part, and the size of the first request (default 8 MiB):
+    /// media under twice this size comes in one part.
+    pub part_size: u64,
+    /// Connecting (default 30 s).
+    pub connect_timeout: Duration,
+    /// Sending a request and receiving its response's headers (default 60 s).
+    pub response_timeout: Duration,
+    /// The longest wait for the next bytes of a body (default 60 s): a
+    /// stalled transfer is abandoned and resumed.
+    pub stall_timeout: Duration,
+    /// Retries of a transfer after transient failures in a row (default 8;
+    /// an attempt that moved at least 1 MiB starts the count again).
+    pub retries: u32,
+    /// The first wait before a retry (default 1 s), doubled each time, with
+    /// jitter (half of it random).
+    pub backoff: Duration,
+    /// The longest backoff (default 60 s).
+    pub max_backoff: Duration,
+    /// The longest `Retry-After` honoured (default 120 s).
+    pub max_retry_after: Duration,
+    /// The largest media accepted (default 64 GiB; chunks are ~1.5 GB).
+    pub max_chunk_bytes: u64,
+    /// How often a part's progress is synced and recorded (default 8 MiB).
+    pub checkpoint_bytes: u64,
+    /// Events older than this many hours are warned about (default 20; the
+    /// service keeps recordings for 24).
+    pub old_event_hours: f64,
+    /// Budgets for the event and metadata documents.
+    pub limits: Limits,
+    /// Cancels the fetch between reads; partial downloads stay for a rerun.
+    pub cancel: Cancel,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            jobs: 4,
+            parts: 4,
+            part_size: 8 << 20,
+            connect_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(60),
+            retries: 8,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(120),
+            max_chunk_bytes: 64 << 30,
+            checkpoint_bytes: 8 << 20,
+            old_event_hours: 20.0,
+            limits: Limits::default(),
+            cancel: Cancel::default(),
+        }
+    }
+}
+
+/// What a fetch reports while it runs (NDJSON with `--progress json`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum FetchProgress {
+    /// The fetch starts: this many events and chunks.
+    #[serde(rename_all = "camelCase")]
+    Started {
+        /// Completion events to fetch.
+        events: usize,
+        /// Chunks they list.
+        chunks: usize,
+    },
+    /// A chunk's media transfer starts (or resumes) with its size known.
+    #[serde(rename_all = "camelCase")]
+    ChunkStarted {
+        /// The chunk.
+        document_id: String,
+        /// Its media's size.
+        bytes: u64,
+        /// Bytes already there from an earlier run.
+        already: u64,
+    },
+    /// Bytes arrived (reported per MiB or so).
+    #[serde(rename_all = "camelCase")]
+    Bytes {
+        /// The chunk.
+        document_id: String,
+        /// How many, since the last report for this transfer.
+        bytes: u64,
+    },
+    /// A transient failure; the transfer is tried again after a wait.
+    #[serde(rename_all = "camelCase")]
+    Retrying {
+        /// The chunk.
+        document_id: String,
+        /// Retries so far.
+        attempt: u32,
+        /// The wait.
+        delay_ms: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// A chunk is done, one way or the other.
+    #[serde(rename_all = "camelCase")]
+    ChunkFinished {
+        /// The chunk.
+        document_id: String,
+        /// `fetched`, `upToDate` or `failed`.
+        status: ChunkStatus,
+        /// Bytes received for it.
+        bytes_transferred: u64,
+        /// Why it failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// Something to know (an old event, a skipped event).
+    #[serde(rename_all = "camelCase")]
+    Warning {
+        /// What.
+        message: String,
+    },
+    /// The fetch is over.
+    #[serde(rename_all = "camelCase")]
+    Finished {
+        /// Chunks fetched or already complete.
+        complete: usize,
+        /// Chunks that could not be fetched.
+        failed: usize,
+        /// Bytes received.
+        bytes_transferred: u64,
+    },
+}
+
+/// Receives [`FetchProgress`] events (from several threads).
+pub trait FetchObserver: Sync {
+    /// One event.
+    fn progress(&self, event: &FetchProgress);
+}
+
+impl FetchObserver for crate::pipeline::Quiet {
+    fn progress(&self, _: &FetchProgress) {}
+}
+
+/// What became of one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChunkStatus {
+    /// Downloaded by this fetch (perhaps resuming an earlier one).
+    Fetched,
+    /// Already complete in the archive; not downloaded again.
+    UpToDate,
+    /// Not fetched: see `error`.
+    Failed,
+}
+
+/// One chunk of a [`FetchReport`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkReport {
+    /// The chunk's document id.
+    pub document_id: String,
+    /// Its index in the recording.
+    pub index: u32,
+    /// The call.
+    pub call_id: String,
+    /// The recording (from the event's subject), when known.
+    pub recording_id: Option<String>,
+    /// The event that lists it.
+    pub event_id: Option<String>,
+    /// What became of it.
+    pub status: ChunkStatus,
+    /// The media file (when fetched or up to date).
+    pub media: Option<PathBuf>,
+    /// The metadata file (when fetched or up to date).
+    pub metadata: Option<PathBuf>,
+    /// The media's size.
+    pub bytes: Option<u64>,
+    /// Bytes received for it by this fetch.
+    pub bytes_transferred: u64,
+    /// Whether an earlier, interrupted download was resumed.
+    pub resumed: bool,
+    /// Retries after transient failures.
+    pub retries: u32,
+    /// For a failure: `authentication` (401/403), `aborted` (another chunk
+    /// of the recording failed authentication), `cancelled` or `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Something to know about a chunk that did not fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where the service deletes it (`--delete-after`); not reported.
+    #[serde(skip)]
+    pub delete_location: Option<String>,
+}
+
+/// One completion event of a [`FetchReport`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventReport {
+    /// The event's id.
+    pub id: Option<String>,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// Where it was saved in the archive.
+    pub saved: PathBuf,
+    /// The call.
+    pub call_id: String,
+    /// The recording.
+    pub recording_id: Option<String>,
+    /// When the event was published.
+    pub event_time: Option<WallClock>,
+    /// Its age when the fetch started, in hours.
+    pub age_hours: Option<f64>,
+    /// The chunks it lists.
+    pub chunks: Vec<String>,
+}
+
+/// Version of the fetch report's format; [`FETCH_REPORT_SCHEMA`] describes it.
+pub const FETCH_REPORT_SCHEMA_VERSION: u32 = 1;
+/// The JSON Schema of [`FetchReport`] as `fetch --json` prints it
+/// (`schemas/fetch-report.v1.json`; `recstitch schema fetch-report`).
+pub const FETCH_REPORT_SCHEMA: &str = include_str!("../../schemas/fetch-report.v1.json");
+
+/// What a fetch did, chunk by chunk.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchReport {
+    /// [`FETCH_REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The archive folder.
+    pub archive: PathBuf,
+    /// The completion events fetched, oldest first.
+    pub events: Vec<EventReport>,
+    /// Events not fetched (other types, the same event twice).
+    pub skipped: Vec<SkippedEvent>,
+    /// Every chunk the events list, in the order fetched.
+    pub chunks: Vec<ChunkReport>,
+    /// Warnings (events close to expiry).
+    pub warnings: Vec<String>,
+    /// Bytes received in all.
+    pub bytes_transferred: u64,
+}
+
+impl FetchReport {
+    /// Whether every chunk is in the archive (fetched or up to date).
+    pub fn all_fetched(&self) -> bool {
+        self.chunks.iter().all(|c| c.status != ChunkStatus::Failed)
+    }
+
+    /// The chunks that could not be fetched.
+    pub fn failed(&self) -> impl Iterator<Item = &ChunkReport> {
+        self.chunks.iter().filter(|c| c.status == ChunkStatus::Failed)
+    }
+}
+
+/// Downloads the chunks of completion events into an archive folder.
+pub struct Fetcher {
+    client: Client,
+    options: FetchOptions,
+}
+
+/// One chunk to fetch.
+struct Task {
+    event: usize,
+    document_id: String,
+    index: u32,
+    dir: PathBuf,
+    media: std::result::Result<Location, String>,
+    metadata: std::result::Result<Location, String>,
+    delete_location: Option<String>,
+}
+
+impl Fetcher {
+    /// A fetcher with these credentials and options.
+    pub fn new(credentials: Credentials, options: FetchOptions) -> Fetcher {
+        Fetcher {
+            client: Client::new(credentials, &options),
+            options,
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &FetchOptions {
+        &self.options
+    }
+
+    /// [`Fetcher::fetch_with`] without progress.
+    pub fn fetch(&self, events: &[PathBuf], archive: &Path) -> Result<FetchReport> {
+        self.fetch_with(events, archive, &crate::pipeline::Quiet)
+    }
+
+    /// Fetches every chunk of the completion events in `events` (files, or
+    /// folders of them) into `archive`.
+    ///
+    /// `Err` only when the fetch could not start: an event file that cannot
+    /// be read or parsed, an archive folder that cannot be written. A chunk
+    /// that could not be fetched is `failed` in the report, with the reason.
+    pub fn fetch_with(&self, events: &[PathBuf], archive: &Path, observer: &dyn FetchObserver) -> Result<FetchReport> {
+        let (incoming, skipped) = events::read_inputs(events, &self.options.limits)?;
+        check_out_dir(archive)?;
+        let now = SystemTime::now();
+        let mut warnings = Vec::new();
+        for s in &skipped {
+            observer.progress(&FetchProgress::Warning {
+                message: format!(
+                    "{}{}: skipped: {}",
+                    s.source.display(),
+                    s.position.map(|p| format!("[{p}]")).unwrap_or_default(),
+                    s.reason
+                ),
+            });
+        }
+        let mut reports = Vec::new();
+        let mut tasks = Vec::new();
+        for (i, inc) in incoming.iter().enumerate() {
+            let e = &inc.event;
+            let call_id = e.call_id.clone().unwrap_or_else(|| "unknown".into());
+            let dir = archive.join(safe_name(&call_id));
+            std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?;
+            let name =
+                e.id.clone()
+                    .or_else(|| e.recording_id.clone())
+                    .or_else(|| e.chunks.first().map(|c| c.document_id.clone()))
+                    .unwrap_or_else(|| "unknown".into());
+            let saved = dir.join(format!("event-{}.json", safe_name(&name)));
+            save_event(&saved, &inc.raw)?;
+            let age_hours = e.event_time.or(e.recording_start).map(|t| hours_since(t, now));
+            if let Some(age) = age_hours.filter(|a| *a > self.options.old_event_hours) {
+                let message = format!(
+                    "event {} (recording {}) is {age:.1} hours old: the service keeps recordings for 24 hours, its chunks may be gone",
+                    e.id.as_deref().unwrap_or("without id"),
+                    e.recording_id.as_deref().unwrap_or("?")
+                );
+                observer.progress(&FetchProgress::Warning {
+                    message: message.clone(),
+                });
+                warnings.push(message);
+            }
+            let mut chunks = e.chunks.clone();
+            chunks.sort_by_key(|c| c.index);
+            for c in &chunks {
+                tasks.push(Task {
+                    event: i,
+                    document_id: c.document_id.clone(),
+                    index: c.index,
+                    dir: dir.clone(),
+                    media: self.location(c.content_location.as_deref(), &c.document_id, false),
+                    metadata: self.location(c.metadata_location.as_deref(), &c.document_id, true),
+                    delete_location: c.delete_location.clone(),
+                });
+            }
+            reports.push(EventReport {
+                id: e.id.clone(),
+                source: inc.source.clone(),
+                saved,
+                call_id,
+                recording_id: e.recording_id.clone(),
+                event_time: e.event_time,
+                age_hours,
+                chunks: chunks.iter().map(|c| c.document_id.clone()).collect(),
+            });
+        }
+        observer.progress(&FetchProgress::Started {
+            events: incoming.len(),
+            chunks: tasks.len(),
+        });
+        let chunks = self.run_tasks(&incoming, &tasks, observer);
+        let report = FetchReport {
+            schema_version: FETCH_REPORT_SCHEMA_VERSION,
+            archive: archive.to_path_buf(),
+            events: reports,
+            skipped,
+            bytes_transferred: chunks.iter().map(|c| c.bytes_transferred).sum(),
+            chunks,
+            warnings,
+        };
+        observer.progress(&FetchProgress::Finished {
+            complete: report.chunks.len() - report.failed().count(),
+            failed: report.failed().count(),
+            bytes_transferred: report.bytes_transferred,
+        });
+        Ok(report)
+    }
+
+    /// Where a chunk's media or metadata is: the event's location, else the
+    /// endpoint's documented download path.
+    fn location(
+        &self,
+        given: Option<&str>,
+        document_id: &str,
+        metadata: bool,
+    ) -> std::result::Result<Location, String> {
+        let what = if metadata {
+            "metadataLocation"
+        } else {
+            "contentLocation"
+        };
+        if let Some(url) = given {
+            return Location::parse(url).map_err(|e| format!("the event's {what} is not usable: {e}"));
+        }
+        let endpoint = self.client.credentials().endpoint().ok_or_else(|| {
+            format!(
+                "the event has no {what} and no endpoint is known (set {} with the bearer token)",
+                auth::ENDPOINT_VAR
+            )
+        })?;
+        let mut segments = vec!["recording", "download", document_id];
+        if metadata {
+            segments.push("metadata");
+        }
+        Ok(endpoint.join(&segments))
+    }
+
+    /// Runs the chunks on `jobs` threads, in order; the reports in task order.
+    fn run_tasks(
+        &self,
+        incoming: &[events::Incoming],
+        tasks: &[Task],
+        observer: &dyn FetchObserver,
+    ) -> Vec<ChunkReport> {
+        let aborts: Vec<AtomicBool> = incoming.iter().map(|_| AtomicBool::new(false)).collect();
+        let results: Mutex<Vec<Option<ChunkReport>>> = Mutex::new(vec![None; tasks.len()]);
+        let next = AtomicUsize::new(0);
+        let workers = self.options.jobs.clamp(1, tasks.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(task) = tasks.get(i) else { break };
+                    let event = &incoming[task.event].event;
+                    let report = self.run_task(task, event, &aborts[task.event], observer);
+                    observer.progress(&FetchProgress::ChunkFinished {
+                        document_id: report.document_id.clone(),
+                        status: report.status,
+                        bytes_transferred: report.bytes_transferred,
+                        error: report.error.clone(),
+                    });
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(report);
+                });
+            }
+        });
+        results
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// One chunk: its metadata, then its media, under the chunk's lock (two
+    /// fetches of the same event at once take turns; the second finds the
+    /// files complete).
+    fn run_task(
+        &self,
+        task: &Task,
+        event: &CompletionEvent,
+        abort: &AtomicBool,
+        observer: &dyn FetchObserver,
+    ) -> ChunkReport {
+        let mut report = ChunkReport {
+            document_id: task.document_id.clone(),
+            index: task.index,
+            call_id: event.call_id.clone().unwrap_or_else(|| "unknown".into()),
+            recording_id: event.recording_id.clone(),
+            event_id: event.id.clone(),
+            status: ChunkStatus::Failed,
+            media: None,
+            metadata: None,
+            bytes: None,
+            bytes_transferred: 0,
+            resumed: false,
+            retries: 0,
+            error_kind: None,
+            error: None,
+            note: None,
+            delete_location: task.delete_location.clone(),
+        };
+        let fail = |mut report: ChunkReport, e: ChunkError| {
+            let (kind, message) = match e {
+                ChunkError::Auth(m) => ("authentication", m),
+                ChunkError::Aborted => (
+                    "aborted",
+                    "not fetched: another chunk of this recording failed authentication".to_string(),
+                ),
+                ChunkError::Cancelled => ("cancelled", "cancelled".to_string()),
+                ChunkError::Failed(m) => ("failed", m),
+            };
+            report.error_kind = Some(kind.into());
+            report.error = Some(message);
+            report
+        };
+        if abort.load(Ordering::SeqCst) {
+            return fail(report, ChunkError::Aborted);
+        }
+        let (media_loc, meta_loc) = match (&task.media, &task.metadata) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return fail(report, ChunkError::Failed(e.clone())),
+        };
+        let name = safe_name(&task.document_id);
+        let media_path = task.dir.join(format!("{name}.mp4"));
+        let meta_path = task.dir.join(format!("{name}.json"));
+        let _lock = match FileLock::acquire(&task.dir.join(format!(".{name}.lock"))) {
+            Ok(l) => l,
+            Err(e) => return fail(report, ChunkError::Failed(e.to_string())),
+        };
+        let ctx = Ctx {
+            client: &self.client,
+            options: &self.options,
+            observer,
+            abort,
+            document_id: &task.document_id,
+        };
+        let meta = match download::metadata(&ctx, meta_loc, &meta_path) {
+            Ok(t) => t,
+            Err(e) => return fail(report, e),
+        };
+        let media = match download::media(&ctx, media_loc, &media_path) {
+            Ok(t) => t,
+            Err(e) => {
+                report.bytes_transferred = meta.transferred;
+                return fail(report, with_what(e, "media"));
+            }
+        };
+        report.status = if media.up_to_date && meta.up_to_date {
+            ChunkStatus::UpToDate
+        } else {
+            ChunkStatus::Fetched
+        };
+        report.media = Some(media_path);
+        report.metadata = Some(meta_path);
+        report.bytes = Some(media.size);
+        report.bytes_transferred = media.transferred.saturating_add(meta.transferred);
+        report.resumed = media.resumed;
+        report.retries = media.retries.saturating_add(meta.retries);
+        report.note = media.note.or(meta.note);
+        report
+    }
+
+    /// `--delete-after`: deletes from the service every chunk of each
+    /// recording of `fetched` that is safely archived — every chunk
+    /// fetched, the recording stitched (or up to date) in `stitched`, its
+    /// manifest under `out_dir` read back, listing every chunk of the event,
+    /// and the stitched file's SHA-256 computed again and equal to the
+    /// manifest's. Never before; never for a recording that failed any of it.
+    pub fn delete_archived(&self, fetched: &FetchReport, stitched: &Report, out_dir: &Path) -> Vec<Deletion> {
+        let mut out = Vec::new();
+        for event in &fetched.events {
+            let chunks: Vec<&ChunkReport> = fetched
+                .chunks
+                .iter()
+                .filter(|c| {
+                    c.event_id == event.id && c.call_id == event.call_id && event.chunks.contains(&c.document_id)
+                })
+                .collect();
+            let verdict = archived(event, &chunks, stitched, out_dir);
+            for c in chunks {
+                let (deleted, reason) = match (&verdict, &c.delete_location) {
+                    (Err(why), _) => (false, format!("kept on the service: {why}")),
+                    (Ok(()), None) => (
+                        false,
+                        "kept on the service: the event gives no deleteLocation".to_string(),
+                    ),
+                    (Ok(()), Some(url)) => match self.delete(url, &c.document_id) {
+                        Ok(()) => (true, "deleted from the service".to_string()),
+                        Err(why) => (false, format!("deleting failed: {why}")),
+                    },
+                };
+                out.push(Deletion {
+                    document_id: c.document_id.clone(),
+                    recording_id: event.recording_id.clone(),
+                    deleted,
+                    reason,
+                });
+            }
+        }
+        out
+    }
+
+    /// One signed DELETE, retried on transient failures.
+    fn delete(&self, url: &str, document_id: &str) -> std::result::Result<(), String> {
+        let location = Location::parse(url).map_err(|e| format!("the deleteLocation is not usable: {e}"))?;
+        let mut attempts = http::Attempts::new(&self.options);
+        loop {
+            match self.client.send(Method::Delete, &location, None) {
+                Ok(_) => return Ok(()),
+                Err(Failure::Transient { why, retry_after }) => match attempts.next_delay(retry_after) {
+                    Some(d) => http::sleep(d, &self.options.cancel, &|| false),
+                    None => return Err(format!("{document_id}: gave up: {why}")),
+                },
+                Err(other) => return Err(other.message()),
+            }
+        }
+    }
+}
+
+/// Whether the recording of `event` is safely archived: `Ok`, or why not.
+fn archived(
+    event: &EventReport,
+    chunks: &[&ChunkReport],
+    stitched: &Report,
+    out_dir: &Path,
+) -> std::result::Result<(), String> {
+    if chunks.len() != event.chunks.len() || chunks.iter().any(|c| c.status == ChunkStatus::Failed) {
+        return Err("not every chunk was fetched".into());
+    }
+    let key = event.recording_id.as_deref().ok_or("the event names no recording id")?;
+    let rec = stitched
+        .recordings
+        .iter()
+        .find(|r| r.call_id == event.call_id && r.recording_key == key)
+        .ok_or("the recording is not in the stitch report")?;
+    if !matches!(rec.status, Status::Stitched | Status::Skipped) {
+        return Err(format!(
+            "the recording was not stitched (status {})",
+            rec.status.as_str()
+        ));
+    }
+    let paths = output_paths(&event.call_id, key, out_dir);
+    let bytes = crate::io::read_all(&paths.manifest).map_err(|e| format!("{}: {e}", paths.manifest.display()))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a manifest: {e}", paths.manifest.display()))?;
+    for doc in &event.chunks {
+        if !manifest.chunks.iter().any(|c| &c.document_id == doc) {
+            return Err(format!("the manifest does not list chunk {doc}"));
+        }
+    }
+    let (sha, size) = sha256_file(&paths.media).map_err(|e| e.to_string())?;
+    if sha != manifest.output.sha256 || size != manifest.output.bytes {
+        return Err(format!(
+            "{} does not match its manifest (SHA-256 {sha}, manifest {})",
+            paths.media.display(),
+            manifest.output.sha256
+        ));
+    }
+    Ok(())
+}
+
+/// What `--delete-after` did with one chunk.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deletion {
+    /// The chunk.
+    pub document_id: String,
+    /// Its recording.
+    pub recording_id: Option<String>,
+    /// Whether the service deleted it.
+    pub deleted: bool,
+    /// What happened, or why it was kept.
+    pub reason: String,
+}
+
+fn with_what(e: ChunkError, what: &str) -> ChunkError {
+    match e {
+        ChunkError::Failed(m) => ChunkError::Failed(format!("{what}: {m}")),
+        ChunkError::Auth(m) => ChunkError::Auth(format!("{what}: {m}")),
+        other => other,
+    }
+}
+
+/// Saves the event as delivered (pretty JSON), unless the same bytes are there.
+fn save_event(path: &Path, raw: &serde_json::Value) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(raw).map_err(|e| Error::encode(path, "the event", e))?;
+    bytes.push(b'\n');
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    write_atomic(path, &bytes)
+}
+
+fn hours_since(t: WallClock, now: SystemTime) -> f64 {
+    let now_ns = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    now_ns.saturating_sub(t.0) as f64 / 3.6e12
+}
