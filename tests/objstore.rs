@@ -103,19 +103,23 @@ fn file_urls_stitch_like_local_folders() {
 
 #[test]
 fn unsupported_schemes_and_missing_stores_are_usage_errors() {
-    let (code, _, stderr) = {
-        let out = util::recstitch(&["validate", "s3://bucket/archive"]);
-        (
-            out.status.code().unwrap(),
-            (),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    assert_eq!(code, 2);
+    let out = util::recstitch(&["validate", "s3://bucket/archive"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("s3://bucket/archive") && stderr.contains("not supported"),
         "{stderr}"
     );
+    // fetch downloads into a local folder only, and says so before any request.
+    let event = util::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a/event.json");
+    let out = util::recstitch(&["fetch", event.to_str().unwrap(), "--into", "az://recordings/archive"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--into az://recordings/archive") && stderr.contains("local folder"),
+        "{stderr}"
+    );
+    assert!(!Path::new("az:").exists());
 }
 
 /// The bytes of an MP4's top-level boxes other than `mdat` bodies.
