@@ -309,8 +309,8 @@ fn long_recording() -> PathBuf {
 }
 
 /// Starts `recstitch run` with NDJSON progress and returns once it has
-/// started stitching (or has exited).
-fn start_run(archive: &str, out: &str, env: &[(&str, String)]) -> std::process::Child {
+/// started stitching a recording whose key contains `key` (or has exited).
+fn start_run(archive: &str, out: &str, env: &[(&str, String)], key: &str) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recstitch"))
         .args([
             "run",
@@ -331,7 +331,8 @@ fn start_run(archive: &str, out: &str, env: &[(&str, String)]) -> std::process::
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     for line in lines.by_ref() {
-        if line.unwrap().contains("\"stitching\"") {
+        let line = line.unwrap();
+        if line.contains("\"stitching\"") && line.contains(key) {
             break;
         }
     }
@@ -363,7 +364,8 @@ fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
     let mut env = az.env();
     // Small parts: many requests, so the upload is under way for a while.
     env.push(("RECSTITCH_STORE_PART_BYTES", (256 << 10).to_string()));
-    let mut child = start_run(s(&archive), s(&output), &env);
+    let stored_before = az.stored_bytes();
+    let mut child = start_run(s(&archive), s(&output), &env, "0-test-long");
     std::thread::sleep(Duration::from_millis(300));
     let running = child.try_wait().unwrap().is_none();
     let _ = child.kill();
@@ -372,6 +374,13 @@ fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
         running,
         "the run finished before it could be killed; make the recording longer"
     );
+    // Parts had reached Azurite: the kill came in the middle of the upload.
+    let staged = az.stored_bytes() - stored_before;
+    assert!(
+        staged >= 256 << 10,
+        "only {staged} bytes reached Azurite before the kill"
+    );
+    eprintln!("killed with {staged} bytes of parts staged in Azurite");
     let left: Vec<String> = recstitch::store::list_all(&output)
         .unwrap()
         .into_iter()
@@ -435,13 +444,29 @@ fn azurite_stopped_mid_run_is_a_clear_error_naming_the_url() {
                 .unwrap();
         }
     }
-    util::copy_tree(&util::cases().join("good"), &archive.join("good"));
+    // The good fixture under a call id that sorts after the long
+    // recording's: stitched after it, once Azurite is gone.
+    let good = util::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a");
+    let late_call = "ffffffff-0000-4000-8000-000000000000";
+    std::fs::create_dir_all(archive.join("late")).unwrap();
+    for e in std::fs::read_dir(&good).unwrap() {
+        let p = e.unwrap().path();
+        let to = archive.join("late").join(p.file_name().unwrap());
+        if p.extension().is_some_and(|x| x == "json") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(to, text.replace("3c57992b-07bf-4387-a8bc-a13561e8650a", late_call)).unwrap();
+        } else {
+            std::fs::copy(&p, to).unwrap();
+        }
+    }
     let output = az.container("down").join("out");
     let mut env = az.env();
     env.push(("RECSTITCH_STORE_PART_BYTES", (256 << 10).to_string()));
     env.push(("RECSTITCH_STORE_RETRIES", "2".into()));
     env.push(("RECSTITCH_STORE_RETRY_TIMEOUT_SECS", "3".into()));
-    let child = start_run(s(&archive), s(&output), &env);
+    let child = start_run(s(&archive), s(&output), &env, "0-test-long");
+    // Stopped while the long recording's parts are uploading.
+    std::thread::sleep(Duration::from_millis(300));
     az.stop();
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
@@ -450,16 +475,20 @@ fn azurite_stopped_mid_run_is_a_clear_error_naming_the_url() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let recordings = report["recordings"].as_array().unwrap();
     assert_eq!(recordings.len(), 2, "every recording is reported: {report}");
-    let failed: Vec<&Value> = recordings.iter().filter(|r| r["status"] == "failed").collect();
-    assert!(!failed.is_empty(), "{report}");
-    assert!(recordings
-        .iter()
-        .all(|r| r["status"] == "failed" || r["status"] == "stitched"));
-    for r in failed {
+    // Both fail, each with the URL it could not write, after the retries:
+    // the long one in the middle of its upload, the late one after it.
+    for r in recordings {
+        assert_eq!(r["status"], "failed", "{r}");
         let error = r["error"].as_str().unwrap();
         assert!(error.contains(&format!("{}/", output.display())), "{error}");
+        assert!(error.contains("after 2 retries"), "{error}");
         assert!(!error.contains("sig="), "{error}");
+        eprintln!("{}: {error}", r["recordingKey"]);
     }
+    assert!(
+        recordings.iter().any(|r| r["callId"] == late_call),
+        "the batch went on to the recording after the failure: {report}"
+    );
     let _ = std::fs::remove_dir_all(&archive);
 }
 

@@ -42,6 +42,9 @@ fn on_path(program: &str) -> bool {
 /// The `azurite-blob` program: on PATH, in the install folder, or installed
 /// there with npm (when node and npm are present).
 fn program() -> Option<PathBuf> {
+    if !on_path("node") {
+        return None;
+    }
     if on_path("azurite-blob") {
         return Some("azurite-blob".into());
     }
@@ -49,7 +52,7 @@ fn program() -> Option<PathBuf> {
     if local.exists() {
         return Some(local);
     }
-    if !on_path("node") || !on_path("npm") {
+    if !on_path("npm") {
         return None;
     }
     std::fs::create_dir_all(install_dir()).ok()?;
@@ -122,6 +125,17 @@ impl Azurite {
             ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
             ("AZURITE_BLOB_STORAGE_URL", self.url()),
         ]
+    }
+
+    /// Bytes Azurite keeps on disk (committed blobs and uncommitted blocks).
+    pub fn stored_bytes(&self) -> u64 {
+        walkdir::WalkDir::new(&self.dir)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// Kills the emulator now.
