@@ -34,7 +34,26 @@
 //! object's URL; query strings (a SAS token) are cut from every message.
 //!
 //! The library stays synchronous: a small internal runtime (two worker
-//! threads) runs the requests.
+//! threads) runs the requests. The stitched MP4 reaches its upload through
+//! a pipe: a failed upload closes it, and the writer stops with a broken
+//! pipe, which Rust programs ignore as a signal; a host program that does
+//! not ignore `SIGPIPE` should.
+//!
+//! A worker with a store of its own:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use recstitch::store::{self, object_store::azure::MicrosoftAzureBuilder};
+//! use recstitch::pipeline::{run_batch, BatchOptions, Quiet};
+//! use recstitch::{Archive, ScanOptions};
+//!
+//! let azure = MicrosoftAzureBuilder::from_env().with_container_name("recordings").build().unwrap();
+//! store::mount_store("az://recordings", Arc::new(azure));
+//! let archive = Archive::scan("az://recordings/archive".as_ref(), &ScanOptions::default())?;
+//! let out = store::mount("az://stitched/out")?; // built from the environment
+//! let report = run_batch(&archive, &out, &BatchOptions::default(), &Quiet);
+//! # Ok::<(), recstitch::Error>(())
+//! ```
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -126,11 +145,12 @@ fn split_url(url: &str) -> Option<(String, String)> {
     Some((format!("{scheme}://{authority}"), key.trim_matches('/').into()))
 }
 
+/// The URL of `key` under `root` (`file://` + `/tmp/x` gives `file:///tmp/x`).
 fn join(root: &str, key: &str) -> String {
-    match (root.ends_with("://"), key.is_empty()) {
-        (_, true) => root.to_string(),
-        (true, false) => format!("{root}/{key}"),
-        (false, false) => format!("{root}/{key}"),
+    if key.is_empty() {
+        root.to_string()
+    } else {
+        format!("{root}/{key}")
     }
 }
 
@@ -150,9 +170,9 @@ fn retry_config() -> object_store::RetryConfig {
     if let Some(s) = std::env::var("RECSTITCH_STORE_RETRY_TIMEOUT_SECS")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
     {
-        retry.retry_timeout = Duration::from_secs_f64(s);
+        retry.retry_timeout = s;
         retry.backoff.max_backoff = retry
             .backoff
             .max_backoff
