@@ -261,6 +261,21 @@ fn azurite_mixed_directions() {
     assert_eq!(code, 0, "{report}\n{stderr}");
     assert_eq!(visible_objects(&output), expected);
 
+    // timeline pictures into a store: the local bytes.
+    let pictures = util::temp_dir("objstore-mixed-pictures");
+    let out = util::recstitch(&["timeline", s(&archive), "--out", s(&pictures)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let remote_pictures = output.join("timelines");
+    let out = Command::new(env!("CARGO_BIN_EXE_recstitch"))
+        .args(["timeline", s(&archive), "--out", s(&remote_pictures)])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected_pictures = util::visible_files(&pictures);
+    assert_eq!(expected_pictures.len(), 3);
+    assert_eq!(visible_objects(&remote_pictures), expected_pictures);
+
     // blob archive -> local output.
     let input = az.container("mixed-in").join("a/b");
     upload_tree(&archive, &input);
