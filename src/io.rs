@@ -154,8 +154,12 @@ impl Input {
     /// readahead for a file; an object reads ahead anyway). Without it
     /// reading works the same.
     pub fn advise_sequential(&self) {
-        if let Input::File(f) = self {
-            let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::Sequential);
+        match self {
+            Input::File(f) => {
+                let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::Sequential);
+            }
+            #[cfg(feature = "object-store")]
+            Input::Object(_) => {}
         }
     }
 
