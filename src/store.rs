@@ -195,11 +195,11 @@ pub fn mount(url: &str) -> Result<PathBuf> {
     let scheme = root.split_once("://").map_or("", |(s, _)| s);
     let store: Arc<dyn ObjectStore> = match scheme {
         "az" | "abfs" | "abfss" | "azure" | "adl" => {
-            let client = object_store::ClientOptions::new().with_connect_timeout(Duration::from_secs(5));
+            // Client options (timeouts, proxy, `AZURE_ALLOW_HTTP`) stay as the
+            // environment sets them.
             let built = object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_url(root.clone())
                 .with_retry(retry_config())
-                .with_client_options(client)
                 .build()
                 .map_err(|e| usage(url, format!("cannot open the container: {e}")))?;
             Arc::new(built)

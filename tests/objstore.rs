@@ -122,6 +122,51 @@ fn unsupported_schemes_and_missing_stores_are_usage_errors() {
     assert!(!Path::new("az:").exists());
 }
 
+#[test]
+fn secrets_never_reach_the_output() {
+    // A store that cannot be reached, with a SAS token, then an account key.
+    let sas = [
+        ("AZURE_STORAGE_USE_EMULATOR", "true".to_string()),
+        ("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:1".into()),
+        (
+            "AZURE_STORAGE_SAS_KEY",
+            "sv=2022-11-02&ss=b&sig=TOPSECRETSIGNATURE".into(),
+        ),
+        ("RECSTITCH_STORE_RETRIES", "1".into()),
+    ];
+    let key = [
+        ("AZURE_STORAGE_ACCOUNT_NAME", "someaccount".to_string()),
+        ("AZURE_STORAGE_ACCOUNT_KEY", "VE9QU0VDUkVUQUNDT1VOVEtFWQ==".into()),
+        ("AZURE_STORAGE_ENDPOINT", "http://127.0.0.1:1/someaccount".into()),
+        ("AZURE_STORAGE_ALLOW_HTTP", "true".into()),
+        ("RECSTITCH_STORE_RETRIES", "1".into()),
+    ];
+    let good = util::cases().join("good");
+    for env in [&sas[..], &key[..]] {
+        for args in [
+            vec!["validate", "--json", "az://recordings/archive"],
+            vec!["run", "--json", s(&good), "--out", "az://stitched/out"],
+            vec!["run", "--json", "az://recordings/archive", "--out", "az://stitched/out"],
+        ] {
+            let out = Command::new(env!("CARGO_BIN_EXE_recstitch"))
+                .args(&args)
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .output()
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {all}");
+            assert!(all.contains("az://"), "the error names the URL: {all}");
+            for secret in ["TOPSECRET", "VE9QU0VDUkVU"] {
+                assert!(!all.contains(secret), "{args:?} printed a secret: {all}");
+            }
+        }
+    }
+}
+
 /// The bytes of an MP4's top-level boxes other than `mdat` bodies.
 fn non_sample_bytes(path: &Path) -> u64 {
     let bytes = std::fs::read(path).unwrap();
@@ -188,6 +233,16 @@ fn azurite_blob_to_blob_matches_local() {
         "validation fetched {fetched} bytes; headers, moov and JSON are {budget} (all files {all_bytes})"
     );
     assert!(fetched < all_bytes);
+
+    // probe reads an object as it reads a file.
+    let one = &media[0];
+    let rel = one.strip_prefix(&archive).unwrap().to_str().unwrap();
+    let (code, local_probe, _) = run_env(&["probe", "--json", s(one)], &[]);
+    let remote_one = format!("{input_s}/{rel}");
+    let (code_r, remote_probe, stderr) = run_env(&["probe", "--json", &remote_one], &env);
+    assert_eq!(code, 0);
+    assert_eq!(code_r, 0, "{stderr}");
+    assert_eq!(renamed(&local_probe, &[(s(one), &remote_one)]), remote_probe);
 
     // validate: the same report as the local folder's, apart from paths.
     let (code, local_v, _) = run_env(&["validate", "--json", &archive_s], &[]);
