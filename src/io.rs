@@ -524,8 +524,7 @@ pub(crate) fn sync_dir(dir: &Path) {
 /// lock again on the new file.
 #[derive(Debug)]
 pub struct RecordingLock {
-    path: PathBuf,
-    file: File,
+    _lock: FileLock,
 }
 
 impl RecordingLock {
@@ -550,24 +549,13 @@ impl RecordingLock {
             paths.dir()
         };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
-            file.lock().map_err(|e| Error::io(&path, e))?;
-            if same_file(&file, &path) {
-                let lock = RecordingLock { path, file };
-                if !remote {
-                    lock.remove_stale(paths);
-                }
-                return Ok(lock);
-            }
-            // The holder removed the file as we waited: lock the new one.
+        let lock = RecordingLock {
+            _lock: FileLock::acquire(&path)?,
+        };
+        if !remote {
+            lock.remove_stale(paths);
         }
+        Ok(lock)
     }
 
     /// Removes the temporary files of `paths` that a killed writer left.
@@ -585,27 +573,18 @@ impl RecordingLock {
     }
 }
 
-impl Drop for RecordingLock {
-    fn drop(&mut self) {
-        // Removed while still locked, so that no one locks a file that is gone.
-        let _ = std::fs::remove_file(&self.path);
-        let _ = self.file.unlock();
-    }
-}
-
-/// An exclusive advisory lock on a hidden lock file (created when missing,
-/// removed on release): what [`RecordingLock`] does for a recording's
-/// outputs, for any one file's writers (a chunk being downloaded).
-#[cfg(feature = "fetch")]
+/// An exclusive advisory lock on a lock file (created when missing, removed
+/// on release): a recording's outputs ([`RecordingLock`]), a chunk being
+/// downloaded.
 #[derive(Debug)]
 pub(crate) struct FileLock {
     path: PathBuf,
     file: File,
 }
 
-#[cfg(feature = "fetch")]
 impl FileLock {
-    /// Waits for the lock on `path`.
+    /// Waits for the lock on `path`; when the holder removed the file as we
+    /// waited, locks the new one.
     pub fn acquire(path: &Path) -> Result<Self> {
         loop {
             let file = OpenOptions::new()
@@ -626,9 +605,9 @@ impl FileLock {
     }
 }
 
-#[cfg(feature = "fetch")]
 impl Drop for FileLock {
     fn drop(&mut self) {
+        // Removed while still locked, so that no one locks a file that is gone.
         let _ = std::fs::remove_file(&self.path);
         let _ = self.file.unlock();
     }

@@ -9,15 +9,6 @@ use recstitch::pipeline::{selected, Shard};
 use recstitch::{Archive, ScanOptions};
 use serde_json::Value;
 
-fn statuses(report: &Value) -> Vec<String> {
-    report["recordings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn two_hundred_recordings_stitch_then_skip_then_redo_with_force() {
     let archive = util::copies_of_good(200);
@@ -26,7 +17,7 @@ fn two_hundred_recordings_stitch_then_skip_then_redo_with_force() {
     let o = out.to_str().unwrap();
     let (code, report) = util::recstitch_json(&["run", "--json", "--progress", "none", a, "--out", o]);
     assert_eq!(code, 0);
-    let s = statuses(&report);
+    let s = util::statuses(&report);
     assert_eq!(s.len(), 200);
     assert!(s.iter().all(|s| s == "stitched"), "{s:?}");
     // Every recording has its three outputs; every output differs only by its ids.
@@ -34,7 +25,7 @@ fn two_hundred_recordings_stitch_then_skip_then_redo_with_force() {
     assert_eq!(files.len(), 600);
     let (code, report) = util::recstitch_json(&["run", "--json", "--progress", "none", a, "--out", o]);
     assert_eq!(code, 0);
-    assert!(statuses(&report).iter().all(|s| s == "skipped"));
+    assert!(util::statuses(&report).iter().all(|s| s == "skipped"));
     assert!(util::visible_files(&out) == files, "a skipping rerun changed outputs");
     // A changed input makes its recording out of date.
     let first = report["recordings"][0]["chunks"][0]["metadata"]
@@ -44,7 +35,7 @@ fn two_hundred_recordings_stitch_then_skip_then_redo_with_force() {
     let text = std::fs::read_to_string(&first).unwrap();
     std::fs::write(&first, &text).unwrap(); // same bytes, new modification time
     let (_, report) = util::recstitch_json(&["run", "--json", "--progress", "none", a, "--out", o]);
-    let s = statuses(&report);
+    let s = util::statuses(&report);
     assert_eq!(s.iter().filter(|s| *s == "stitched").count(), 1, "{s:?}");
     assert!(
         util::visible_files(&out) == files,
@@ -118,7 +109,7 @@ fn one_bad_recording_does_not_stop_the_batch() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(code, 1);
-    let s = statuses(&report);
+    let s = util::statuses(&report);
     assert!(s.iter().any(|s| s == "invalid"));
     // Every case without error findings stitched.
     // (the three --deep cases pass the header checks)
@@ -184,7 +175,7 @@ fn sigkill_mid_batch_then_rerun_skips_finished_work_and_matches() {
         let o = run(&out).wait_with_output().unwrap();
         assert!(o.status.success());
         let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-        let s = statuses(&report);
+        let s = util::statuses(&report);
         let skipped = s.iter().filter(|s| *s == "skipped").count();
         eprintln!("killed at {fraction:.2} of {full:?}: {done_before} manifests existed; the rerun skipped {skipped}");
         assert!(skipped <= done_before, "only finished recordings may be skipped");

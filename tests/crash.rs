@@ -4,45 +4,11 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use util::gen::{self, Spec};
-
-/// A recording of three 20-minute chunks made from a fixture chunk.
-fn long_recording() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated/three20min");
-    let marker = dir.join(".complete");
-    if marker.exists() {
-        return dir;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let source =
-        util::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4");
-    let mut start_ms = 0u64;
-    for i in 0..3 {
-        let doc = format!("0-test-long-{i}");
-        let media = recstitch::synth::repeat_chunk(&source, 1200.0, &dir.join(format!("{doc}.mp4"))).unwrap();
-        let ms = media.duration_ms().round() as u64;
-        let spec = Spec {
-            seconds: 0.0,
-            freq: 0,
-            start_ms,
-            chunk_duration_ms: ms,
-            pauses: vec![],
-        };
-        std::fs::write(
-            dir.join(format!("{doc}.json")),
-            gen::metadata("dead0000-1111-2222-3333-444455556666", &doc, i, &spec),
-        )
-        .unwrap();
-        start_ms += ms;
-    }
-    std::fs::write(&marker, "").unwrap();
-    dir
-}
+use util::gen;
 
 fn run(archive: &Path, out: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_recstitch"))
@@ -61,7 +27,7 @@ fn run(archive: &Path, out: &Path) -> std::process::Child {
 
 #[test]
 fn sigkill_at_random_points_leaves_no_partial_output_and_reruns_identically() {
-    let archive = long_recording();
+    let archive = gen::long_recording();
     let reference_dir = util::temp_dir("crash-reference");
     let started = Instant::now();
     assert!(run(&archive, &reference_dir).wait().unwrap().success());

@@ -136,12 +136,51 @@ fn fetch_cli(service: &Service, key: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `recstitch fetch --json --progress none EVENT --into ARCHIVE` with the right key.
+fn fetch_json(service: &Service, event: &Path, archive: &Path) -> Output {
+    fetch_cli(
+        service,
+        KEY_B64,
+        &[
+            "--json",
+            "--progress",
+            "none",
+            event.to_str().unwrap(),
+            "--into",
+            archive.to_str().unwrap(),
+        ],
+    )
+}
+
 fn text(o: &Output) -> String {
     format!(
         "stdout:\n{}\nstderr:\n{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// Serves one synthetic chunk of `len` bytes (document `0-test-<name>-0`
+/// of call `<call>-call`) and writes the completion event that lists it
+/// into `dir`; returns the document id and the event file.
+fn serve_synthetic(service: &Service, name: &str, call: &str, len: u64, dir: &Path) -> (String, PathBuf) {
+    let doc = format!("0-test-{name}-0");
+    let call = format!("{call}-call");
+    service.add(&doc, Media::Synthetic(len), service::metadata(&call, &doc, 0));
+    let ev = event(
+        &format!("ev-{name}"),
+        &call,
+        &format!("rec-{name}"),
+        &[ServedChunk {
+            document_id: doc.clone(),
+            index: 0,
+            end_reason: "SessionEnded",
+        }],
+        Some(&service.storage),
+        &service::now_rfc3339(),
+    );
+    let file = write_json(&dir.join("event.json"), &ev);
+    (doc, file)
 }
 
 /// Checks a `fetch --json` report against `schemas/fetch-report.v1.json`.
@@ -167,18 +206,7 @@ fn fetch_then_run_stitches_the_fixture_recording_and_a_second_fetch_transfers_no
     let dir = util::temp_dir("fetch-good");
     let event_file = write_json(&dir.join("in/event.json"), &ev);
     let archive = dir.join("archive");
-    let out = fetch_cli(
-        &service,
-        KEY_B64,
-        &[
-            "--json",
-            "--progress",
-            "none",
-            event_file.to_str().unwrap(),
-            "--into",
-            archive.to_str().unwrap(),
-        ],
-    );
+    let out = fetch_json(&service, &event_file, &archive);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_follows_the_schema(&report);
@@ -226,18 +254,7 @@ fn fetch_then_run_stitches_the_fixture_recording_and_a_second_fetch_transfers_no
     // A second fetch finds everything complete: one byte of each media to
     // confirm its size, no metadata request, nothing rewritten.
     service.clear_log();
-    let again = fetch_cli(
-        &service,
-        KEY_B64,
-        &[
-            "--json",
-            "--progress",
-            "none",
-            event_file.to_str().unwrap(),
-            "--into",
-            archive.to_str().unwrap(),
-        ],
-    );
+    let again = fetch_json(&service, &event_file, &archive);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     let report: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_follows_the_schema(&report);
@@ -673,24 +690,10 @@ fn thirty_recordings_with_faults_on_a_fifth_of_the_chunks() {
 #[test]
 fn sigkill_mid_download_then_a_rerun_resumes_with_range_and_ends_byte_identical() {
     let service = Service::start();
-    let doc = "0-test-big-0";
     let len: u64 = 64 << 20;
-    service.add(doc, Media::Synthetic(len), service::metadata("big-call", doc, 0));
-    service.throttle(doc, 4 << 20);
-    let ev = event(
-        "ev-big",
-        "big-call",
-        "rec-big",
-        &[ServedChunk {
-            document_id: doc.into(),
-            index: 0,
-            end_reason: "SessionEnded",
-        }],
-        Some(&service.storage),
-        &service::now_rfc3339(),
-    );
     let dir = util::temp_dir("fetch-kill");
-    let file = write_json(&dir.join("event.json"), &ev);
+    let (doc, file) = serve_synthetic(&service, "big", "big", len, &dir);
+    service.throttle(&doc, 4 << 20);
     let archive = dir.join("archive");
     let mut child = Command::new(env!("CARGO_BIN_EXE_recstitch"))
         .args([
@@ -709,7 +712,7 @@ fn sigkill_mid_download_then_a_rerun_resumes_with_range_and_ends_byte_identical(
     // Four parts of 16 MiB at 4 MiB/s each: kill once each has passed its
     // first 8 MiB checkpoint, well before the end.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while service.media_bytes_sent(doc) < 48 << 20 {
+    while service.media_bytes_sent(&doc) < 48 << 20 {
         assert!(Instant::now() < deadline, "the download did not progress");
         assert!(child.try_wait().unwrap().is_none(), "fetch ended before the kill");
         std::thread::sleep(Duration::from_millis(20));
@@ -723,19 +726,8 @@ fn sigkill_mid_download_then_a_rerun_resumes_with_range_and_ends_byte_identical(
     let (_, validated) = util::recstitch_json(&["validate", "--json", archive.to_str().unwrap()]);
     assert!(validated["orphans"].as_array().unwrap().is_empty(), "{validated}");
     let before = service.log().len();
-    let sent_before = service.media_bytes_sent(doc);
-    let out = fetch_cli(
-        &service,
-        KEY_B64,
-        &[
-            "--json",
-            "--progress",
-            "none",
-            file.to_str().unwrap(),
-            "--into",
-            archive.to_str().unwrap(),
-        ],
-    );
+    let sent_before = service.media_bytes_sent(&doc);
+    let out = fetch_json(&service, &file, &archive);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["chunks"][0]["resumed"], true, "{report}");
@@ -758,7 +750,7 @@ fn sigkill_mid_download_then_a_rerun_resumes_with_range_and_ends_byte_identical(
         !resumed_ranges.is_empty() && resumed_ranges.iter().all(|s| !part_starts.contains(s)),
         "the rerun restarted parts instead of resuming them: {resumed_ranges:?}"
     );
-    let sent_after = service.media_bytes_sent(doc) - sent_before;
+    let sent_after = service.media_bytes_sent(&doc) - sent_before;
     assert!(
         sent_after < len - (24 << 20),
         "the rerun fetched {sent_after} bytes of {len}"
@@ -773,24 +765,10 @@ fn sigkill_mid_download_then_a_rerun_resumes_with_range_and_ends_byte_identical(
 #[test]
 fn large_media_comes_in_parallel_ranged_parts() {
     let service = Service::start();
-    let doc = "0-test-parts-0";
     let len: u64 = (40 << 20) + 12345;
-    service.add(doc, Media::Synthetic(len), service::metadata("parts-call", doc, 0));
-    service.throttle(doc, 16 << 20);
-    let ev = event(
-        "ev-parts",
-        "parts-call",
-        "rec-parts",
-        &[ServedChunk {
-            document_id: doc.into(),
-            index: 0,
-            end_reason: "SessionEnded",
-        }],
-        Some(&service.storage),
-        &service::now_rfc3339(),
-    );
     let dir = util::temp_dir("fetch-parts");
-    let file = write_json(&dir.join("event.json"), &ev);
+    let (doc, file) = serve_synthetic(&service, "parts", "parts", len, &dir);
+    service.throttle(&doc, 16 << 20);
     let mut options = quick();
     options.part_size = 4 << 20;
     options.checkpoint_bytes = 4 << 20;
@@ -826,7 +804,7 @@ fn large_media_comes_in_parallel_ranged_parts() {
     assert_eq!(covered[0].0, 4 << 20);
     assert_eq!(covered.last().unwrap().1, len - 1);
     assert!(covered.windows(2).all(|w| w[0].1 + 1 == w[1].0));
-    assert_eq!(service.media_bytes_sent(doc), len, "no byte was fetched twice");
+    assert_eq!(service.media_bytes_sent(&doc), len, "no byte was fetched twice");
 }
 
 #[test]
@@ -983,27 +961,13 @@ fn delete_after_deletes_only_recordings_stitched_and_verified() {
 #[ignore]
 fn throughput_of_a_1_5_gb_chunk() {
     let service = Service::start();
-    let doc = "0-test-throughput-0";
     // RECSTITCH_THROUGHPUT_BYTES gives another size (memory does not grow with it).
     let len: u64 = std::env::var("RECSTITCH_THROUGHPUT_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_500_000_000);
-    service.add(doc, Media::Synthetic(len), service::metadata("tp-call", doc, 0));
-    let ev = event(
-        "ev-tp",
-        "tp-call",
-        "rec-tp",
-        &[ServedChunk {
-            document_id: doc.into(),
-            index: 0,
-            end_reason: "SessionEnded",
-        }],
-        Some(&service.storage),
-        &service::now_rfc3339(),
-    );
     let dir = util::temp_dir("fetch-throughput");
-    let file = write_json(&dir.join("event.json"), &ev);
+    let (doc, file) = serve_synthetic(&service, "throughput", "tp", len, &dir);
     let archive = dir.join("archive");
     let started = Instant::now();
     let out = Command::new("/usr/bin/time")

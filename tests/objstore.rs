@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use azurite::{upload_tree, visible_objects, Azurite};
+use azurite::{upload_tree, visible_objects, visible_objects_where, Azurite};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use util::gen::{self, Spec};
+use util::gen;
 
 /// The `good` fixture and the two recordings of `good_flat_two_recordings`
 /// in one local folder.
@@ -58,15 +58,6 @@ fn renamed(report: &Value, pairs: &[(&str, &str)]) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn statuses(report: &Value) -> Vec<String> {
-    report["recordings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -82,7 +73,7 @@ fn file_urls_stitch_like_local_folders() {
     let out_url = format!("file://{}", url_out_dir.display());
     let (code, remote, stderr) = run(&archive_url, &out_url, &[]);
     assert_eq!(code, 0, "{remote}\n{stderr}");
-    assert_eq!(statuses(&remote), ["stitched"; 3]);
+    assert_eq!(util::statuses(&remote), ["stitched"; 3]);
     assert_eq!(util::visible_files(&url_out_dir), util::visible_files(&local_out));
     let archive_s = archive.display().to_string();
     let out_s = local_out.display().to_string();
@@ -93,7 +84,7 @@ fn file_urls_stitch_like_local_folders() {
     // A rerun skips what is up to date.
     let (code, again, _) = run(&archive_url, &out_url, &[]);
     assert_eq!(code, 0);
-    assert_eq!(statuses(&again), ["skipped"; 3]);
+    assert_eq!(util::statuses(&again), ["skipped"; 3]);
     assert!(
         util::leftovers(&url_out_dir).is_empty(),
         "{:?}",
@@ -265,7 +256,7 @@ fn azurite_blob_to_blob_matches_local() {
     assert_eq!(code, 0, "{local}");
     let (code, remote, stderr) = run(&input_s, &output_s, &env);
     assert_eq!(code, 0, "{remote}\n{stderr}");
-    assert_eq!(statuses(&remote), ["stitched"; 3]);
+    assert_eq!(util::statuses(&remote), ["stitched"; 3]);
     assert_eq!(renamed(&local, &[(&archive_s, &input_s), (&out_s, &output_s)]), remote);
     let local_files = util::visible_files(&local_out);
     assert_eq!(local_files.len(), 9, "3 recordings: mp4, manifest, chapters");
@@ -285,7 +276,7 @@ fn azurite_blob_to_blob_matches_local() {
     // A rerun skips every recording; a changed input is stitched again.
     let (code, again, stderr) = run(&input_s, &output_s, &env);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(statuses(&again), ["skipped"; 3]);
+    assert_eq!(util::statuses(&again), ["skipped"; 3]);
     let some_json = media[0].with_extension("json");
     let rel = some_json.strip_prefix(&archive).unwrap().to_str().unwrap();
     let key = PathBuf::from(format!("{input_s}/{rel}"));
@@ -293,7 +284,7 @@ fn azurite_blob_to_blob_matches_local() {
     let (code, third, stderr) = run(&input_s, &output_s, &env);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
-        statuses(&third).iter().filter(|s| *s == "stitched").count(),
+        util::statuses(&third).iter().filter(|s| *s == "stitched").count(),
         1,
         "{third}"
     );
@@ -339,43 +330,6 @@ fn azurite_mixed_directions() {
     assert_eq!(code, 0, "{report}\n{stderr}");
     assert_eq!(util::visible_files(&back), expected);
     assert!(util::leftovers(&back).is_empty());
-}
-
-/// A recording of three 20-minute chunks made from a fixture chunk (the
-/// one `tests/crash.rs` makes, shared).
-fn long_recording() -> PathBuf {
-    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated/three20min");
-    let marker = dir.join(".complete");
-    if marker.exists() {
-        return dir;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let source =
-        util::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4");
-    let mut start_ms = 0u64;
-    for i in 0..3 {
-        let doc = format!("0-test-long-{i}");
-        let media = recstitch::synth::repeat_chunk(&source, 1200.0, &dir.join(format!("{doc}.mp4"))).unwrap();
-        let ms = media.duration_ms().round() as u64;
-        let spec = Spec {
-            seconds: 0.0,
-            freq: 0,
-            start_ms,
-            chunk_duration_ms: ms,
-            pauses: vec![],
-        };
-        std::fs::write(
-            dir.join(format!("{doc}.json")),
-            gen::metadata("dead0000-1111-2222-3333-444455556666", &doc, i, &spec),
-        )
-        .unwrap();
-        start_ms += ms;
-    }
-    std::fs::write(&marker, "").unwrap();
-    dir
 }
 
 /// Starts `recstitch run` with NDJSON progress and returns once it has
@@ -429,7 +383,7 @@ fn sha256_of_object(path: &Path) -> (String, u64) {
 #[test]
 fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
     let Some(az) = Azurite::start("kill") else { return };
-    let archive = long_recording();
+    let archive = gen::long_recording();
     let output = az.container("killed").join("out");
     let mut env = az.env();
     // Small parts: many requests, so the upload is under way for a while.
@@ -468,11 +422,12 @@ fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
     env.push(("RECSTITCH_STORE_PART_BYTES", "100003".into()));
     let (code, report, stderr) = run(s(&archive), s(&output), &env);
     assert_eq!(code, 0, "{report}\n{stderr}");
-    assert_eq!(statuses(&report), ["stitched"]);
+    assert_eq!(util::statuses(&report), ["stitched"]);
     let local_out = util::temp_dir("objstore-kill-local");
     let (code, _, _) = run(s(&archive), s(&local_out), &[]);
     assert_eq!(code, 0);
-    let objects = visible_objects_except_media(&output);
+    // MP4s left out (big).
+    let objects = visible_objects_where(&output, |rel| !rel.ends_with(".mp4"));
     let local: Vec<(String, Vec<u8>)> = util::visible_files(&local_out)
         .into_iter()
         .filter(|(n, _)| !n.ends_with(".mp4"))
@@ -486,26 +441,12 @@ fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
     let _ = std::fs::remove_dir_all(&local_out);
 }
 
-/// The visible objects under `root` with their bytes, MP4s left out (big).
-fn visible_objects_except_media(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let base = format!("{}/", root.display());
-    recstitch::store::list_all(root)
-        .unwrap()
-        .into_iter()
-        .filter_map(|(p, _)| {
-            let rel = p.to_str().unwrap().strip_prefix(&base).unwrap().to_string();
-            let skip = rel.split('/').any(|c| c.starts_with('.')) || rel.ends_with(".mp4");
-            (!skip).then(|| (rel, recstitch::store::read(&p).unwrap()))
-        })
-        .collect()
-}
-
 #[test]
 fn azurite_stopped_mid_run_is_a_clear_error_naming_the_url() {
     let Some(mut az) = Azurite::start("down") else { return };
     // The long recording and the fixtures, in one local archive.
     let archive = util::temp_dir("objstore-down-in");
-    let long = long_recording();
+    let long = gen::long_recording();
     for e in std::fs::read_dir(&long).unwrap() {
         let p = e.unwrap().path();
         if !p.file_name().unwrap().to_string_lossy().starts_with('.') {

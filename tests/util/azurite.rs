@@ -206,6 +206,12 @@ pub fn upload_tree(from: &Path, to: &Path) {
 
 /// Every visible object under the folder URL `root` with its bytes, by relative name.
 pub fn visible_objects(root: &Path) -> Vec<(String, Vec<u8>)> {
+    visible_objects_where(root, |_| true)
+}
+
+/// [`visible_objects`] whose relative names `keep` accepts (the others are
+/// not read).
+pub fn visible_objects_where(root: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, Vec<u8>)> {
     let base = format!("{}/", root.display());
     recstitch::store::list_all(root)
         .unwrap()
@@ -213,7 +219,7 @@ pub fn visible_objects(root: &Path) -> Vec<(String, Vec<u8>)> {
         .filter_map(|(p, _)| {
             let rel = p.to_str().unwrap().strip_prefix(&base).unwrap().to_string();
             let hidden = rel.split('/').any(|c| c.starts_with('.'));
-            (!hidden).then(|| (rel, recstitch::store::read(&p).unwrap()))
+            (!hidden && keep(&rel)).then(|| (rel, recstitch::store::read(&p).unwrap()))
         })
         .collect()
 }

@@ -115,3 +115,41 @@ pub fn archive(name: &str, specs: &[Spec]) -> (PathBuf, Vec<PathBuf>) {
     std::fs::write(&marker, recipe).unwrap();
     (dir, paths)
 }
+
+/// A recording of three 20-minute chunks made from a fixture chunk (by
+/// `recstitch::synth`), made once and shared by the tests that need one;
+/// one test binary at a time makes it.
+pub fn long_recording() -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated/three20min");
+    let marker = dir.join(".complete");
+    if marker.exists() {
+        return dir;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let source =
+        super::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4");
+    let mut start_ms = 0u64;
+    for i in 0..3 {
+        let doc = format!("0-test-long-{i}");
+        let media = recstitch::synth::repeat_chunk(&source, 1200.0, &dir.join(format!("{doc}.mp4"))).unwrap();
+        let ms = media.duration_ms().round() as u64;
+        let spec = Spec {
+            seconds: 0.0,
+            freq: 0,
+            start_ms,
+            chunk_duration_ms: ms,
+            pauses: vec![],
+        };
+        std::fs::write(
+            dir.join(format!("{doc}.json")),
+            metadata("dead0000-1111-2222-3333-444455556666", &doc, i, &spec),
+        )
+        .unwrap();
+        start_ms += ms;
+    }
+    std::fs::write(&marker, "").unwrap();
+    dir
+}

@@ -9,6 +9,16 @@ pub fn cases() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases")
 }
 
+/// The status of each recording of a `validate`/`run` JSON report.
+pub fn statuses(report: &serde_json::Value) -> Vec<String> {
+    report["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Runs the `recstitch` binary with `args`.
 pub fn recstitch(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recstitch"))
