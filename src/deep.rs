@@ -24,7 +24,7 @@ use h264_reader::rbsp::{BitRead, BitReader};
 
 use crate::finding::{Code, Finding};
 use crate::limits::{Limit, Limits};
-use crate::media::{AvcConfig, Codec, Movie, Track};
+use crate::media::{AvcConfig, Codec, Movie, SampleTable, Track};
 
 /// A second whose RMS level is below this (dBFS) counts as silent.
 pub const SILENCE_DBFS: f64 = -60.0;
@@ -89,8 +89,10 @@ impl<'a> SampleReader<'a> {
 }
 
 impl SampleReader<'_> {
-    fn bytes(&mut self, samples: &[crate::media::Sample], i: usize) -> std::io::Result<&[u8]> {
-        let s = samples[i];
+    fn bytes(&mut self, samples: &SampleTable, i: usize) -> std::io::Result<&[u8]> {
+        let s = samples
+            .get(i)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("no sample {i}")))?;
         // Never allocate from an unchecked size: a sample is read only when it
         // is of a plausible size and lies inside the file.
         let end = s.offset.saturating_add(u64::from(s.size));
@@ -107,7 +109,7 @@ impl SampleReader<'_> {
         if s.offset < self.buf_start || end > cached_end {
             // Read this sample and the following contiguous ones, up to 1 MiB.
             let mut run_end = end;
-            for n in &samples[i + 1..] {
+            for n in samples.range(i + 1..samples.len()) {
                 let n_end = run_end.saturating_add(u64::from(n.size));
                 if n.offset != run_end || n_end - s.offset > 1 << 20 || n_end > self.file_len {
                     break;
@@ -316,9 +318,9 @@ fn walk_nals(track: &Track, avc: &AvcConfig, file: &Input, limits: &Limits, note
     };
     let ts = f64::from(track.timescale.max(1));
     let mut t = 0u64;
-    for i in 0..track.samples.len() {
+    for (i, sample) in track.samples.iter().enumerate() {
         let at = t as f64 / ts;
-        t += u64::from(track.samples[i].duration);
+        t += u64::from(sample.duration);
         let data = match reader.bytes(&track.samples, i) {
             Ok(d) => d,
             Err(e) => {
@@ -407,7 +409,7 @@ pub(crate) mod tests {
             audio_findings(&a, Some(1))
         };
         let mut not_sync = media(1);
-        not_sync.tracks[0].samples[0].sync = false;
+        not_sync.tracks[0].samples.set_sync(0, false);
         vec![
             (
                 "a frame that does not decode",

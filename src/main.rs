@@ -210,7 +210,32 @@ fn scan(archive: &Path, out: Option<&Path>) -> anyhow::Result<Result<Archive, u8
     Ok(Ok(scanned))
 }
 
+/// Makes the allocator hand every large block (128 KiB or more: sample
+/// tables, the `moov`, I/O buffers) straight back to the system when it is
+/// freed. By default glibc raises this threshold after the first large
+/// free and keeps later large blocks in per-thread heaps, so the peak
+/// memory of a 20-hour recording depended on thread timing: 47-59 MB over
+/// runs, against 43 MB every run with the threshold fixed. (A program using
+/// the library can do the same with
+/// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072`.)
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fix_mmap_threshold() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: mallopt only sets an allocator parameter; this runs first in
+    // main, before any other thread exists.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fix_mmap_threshold() {}
+
 fn main() -> ExitCode {
+    fix_mmap_threshold();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -346,14 +346,24 @@ fn draw_findings(c: &mut Canvas, plot: &Plot, rec: &ValidatedRecording) {
 
 /// Draws and writes the PNG atomically to `path`.
 pub fn write_png(rec: &ValidatedRecording, path: &std::path::Path) -> crate::Result<()> {
-    let img = draw(rec);
+    write_png_bytes(path, &png(rec, path)?)
+}
+
+/// The PNG bytes of `rec`'s timeline (`path` names it in an error).
+pub(crate) fn png(rec: &ValidatedRecording, path: &std::path::Path) -> crate::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+    draw(rec)
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
         .map_err(|e| crate::Error::encode(path, "the timeline PNG", e))?;
+    Ok(bytes)
+}
+
+/// Writes PNG `bytes` at `path`, creating its folder.
+pub(crate) fn write_png_bytes(path: &std::path::Path, bytes: &[u8]) -> crate::Result<()> {
     if let Some(dir) = path.parent() {
         crate::io::create_dir_all(dir)?;
     }
-    crate::io::write_atomic(path, &bytes)
+    crate::io::write_atomic(path, bytes)
 }
 
 #[cfg(test)]

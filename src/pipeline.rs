@@ -282,21 +282,23 @@ pub fn validate_isolated(rec: &Recording, options: &ValidateOptions) -> Result<V
 /// written, or `None` when skipped.
 fn stitch_one(
     stitcher: &Stitcher,
-    validated: &ValidatedRecording,
+    validated: &mut ValidatedRecording,
     paths: &OutputPaths,
     out_dir: &Path,
     options: &BatchOptions,
 ) -> Result<Option<u64>> {
-    let rec = &validated.recording;
     let _lock = RecordingLock::acquire(paths)?;
     // Another process may have finished it while this one waited.
-    if !options.force && up_to_date(rec, out_dir, &options.stitch) {
+    if !options.force && up_to_date(&validated.recording, out_dir, &options.stitch) {
         return Ok(None);
     }
     #[cfg(test)]
-    tests::maybe_panic(rec, "stitch");
-    let manifest = stitcher.stitch_locked(validated, paths)?;
-    save_state(rec, paths, &options.stitch)?;
+    tests::maybe_panic(&validated.recording, "stitch");
+    let prepared = stitcher.prepare(validated, paths)?;
+    // Writing needs the plan only: the chunks' sample tables go first.
+    validated.drop_sample_tables();
+    let manifest = stitcher.finish(validated, prepared, paths)?;
+    save_state(&validated.recording, paths, &options.stitch)?;
     Ok(Some(manifest.output.bytes))
 }
 
@@ -354,7 +356,7 @@ fn validate_stage(
 /// The stitch stage for one recording: its final report and the bytes written.
 fn stitch_stage(
     stitcher: &Stitcher,
-    validated: &ValidatedRecording,
+    validated: &mut ValidatedRecording,
     mut report: RecordingReport,
     out_dir: &Path,
     options: &BatchOptions,
@@ -439,14 +441,14 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
             let (rx, to_collect) = (stitch_rx.clone(), to_collect.clone());
             let (stitcher, finish) = (&stitcher, &finish);
             s.spawn(move || {
-                for (i, rec, validated, report) in rx {
+                for (i, rec, mut validated, report) in rx {
                     let rec: &Recording = rec;
                     observer.progress(&Progress::Stitching {
                         call_id: rec.call_id.clone(),
                         recording_key: rec.key.clone(),
                         input_bytes: input_bytes(rec),
                     });
-                    let (report, bytes) = stitch_stage(stitcher, &validated, report, out_dir, options);
+                    let (report, bytes) = stitch_stage(stitcher, &mut validated, report, out_dir, options);
                     if to_collect.send(finish(i, rec, report, bytes)).is_err() {
                         break;
                     }

@@ -272,28 +272,52 @@ impl Stitcher {
 
     /// [`Stitcher::stitch`] for a caller that holds the recording's lock.
     pub(crate) fn stitch_locked(&self, rec: &ValidatedRecording, paths: &OutputPaths) -> Result<Manifest> {
+        let prepared = self.prepare(rec, paths)?;
+        self.finish(rec, prepared, paths)
+    }
+
+    /// What stitching decides before it writes: the join plan, the timeline
+    /// and the timeline picture. These are the only steps that read the
+    /// chunks' sample tables; [`Stitcher::finish`] reads none.
+    pub(crate) fn prepare(&self, rec: &ValidatedRecording, paths: &OutputPaths) -> Result<Prepared> {
         if !rec.is_valid() {
             return Err(Error::Usage(format!(
                 "recording {} has error findings; not stitched",
                 rec.recording.key
             )));
         }
-        let media: Vec<&Movie> = rec
-            .checks
-            .iter()
-            .map(|c| c.media.as_ref())
-            .collect::<Option<_>>()
-            .ok_or_else(|| Error::Usage("a chunk of a valid recording has no probed media".into()))?;
+        let media = movies(rec)?;
         let plan = self.plan(rec, &media)?;
         let audio_starts: Vec<f64> = plan.placements.iter().map(|p| p.audio_start).collect();
-        let tl = timeline::build(rec, &audio_starts, plan.duration(), self.options.gaps);
+        let timeline = timeline::build(rec, &audio_starts, plan.duration(), self.options.gaps);
+        let picture = if self.options.timeline {
+            Some(crate::picture::png(rec, &paths.timeline)?)
+        } else {
+            None
+        };
+        Ok(Prepared {
+            plan,
+            timeline,
+            picture,
+        })
+    }
+
+    /// Writes what [`Stitcher::prepare`] decided: the media, the chapters,
+    /// the picture, then the manifest.
+    pub(crate) fn finish(&self, rec: &ValidatedRecording, prepared: Prepared, paths: &OutputPaths) -> Result<Manifest> {
+        let Prepared {
+            plan,
+            timeline: tl,
+            picture,
+        } = prepared;
+        let media = movies(rec)?;
         let dir = paths.dir();
         crate::io::create_dir_all(dir)?;
         self.cancel.check()?;
         let written = write_media(rec, &media, &plan, &tl.chapters, paths, &self.cancel)?;
         write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
-        if self.options.timeline {
-            crate::picture::write_png(rec, &paths.timeline)?;
+        if let Some(png) = picture {
+            crate::picture::write_png_bytes(&paths.timeline, &png)?;
         }
         let chunks = manifest_chunks(rec, &media, &plan, &written);
         let manifest = Manifest {
@@ -350,6 +374,23 @@ impl Stitcher {
             message: why,
         })
     }
+}
+
+/// The plan, timeline and picture of one recording, made while its sample
+/// tables are at hand (see [`Stitcher::prepare`]).
+pub(crate) struct Prepared {
+    plan: Plan,
+    timeline: timeline::Timeline,
+    picture: Option<Vec<u8>>,
+}
+
+/// The probed media of every chunk of a valid recording.
+fn movies(rec: &ValidatedRecording) -> Result<Vec<&Movie>> {
+    rec.checks
+        .iter()
+        .map(|c| c.media.as_ref())
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::Usage("a chunk of a valid recording has no probed media".into()))
 }
 
 /// Writes the stitched MP4 under a temporary name and commits it, hashing

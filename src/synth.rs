@@ -12,8 +12,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::media::{probe, Movie, Track};
-use crate::mux::plan::{OutSample, OutTrack, Plan};
+use crate::media::{probe, Movie, SampleTable, Track};
+use crate::mux::plan::{OutTrack, Plan};
 use crate::mux::write::{self, MuxInput, Source};
 
 fn repeat(track: &Track, movie_timescale: u32, until: u64, cut_at_clean_points: bool) -> Result<OutTrack> {
@@ -21,7 +21,7 @@ fn repeat(track: &Track, movie_timescale: u32, until: u64, cut_at_clean_points: 
     let mut out = OutTrack {
         timescale: track.timescale,
         entries: track.entries.clone(),
-        samples: Vec::new(),
+        samples: SampleTable::new(),
         edit_start: p.start,
         presented: 0,
     };
@@ -44,15 +44,7 @@ fn repeat(track: &Track, movie_timescale: u32, until: u64, cut_at_clean_points: 
             if t >= until + p.start && clean[i] {
                 break 'outer;
             }
-            out.samples.push(OutSample {
-                source: 0,
-                offset: s.offset,
-                size: s.size,
-                duration: s.duration,
-                composition_offset: s.composition_offset,
-                sync: s.sync,
-                entry: s.entry,
-            });
+            out.samples.push(s);
             t += u64::from(s.duration);
         }
     }

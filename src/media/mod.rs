@@ -8,6 +8,7 @@
 
 mod boxes;
 pub mod codec;
+pub mod samples;
 mod tables;
 
 use std::fs::File;
@@ -21,6 +22,7 @@ use crate::error::{Error, Here, Result};
 use crate::limits::{Limit, Limits};
 
 pub use codec::{AacConfig, AvcConfig, Codec, SampleEntry};
+pub use samples::{Sample, SampleTable, SILENCE};
 
 /// What a chunk's MP4 holds: its movie (ISO/IEC 14496-12 §8.2), as the
 /// probe read it from `moov` (and any `moof` fragments).
@@ -73,23 +75,6 @@ pub struct Edit {
     pub rate: i16,
 }
 
-/// One sample (a video frame or an audio packet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sample {
-    /// Absolute offset of its first byte in the file.
-    pub offset: u64,
-    /// Its size in bytes.
-    pub size: u32,
-    /// Decode duration in track ticks.
-    pub duration: u32,
-    /// Composition offset (presentation time minus decode time), in ticks.
-    pub composition_offset: i32,
-    /// Whether it is a sync sample (a key frame).
-    pub sync: bool,
-    /// Index into [`Track::entries`] of its sample description.
-    pub entry: u8,
-}
-
 /// One track of a chunk.
 #[derive(Debug, Clone)]
 pub struct Track {
@@ -110,18 +95,18 @@ pub struct Track {
     /// Sample descriptions.
     pub entries: Vec<SampleEntry>,
     /// Every sample in decode order.
-    pub samples: Vec<Sample>,
+    pub samples: SampleTable,
 }
 
 impl Track {
     /// Sum of sample durations, in ticks.
     pub fn media_duration(&self) -> u64 {
-        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+        self.samples.media_duration()
     }
 
     /// Sum of sample sizes, in bytes.
     pub fn byte_count(&self) -> u64 {
-        self.samples.iter().map(|s| u64::from(s.size)).sum()
+        self.samples.byte_count()
     }
 
     /// The part of the media the edit list presents: `(start, length)` in

@@ -11,7 +11,7 @@ use mp4_atom::{
 
 use super::boxes::{BoxSlice, Children};
 use super::codec::{self, SampleEntry};
-use super::{track_kind, Edit, Sample, Track};
+use super::{track_kind, Edit, Sample, SampleTable, Track};
 use crate::error::{Here, Result};
 use crate::limits::{wide, Limit, Limits};
 
@@ -298,9 +298,9 @@ pub(crate) struct SampleTables {
     pub file_size: u64,
 }
 
-/// Expands the run-length coded tables into one [`Sample`] per sample,
+/// Expands the run-length coded tables into a [`SampleTable`],
 /// checking that every table covers exactly the samples `stsz` declares.
-pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> Result<Vec<Sample>> {
+pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> Result<SampleTable> {
     let (count, fixed_size) = match &t.stsz.samples {
         StszSamples::Identical { count, size } => (u64::from(*count), Some(*size)),
         StszSamples::Different { sizes } => (wide(sizes.len()), None),
@@ -314,34 +314,36 @@ pub(crate) fn expand_samples(t: SampleTables, here: &Here, limits: &Limits) -> R
     check_stsc(&t, count, here)?;
     // count <= max_samples_per_track, so this allocation is bounded.
     let n = usize::try_from(count).map_err(|_| here.child("stsz").invalid("sample count exceeds memory"))?;
-    let mut samples = lay_out_chunks(&t, n, here)?;
+    let ctts = t.ctts.as_ref().map_or(&[][..], |c| c.entries.as_slice());
+    if let Some(off) = ctts
+        .iter()
+        .map(|e| e.sample_offset)
+        .find(|&o| i32::try_from(o).is_err())
+    {
+        return Err(here
+            .child("ctts")
+            .invalid(format!("composition offset {off} out of range")));
+    }
+    let mut offsets = ctts
+        .iter()
+        .flat_map(|e| repeat_count(i32::try_from(e.sample_offset).unwrap_or(0), e.sample_count));
+    let mut samples = lay_out_chunks(&t, n, here, || offsets.next().unwrap_or(0))?;
     if samples.len() != n {
         return Err(here
             .child("stsc")
             .invalid(format!("chunks hold {} samples but stsz has {count}", samples.len())));
     }
-    if let Some(ctts) = &t.ctts {
-        let offsets = ctts
-            .entries
-            .iter()
-            .flat_map(|e| repeat_count(e.sample_offset, e.sample_count));
-        for (s, off) in samples.iter_mut().zip(offsets) {
-            s.composition_offset = i32::try_from(off).map_err(|_| {
-                here.child("ctts")
-                    .invalid(format!("composition offset {off} out of range"))
-            })?;
-        }
-    }
     if let Some(stss) = &t.stss {
         for &k in &stss.entries {
-            let s = k
+            let i = k
                 .checked_sub(1)
-                .and_then(|k| samples.get_mut(usize::try_from(k).ok()?))
+                .and_then(|k| usize::try_from(k).ok())
+                .filter(|&i| i < n)
                 .ok_or_else(|| {
                     here.child("stss")
                         .invalid(format!("sync sample {k} is not a sample of the track (1..={count})"))
                 })?;
-            s.sync = true;
+            samples.set_sync(i, true);
         }
     }
     Ok(samples)
@@ -401,7 +403,12 @@ fn check_stsc(t: &SampleTables, count: u64, here: &Here) -> Result<()> {
 
 /// The first `n` samples as the chunk table lays them out (`stsc` runs of
 /// samples per chunk, `stco`/`co64` offsets, `stsz` sizes, `stts` durations).
-fn lay_out_chunks(t: &SampleTables, n: usize, here: &Here) -> Result<Vec<Sample>> {
+fn lay_out_chunks(
+    t: &SampleTables,
+    n: usize,
+    here: &Here,
+    mut composition_offset: impl FnMut() -> i32,
+) -> Result<SampleTable> {
     let stsc = &t.stsc.entries;
     let chunks = wide(t.chunk_offsets.len());
     let size_of = |i: usize| -> u32 {
@@ -415,7 +422,7 @@ fn lay_out_chunks(t: &SampleTables, n: usize, here: &Here) -> Result<Vec<Sample>
         .entries
         .iter()
         .flat_map(|e| repeat_count(e.sample_delta, e.sample_count));
-    let mut samples = Vec::with_capacity(n);
+    let mut samples = SampleTable::with_capacity(n);
     for (i, e) in stsc.iter().enumerate() {
         let next_first = stsc.get(i + 1).map(|n| u64::from(n.first_chunk)).unwrap_or(chunks + 1);
         // Checked by check_stsc: 1 <= description <= entry_count, which fits a u8.
@@ -430,10 +437,11 @@ fn lay_out_chunks(t: &SampleTables, n: usize, here: &Here) -> Result<Vec<Sample>
                 }
                 let size = size_of(samples.len());
                 samples.push(Sample {
+                    source: 0,
                     offset,
                     size,
                     duration: durations.next().unwrap_or(0),
-                    composition_offset: 0,
+                    composition_offset: composition_offset(),
                     sync: t.stss.is_none(),
                     entry,
                 });
@@ -598,6 +606,7 @@ fn add_truns(
             let flags = e.flags.unwrap_or(defaults.flags);
             let cts = e.cts.unwrap_or(0);
             track.samples.push(Sample {
+                source: 0,
                 offset: pos,
                 size,
                 duration: e.duration.unwrap_or(defaults.duration),

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::write::Source;
 use crate::io::{hex, Cancel, Input};
+use crate::media::SILENCE;
 
 /// Size of one read block.
 const BLOCK: usize = 128 << 10;
@@ -37,11 +38,21 @@ const POOL_BLOCKS: usize = WINDOW_BLOCKS + QUEUE_BLOCKS + 1;
 /// Output buffer: writes go out in blocks of this size (a multiple of [`ALIGN`]).
 const OUT_BUFFER: usize = 512 << 10;
 
-/// A stretch of the output payload: bytes of one source, or a silent frame.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Piece {
-    Source { source: usize, offset: u64, len: u64 },
-    Silence { len: usize },
+/// A stretch of the output payload: `len` bytes of source `source` from
+/// `offset`, or (`source` [`SILENCE`]) a silent frame of `len` bytes. 16
+/// bytes: a 20-hour recording has a few hundred thousand pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub source: u32,
+    pub len: u32,
+    pub offset: u64,
+}
+
+impl Piece {
+    /// The bytes of a source, when the piece is one.
+    fn source_bytes(&self) -> Option<(usize, u64, u64)> {
+        (self.source != SILENCE).then_some((self.source as usize, self.offset, u64::from(self.len)))
+    }
 }
 
 /// Why the pass stopped.
@@ -160,7 +171,7 @@ fn reading_order(pieces: &[Piece], sources: usize) -> Vec<usize> {
     let mut seen = vec![false; sources];
     let mut order = Vec::with_capacity(sources);
     for p in pieces {
-        if let Piece::Source { source, .. } = *p {
+        if let Some((source, ..)) = p.source_bytes() {
             if !std::mem::replace(&mut seen[source], true) {
                 order.push(source);
             }
@@ -174,7 +185,7 @@ fn reading_order(pieces: &[Piece], sources: usize) -> Vec<usize> {
 fn bytes_needed(pieces: &[Piece], sources: usize) -> Vec<u64> {
     let mut end = vec![0u64; sources];
     for p in pieces {
-        if let Piece::Source { source, offset, len } = *p {
+        if let Some((source, offset, len)) = p.source_bytes() {
             end[source] = end[source].max(offset.saturating_add(len));
         }
     }
@@ -288,9 +299,9 @@ impl Writer<'_> {
             if self.pass.cancel.is_cancelled() {
                 return Err(PassError::Cancelled);
             }
-            match *p {
-                Piece::Silence { len } => sink.put(&self.pass.silence[..len])?,
-                Piece::Source { source, offset, len } => self.piece(&mut sink, source, offset, len, keep)?,
+            match p.source_bytes() {
+                None => sink.put(&self.pass.silence[..p.len as usize])?,
+                Some((source, offset, len)) => self.piece(&mut sink, source, offset, len, keep)?,
             }
         }
         sink.finish()
@@ -400,7 +411,7 @@ fn keep_from(pieces: &[Piece], sources: usize) -> Vec<u64> {
     let mut low = vec![u64::MAX; sources];
     let mut keep = vec![u64::MAX; pieces.len()];
     for (i, p) in pieces.iter().enumerate().rev() {
-        if let Piece::Source { source, offset, .. } = *p {
+        if let Some((source, offset, _)) = p.source_bytes() {
             keep[i] = low[source];
             low[source] = low[source].min(offset);
         }
@@ -594,9 +605,11 @@ mod tests {
         let mut expected = b"HEAD".to_vec();
         for p in pieces {
             match *p {
-                Piece::Silence { len } => expected.extend_from_slice(&silence[..len]),
-                Piece::Source { source, offset, len } => {
-                    expected.extend_from_slice(&sources[source][offset as usize..(offset + len) as usize])
+                Piece {
+                    source: SILENCE, len, ..
+                } => expected.extend_from_slice(&silence[..len as usize]),
+                Piece { source, offset, len } => {
+                    expected.extend_from_slice(&sources[source as usize][offset as usize..][..len as usize])
                 }
             }
         }
@@ -623,11 +636,19 @@ mod tests {
         (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
     }
 
-    fn src(source: usize, offset: usize, len: usize) -> Piece {
-        Piece::Source {
+    fn src(source: u32, offset: usize, len: usize) -> Piece {
+        Piece {
             source,
             offset: offset as u64,
-            len: len as u64,
+            len: len as u32,
+        }
+    }
+
+    fn silent(len: u32) -> Piece {
+        Piece {
+            source: SILENCE,
+            len,
+            offset: 0,
         }
     }
 
@@ -637,7 +658,7 @@ mod tests {
         let b = bytes(BLOCK / 2, 2);
         let pieces = [
             src(0, 100, BLOCK),
-            Piece::Silence { len: 10 },
+            silent(10),
             src(0, BLOCK + 100, 2 * BLOCK - 100),
             src(1, 0, BLOCK / 2),
         ];
@@ -671,7 +692,7 @@ mod tests {
         // Several output blocks (direct writes where the file system takes
         // them), a head and a tail that are not aligned.
         let a = bytes(13 * BLOCK + 123, 6);
-        check(&[a], &[src(0, 7, 13 * BLOCK + 100), Piece::Silence { len: 3 }], 0);
+        check(&[a], &[src(0, 7, 13 * BLOCK + 100), silent(3)], 0);
     }
 
     #[test]

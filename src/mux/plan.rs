@@ -31,30 +31,13 @@
 //! rounding cumulative times, never by summing rounded durations.
 
 use crate::media::codec::switchable;
-use crate::media::{rescale, Codec, Movie, Sample, SampleEntry, Track};
+pub use crate::media::SILENCE;
+use crate::media::{rescale, Codec, Movie, Sample, SampleEntry, SampleTable, Track};
 use crate::timeline::{Hold, MAX_HOLD_SECONDS};
 
-/// A sample of the output, pointing at its bytes in one input chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutSample {
-    /// Which input chunk holds the bytes ([`SILENCE`] for generated audio).
-    pub source: u32,
-    /// Offset of the bytes in that chunk's file.
-    pub offset: u64,
-    /// Size in bytes.
-    pub size: u32,
-    /// Decode duration in output ticks.
-    pub duration: u32,
-    /// Composition offset in output ticks.
-    pub composition_offset: i32,
-    /// Sync sample.
-    pub sync: bool,
-    /// Index into the output track's sample descriptions.
-    pub entry: u8,
-}
-
-/// `OutSample::source` of a generated silent audio frame.
-pub const SILENCE: u32 = u32::MAX;
+/// A sample of the output: [`Sample::source`] is the input chunk that holds
+/// its bytes ([`SILENCE`] for generated audio), its times are in output ticks.
+pub type OutSample = Sample;
 
 /// One output track.
 #[derive(Debug, Clone)]
@@ -64,7 +47,7 @@ pub struct OutTrack {
     /// Sample descriptions, verbatim from the chunks (one per distinct configuration).
     pub entries: Vec<SampleEntry>,
     /// Samples in decode order.
-    pub samples: Vec<OutSample>,
+    pub samples: SampleTable,
     /// Media time where presentation starts (the leading edit).
     pub edit_start: u64,
     /// Presented length in ticks.
@@ -74,7 +57,7 @@ pub struct OutTrack {
 impl OutTrack {
     /// Sum of sample durations.
     pub fn media_duration(&self) -> u64 {
-        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+        self.samples.media_duration()
     }
 }
 
@@ -196,7 +179,7 @@ fn entry_number(i: usize, what: &str) -> Result<u8, PlanError> {
 }
 
 /// The output sample description of a chunk's sample (`map` from [`merge_entries`]).
-fn mapped_entry(map: &[u8], s: &Sample) -> Result<u8, PlanError> {
+fn mapped_entry(map: &[u8], s: Sample) -> Result<u8, PlanError> {
     map.get(usize::from(s.entry))
         .copied()
         .ok_or_else(|| format!("sample description {} does not exist", u32::from(s.entry) + 1))
@@ -239,9 +222,9 @@ pub fn plan(chunks: &[&Movie], holds: &[Vec<Hold>]) -> Result<Plan, PlanError> {
     // grown by doubling, which would hold two copies at each step.
     let count =
         |track: fn(&Movie) -> Option<&Track>| chunks.iter().filter_map(|c| track(c)).map(|t| t.samples.len()).sum();
-    planner.audio.samples.reserve_exact(count(Movie::audio));
+    planner.audio.samples.reserve(count(Movie::audio));
     if let Some(v) = &mut planner.video {
-        v.samples.reserve_exact(count(Movie::video));
+        v.samples.reserve(count(Movie::video));
     }
     for (k, chunk) in chunks.iter().enumerate() {
         let (mut placement, join) = planner.add_audio(k, chunk)?;
@@ -290,7 +273,7 @@ fn empty_track(timescale: u32) -> OutTrack {
     OutTrack {
         timescale,
         entries: Vec::new(),
-        samples: Vec::new(),
+        samples: SampleTable::new(),
         edit_start: 0,
         presented: 0,
     }
@@ -533,14 +516,19 @@ impl<'h> Planner<'h> {
             let target = rescale(join.start, ats, vts)
                 .saturating_add(self.first_video_edit)
                 .checked_sub(edit_start);
-            let prev = video.samples.last_mut().ok_or("no video sample before a join")?;
+            let last = video
+                .samples
+                .len()
+                .checked_sub(1)
+                .ok_or("no video sample before a join")?;
+            let prev = video.samples.get(last).ok_or("no video sample before a join")?;
             let prev_start = self.video_end - u64::from(prev.duration);
             let wanted = target.map_or(0, |t| t.saturating_sub(prev_start)).max(1);
             let duration = u32::try_from(wanted).map_err(|_| name("the gap before this chunk is too long"))?;
             if let Some(p) = self.placements.last_mut() {
                 p.video_adjust_ticks = i64::from(duration) - i64::from(prev.duration);
             }
-            prev.duration = duration;
+            video.samples.set_duration(last, duration);
             self.video_end = prev_start + u64::from(duration);
         }
         let decode_start = self.video_end;
@@ -646,25 +634,33 @@ fn hold_picture(
         }
         let add = rescale(ticks, audio_timescale, video.timescale);
         let add_cts = i64::try_from(add).map_err(|_| too_long())?;
-        let raise = |s: &mut OutSample, by: i64| -> Result<(), PlanError> {
-            s.composition_offset = i32::try_from(i64::from(s.composition_offset) + by).map_err(|_| too_long())?;
+        let raise = |samples: &mut SampleTable, i: usize, by: i64| -> Result<(), PlanError> {
+            let s = samples.get(i).ok_or_else(too_long)?;
+            let offset = i32::try_from(i64::from(s.composition_offset) + by).map_err(|_| too_long())?;
+            samples.set_composition_offset(i, offset);
             Ok(())
         };
         for (j, p) in pts.iter().enumerate().take(from) {
             if *p >= pause {
-                raise(&mut video.samples[base + j], add_cts)?;
+                raise(&mut video.samples, base + j, add_cts)?;
             }
         }
         let end = video.samples.len().min(base + from + HOLD_STRETCH);
-        let stretch = &mut video.samples[base + from..end];
-        let count = stretch.len();
+        let count = end - (base + from);
         let n = u64::try_from(count).unwrap_or(1).max(1);
         let (share, rest) = (add / n, add % n);
         let mut shifted = 0u64;
-        for (j, s) in stretch.iter_mut().enumerate() {
+        for (j, i) in (base + from..end).enumerate() {
             let extra = share + if j + 1 == count { rest } else { 0 };
-            raise(s, i64::try_from(add - shifted).map_err(|_| too_long())?)?;
-            s.duration = u32::try_from(u64::from(s.duration) + extra).map_err(|_| too_long())?;
+            raise(
+                &mut video.samples,
+                i,
+                i64::try_from(add - shifted).map_err(|_| too_long())?,
+            )?;
+            let duration = video.samples.get(i).map_or(0, |s| u64::from(s.duration));
+            video
+                .samples
+                .set_duration(i, u32::try_from(duration + extra).map_err(|_| too_long())?);
             shifted += extra;
         }
         added += add;
@@ -734,7 +730,7 @@ fn rescale_signed(v: i64, from: u32, to: u32) -> i64 {
     }
 }
 
-fn out_sample(source: u32, s: &Sample, duration: u64, cts: i32, entry: u8) -> Result<OutSample, PlanError> {
+fn out_sample(source: u32, s: Sample, duration: u64, cts: i32, entry: u8) -> Result<OutSample, PlanError> {
     Ok(OutSample {
         source,
         offset: s.offset,
@@ -790,6 +786,7 @@ mod tests {
 
     fn sample(duration: u32, cts: i32, sync: bool) -> Sample {
         Sample {
+            source: 0,
             offset: 0,
             size: 1,
             duration,
@@ -836,7 +833,7 @@ mod tests {
                         rate: 1,
                     }],
                     entries: vec![entry(avc())],
-                    samples: video,
+                    samples: video.into_iter().collect(),
                 },
                 Track {
                     id: 2,
@@ -851,7 +848,7 @@ mod tests {
                         rate: 1,
                     }],
                     entries: vec![entry(aac())],
-                    samples: audio,
+                    samples: audio.into_iter().collect(),
                 },
             ],
         }
@@ -868,13 +865,15 @@ mod tests {
         assert_eq!(p.placements[1].dropped_priming_packets, 1);
         assert_eq!(p.placements[1].leftover_priming_samples, 0);
         // The packet before the join decodes to a whole frame and keeps that length.
-        assert_eq!(p.audio.samples[47].duration, 1024);
+        assert_eq!(p.audio.samples.get(47).unwrap().duration, 1024);
         assert_eq!(p.placements[0].tail_padding_samples, 128);
         // The very last packet keeps its real duration.
         assert_eq!(p.audio.samples.last().unwrap().duration, 896);
         // No packet other than the last is shorter than a frame.
-        assert!(p.audio.samples[..p.audio.samples.len() - 1]
-            .iter()
+        assert!(p
+            .audio
+            .samples
+            .range(0..p.audio.samples.len() - 1)
             .all(|s| s.duration == 1024));
         assert_eq!(p.audio.edit_start, 1024);
         // Chunk 1's real audio starts after 48000 + 128 samples of chunk 0.
@@ -901,15 +900,15 @@ mod tests {
         let p = plan(&[&a, &b, &c], &[]).unwrap();
         let v = p.video.as_ref().unwrap();
         // Composition offsets are kept as they were.
-        assert_eq!(v.samples[0].composition_offset, 2 * 2048);
-        assert_eq!(v.samples[25].composition_offset, 4 * 2048);
+        assert_eq!(v.samples.get(0).unwrap().composition_offset, 2 * 2048);
+        assert_eq!(v.samples.get(25).unwrap().composition_offset, 4 * 2048);
         for pl in &p.placements {
             let off = pl.planned_offset_ms.unwrap();
             assert!(off.abs() < 0.031, "planned offset {off} ms");
         }
         // 3.008 s at 16384 Hz is 49283.07 ticks: chunk 0's last frame is lengthened by 131 ticks.
         assert_eq!(p.placements[0].video_adjust_ticks, 49283 - 24 * 2048);
-        assert_eq!(v.samples[23].duration, 2048 + 131);
+        assert_eq!(v.samples.get(23).unwrap().duration, 2048 + 131);
         // Decode times never go backwards.
         assert!(v.samples.iter().all(|s| s.duration > 0));
     }
@@ -932,8 +931,8 @@ mod tests {
         let p = plan(&[&a, &c], &[]).unwrap();
         let v = p.video.unwrap();
         assert_eq!(v.entries.len(), 2);
-        assert_eq!(v.samples[0].entry, 0);
-        assert_eq!(v.samples[24].entry, 1);
+        assert_eq!(v.samples.get(0).unwrap().entry, 0);
+        assert_eq!(v.samples.get(24).unwrap().entry, 1);
     }
 
     #[test]
@@ -966,7 +965,14 @@ mod tests {
         // Video without B-frames: a clean split before every frame.
         let plain = || {
             let mut c = chunk(24, 48, 896, 1024);
-            c.tracks[0].samples.iter_mut().for_each(|s| s.composition_offset = 0);
+            c.tracks[0].samples = c.tracks[0]
+                .samples
+                .iter()
+                .map(|s| Sample {
+                    composition_offset: 0,
+                    ..s
+                })
+                .collect();
             c.tracks[0].edits[0].media_time = Some(0);
             c
         };
@@ -981,7 +987,7 @@ mod tests {
         ];
         let p = plan(&[&a, &b], &holds).unwrap();
         let v = p.video.as_ref().unwrap();
-        let chunk1 = &v.samples[24..];
+        let chunk1: Vec<Sample> = v.samples.range(24..v.samples.len()).collect();
         // Decode durations: none shorter than a frame, none carrying the whole hold.
         assert!(chunk1.iter().all(|s| s.duration >= 2048), "{chunk1:?}");
         let longest = chunk1.iter().map(|s| s.duration).max().unwrap();

@@ -2,8 +2,8 @@
 //! into the `moov` bytes: no table is first built as one value per entry,
 //! so a long recording's tables cost their encoded size and nothing more.
 
-use super::plan::OutSample;
 use crate::error::{Error, Result};
+use crate::media::SampleTable;
 
 fn encode_err(what: &str, message: impl std::fmt::Display) -> Error {
     Error::encode(std::path::Path::new(""), what, message)
@@ -73,7 +73,7 @@ fn runs<T: PartialEq + Copy>(out: &mut Vec<u8>, values: impl Iterator<Item = T>,
 }
 
 /// `stts`: run-length coded decode durations.
-pub(super) fn stts(out: &mut Vec<u8>, samples: &[OutSample]) -> Result<()> {
+pub(super) fn stts(out: &mut Vec<u8>, samples: &SampleTable) -> Result<()> {
     table(out, b"stts", 0, |b| {
         Ok(runs(b, samples.iter().map(|s| s.duration), |d| d))
     })
@@ -81,8 +81,8 @@ pub(super) fn stts(out: &mut Vec<u8>, samples: &[OutSample]) -> Result<()> {
 
 /// `ctts`: run-length coded composition offsets; nothing when all are 0.
 /// Version 1 (signed) only when an offset is negative.
-pub(super) fn ctts(out: &mut Vec<u8>, samples: &[OutSample]) -> Result<()> {
-    if samples.iter().all(|s| s.composition_offset == 0) {
+pub(super) fn ctts(out: &mut Vec<u8>, samples: &SampleTable) -> Result<()> {
+    if !samples.has_composition_offsets() {
         return Ok(());
     }
     let version = u8::from(samples.iter().any(|s| s.composition_offset < 0));
@@ -92,8 +92,8 @@ pub(super) fn ctts(out: &mut Vec<u8>, samples: &[OutSample]) -> Result<()> {
 }
 
 /// `stss`: the sync samples' 1-based numbers; nothing when every sample is one.
-pub(super) fn stss(out: &mut Vec<u8>, samples: &[OutSample]) -> Result<()> {
-    if samples.iter().all(|s| s.sync) {
+pub(super) fn stss(out: &mut Vec<u8>, samples: &SampleTable) -> Result<()> {
+    if samples.all_sync() {
         return Ok(());
     }
     table(out, b"stss", 0, |b| {
@@ -126,21 +126,22 @@ pub(super) fn stsc(out: &mut Vec<u8>, chunks: &[(u32, u32)]) -> Result<()> {
 }
 
 /// `stsz`: one size for all when they are equal (and not 0), else each.
-pub(super) fn stsz(out: &mut Vec<u8>, samples: &[OutSample]) -> Result<()> {
+pub(super) fn stsz(out: &mut Vec<u8>, samples: &SampleTable) -> Result<()> {
     let start = out.len();
     put32(out, 0);
     out.extend_from_slice(b"stsz");
     out.extend_from_slice(&[0, 0, 0, 0]);
-    match samples.first() {
-        Some(first) if first.size > 0 && samples.iter().all(|s| s.size == first.size) => {
-            put32(out, first.size);
-            put32(out, count32(samples.len())?);
+    let sizes = samples.sizes();
+    match sizes.first() {
+        Some(&first) if first > 0 && sizes.iter().all(|&s| s == first) => {
+            put32(out, first);
+            put32(out, count32(sizes.len())?);
         }
         _ => {
             put32(out, 0);
-            put32(out, count32(samples.len())?);
-            for s in samples {
-                put32(out, s.size);
+            put32(out, count32(sizes.len())?);
+            for &s in sizes {
+                put32(out, s);
             }
         }
     }
@@ -181,10 +182,11 @@ pub(super) fn bound(samples: usize, chunks: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::Sample;
     use mp4_atom::{Atom, Ctts, Decode, Stsc, Stss, Stsz, StszSamples, Stts};
 
-    fn s(duration: u32, cts: i32, sync: bool, size: u32) -> OutSample {
-        OutSample {
+    fn s(duration: u32, cts: i32, sync: bool, size: u32) -> Sample {
+        Sample {
             source: 0,
             offset: 0,
             size,
@@ -205,12 +207,13 @@ mod tests {
     /// What a reader (mp4-atom's decoder) makes of the encoded tables.
     #[test]
     fn tables_decode_to_what_was_encoded() {
-        let samples = [
+        let all = [
             s(1024, 2048, true, 10),
             s(1024, -1024, false, 10),
             s(1024, -1024, false, 11),
             s(1000, 0, true, 12),
         ];
+        let samples: SampleTable = all.into_iter().collect();
         let mut out = Vec::new();
         stts(&mut out, &samples).unwrap();
         let t: Stts = decode(&out);
@@ -244,7 +247,7 @@ mod tests {
             }
         );
         out.clear();
-        stsz(&mut out, &samples[..2]).unwrap();
+        stsz(&mut out, &all[..2].iter().copied().collect()).unwrap();
         assert_eq!(
             decode::<Stsz>(&out).samples,
             StszSamples::Identical { count: 2, size: 10 }
@@ -263,7 +266,7 @@ mod tests {
 
     #[test]
     fn tables_with_nothing_to_say_are_left_out() {
-        let all_sync_no_offsets = [s(1024, 0, true, 5), s(1024, 0, true, 6)];
+        let all_sync_no_offsets: SampleTable = [s(1024, 0, true, 5), s(1024, 0, true, 6)].into_iter().collect();
         let mut out = Vec::new();
         ctts(&mut out, &all_sync_no_offsets).unwrap();
         stss(&mut out, &all_sync_no_offsets).unwrap();

@@ -22,6 +22,7 @@ use super::plan::{OutSample, OutTrack, Plan, SILENCE};
 use super::stbl;
 use crate::error::{Error, Result};
 use crate::io::Cancel;
+use crate::media::SampleTable;
 use crate::timeline::Chapter;
 
 /// Longest run of one track's samples stored together, in seconds.
@@ -138,6 +139,7 @@ fn interleave(plan: &Plan) -> Vec<Run> {
     struct Cursor<'a> {
         which: AvTrack,
         track: &'a OutTrack,
+        samples: std::iter::Peekable<crate::media::samples::Iter<'a>>,
         chunks: Vec<u32>,
         next: usize,
         time: u64,
@@ -146,6 +148,7 @@ fn interleave(plan: &Plan) -> Vec<Run> {
         Cursor {
             which,
             track,
+            samples: track.samples.iter().peekable(),
             chunks: chunk_of_samples(track),
             next: 0,
             time: 0,
@@ -169,14 +172,20 @@ fn interleave(plan: &Plan) -> Vec<Run> {
     {
         let limit = c.time + (MAX_RUN_SECONDS * f64::from(c.track.timescale)) as u64;
         let first = c.next;
-        let (entry, chunk) = (c.track.samples[first].entry, c.chunks[first]);
-        while c.next < c.track.samples.len() && (c.next == first || c.time < limit) {
-            let s = &c.track.samples[c.next];
-            if s.entry != entry || c.chunks[c.next] != chunk {
-                break;
-            }
-            c.time += u64::from(s.duration);
-            c.next += 1;
+        let chunk = c.chunks[first];
+        let Cursor {
+            samples,
+            chunks,
+            next,
+            time,
+            ..
+        } = c;
+        let entry = samples.peek().map_or(0, |s| s.entry);
+        while let Some(s) =
+            samples.next_if(|s| (*next == first || *time < limit) && s.entry == entry && chunks[*next] == chunk)
+        {
+            *time += u64::from(s.duration);
+            *next += 1;
         }
         runs.push(Run {
             which: c.which,
@@ -191,18 +200,14 @@ fn interleave(plan: &Plan) -> Vec<Run> {
 /// The input chunk each sample of `track` belongs to: its source; for
 /// generated silence, the chunk whose media follows it (the one it waits for).
 fn chunk_of_samples(track: &OutTrack) -> Vec<u32> {
-    let mut chunks = vec![0u32; track.samples.len()];
-    let mut next_real = track
-        .samples
-        .iter()
-        .rev()
-        .find(|s| s.source != SILENCE)
-        .map_or(0, |s| s.source);
-    for (i, s) in track.samples.iter().enumerate().rev() {
-        if s.source != SILENCE {
-            next_real = s.source;
+    let mut chunks: Vec<u32> = track.samples.iter().map(|s| s.source).collect();
+    let mut next_real = chunks.iter().rev().copied().find(|&s| s != SILENCE).unwrap_or(0);
+    for c in chunks.iter_mut().rev() {
+        if *c == SILENCE {
+            *c = next_real;
+        } else {
+            next_real = *c;
         }
-        chunks[i] = next_real;
     }
     chunks
 }
@@ -214,8 +219,12 @@ fn track_of(plan: &Plan, which: AvTrack) -> &OutTrack {
     }
 }
 
-fn samples_bytes(samples: &[OutSample]) -> u64 {
-    samples.iter().map(|s| u64::from(s.size)).sum()
+fn samples_bytes(samples: &SampleTable, first: usize, count: usize) -> u64 {
+    let sizes = samples.sizes();
+    let run = sizes
+        .get(first..first.saturating_add(count).min(sizes.len()))
+        .unwrap_or(&[]);
+    run.iter().map(|&s| u64::from(s)).sum()
 }
 
 /// The chapter track's samples: a 16-bit length and UTF-8 text (3GPP TS 26.245 §5.17).
@@ -266,7 +275,7 @@ struct TrackBox<'a> {
     handler: &'static [u8; 4],
     name: &'static str,
     timescale: u32,
-    samples: &'a [OutSample],
+    samples: &'a SampleTable,
     entries: Vec<&'a [u8]>,
     edit_start: Option<u64>,
     presented: u64,
@@ -313,7 +322,7 @@ fn trak(out: &mut Vec<u8>, t: &TrackBox, movie_timescale: u32, creation: u64, co
                     creation_time: creation,
                     modification_time: creation,
                     timescale: t.timescale,
-                    duration: t.samples.iter().map(|s| u64::from(s.duration)).sum(),
+                    duration: t.samples.media_duration(),
                     language: "und".into(),
                 },
             )?;
@@ -390,7 +399,7 @@ fn layout(plan: &Plan, chapters: &[Chapter]) -> Layout {
     for r in &mut runs {
         r.rel_offset = pos;
         let t = track_of(plan, r.which);
-        pos += samples_bytes(&t.samples[r.first..r.first + r.count]);
+        pos += samples_bytes(&t.samples, r.first, r.count);
     }
     Layout {
         runs,
@@ -453,7 +462,7 @@ fn moov(out: &mut Vec<u8>, input: &MuxInput, lay: &Layout, base: u64, co64: bool
 
 /// The chapter text track's samples (one per chapter, lasting until the
 /// next) and its `tx3g` sample description; `None` without chapters.
-fn chapter_track(input: &MuxInput, lay: &Layout, duration_s: f64) -> Option<(Vec<OutSample>, Vec<u8>)> {
+fn chapter_track(input: &MuxInput, lay: &Layout, duration_s: f64) -> Option<(SampleTable, Vec<u8>)> {
     if input.chapters.is_empty() {
         return None;
     }
@@ -533,7 +542,8 @@ fn media_track_box<'p>(
     let mut chunks = Vec::new();
     for r in lay.runs.iter().filter(|r| r.which == which) {
         offsets.push(base + r.rel_offset);
-        chunks.push((stbl::count32(r.count)?, u32::from(t.samples[r.first].entry) + 1));
+        let entry = t.samples.get(r.first).map_or(0, |s| s.entry);
+        chunks.push((stbl::count32(r.count)?, u32::from(entry) + 1));
     }
     let (handler, name, id) = match which {
         AvTrack::Video => (b"vide", "VideoHandler", VIDEO_ID),
@@ -681,28 +691,33 @@ fn pieces(plan: &Plan, lay: &Layout, base: u64, sources: usize) -> (Vec<Piece>, 
     for r in &lay.runs {
         let t = track_of(plan, r.which);
         let mut pos = base + r.rel_offset;
-        for s in &t.samples[r.first..r.first + r.count] {
+        for s in t.samples.range(r.first..r.first + r.count) {
             let len = u64::from(s.size);
             if s.source == SILENCE {
-                pieces.push(Piece::Silence { len: s.size as usize });
+                pieces.push(Piece {
+                    source: SILENCE,
+                    len: s.size,
+                    offset: 0,
+                });
                 pos += len;
                 continue;
             }
-            let source = s.source as usize;
-            let range = &mut ranges[source];
+            let range = &mut ranges[s.source as usize];
             range.0 = range.0.min(pos);
             range.1 = range.1.max(pos + len);
             pos += len;
             match pieces.last_mut() {
-                Some(Piece::Source {
-                    source: ps,
-                    offset,
-                    len: plen,
-                }) if *ps == source && *offset + *plen == s.offset => *plen += len,
-                _ => pieces.push(Piece::Source {
-                    source,
+                Some(p)
+                    if p.source == s.source
+                        && p.offset.saturating_add(u64::from(p.len)) == s.offset
+                        && p.len.checked_add(s.size).is_some() =>
+                {
+                    p.len += s.size
+                }
+                _ => pieces.push(Piece {
+                    source: s.source,
+                    len: s.size,
                     offset: s.offset,
-                    len,
                 }),
             }
         }
@@ -761,13 +776,14 @@ mod tests {
                 asc: vec![],
             }),
         };
-        let samples = vec![
+        let samples = std::iter::repeat_n(
             OutSample {
                 size: sample,
                 ..s(1024, 0)
-            };
-            count
-        ];
+            },
+            count,
+        )
+        .collect();
         let audio = OutTrack {
             timescale: 16000,
             entries: vec![entry],

@@ -1,0 +1,509 @@
+//! [`SampleTable`]: a track's samples, kept about as compact as the file
+//! encodes them.
+//!
+//! A 20-hour recording holds 1.7 million samples. One struct per sample
+//! (32 bytes) would cost 54 MB for the chunks' tables and as much again for
+//! the output plan; here a sample costs its 4-byte size, 4 more when the
+//! track has composition offsets, one bit for sync, and a share of the runs
+//! of contiguous bytes and equal durations it belongs to.
+//!
+//! Samples go in with [`SampleTable::push`] and come out as [`Sample`]
+//! values, by index ([`SampleTable::get`]) or in order ([`SampleTable::iter`],
+//! [`SampleTable::range`]). Only durations, composition offsets and sync
+//! flags change after a push.
+
+use std::ops::Range;
+
+/// [`Sample::source`] of generated audio (silence) that no input holds.
+pub const SILENCE: u32 = u32::MAX;
+
+/// One sample (a video frame or an audio packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sample {
+    /// Which file holds its bytes: 0 in a chunk's own table; in an output
+    /// plan, the index of the input chunk ([`SILENCE`] for generated audio).
+    pub source: u32,
+    /// Absolute offset of its first byte in that file.
+    pub offset: u64,
+    /// Its size in bytes.
+    pub size: u32,
+    /// Decode duration in track ticks.
+    pub duration: u32,
+    /// Composition offset (presentation time minus decode time), in ticks.
+    pub composition_offset: i32,
+    /// Whether it is a sync sample (a key frame).
+    pub sync: bool,
+    /// Index into the track's sample descriptions.
+    pub entry: u8,
+}
+
+/// The most samples one byte run covers, so that finding a sample's offset
+/// adds at most this many sizes.
+const RUN_MAX: usize = 64;
+
+/// Samples whose bytes follow each other in one file, with one description.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    first: usize,
+    offset: u64,
+    source: u32,
+    entry: u8,
+}
+
+/// From sample `first` on, until the next step, every duration is `value`.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    first: usize,
+    value: u32,
+}
+
+/// A track's samples in decode order. See the [module](self) documentation.
+#[derive(Debug, Clone, Default)]
+pub struct SampleTable {
+    sizes: Vec<u32>,
+    runs: Vec<Run>,
+    durations: Vec<Step>,
+    /// Empty while every composition offset is 0.
+    offsets: Vec<i32>,
+    /// One bit per sample.
+    sync: Vec<u64>,
+    /// Where the last run's bytes end.
+    end: u64,
+}
+
+impl SampleTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty table with room for `n` samples' sizes and flags.
+    pub fn with_capacity(n: usize) -> Self {
+        let mut t = Self::new();
+        t.reserve(n);
+        t
+    }
+
+    /// Room for `n` more samples' sizes and flags.
+    pub fn reserve(&mut self, n: usize) {
+        self.sizes.reserve_exact(n);
+        self.sync.reserve_exact(n.div_ceil(64));
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.sizes.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
+    }
+
+    /// Appends a sample.
+    pub fn push(&mut self, s: Sample) {
+        let i = self.len();
+        let continues = self.runs.last().is_some_and(|r| {
+            r.source == s.source
+                && r.entry == s.entry
+                && i - r.first < RUN_MAX
+                && (s.source == SILENCE || s.offset == self.end)
+        });
+        if !continues {
+            self.runs.push(Run {
+                first: i,
+                offset: if s.source == SILENCE { 0 } else { s.offset },
+                source: s.source,
+                entry: s.entry,
+            });
+            self.end = s.offset;
+        }
+        if s.source != SILENCE {
+            self.end = self.end.saturating_add(u64::from(s.size));
+        }
+        if self.durations.last().is_none_or(|d| d.value != s.duration) {
+            self.durations.push(Step {
+                first: i,
+                value: s.duration,
+            });
+        }
+        if s.composition_offset != 0 || !self.offsets.is_empty() {
+            self.offsets.resize(i, 0);
+            self.offsets.push(s.composition_offset);
+        }
+        if i.is_multiple_of(64) {
+            self.sync.push(0);
+        }
+        if s.sync {
+            self.sync[i / 64] |= 1 << (i % 64);
+        }
+        self.sizes.push(s.size);
+    }
+
+    /// Sample `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<Sample> {
+        self.range(i..i.saturating_add(1)).next()
+    }
+
+    /// The first sample.
+    pub fn first(&self) -> Option<Sample> {
+        self.get(0)
+    }
+
+    /// The last sample.
+    pub fn last(&self) -> Option<Sample> {
+        self.get(self.len().checked_sub(1)?)
+    }
+
+    /// Every sample in decode order.
+    pub fn iter(&self) -> Iter<'_> {
+        self.range(0..self.len())
+    }
+
+    /// Samples `range` in decode order (clipped to the table).
+    pub fn range(&self, range: Range<usize>) -> Iter<'_> {
+        let end = range.end.min(self.len());
+        let at = range.start.min(end);
+        let run = self.runs.partition_point(|r| r.first <= at).saturating_sub(1);
+        let pos = self.runs.get(run).map_or(0, |r| self.offset_in(r, at));
+        Iter {
+            table: self,
+            at,
+            end,
+            run,
+            pos,
+            step: self.durations.partition_point(|d| d.first <= at).saturating_sub(1),
+        }
+    }
+
+    /// The offset of sample `i` of run `r`.
+    fn offset_in(&self, r: &Run, i: usize) -> u64 {
+        if r.source == SILENCE {
+            return r.offset;
+        }
+        let before = self.sizes.get(r.first..i).unwrap_or(&[]);
+        before.iter().fold(r.offset, |o, &s| o.saturating_add(u64::from(s)))
+    }
+
+    /// Every sample's size, in decode order.
+    pub fn sizes(&self) -> &[u32] {
+        &self.sizes
+    }
+
+    /// Sum of sample durations, in ticks.
+    pub fn media_duration(&self) -> u64 {
+        let ends = self.durations.iter().skip(1).map(|d| d.first).chain([self.len()]);
+        self.durations
+            .iter()
+            .zip(ends)
+            .map(|(d, end)| u64::from(d.value) * (end - d.first) as u64)
+            .sum()
+    }
+
+    /// Sum of sample sizes, in bytes.
+    pub fn byte_count(&self) -> u64 {
+        self.sizes.iter().map(|&s| u64::from(s)).sum()
+    }
+
+    /// Whether every sample is a sync sample.
+    pub fn all_sync(&self) -> bool {
+        let n = self.len();
+        self.sync.iter().enumerate().all(|(w, &bits)| {
+            let used = (n - w * 64).min(64);
+            let mask = if used == 64 { u64::MAX } else { (1u64 << used) - 1 };
+            bits & mask == mask
+        })
+    }
+
+    /// Whether some composition offset is not 0.
+    pub fn has_composition_offsets(&self) -> bool {
+        self.offsets.iter().any(|&o| o != 0)
+    }
+
+    /// Sets sample `i`'s duration (nothing past the end).
+    pub fn set_duration(&mut self, i: usize, duration: u32) {
+        let n = self.len();
+        if i >= n {
+            return;
+        }
+        let k = self.durations.partition_point(|d| d.first <= i) - 1;
+        let old = self.durations[k].value;
+        if old == duration {
+            return;
+        }
+        let end = self.durations.get(k + 1).map_or(n, |d| d.first);
+        let mut pieces = Vec::with_capacity(3);
+        if self.durations[k].first < i {
+            pieces.push(self.durations[k]);
+        }
+        pieces.push(Step {
+            first: i,
+            value: duration,
+        });
+        if i + 1 < end {
+            pieces.push(Step {
+                first: i + 1,
+                value: old,
+            });
+        }
+        self.durations.splice(k..=k, pieces);
+        // Merge equal neighbours around the change, keeping one step per run.
+        let mut j = k.max(1);
+        let mut last = (k + 4).min(self.durations.len());
+        while j < last {
+            if self.durations[j].value == self.durations[j - 1].value {
+                self.durations.remove(j);
+                last -= 1;
+            } else {
+                j += 1;
+            }
+        }
+    }
+
+    /// Sets sample `i`'s composition offset (nothing past the end).
+    pub fn set_composition_offset(&mut self, i: usize, offset: i32) {
+        if i >= self.len() || (offset == 0 && self.offsets.is_empty()) {
+            return;
+        }
+        if self.offsets.is_empty() {
+            self.offsets.resize(self.len(), 0);
+        }
+        self.offsets[i] = offset;
+    }
+
+    /// Sets whether sample `i` is a sync sample (nothing past the end).
+    pub fn set_sync(&mut self, i: usize, sync: bool) {
+        if let Some(word) = self.sync.get_mut(i / 64).filter(|_| i < self.sizes.len()) {
+            let bit = 1u64 << (i % 64);
+            if sync {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
+        }
+    }
+}
+
+impl PartialEq for SampleTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for SampleTable {}
+
+impl Extend<Sample> for SampleTable {
+    fn extend<I: IntoIterator<Item = Sample>>(&mut self, samples: I) {
+        for s in samples {
+            self.push(s);
+        }
+    }
+}
+
+impl FromIterator<Sample> for SampleTable {
+    fn from_iter<I: IntoIterator<Item = Sample>>(samples: I) -> Self {
+        let mut t = Self::new();
+        t.extend(samples);
+        t
+    }
+}
+
+impl<'a> IntoIterator for &'a SampleTable {
+    type Item = Sample;
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+/// Samples of a [`SampleTable`] in decode order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    table: &'a SampleTable,
+    at: usize,
+    end: usize,
+    /// The run of sample `at`, and the offset of sample `at`.
+    run: usize,
+    pos: u64,
+    /// The duration step of sample `at`.
+    step: usize,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        let t = self.table;
+        let i = self.at;
+        if i >= self.end {
+            return None;
+        }
+        if let Some(next) = t.runs.get(self.run + 1).filter(|r| r.first == i) {
+            self.run += 1;
+            self.pos = next.offset;
+        }
+        if t.durations.get(self.step + 1).is_some_and(|d| d.first == i) {
+            self.step += 1;
+        }
+        let run = t.runs[self.run];
+        let size = t.sizes[i];
+        let s = Sample {
+            source: run.source,
+            offset: self.pos,
+            size,
+            duration: t.durations[self.step].value,
+            composition_offset: t.offsets.get(i).copied().unwrap_or(0),
+            sync: t.sync[i / 64] >> (i % 64) & 1 == 1,
+            entry: run.entry,
+        };
+        if run.source != SILENCE {
+            self.pos = self.pos.saturating_add(u64::from(size));
+        }
+        self.at += 1;
+        Some(s)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.end - self.at;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(i: u32) -> Sample {
+        Sample {
+            source: i / 100,
+            // Contiguous, with a jump every 10 samples.
+            offset: u64::from(i) * 10 + u64::from(i / 10) * 7,
+            size: 10,
+            duration: if i.is_multiple_of(7) { 3 } else { 1024 },
+            composition_offset: if i > 50 { (i % 5) as i32 - 2 } else { 0 },
+            sync: i.is_multiple_of(9),
+            entry: (i / 150) as u8,
+        }
+    }
+
+    #[test]
+    fn gives_back_what_was_pushed() {
+        let want: Vec<Sample> = (0..400).map(sample).collect();
+        let t: SampleTable = want.iter().copied().collect();
+        assert_eq!(t.len(), 400);
+        assert_eq!(t.iter().collect::<Vec<_>>(), want);
+        for (i, s) in want.iter().enumerate() {
+            assert_eq!(t.get(i), Some(*s), "sample {i}");
+        }
+        assert_eq!(t.get(400), None);
+        for r in [0..0, 0..1, 5..77, 63..65, 128..400, 399..400, 390..500] {
+            let got: Vec<Sample> = t.range(r.clone()).collect();
+            assert_eq!(got, want[r.start..r.end.min(400)], "range {r:?}");
+        }
+        assert_eq!(
+            t.media_duration(),
+            want.iter().map(|s| u64::from(s.duration)).sum::<u64>()
+        );
+        assert_eq!(t.byte_count(), 4000);
+        assert!(!t.all_sync());
+        assert!(t.has_composition_offsets());
+    }
+
+    #[test]
+    fn silence_repeats_one_frame() {
+        let mut t = SampleTable::new();
+        let silent = Sample {
+            source: SILENCE,
+            size: 6,
+            duration: 1024,
+            sync: true,
+            ..Sample::default()
+        };
+        t.extend(std::iter::repeat_n(silent, 1000));
+        t.push(Sample {
+            source: 2,
+            offset: 500,
+            ..silent
+        });
+        assert_eq!(t.get(999), Some(silent));
+        assert_eq!(t.get(1000).map(|s| (s.source, s.offset)), Some((2, 500)));
+        assert!(t.all_sync());
+        assert!(!t.has_composition_offsets());
+        // Runs of at most RUN_MAX samples, plus the real one.
+        assert_eq!(t.runs.len(), 1000usize.div_ceil(RUN_MAX) + 1);
+    }
+
+    #[test]
+    fn changes_keep_every_other_sample() {
+        let mut want: Vec<Sample> = (0..300).map(sample).collect();
+        let mut t: SampleTable = want.iter().copied().collect();
+        for (i, d) in [
+            (0, 5),
+            (299, 7),
+            (150, 1024),
+            (151, 9),
+            (152, 9),
+            (151, 1024),
+            (70, 3),
+            (7, 1024),
+        ] {
+            t.set_duration(i, d);
+            want[i].duration = d;
+            assert_eq!(t.iter().collect::<Vec<_>>(), want, "after duration {d} at {i}");
+            for w in t.durations.windows(2) {
+                assert_ne!(w[0].value, w[1].value, "steps stay merged");
+            }
+        }
+        t.set_composition_offset(3, 40);
+        want[3].composition_offset = 40;
+        t.set_sync(4, true);
+        want[4].sync = true;
+        t.set_sync(0, false);
+        want[0].sync = false;
+        t.set_duration(300, 1);
+        t.set_sync(300, true);
+        t.set_composition_offset(300, 1);
+        assert_eq!(t.iter().collect::<Vec<_>>(), want);
+        assert_eq!(t.len(), 300);
+    }
+
+    #[test]
+    fn an_offset_on_the_first_sample_is_kept() {
+        let t: SampleTable = [
+            Sample {
+                composition_offset: 7,
+                ..sample(0)
+            },
+            sample(1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(t.iter().map(|s| s.composition_offset).collect::<Vec<_>>(), [7, 0]);
+    }
+
+    #[test]
+    fn offsets_stay_empty_until_one_is_not_zero() {
+        let mut t: SampleTable = (0..50).map(sample).collect();
+        assert!(t.offsets.is_empty());
+        t.set_composition_offset(10, 0);
+        assert!(t.offsets.is_empty());
+        t.push(Sample {
+            composition_offset: -1,
+            ..sample(50)
+        });
+        assert_eq!(t.offsets.len(), 51);
+        assert_eq!(t.get(50).map(|s| s.composition_offset), Some(-1));
+    }
+
+    #[test]
+    fn equal_tables_compare_equal_whatever_their_history() {
+        let a: SampleTable = (0..100).map(sample).collect();
+        let mut b = a.clone();
+        b.set_composition_offset(60, 99);
+        assert_ne!(a, b);
+        b.set_composition_offset(60, a.get(60).unwrap().composition_offset);
+        assert_eq!(a, b);
+    }
+}
