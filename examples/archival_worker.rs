@@ -92,7 +92,8 @@ fn main() -> ExitCode {
             all_stitched = false;
             continue;
         }
-        match stitcher.stitch(&checked, out) {
+        // Given up to the stitch: the chunks' sample tables go once it has planned.
+        match stitcher.stitch_owned(checked, out) {
             Ok(manifest) => {
                 let files = manifest.files.expect("a stitch says where it wrote");
                 // What a later step of the worker would do: read the manifest back.

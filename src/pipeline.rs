@@ -294,10 +294,7 @@ fn stitch_one(
     }
     #[cfg(test)]
     tests::maybe_panic(&validated.recording, "stitch");
-    let prepared = stitcher.prepare(validated, paths)?;
-    // Writing needs the plan only: the chunks' sample tables go first.
-    validated.drop_sample_tables();
-    let manifest = stitcher.finish(validated, prepared, paths)?;
+    let manifest = stitcher.stitch_locked_freeing(validated, paths)?;
     save_state(&validated.recording, paths, &options.stitch)?;
     Ok(Some(manifest.output.bytes))
 }
