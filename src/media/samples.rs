@@ -155,6 +155,15 @@ impl SampleTable {
         self.get(self.len().checked_sub(1)?)
     }
 
+    /// Sample `i`'s description index, found without computing its offset.
+    pub fn entry(&self, i: usize) -> Option<u8> {
+        if i >= self.len() {
+            return None;
+        }
+        let run = self.runs.partition_point(|r| r.first <= i).checked_sub(1)?;
+        Some(self.runs[run].entry)
+    }
+
     /// Every sample in decode order.
     pub fn iter(&self) -> Iter<'_> {
         self.range(0..self.len())
@@ -165,15 +174,23 @@ impl SampleTable {
         let end = range.end.min(self.len());
         let at = range.start.min(end);
         let run = self.runs.partition_point(|r| r.first <= at).saturating_sub(1);
-        let pos = self.runs.get(run).map_or(0, |r| self.offset_in(r, at));
-        Iter {
+        let step = self.durations.partition_point(|d| d.first <= at).saturating_sub(1);
+        let mut iter = Iter {
             table: self,
             at,
             end,
             run,
-            pos,
-            step: self.durations.partition_point(|d| d.first <= at).saturating_sub(1),
+            run_end: 0,
+            pos: 0,
+            step,
+            step_end: 0,
+        };
+        if let Some(r) = self.runs.get(run) {
+            iter.pos = self.offset_in(r, at);
+            iter.run_end = self.runs.get(run + 1).map_or(usize::MAX, |n| n.first);
         }
+        iter.step_end = self.durations.get(step + 1).map_or(usize::MAX, |d| d.first);
+        iter
     }
 
     /// The offset of sample `i` of run `r`.
@@ -218,6 +235,38 @@ impl SampleTable {
     /// Whether some composition offset is not 0.
     pub fn has_composition_offsets(&self) -> bool {
         self.offsets.iter().any(|&o| o != 0)
+    }
+
+    /// The durations as runs: `(count, duration)` in decode order, each run
+    /// as long as it can be (what `stts` holds).
+    pub fn duration_runs(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        let ends = self.durations.iter().skip(1).map(|d| d.first).chain([self.len()]);
+        self.durations.iter().zip(ends).map(|(d, end)| (end - d.first, d.value))
+    }
+
+    /// Every composition offset in decode order; empty when all are 0.
+    pub fn composition_offsets(&self) -> &[i32] {
+        if self.has_composition_offsets() {
+            &self.offsets
+        } else {
+            &[]
+        }
+    }
+
+    /// The indices of the sync samples, in order.
+    pub fn sync_samples(&self) -> impl Iterator<Item = usize> + '_ {
+        let n = self.len();
+        self.sync.iter().enumerate().flat_map(move |(w, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    w * 64 + b
+                })
+            })
+            .take_while(move |&i| i < n)
+        })
     }
 
     /// Sets sample `i`'s duration (nothing past the end).
@@ -322,11 +371,13 @@ pub struct Iter<'a> {
     table: &'a SampleTable,
     at: usize,
     end: usize,
-    /// The run of sample `at`, and the offset of sample `at`.
+    /// The run of sample `at`, where the next run starts, and the offset of sample `at`.
     run: usize,
+    run_end: usize,
     pos: u64,
-    /// The duration step of sample `at`.
+    /// The duration step of sample `at`, and where the next one starts.
     step: usize,
+    step_end: usize,
 }
 
 impl Iterator for Iter<'_> {
@@ -338,14 +389,16 @@ impl Iterator for Iter<'_> {
         if i >= self.end {
             return None;
         }
-        if let Some(next) = t.runs.get(self.run + 1).filter(|r| r.first == i) {
+        if i == self.run_end {
             self.run += 1;
-            self.pos = next.offset;
+            self.pos = t.runs[self.run].offset;
+            self.run_end = t.runs.get(self.run + 1).map_or(usize::MAX, |n| n.first);
         }
-        if t.durations.get(self.step + 1).is_some_and(|d| d.first == i) {
+        if i == self.step_end {
             self.step += 1;
+            self.step_end = t.durations.get(self.step + 1).map_or(usize::MAX, |d| d.first);
         }
-        let run = t.runs[self.run];
+        let run = &t.runs[self.run];
         let size = t.sizes[i];
         let s = Sample {
             source: run.source,
@@ -396,7 +449,9 @@ mod tests {
         assert_eq!(t.iter().collect::<Vec<_>>(), want);
         for (i, s) in want.iter().enumerate() {
             assert_eq!(t.get(i), Some(*s), "sample {i}");
+            assert_eq!(t.entry(i), Some(s.entry), "sample {i}");
         }
+        assert_eq!(t.entry(400), None);
         assert_eq!(t.get(400), None);
         for r in [0..0, 0..1, 5..77, 63..65, 128..400, 399..400, 390..500] {
             let got: Vec<Sample> = t.range(r.clone()).collect();

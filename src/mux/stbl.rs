@@ -75,19 +75,26 @@ fn runs<T: PartialEq + Copy>(out: &mut Vec<u8>, values: impl Iterator<Item = T>,
 /// `stts`: run-length coded decode durations.
 pub(super) fn stts(out: &mut Vec<u8>, samples: &SampleTable) -> Result<()> {
     table(out, b"stts", 0, |b| {
-        Ok(runs(b, samples.iter().map(|s| s.duration), |d| d))
+        let mut n = 0;
+        for (count, duration) in samples.duration_runs() {
+            put32(b, count32(count)?);
+            put32(b, duration);
+            n += 1;
+        }
+        Ok(n)
     })
 }
 
 /// `ctts`: run-length coded composition offsets; nothing when all are 0.
 /// Version 1 (signed) only when an offset is negative.
 pub(super) fn ctts(out: &mut Vec<u8>, samples: &SampleTable) -> Result<()> {
-    if !samples.has_composition_offsets() {
+    let offsets = samples.composition_offsets();
+    if offsets.is_empty() {
         return Ok(());
     }
-    let version = u8::from(samples.iter().any(|s| s.composition_offset < 0));
+    let version = u8::from(offsets.iter().any(|&o| o < 0));
     table(out, b"ctts", version, |b| {
-        Ok(runs(b, samples.iter().map(|s| s.composition_offset), |o| o as u32))
+        Ok(runs(b, offsets.iter().copied(), |o| o as u32))
     })
 }
 
@@ -98,7 +105,7 @@ pub(super) fn stss(out: &mut Vec<u8>, samples: &SampleTable) -> Result<()> {
     }
     table(out, b"stss", 0, |b| {
         let mut n = 0;
-        for (i, _) in samples.iter().enumerate().filter(|(_, s)| s.sync) {
+        for i in samples.sync_samples() {
             put32(b, count32(i + 1)?);
             n += 1;
         }

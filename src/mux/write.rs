@@ -542,7 +542,7 @@ fn media_track_box<'p>(
     let mut chunks = Vec::new();
     for r in lay.runs.iter().filter(|r| r.which == which) {
         offsets.push(base + r.rel_offset);
-        let entry = t.samples.get(r.first).map_or(0, |s| s.entry);
+        let entry = t.samples.entry(r.first).unwrap_or(0);
         chunks.push((stbl::count32(r.count)?, u32::from(entry) + 1));
     }
     let (handler, name, id) = match which {
