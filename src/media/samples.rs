@@ -171,26 +171,9 @@ impl SampleTable {
 
     /// Samples `range` in decode order (clipped to the table).
     pub fn range(&self, range: Range<usize>) -> Iter<'_> {
-        let end = range.end.min(self.len());
-        let at = range.start.min(end);
-        let run = self.runs.partition_point(|r| r.first <= at).saturating_sub(1);
-        let step = self.durations.partition_point(|d| d.first <= at).saturating_sub(1);
-        let mut iter = Iter {
-            table: self,
-            at,
-            end,
-            run,
-            run_end: 0,
-            pos: 0,
-            step,
-            step_end: 0,
-        };
-        if let Some(r) = self.runs.get(run) {
-            iter.pos = self.offset_in(r, at);
-            iter.run_end = self.runs.get(run + 1).map_or(usize::MAX, |n| n.first);
-        }
-        iter.step_end = self.durations.get(step + 1).map_or(usize::MAX, |d| d.first);
-        iter
+        let cols = Timing::new(self, range);
+        let pos = self.runs.get(cols.run).map_or(0, |r| self.offset_in(r, cols.at));
+        Iter { cols, pos }
     }
 
     /// The offset of sample `i` of run `r`.
@@ -242,6 +225,22 @@ impl SampleTable {
     pub fn duration_runs(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
         let ends = self.durations.iter().skip(1).map(|d| d.first).chain([self.len()]);
         self.durations.iter().zip(ends).map(|(d, end)| (end - d.first, d.value))
+    }
+
+    /// Runs of consecutive samples with one source and one description:
+    /// `(count, source, entry)` in decode order (a source may span several runs).
+    pub fn source_runs(&self) -> impl Iterator<Item = (usize, u32, u8)> + '_ {
+        let ends = self.runs.iter().skip(1).map(|r| r.first).chain([self.len()]);
+        self.runs
+            .iter()
+            .zip(ends)
+            .map(|(r, end)| (end - r.first, r.source, r.entry))
+    }
+
+    /// Every sample's duration and description, in decode order: cheaper
+    /// than [`SampleTable::iter`] where nothing else is wanted.
+    pub fn durations_and_entries(&self) -> Timing<'_> {
+        Timing::new(self, 0..self.len())
     }
 
     /// Every composition offset in decode order; empty when all are 0.
@@ -365,46 +364,99 @@ impl<'a> IntoIterator for &'a SampleTable {
     }
 }
 
-/// Samples of a [`SampleTable`] in decode order.
+/// Durations and descriptions of a [`SampleTable`]'s samples in decode
+/// order; also where [`Iter`] is in the table's runs and steps.
 #[derive(Debug, Clone)]
-pub struct Iter<'a> {
+pub struct Timing<'a> {
     table: &'a SampleTable,
     at: usize,
     end: usize,
-    /// The run of sample `at`, where the next run starts, and the offset of sample `at`.
+    /// The run of sample `at`, and where the next run starts.
     run: usize,
     run_end: usize,
-    pos: u64,
     /// The duration step of sample `at`, and where the next one starts.
     step: usize,
     step_end: usize,
 }
 
-impl Iterator for Iter<'_> {
-    type Item = Sample;
+impl<'a> Timing<'a> {
+    fn new(table: &'a SampleTable, range: Range<usize>) -> Self {
+        let end = range.end.min(table.len());
+        let at = range.start.min(end);
+        let run = table.runs.partition_point(|r| r.first <= at).saturating_sub(1);
+        let step = table.durations.partition_point(|d| d.first <= at).saturating_sub(1);
+        Timing {
+            table,
+            at,
+            end,
+            run,
+            run_end: table.runs.get(run + 1).map_or(usize::MAX, |r| r.first),
+            step,
+            step_end: table.durations.get(step + 1).map_or(usize::MAX, |d| d.first),
+        }
+    }
 
-    fn next(&mut self) -> Option<Sample> {
+    /// Moves to the next sample: its index, and whether it starts a run.
+    fn advance(&mut self) -> Option<(usize, bool)> {
         let t = self.table;
         let i = self.at;
         if i >= self.end {
             return None;
         }
-        if i == self.run_end {
+        let new_run = i == self.run_end;
+        if new_run {
             self.run += 1;
-            self.pos = t.runs[self.run].offset;
             self.run_end = t.runs.get(self.run + 1).map_or(usize::MAX, |n| n.first);
         }
         if i == self.step_end {
             self.step += 1;
             self.step_end = t.durations.get(self.step + 1).map_or(usize::MAX, |d| d.first);
         }
-        let run = &t.runs[self.run];
+        self.at += 1;
+        Some((i, new_run))
+    }
+}
+
+impl Iterator for Timing<'_> {
+    type Item = (u32, u8);
+
+    fn next(&mut self) -> Option<(u32, u8)> {
+        self.advance()?;
+        Some((self.table.durations[self.step].value, self.table.runs[self.run].entry))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.end - self.at;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Timing<'_> {}
+
+/// Samples of a [`SampleTable`] in decode order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    cols: Timing<'a>,
+    /// The offset of the next sample.
+    pos: u64,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        let (i, new_run) = self.cols.advance()?;
+        let t = self.cols.table;
+        let run = &t.runs[self.cols.run];
+        if new_run {
+            self.pos = run.offset;
+        }
         let size = t.sizes[i];
         let s = Sample {
             source: run.source,
             offset: self.pos,
             size,
-            duration: t.durations[self.step].value,
+            duration: t.durations[self.cols.step].value,
             composition_offset: t.offsets.get(i).copied().unwrap_or(0),
             sync: t.sync[i / 64] >> (i % 64) & 1 == 1,
             entry: run.entry,
@@ -412,13 +464,11 @@ impl Iterator for Iter<'_> {
         if run.source != SILENCE {
             self.pos = self.pos.saturating_add(u64::from(size));
         }
-        self.at += 1;
         Some(s)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.end - self.at;
-        (n, Some(n))
+        self.cols.size_hint()
     }
 }
 

@@ -139,7 +139,7 @@ fn interleave(plan: &Plan) -> Vec<Run> {
     struct Cursor<'a> {
         which: AvTrack,
         track: &'a OutTrack,
-        samples: std::iter::Peekable<crate::media::samples::Iter<'a>>,
+        samples: std::iter::Peekable<crate::media::samples::Timing<'a>>,
         chunks: Vec<u32>,
         next: usize,
         time: u64,
@@ -148,7 +148,7 @@ fn interleave(plan: &Plan) -> Vec<Run> {
         Cursor {
             which,
             track,
-            samples: track.samples.iter().peekable(),
+            samples: track.samples.durations_and_entries().peekable(),
             chunks: chunk_of_samples(track),
             next: 0,
             time: 0,
@@ -180,11 +180,11 @@ fn interleave(plan: &Plan) -> Vec<Run> {
             time,
             ..
         } = c;
-        let entry = samples.peek().map_or(0, |s| s.entry);
-        while let Some(s) =
-            samples.next_if(|s| (*next == first || *time < limit) && s.entry == entry && chunks[*next] == chunk)
+        let entry = samples.peek().map_or(0, |s| s.1);
+        while let Some((duration, _)) =
+            samples.next_if(|s| (*next == first || *time < limit) && s.1 == entry && chunks[*next] == chunk)
         {
-            *time += u64::from(s.duration);
+            *time += u64::from(duration);
             *next += 1;
         }
         runs.push(Run {
@@ -200,7 +200,10 @@ fn interleave(plan: &Plan) -> Vec<Run> {
 /// The input chunk each sample of `track` belongs to: its source; for
 /// generated silence, the chunk whose media follows it (the one it waits for).
 fn chunk_of_samples(track: &OutTrack) -> Vec<u32> {
-    let mut chunks: Vec<u32> = track.samples.iter().map(|s| s.source).collect();
+    let mut chunks = Vec::with_capacity(track.samples.len());
+    for (count, source, _) in track.samples.source_runs() {
+        chunks.extend(std::iter::repeat_n(source, count));
+    }
     let mut next_real = chunks.iter().rev().copied().find(|&s| s != SILENCE).unwrap_or(0);
     for c in chunks.iter_mut().rev() {
         if *c == SILENCE {
