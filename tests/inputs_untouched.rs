@@ -7,25 +7,13 @@ use std::path::Path;
 use std::time::SystemTime;
 
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, SystemTime)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
-                out.push((
-                    p.strip_prefix(dir).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                    modified,
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
+    util::files(dir, true)
+        .into_iter()
+        .map(|(name, bytes)| {
+            let modified = std::fs::metadata(dir.join(&name)).unwrap().modified().unwrap();
+            (name, bytes, modified)
+        })
+        .collect()
 }
 
 #[test]
