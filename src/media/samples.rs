@@ -190,19 +190,19 @@ impl SampleTable {
         &self.sizes
     }
 
-    /// Sum of sample durations, in ticks.
+    /// Sum of sample durations, in ticks (saturating).
     pub fn media_duration(&self) -> u64 {
         let ends = self.durations.iter().skip(1).map(|d| d.first).chain([self.len()]);
         self.durations
             .iter()
             .zip(ends)
-            .map(|(d, end)| u64::from(d.value) * (end - d.first) as u64)
-            .sum()
+            .map(|(d, end)| u64::from(d.value).saturating_mul((end - d.first) as u64))
+            .fold(0, u64::saturating_add)
     }
 
-    /// Sum of sample sizes, in bytes.
+    /// Sum of sample sizes, in bytes (saturating).
     pub fn byte_count(&self) -> u64 {
-        self.sizes.iter().map(|&s| u64::from(s)).sum()
+        self.sizes.iter().map(|&s| u64::from(s)).fold(0, u64::saturating_add)
     }
 
     /// Whether every sample is a sync sample.
