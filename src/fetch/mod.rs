@@ -14,7 +14,7 @@
 //! when the event has them, else from `{endpoint}/recording/download/{documentId}`
 //! and `…/metadata`. Requests are signed ([`auth`]). Media is downloaded in
 //! up to [`FetchOptions::parts`] ranged parts at once, into a hidden
-//! `.part` file that a rerun resumes ([`download`]), and renamed to its
+//! `.part` file that a rerun resumes (`download.rs`), and renamed to its
 //! final name only when complete and checked; an HTML page, a JSON error
 //! body or 0 bytes is never saved as a chunk. Transient failures
 //! (connection errors, timeouts, 408, 429, 5xx, a body cut short) are
