@@ -24,7 +24,7 @@ use h264_reader::rbsp::{BitRead, BitReader};
 
 use crate::finding::{Code, Finding};
 use crate::limits::{Limit, Limits};
-use crate::media::{AvcConfig, Codec, Movie, SampleTable, Track};
+use crate::media::{AvcConfig, Codec, Movie, Sample, SampleTable, Track};
 
 /// A second whose RMS level is below this (dBFS) counts as silent.
 pub const SILENCE_DBFS: f64 = -60.0;
@@ -89,10 +89,8 @@ impl<'a> SampleReader<'a> {
 }
 
 impl SampleReader<'_> {
-    fn bytes(&mut self, samples: &SampleTable, i: usize) -> std::io::Result<&[u8]> {
-        let s = samples
-            .get(i)
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("no sample {i}")))?;
+    /// The bytes of sample `i` (`s`) of `samples`.
+    fn bytes(&mut self, samples: &SampleTable, i: usize, s: Sample) -> std::io::Result<&[u8]> {
         // Never allocate from an unchecked size: a sample is read only when it
         // is of a plausible size and lies inside the file.
         let end = s.offset.saturating_add(u64::from(s.size));
@@ -170,7 +168,7 @@ pub fn analyse_audio(media: &Movie, limits: &Limits) -> Result<AudioAnalysis, St
         let first = to_samples(ticks);
         ticks += u64::from(sample.duration);
         let data = reader
-            .bytes(&track.samples, i)
+            .bytes(&track.samples, i, sample)
             .map_err(|e| format!("{}: {e}", media.path.display()))?;
         let packet = PacketRef::new(
             0,
@@ -321,7 +319,7 @@ fn walk_nals(track: &Track, avc: &AvcConfig, file: &Input, limits: &Limits, note
     for (i, sample) in track.samples.iter().enumerate() {
         let at = t as f64 / ts;
         t += u64::from(sample.duration);
-        let data = match reader.bytes(&track.samples, i) {
+        let data = match reader.bytes(&track.samples, i, sample) {
             Ok(d) => d,
             Err(e) => {
                 note(format!("sample {i} at {at:.3} s cannot be read: {e}"));

@@ -127,13 +127,18 @@ fn partials(dir: &Path) -> Vec<String> {
 
 /// Runs `recstitch fetch` with the connection string for `key`.
 fn fetch_cli(service: &Service, key: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recstitch"))
+    fetch_command(service, key, args).output().unwrap()
+}
+
+/// `recstitch fetch ARGS` with the service's connection string made with `key`.
+fn fetch_command(service: &Service, key: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_recstitch"));
+    command
         .arg("fetch")
         .args(args)
         .env("RECSTITCH_CONNECTION_STRING", service.connection_string(key))
-        .env_remove("RECSTITCH_ACCESS_TOKEN")
-        .output()
-        .unwrap()
+        .env_remove("RECSTITCH_ACCESS_TOKEN");
+    command
 }
 
 /// `recstitch fetch --json --progress none EVENT --into ARCHIVE` with the right key.
@@ -695,16 +700,14 @@ fn sigkill_mid_download_then_a_rerun_resumes_with_range_and_ends_byte_identical(
     let (doc, file) = serve_synthetic(&service, "big", "big", len, &dir);
     service.throttle(&doc, 4 << 20);
     let archive = dir.join("archive");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recstitch"))
-        .args([
-            "fetch",
-            "--progress",
-            "none",
-            file.to_str().unwrap(),
-            "--into",
-            archive.to_str().unwrap(),
-        ])
-        .env("RECSTITCH_CONNECTION_STRING", service.connection_string(KEY_B64))
+    let args = [
+        "--progress",
+        "none",
+        file.to_str().unwrap(),
+        "--into",
+        archive.to_str().unwrap(),
+    ];
+    let mut child = fetch_command(&service, KEY_B64, &args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
