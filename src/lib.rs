@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod audio;
 pub mod deep;
 pub mod error;
 #[cfg(feature = "fetch")]
