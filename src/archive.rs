@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use crate::error::{Error, Here, Result};
 use crate::finding::{Code, Finding};
-use crate::io::{files_equal, read_bounded, read_head};
+use crate::io::{files_equal, output_paths, read_bounded, read_head, OutputPaths};
 use crate::limits::{Limit, Limits};
-use crate::metadata::{self, ChunkMetadata, CompletionEvent, EventChunk};
+use crate::metadata::{self, ChunkMetadata, CompletionEvent, EventChunk, MediaFormat};
 
 /// Options for [`Archive::scan`].
 #[derive(Debug, Clone, Default)]
@@ -143,6 +143,31 @@ pub struct Chunk {
     pub media_kind: Option<FileKind>,
     /// The completion event's entry for this chunk, when an event lists it.
     pub event_entry: Option<EventChunk>,
+}
+
+impl Recording {
+    /// The format of the recording's media: what its first chunk's metadata
+    /// names, else what its first media file holds; MP4 when neither says.
+    pub fn format(&self) -> MediaFormat {
+        let stated = self
+            .chunks
+            .iter()
+            .find_map(|c| c.metadata.as_ref().and_then(|m| m.recording.media_format()));
+        let found = || {
+            self.chunks.iter().find_map(|c| match c.media_kind {
+                Some(FileKind::Mp3) => Some(MediaFormat::Mp3),
+                Some(FileKind::Wav) => Some(MediaFormat::Wav),
+                Some(FileKind::Mp4) => Some(MediaFormat::Mp4),
+                _ => None,
+            })
+        };
+        stated.or_else(found).unwrap_or(MediaFormat::Mp4)
+    }
+
+    /// Where the recording's outputs go under `out_dir` (see [`output_paths`]).
+    pub fn output_paths(&self, out_dir: &Path) -> OutputPaths {
+        output_paths(&self.call_id, &self.key, self.format().extension(), out_dir)
+    }
 }
 
 impl Chunk {
@@ -304,6 +329,14 @@ fn stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The dot-separated parts of a file stem that can be a document id, when
+/// the stem has more than one (`0-audiomp3.<documentId>`): a part shorter
+/// than 8 characters names no document.
+fn name_parts(stem: &str) -> impl Iterator<Item = &str> {
+    let several = stem.contains('.');
+    stem.split('.').filter(move |p| several && p.len() >= 8)
 }
 
 fn has_extension(path: &Path, ext: &str) -> bool {
@@ -503,11 +536,14 @@ impl Found {
             // Beside the manifest, or in the chapters folder beside it.
             let beside = parent
                 .file_name()
-                .is_some_and(|n| n == crate::io::CHAPTERS_DIR)
+                .is_some_and(|n| n == crate::io::CHAPTERS_DIR || n == crate::io::CHANNELS_DIR)
                 .then(|| parent.parent().map(Path::to_path_buf))
                 .flatten();
             let name = stem(path);
-            let own = outputs.contains(&(parent, name.clone())) || beside.is_some_and(|b| outputs.contains(&(b, name)));
+            // A participant's channel: `<key>.ch<N>.<participantId>`.
+            let key = name.split_once(".ch").map_or(name.as_str(), |(k, _)| k).to_string();
+            let own = outputs.contains(&(parent, name.clone()))
+                || beside.is_some_and(|b| outputs.contains(&(b.clone(), name)) || outputs.contains(&(b, key)));
             if own {
                 orphans.push(Orphan {
                     path: path.clone(),
@@ -526,9 +562,14 @@ impl Found {
                     "cannot be read: {}",
                     unreadable_reason(&path).unwrap_or_else(|| "unknown error".into())
                 ),
-                FileKind::Mp4 => {
-                    "MP4 without metadata: no metadata file names it (by chunkDocumentId or file name)".to_string()
-                }
+                FileKind::Mp4 | FileKind::Mp3 | FileKind::Wav => format!(
+                    "{} without metadata: no metadata file names it (by chunkDocumentId or file name)",
+                    match kind {
+                        FileKind::Mp4 => "MP4",
+                        FileKind::Mp3 => "MP3",
+                        _ => "WAV",
+                    }
+                ),
                 FileKind::Json => "JSON that is neither chunk metadata nor a completion event".to_string(),
                 other => format!("not a chunk, metadata or event file: {}", other.describe()),
             };
@@ -540,28 +581,44 @@ impl Found {
 /// Pairs each metadata file with its media file, consuming those from `others`.
 fn pair(metas: Vec<MetaFile>, others: &mut Vec<(PathBuf, FileKind)>) -> Vec<(Chunk, Option<String>, Option<Finding>)> {
     let mut by_stem: HashMap<String, Vec<usize>> = HashMap::new();
+    // The service's own Blob export names a chunk `<chunk>-<token>.<documentId>.<ext>`:
+    // each dot-separated part of a stem, with its folder.
+    let mut by_part: HashMap<(Option<&Path>, &str), Vec<usize>> = HashMap::new();
+    let stems: Vec<String> = others.iter().map(|(p, _)| stem(p)).collect();
     for (i, (p, _)) in others.iter().enumerate() {
-        by_stem.entry(stem(p)).or_default().push(i);
+        by_stem.entry(stems[i].clone()).or_default().push(i);
+        for part in name_parts(&stems[i]) {
+            by_part.entry((p.parent(), part)).or_default().push(i);
+        }
     }
     let mut taken = vec![false; others.len()];
     let mut out = Vec::with_capacity(metas.len());
     for m in metas {
+        let dir = m.path.parent();
+        let meta_stem = stem(&m.path);
         let mut candidates: Vec<usize> = Vec::new();
-        for key in [m.document_id.clone(), stem(&m.path)] {
-            for &i in by_stem.get(&key).into_iter().flatten() {
-                if !taken[i] && !candidates.contains(&i) {
-                    candidates.push(i);
-                }
+        let whole = [m.document_id.as_str(), meta_stem.as_str()]
+            .into_iter()
+            .flat_map(|key| by_stem.get(key).into_iter().flatten());
+        let parts = std::iter::once(m.document_id.as_str())
+            .chain(name_parts(&meta_stem))
+            .flat_map(|key| by_part.get(&(dir, key)).into_iter().flatten());
+        for &i in whole.chain(parts) {
+            if !taken[i] && !candidates.contains(&i) {
+                candidates.push(i);
             }
         }
-        let dir = m.path.parent();
-        // Best candidate: same folder, then an MP4 by content, then named .mp4.
+        let format = m.parsed.as_ref().ok().and_then(|md| md.recording.media_format());
+        let ext = format.map_or("mp4", |f| f.extension());
+        // Best candidate: same folder, then the whole name, then media by
+        // content, then named after the metadata's format.
         let best = candidates.into_iter().min_by_key(|&i| {
             let (p, kind) = &others[i];
             (
                 p.parent() != dir,
-                *kind != FileKind::Mp4,
-                !has_extension(p, "mp4"),
+                stems[i] != m.document_id && stems[i] != meta_stem,
+                !matches!(kind, FileKind::Mp4 | FileKind::Mp3 | FileKind::Wav),
+                !has_extension(p, ext),
                 p.clone(),
             )
         });

@@ -55,8 +55,10 @@ codes! {
     MediaInvalid => "media.invalid",
     /// The MP4 breaks the format in a way mainstream readers tolerate; so does recstitch.
     MediaQuirk => "media.quirk",
-    /// A recording in a format recstitch does not stitch (mp3, wav, unmixed audio).
+    /// A recording in a format recstitch does not stitch (Ogg, FLAC, unmixed audio other than WAV).
     MediaUnsupportedFormat => "media.unsupported_format",
+    /// The media file is another format than its metadata says (an MP3 where the metadata says mp4).
+    MediaFormatMismatch => "media.format_mismatch",
     /// The video is not H.264.
     VideoCodec => "video.codec",
     /// The audio is not AAC-LC.

@@ -388,15 +388,20 @@ pub fn safe_name(s: &str) -> String {
 /// The folder beside the outputs that holds the WebVTT chapters.
 pub const CHAPTERS_DIR: &str = "chapters";
 
+/// The folder beside the outputs that holds one mono WAV per participant
+/// of an unmixed recording (`--split-channels`).
+pub const CHANNELS_DIR: &str = "channels";
+
 /// The output paths of a recording under `out_dir`:
-/// `<out_dir>/<callId>/<recordingKey>.{mp4,json,png}` and
+/// `<out_dir>/<callId>/<recordingKey>.{<extension>,json,png}` (the
+/// extension of the recording's format: `mp4`, `mp3`, `wav`) and
 /// `<out_dir>/<callId>/chapters/<recordingKey>.vtt`, both names made safe
 /// with [`safe_name`].
-pub fn output_paths(call_id: &str, key: &str, out_dir: &Path) -> OutputPaths {
+pub fn output_paths(call_id: &str, key: &str, extension: &str, out_dir: &Path) -> OutputPaths {
     let dir = out_dir.join(safe_name(call_id));
     let key = safe_name(key);
     OutputPaths {
-        media: dir.join(format!("{key}.mp4")),
+        media: dir.join(format!("{key}.{extension}")),
         manifest: dir.join(format!("{key}.json")),
         chapters: dir.join(CHAPTERS_DIR).join(format!("{key}.vtt")),
         timeline: dir.join(format!("{key}.png")),
@@ -656,7 +661,7 @@ mod tests {
     #[test]
     fn the_lock_excludes_a_second_holder_and_cleans_only_stale_temporaries() {
         let dir = temp("lock");
-        let paths = output_paths("call", "rec", &dir);
+        let paths = output_paths("call", "rec", "mp4", &dir);
         let lock = RecordingLock::acquire(&paths).unwrap();
         let lock_path = paths.lock();
         assert!(lock_path.exists());

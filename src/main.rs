@@ -123,6 +123,10 @@ struct RunArgs {
     /// Also draw each recording's timeline as a PNG beside its outputs.
     #[arg(long)]
     timeline: bool,
+    /// For unmixed WAV recordings, also write one mono WAV per participant
+    /// (`<callId>/channels/<recordingKey>.ch<N>.<participantId>.wav`).
+    #[arg(long)]
+    split_channels: bool,
 }
 
 /// The arguments of `recstitch fetch`.
@@ -170,9 +174,9 @@ struct FetchArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SchemaDocument {
-    /// The manifest beside each stitched file (`schemas/manifest.v1.json`).
+    /// The manifest beside each stitched file (`schemas/manifest.v2.json`).
     Manifest,
-    /// The report of `validate --json` and `run --json` (`schemas/report.v1.json`).
+    /// The report of `validate --json` and `run --json` (`schemas/report.v2.json`).
     Report,
     /// The report of `fetch --json` (`schemas/fetch-report.v1.json`).
     FetchReport,
@@ -358,6 +362,7 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
     options.shard = args.shard;
     options.stitch = StitchOptions::with_gaps(args.gaps);
     options.stitch.timeline = args.timeline;
+    options.stitch.split_channels = args.split_channels;
     options.validate = validate_options(args.deep);
     if let Some(shard) = args.shard {
         if recstitch::pipeline::selected(&scanned, Some(shard)).is_empty() {
@@ -527,7 +532,7 @@ fn timeline(archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     let mut code = EXIT_OK;
     for r in &scanned.recordings {
-        let path = recstitch::io::output_paths(&r.call_id, &r.key, out).timeline;
+        let path = r.output_paths(out).timeline;
         match validate_isolated(r, &options) {
             Ok(validated) => {
                 recstitch::picture::write_png(&validated, &path)?;

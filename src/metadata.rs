@@ -169,11 +169,72 @@ pub struct RecordingInfo {
 }
 
 impl RecordingInfo {
-    /// Whether the metadata describes an audio-only recording.
+    /// Whether the metadata describes an audio-only recording: its channel
+    /// type says audio, its format is audio only (mp3, wav), or it names no
+    /// channel type and has no video configuration. A channel type of
+    /// `audioVideo` without a `videoConfiguration` is the current schema of
+    /// an audio+video recording, not an audio-only one.
     pub fn audio_only(&self) -> bool {
-        self.video.is_none()
-            || self.channel.to_ascii_lowercase().starts_with("audioonly")
-            || self.channel.eq_ignore_ascii_case("audio")
+        let channel = self.channel.to_ascii_lowercase();
+        if channel.starts_with("audioonly") || channel == "audio" {
+            return true;
+        }
+        if channel == "audiovideo" {
+            return false;
+        }
+        self.video.is_none() || matches!(self.media_format(), Some(MediaFormat::Mp3 | MediaFormat::Wav))
+    }
+
+    /// Whether each participant has a channel of their own (`unmixed`).
+    pub fn unmixed(&self) -> bool {
+        self.content.eq_ignore_ascii_case("unmixed")
+    }
+
+    /// The container format the metadata names, when recstitch knows it.
+    pub fn media_format(&self) -> Option<MediaFormat> {
+        MediaFormat::parse(&self.format)
+    }
+}
+
+/// The container format of a chunk's media and of a stitched output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaFormat {
+    /// MP4 (H.264 + AAC, or AAC alone).
+    Mp4,
+    /// MPEG-1/2 Layer III.
+    Mp3,
+    /// RIFF/WAVE PCM (RF64 for outputs past 4 GiB).
+    Wav,
+}
+
+impl MediaFormat {
+    /// The format named by metadata (`mp4`) or an event (`Mp4`), in any case.
+    pub fn parse(s: &str) -> Option<MediaFormat> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mp4" => Some(MediaFormat::Mp4),
+            "mp3" => Some(MediaFormat::Mp3),
+            "wav" => Some(MediaFormat::Wav),
+            _ => None,
+        }
+    }
+
+    /// The file extension, without the dot: `mp4`, `mp3`, `wav`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            MediaFormat::Mp4 => "mp4",
+            MediaFormat::Mp3 => "mp3",
+            MediaFormat::Wav => "wav",
+        }
+    }
+
+    /// The name for messages: `MP4`, `MP3`, `WAV`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MediaFormat::Mp4 => "MP4",
+            MediaFormat::Mp3 => "MP3",
+            MediaFormat::Wav => "WAV",
+        }
     }
 }
 
@@ -700,6 +761,25 @@ mod tests {
         let m = parse(&v).unwrap();
         assert!(m.recording.video.is_none());
         assert!(m.recording.audio_only());
+    }
+
+    #[test]
+    fn audio_video_without_video_configuration_is_the_current_schema() {
+        // Today's audio+video metadata states no frame rate or size at all.
+        let mut v = sample();
+        v["recordingInfo"].as_object_mut().unwrap().remove("videoConfiguration");
+        v["recordingInfo"]["contentType"] = json!("audioVideo");
+        v["recordingInfo"]["channelType"] = json!("mixed");
+        let m = parse(&v).unwrap();
+        assert!(m.recording.video.is_none());
+        assert!(!m.recording.audio_only());
+        assert_eq!(m.recording.media_format(), Some(MediaFormat::Mp4));
+        v["recordingInfo"]["contentType"] = json!("audio");
+        v["recordingInfo"]["channelType"] = json!("unmixed");
+        v["recordingInfo"]["format"] = json!("Wav");
+        let m = parse(&v).unwrap();
+        assert!(m.recording.audio_only() && m.recording.unmixed());
+        assert_eq!(m.recording.media_format(), Some(MediaFormat::Wav));
     }
 
     #[test]

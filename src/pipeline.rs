@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::{Archive, Recording};
 use crate::error::{Error, Result};
-use crate::io::{output_paths, write_atomic, Cancel, OutputPaths, RecordingLock};
+use crate::io::{write_atomic, Cancel, OutputPaths, RecordingLock};
 use crate::report::{RecordingReport, Report, Status};
 use crate::stitch::{StitchOptions, Stitcher};
 use crate::validate::{ValidateOptions, ValidatedRecording};
@@ -233,7 +233,7 @@ fn current_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) 
 
 /// Whether the outputs of `rec` are up to date.
 pub fn up_to_date(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> bool {
-    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
+    let paths = rec.output_paths(out_dir);
     let Ok(saved) = crate::io::read_all(&paths.state()) else {
         return false;
     };
@@ -336,12 +336,12 @@ fn validate_stage(
     let mut report = RecordingReport::from_validated(&validated);
     if validated.is_valid() && !options.force && up_to_date(rec, out_dir, &options.stitch) {
         report.status = Status::Skipped;
-        set_outputs(&mut report, &output_paths(&rec.call_id, &rec.key, out_dir));
+        set_outputs(&mut report, &rec.output_paths(out_dir));
     }
     // The picture helps most where something is wrong: draw it for invalid
     // recordings too (a stitched one gets it from the stitcher).
     if report.status == Status::Invalid && options.stitch.timeline {
-        let path = output_paths(&rec.call_id, &rec.key, out_dir).timeline;
+        let path = rec.output_paths(out_dir).timeline;
         if let Err(e) = crate::picture::write_png(&validated, &path) {
             report.error = Some(e.to_string());
         }
@@ -359,7 +359,7 @@ fn stitch_stage(
     options: &BatchOptions,
 ) -> (RecordingReport, u64) {
     let rec = &validated.recording;
-    let paths = output_paths(&rec.call_id, &rec.key, out_dir);
+    let paths = rec.output_paths(out_dir);
     match isolate(|| stitch_one(stitcher, validated, &paths, out_dir, options)).and_then(|r| r) {
         Ok(written) => {
             report.status = if written.is_some() {
@@ -507,7 +507,7 @@ mod tests {
             .stitch(&validated, &out)
             .unwrap_err();
         assert!(matches!(e, Error::Cancelled), "{e}");
-        let left = crate::io::output_paths(&validated.recording.call_id, &validated.recording.key, &out);
+        let left = validated.recording.output_paths(&out);
         assert!(!left.media.exists() && !left.manifest.exists() && !left.lock().exists());
         std::fs::remove_dir_all(&out).unwrap();
     }

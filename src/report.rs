@@ -1,7 +1,7 @@
 //! The JSON report shared by `validate` and `run`.
 //!
 //! ```json
-//! {"schemaVersion":1,"recordings":[{"callId":"…","recordingKey":"…","status":"ok",
+//! {"schemaVersion":2,"recordings":[{"callId":"…","recordingKey":"…","status":"ok",
 //!   "chunks":[{"index":0,"documentId":"…","media":"path","metadata":"path",
 //!              "mediaDurationMs":3000.0,"pausesCut":null}],
 //!   "findings":[{"code":"video.frame_rate","severity":"error","chunkIndex":1,"message":"…"}]}],
@@ -34,12 +34,13 @@ pub enum Status {
 
 /// The version of the report's layout ([`Report::schema_version`]);
 /// [`REPORT_SCHEMA`] describes it.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
-/// The report's JSON Schema (`schemas/report.v1.json`).
-pub const REPORT_SCHEMA: &str = include_str!("../schemas/report.v1.json");
+/// The report's JSON Schema (`schemas/report.v2.json`; version 2 added
+/// each chunk's `streams`).
+pub const REPORT_SCHEMA: &str = include_str!("../schemas/report.v2.json");
 
-/// The whole report. Reads back with serde; `schemas/report.v1.json` is its
+/// The whole report. Reads back with serde; `schemas/report.v2.json` is its
 /// published JSON Schema.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,6 +97,11 @@ pub struct ChunkReport {
     pub media_duration_ms: Option<f64>,
     /// Whether paused time was cut from the media; `null` when no pause or undecidable.
     pub pauses_cut: Option<bool>,
+    /// What the media holds, as found (format, rate, channels, picture,
+    /// frame rate and whether the metadata stated it); absent when it could
+    /// not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<crate::validate::Streams>,
 }
 
 impl Status {
@@ -170,6 +176,7 @@ impl RecordingReport {
                 metadata: c.metadata_path.display().to_string(),
                 media_duration_ms: check.media_duration_ms.map(round3),
                 pauses_cut: check.pauses_cut,
+                streams: check.streams.clone(),
             })
             .collect();
         RecordingReport {
@@ -336,6 +343,10 @@ pub struct ParticipantRecording {
     pub end: crate::metadata::WallClock,
     /// The stitched file, when `out` was given and it exists.
     pub output: Option<String>,
+    /// The participant's channel in an unmixed recording
+    /// (`participants[].channel`), when the metadata gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
 }
 
 /// Every participant of `archive` (or only `id`) with its recordings,
@@ -350,7 +361,7 @@ pub fn participants(archive: &Archive, id: Option<&str>, out: Option<&std::path:
             continue;
         };
         let output = out
-            .map(|o| crate::io::output_paths(&rec.call_id, &rec.key, o).media)
+            .map(|o| rec.output_paths(o).media)
             .filter(|p| crate::io::is_file(p))
             .map(|p| p.display().to_string());
         let mut ids: Vec<&str> = metas
@@ -360,12 +371,18 @@ pub fn participants(archive: &Archive, id: Option<&str>, out: Option<&std::path:
         ids.sort_unstable();
         ids.dedup();
         for pid in ids.into_iter().filter(|p| id.is_none_or(|want| want == *p)) {
+            let channel = metas
+                .iter()
+                .flat_map(|m| &m.participants)
+                .find(|p| p.participant_id == pid && p.channel.is_some())
+                .and_then(|p| p.channel);
             by_id.entry(pid.to_string()).or_default().push(ParticipantRecording {
                 call_id: rec.call_id.clone(),
                 recording_key: rec.key.clone(),
                 start,
                 end,
                 output: output.clone(),
+                channel,
             });
         }
     }

@@ -9,19 +9,23 @@
 //! the manifest is renamed last, so its presence means the set is complete.
 //! The join itself is planned and written by [`crate::mux`].
 
+use std::fs::File;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audio::{AudioFile, AudioPlacement};
 use crate::error::{Error, Result};
 use crate::finding::Finding;
-use crate::io::{output_paths, sync_dir, write_atomic, Cancel, Input, OutputPaths, RecordingLock, TempFile};
+use crate::io::{sync_dir, write_atomic, Cancel, Input, OutputPaths, RecordingLock, TempFile};
 use crate::media::Movie;
-use crate::metadata::{seconds_as_ms, WallClock};
+use crate::metadata::{seconds_as_ms, MediaFormat, WallClock};
+use crate::mux::mp3::{self, Mp3Output, Mp3Plan};
 use crate::mux::plan::{self, Placement, Plan};
+use crate::mux::wav::{self, WavOutput, WavPlan};
 use crate::mux::write::{self, MuxInput, Source, Written};
-use crate::timeline::{self, Chapter, GapMode, Interruption, Segment};
-use crate::validate::ValidatedRecording;
+use crate::timeline::{self, Chapter, GapMode, Hold, Interruption, Segment};
+use crate::validate::{Streams, ValidatedRecording};
 
 /// Options for [`Stitcher`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +36,10 @@ pub struct StitchOptions {
     pub gaps: GapMode,
     /// Also draw the recording's timeline as a PNG beside the outputs.
     pub timeline: bool,
+    /// For an unmixed WAV recording, also write one mono WAV per
+    /// participant's channel (`channels/<key>.ch<N>.<participantId>.wav`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub split_channels: bool,
 }
 
 impl StitchOptions {
@@ -53,16 +61,18 @@ pub struct Stitcher {
 
 /// The version of the manifest's layout ([`Manifest::schema_version`]);
 /// [`MANIFEST_SCHEMA`] describes it.
-pub const MANIFEST_SCHEMA_VERSION: u32 = 1;
+pub const MANIFEST_SCHEMA_VERSION: u32 = 2;
 
-/// The manifest's JSON Schema (`schemas/manifest.v1.json`).
-pub const MANIFEST_SCHEMA: &str = include_str!("../schemas/manifest.v1.json");
+/// The manifest's JSON Schema (`schemas/manifest.v2.json`).
+pub const MANIFEST_SCHEMA: &str = include_str!("../schemas/manifest.v2.json");
 
 /// The manifest written beside each stitched file. Reads back with serde
-/// (`serde_json::from_slice::<Manifest>`); `schemas/manifest.v1.json` is its
+/// (`serde_json::from_slice::<Manifest>`); `schemas/manifest.v2.json` is its
 /// published JSON Schema. Every time is in milliseconds (fields named `…Ms`,
 /// rounded to the microsecond) or RFC 3339; input paths are relative to the
-/// archive root, output paths to the manifest's folder.
+/// archive root, output paths to the manifest's folder. Version 2 added the
+/// output's `streams` (format, rate, channels, picture) and the `channels`
+/// map of unmixed audio.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
@@ -90,6 +100,10 @@ pub struct Manifest {
     pub chapters: Vec<Chapter>,
     /// Participant ids, sorted, without duplicates.
     pub participants: Vec<String>,
+    /// Unmixed audio: every channel of the output with the participant it
+    /// carries (`null`: no participant used it). Empty for mixed recordings.
+    #[serde(default)]
+    pub channels: Vec<ChannelMap>,
     /// What validation found (warnings only, for a stitched recording).
     pub findings: Vec<Finding>,
     /// Where the outputs were written (full paths), when this manifest comes
@@ -123,14 +137,34 @@ pub struct ManifestOutput {
     pub bytes: u64,
     /// SHA-256 of the file, hex.
     pub sha256: String,
+    /// What the file holds: format, audio rate and channels, picture size
+    /// and frame rate (as found in the chunks, whether or not their
+    /// metadata stated them).
+    pub streams: Streams,
     /// Presented duration, milliseconds.
     pub duration_ms: f64,
     /// Video frames written.
     pub video_frames: usize,
-    /// Audio packets written (generated silence included).
+    /// Audio packets written (generated silence included): AAC frames,
+    /// MPEG audio frames; 0 for WAV.
     pub audio_packets: usize,
     /// Audio samples the packets decode to.
     pub audio_samples: u64,
+}
+
+/// One channel of an unmixed recording's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelMap {
+    /// The channel, 0-based.
+    pub channel: u32,
+    /// The participant on it (`participants[].channel` of the metadata);
+    /// `null` when no participant used the channel.
+    pub participant_id: Option<String>,
+    /// The mono WAV of this channel (`--split-channels`), relative to the
+    /// manifest's folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// One input chunk in the manifest.
@@ -194,6 +228,22 @@ pub struct Join {
     pub tail_padding_samples: u64,
     /// Ticks added to (or removed from) its last video sample to meet the next chunk.
     pub video_adjust_ticks: i64,
+}
+
+impl From<&AudioPlacement> for Join {
+    fn from(p: &AudioPlacement) -> Self {
+        let ms = seconds_as_ms::round;
+        Join {
+            audio_start_ms: ms(p.audio_start),
+            video_start_ms: None,
+            planned_offset_ms: None,
+            audio_presented_ms: ms(p.audio_presented),
+            dropped_priming_packets: 0,
+            leftover_priming_samples: p.leftover_priming_samples,
+            tail_padding_samples: p.tail_padding_samples,
+            video_adjust_ticks: 0,
+        }
+    }
 }
 
 impl From<&Placement> for Join {
@@ -265,7 +315,7 @@ impl Stitcher {
     /// of threads and processes may stitch the same recording into the same
     /// folder: each writes the same bytes in turn.
     pub fn stitch(&self, rec: &ValidatedRecording, out_dir: &Path) -> Result<Manifest> {
-        let paths = output_paths(&rec.recording.call_id, &rec.recording.key, out_dir);
+        let paths = rec.recording.output_paths(out_dir);
         let _lock = RecordingLock::acquire(&paths)?;
         let prepared = self.prepare(rec, &paths)?;
         self.finish(rec, prepared, &paths)
@@ -277,7 +327,7 @@ impl Stitcher {
     /// 20-hour recording the chunks' tables take about 13 MB). The outputs
     /// are the same bytes as [`Stitcher::stitch`]'s.
     pub fn stitch_owned(&self, mut rec: ValidatedRecording, out_dir: &Path) -> Result<Manifest> {
-        let paths = output_paths(&rec.recording.call_id, &rec.recording.key, out_dir);
+        let paths = rec.recording.output_paths(out_dir);
         let _lock = RecordingLock::acquire(&paths)?;
         self.stitch_locked_freeing(&mut rec, &paths)
     }
@@ -300,10 +350,8 @@ impl Stitcher {
                 rec.recording.key
             )));
         }
-        let media = movies(rec)?;
-        let plan = self.plan(rec, &media)?;
-        let audio_starts: Vec<f64> = plan.placements.iter().map(|p| p.audio_start).collect();
-        let timeline = timeline::build(rec, &audio_starts, plan.duration(), self.options.gaps);
+        let plan = self.plan(rec)?;
+        let timeline = timeline::build(rec, &plan.audio_starts(), plan.duration(), self.options.gaps);
         let picture = if self.options.timeline {
             Some(crate::picture::png(rec, &paths.timeline)?)
         } else {
@@ -324,16 +372,23 @@ impl Stitcher {
             timeline: tl,
             picture,
         } = prepared;
-        let media = movies(rec)?;
+        let inputs = input_paths(rec)?;
         let dir = paths.dir();
         crate::io::create_dir_all(dir)?;
         self.cancel.check()?;
-        let written = write_media(rec, &media, &plan, &tl.chapters, paths, &self.cancel)?;
+        let written = self.write_media(rec, &inputs, &plan, &tl.chapters, paths)?;
+        let channels = self.write_channels(rec, &inputs, &plan, &tl.chapters, paths)?;
         write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
         if let Some(png) = picture {
             crate::picture::write_png_bytes(&paths.timeline, &png)?;
         }
-        let chunks = manifest_chunks(rec, &media, &plan, &written);
+        let chunks = manifest_chunks(rec, &inputs, &plan, &written);
+        let streams = rec
+            .checks
+            .iter()
+            .find_map(|c| c.streams.clone())
+            .ok_or_else(|| Error::Usage("a valid recording has no probed chunk".into()))?;
+        let (video_frames, audio_packets, audio_samples) = plan.counts();
         let manifest = Manifest {
             schema_version: MANIFEST_SCHEMA_VERSION,
             tool: Tool {
@@ -349,10 +404,11 @@ impl Stitcher {
                 timeline_path: self.options.timeline.then(|| file_name(&paths.timeline)),
                 bytes: written.size,
                 sha256: written.sha256,
+                streams,
                 duration_ms: (plan.duration() * 1e6).round() / 1e3,
-                video_frames: plan.video.as_ref().map_or(0, |v| v.samples.len()),
-                audio_packets: plan.audio.samples.len(),
-                audio_samples: plan.audio.media_duration(),
+                video_frames,
+                audio_packets,
+                audio_samples,
             },
             chunks,
             segments: tl.segments,
@@ -360,6 +416,7 @@ impl Stitcher {
             gaps: tl.gaps,
             chapters: tl.chapters,
             participants: participants(rec),
+            channels,
             findings: rec.findings.clone(),
             files: Some(paths.clone()),
         };
@@ -371,13 +428,22 @@ impl Stitcher {
         Ok(manifest)
     }
 
-    /// The join plan of `rec`, with holds for `--gaps wallclock`.
-    fn plan(&self, rec: &ValidatedRecording, media: &[&Movie]) -> Result<Plan> {
+    /// The join plan of `rec` in its format, with holds for `--gaps wallclock`.
+    fn plan(&self, rec: &ValidatedRecording) -> Result<Joined> {
         let holds = match self.options.gaps {
-            GapMode::Collapse => vec![Vec::new(); media.len()],
+            GapMode::Collapse => vec![Vec::new(); rec.checks.len()],
             GapMode::Wallclock => timeline::holds(rec),
         };
-        plan::plan(media, &holds).map_err(|why| Error::Unsupported {
+        match rec.recording.format() {
+            MediaFormat::Mp4 => self.plan_mp4(rec, &movies(rec)?, &holds).map(Joined::Mp4),
+            MediaFormat::Mp3 => mp3::plan(&audio_files(rec, AudioFile::as_mp3)?, &holds).map(Joined::Mp3),
+            MediaFormat::Wav => wav::plan(&audio_files(rec, AudioFile::as_wav)?, &holds).map(Joined::Wav),
+        }
+    }
+
+    /// The MP4 join plan of `rec`.
+    fn plan_mp4(&self, rec: &ValidatedRecording, media: &[&Movie], holds: &[Vec<Hold>]) -> Result<Plan> {
+        plan::plan(media, holds).map_err(|why| Error::Unsupported {
             path: rec
                 .recording
                 .chunks
@@ -388,17 +454,239 @@ impl Stitcher {
             message: why,
         })
     }
+
+    /// Writes the stitched file under a temporary name (or uploads it) and
+    /// commits it, hashing the inputs side by side.
+    fn write_media(
+        &self,
+        rec: &ValidatedRecording,
+        inputs: &[&Path],
+        plan: &Joined,
+        chapters: &[Chapter],
+        paths: &OutputPaths,
+    ) -> Result<Written> {
+        let sources = open_sources(inputs)?;
+        let write = |out: &File| -> Result<Written> {
+            match plan {
+                Joined::Mp4(plan) => {
+                    let first_start = rec
+                        .recording
+                        .chunks
+                        .iter()
+                        .find_map(|c| c.metadata.as_ref().map(|m| m.start));
+                    let input = MuxInput {
+                        plan,
+                        chapters,
+                        sources: &sources,
+                        creation_time: first_start.map_or(0, mp4_time),
+                        cancel: self.cancel.clone(),
+                    };
+                    write::write_mp4(&input, out, &paths.media)
+                }
+                Joined::Mp3(plan) => {
+                    let chunks = audio_files(rec, AudioFile::as_mp3)?;
+                    let title = title(rec);
+                    let input = Mp3Output {
+                        plan,
+                        chunks: &chunks,
+                        sources: &sources,
+                        chapters,
+                        title: &title,
+                        cancel: self.cancel.clone(),
+                    };
+                    mp3::write(&input, out, &paths.media)
+                }
+                Joined::Wav(plan) => {
+                    let chunks = audio_files(rec, AudioFile::as_wav)?;
+                    let input = WavOutput {
+                        plan,
+                        chunks: &chunks,
+                        sources: &sources,
+                        chapters,
+                        cancel: self.cancel.clone(),
+                    };
+                    wav::write(&input, out, &paths.media)
+                }
+            }
+        };
+        commit(&paths.media, Some(&paths.manifest), write)
+    }
+
+    /// `--split-channels` of an unmixed WAV: one mono WAV per channel that
+    /// a participant used; the channel map of the manifest (empty for
+    /// mixed recordings).
+    fn write_channels(
+        &self,
+        rec: &ValidatedRecording,
+        inputs: &[&Path],
+        plan: &Joined,
+        chapters: &[Chapter],
+        paths: &OutputPaths,
+    ) -> Result<Vec<ChannelMap>> {
+        let Joined::Wav(wav_plan) = plan else {
+            return Ok(Vec::new());
+        };
+        let unmixed = rec
+            .recording
+            .chunks
+            .iter()
+            .filter_map(|c| c.metadata.as_ref())
+            .any(|m| m.recording.unmixed() || m.participants.iter().any(|p| p.channel.is_some()));
+        if !unmixed {
+            return Ok(Vec::new());
+        }
+        let count = rec
+            .checks
+            .iter()
+            .find_map(|c| c.audio_file.as_ref().map(AudioFile::channels))
+            .unwrap_or(0);
+        let mut map: Vec<ChannelMap> = (0..count)
+            .map(|channel| ChannelMap {
+                channel,
+                participant_id: channel_participant(rec, channel),
+                path: None,
+            })
+            .collect();
+        if !self.options.split_channels {
+            return Ok(map);
+        }
+        let chunks = audio_files(rec, AudioFile::as_wav)?;
+        let sources = open_sources(inputs)?;
+        let input = WavOutput {
+            plan: wav_plan,
+            chunks: &chunks,
+            sources: &sources,
+            chapters,
+            cancel: self.cancel.clone(),
+        };
+        let dir = paths.dir().join(crate::io::CHANNELS_DIR);
+        crate::io::create_dir_all(&dir)?;
+        for m in map.iter_mut().filter(|m| m.participant_id.is_some()) {
+            let who = crate::io::safe_name(m.participant_id.as_deref().unwrap_or_default());
+            let name = format!("{}.ch{}.{who}.wav", file_stem(&paths.media), m.channel);
+            let path = dir.join(&name);
+            let channel = u16::try_from(m.channel).map_err(|_| Error::Usage("channel out of range".into()))?;
+            commit(&path, None, |out| {
+                wav::write_channels(&input, &[(channel, out, path.as_path())])?
+                    .pop()
+                    .ok_or_else(|| Error::Internal("no channel written".into()))
+            })?;
+            m.path = Some(format!("{}/{name}", crate::io::CHANNELS_DIR));
+        }
+        Ok(map)
+    }
+}
+
+/// The participant on `channel` of an unmixed recording, from the first
+/// chunk whose metadata names one.
+fn channel_participant(rec: &ValidatedRecording, channel: u32) -> Option<String> {
+    rec.recording
+        .chunks
+        .iter()
+        .filter_map(|c| c.metadata.as_ref())
+        .flat_map(|m| &m.participants)
+        .find(|p| p.channel == Some(channel))
+        .map(|p| p.participant_id.clone())
+}
+
+/// The MP3's title: the call and when the recording started.
+fn title(rec: &ValidatedRecording) -> String {
+    let start = rec
+        .recording
+        .chunks
+        .iter()
+        .filter_map(|c| c.metadata.as_ref())
+        .map(|m| m.start)
+        .min();
+    match start {
+        Some(t) => format!("Call {}, recorded {}", rec.recording.call_id, t.to_rfc3339()),
+        None => format!("Call {}", rec.recording.call_id),
+    }
+}
+
+/// Writes `path` through `write`: into an object store (an old manifest
+/// deleted first, when given: the manifest is the commit marker), or into a
+/// temporary file that is synced and renamed.
+fn commit(path: &Path, manifest: Option<&Path>, write: impl FnOnce(&File) -> Result<Written>) -> Result<Written> {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        if let Some(old) = manifest.and_then(crate::store::object) {
+            old.delete()?;
+        }
+        return crate::store::upload(&object, write);
+    }
+    let _ = manifest;
+    let mut tmp = TempFile::create(path)?;
+    let written = write(tmp.file())?;
+    tmp.commit(path)?;
+    Ok(written)
+}
+
+/// How a recording's chunks are joined: per format.
+pub(crate) enum Joined {
+    /// MP4: the sample tables of the output.
+    Mp4(Plan),
+    /// MP3: frame runs and silent frames.
+    Mp3(Mp3Plan),
+    /// WAV: PCM ranges and silence.
+    Wav(WavPlan),
+}
+
+impl Joined {
+    /// Presented duration of the output, seconds.
+    fn duration(&self) -> f64 {
+        match self {
+            Joined::Mp4(p) => p.duration(),
+            Joined::Mp3(p) => p.layout.duration,
+            Joined::Wav(p) => p.layout.duration,
+        }
+    }
+
+    /// Output time of each chunk's first presented audio sample, seconds.
+    fn audio_starts(&self) -> Vec<f64> {
+        match self {
+            Joined::Mp4(p) => p.placements.iter().map(|p| p.audio_start).collect(),
+            Joined::Mp3(p) => p.layout.placements.iter().map(|p| p.audio_start).collect(),
+            Joined::Wav(p) => p.layout.placements.iter().map(|p| p.audio_start).collect(),
+        }
+    }
+
+    /// How chunk `k` was joined.
+    fn join(&self, k: usize) -> Option<Join> {
+        match self {
+            Joined::Mp4(p) => p.placements.get(k).map(Join::from),
+            Joined::Mp3(p) => p.layout.placements.get(k).map(Join::from),
+            Joined::Wav(p) => p.layout.placements.get(k).map(Join::from),
+        }
+    }
+
+    /// Video frames, audio packets and audio samples written.
+    fn counts(&self) -> (usize, usize, u64) {
+        match self {
+            Joined::Mp4(p) => (
+                p.video.as_ref().map_or(0, |v| v.samples.len()),
+                p.audio.samples.len(),
+                p.audio.media_duration(),
+            ),
+            Joined::Mp3(p) => (
+                0,
+                usize::try_from(p.layout.packets).unwrap_or(usize::MAX),
+                p.layout.samples,
+            ),
+            Joined::Wav(p) => (0, 0, p.layout.samples),
+        }
+    }
 }
 
 /// The plan, timeline and picture of one recording, made while its sample
 /// tables are at hand (see [`Stitcher::prepare`]).
 pub(crate) struct Prepared {
-    plan: Plan,
+    plan: Joined,
     timeline: timeline::Timeline,
     picture: Option<Vec<u8>>,
 }
 
-/// The probed media of every chunk of a valid recording.
+/// The probed media of every chunk of a valid MP4 recording.
 fn movies(rec: &ValidatedRecording) -> Result<Vec<&Movie>> {
     rec.checks
         .iter()
@@ -407,57 +695,54 @@ fn movies(rec: &ValidatedRecording) -> Result<Vec<&Movie>> {
         .ok_or_else(|| Error::Usage("a chunk of a valid recording has no probed media".into()))
 }
 
-/// Writes the stitched MP4 under a temporary name and commits it, hashing
-/// the inputs side by side; returns what was written and each input's
-/// (SHA-256, size).
-fn write_media(
-    rec: &ValidatedRecording,
-    media: &[&Movie],
-    plan: &Plan,
-    chapters: &[Chapter],
-    paths: &OutputPaths,
-    cancel: &Cancel,
-) -> Result<Written> {
-    let sources = media
+/// The probed audio files of every chunk of a valid MP3 or WAV recording.
+fn audio_files<'r, T>(rec: &'r ValidatedRecording, as_format: fn(&AudioFile) -> Option<&T>) -> Result<Vec<&'r T>> {
+    rec.checks
         .iter()
-        .map(|m| {
-            Input::open(&m.path)
+        .map(|c| c.audio_file.as_ref().and_then(as_format))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::Usage("a chunk of a valid recording is not in the recording's format".into()))
+}
+
+/// Every chunk's media file, in chunk order.
+fn input_paths(rec: &ValidatedRecording) -> Result<Vec<&Path>> {
+    rec.checks
+        .iter()
+        .map(|c| {
+            c.media
+                .as_ref()
+                .map(|m| m.path.as_path())
+                .or_else(|| c.audio_file.as_ref().map(AudioFile::path))
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::Usage("a chunk of a valid recording has no probed media".into()))
+}
+
+/// The inputs, opened for the copy.
+fn open_sources(inputs: &[&Path]) -> Result<Vec<Source>> {
+    inputs
+        .iter()
+        .map(|path| {
+            Input::open(path)
                 .map(|file| Source {
                     file,
-                    path: m.path.clone(),
+                    path: path.to_path_buf(),
                 })
-                .map_err(|e| Error::io(&m.path, e))
+                .map_err(|e| Error::io(*path, e))
         })
-        .collect::<Result<Vec<_>>>()?;
-    let first_start = rec
-        .recording
-        .chunks
-        .iter()
-        .find_map(|c| c.metadata.as_ref().map(|m| m.start));
-    let input = MuxInput {
-        plan,
-        chapters,
-        sources: &sources,
-        creation_time: first_start.map_or(0, mp4_time),
-        cancel: cancel.clone(),
-    };
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(&paths.media) {
-        // The manifest is the commit marker: an old one goes before the media changes.
-        if let Some(old) = crate::store::object(&paths.manifest) {
-            old.delete()?;
-        }
-        return crate::store::upload(&object, |out| write::write_mp4(&input, out, &paths.media));
-    }
-    let mut tmp = TempFile::create(&paths.media)?;
-    let written = write::write_mp4(&input, tmp.file(), &paths.media)?;
-    tmp.commit(&paths.media)?;
-    Ok(written)
+        .collect()
+}
+
+fn file_stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The manifest's entry of each chunk with metadata.
-fn manifest_chunks(rec: &ValidatedRecording, media: &[&Movie], plan: &Plan, written: &Written) -> Vec<ManifestChunk> {
+fn manifest_chunks(rec: &ValidatedRecording, inputs: &[&Path], plan: &Joined, written: &Written) -> Vec<ManifestChunk> {
     let duration = plan.duration();
+    let starts = plan.audio_starts();
     rec.recording
         .chunks
         .iter()
@@ -465,23 +750,23 @@ fn manifest_chunks(rec: &ValidatedRecording, media: &[&Movie], plan: &Plan, writ
         .enumerate()
         .filter_map(|(k, (c, check))| {
             let m = c.metadata.as_ref()?;
-            let start = plan.placements[k].audio_start;
-            let end = plan.placements.get(k + 1).map_or(duration, |p| p.audio_start);
+            let start = *starts.get(k)?;
+            let end = starts.get(k + 1).copied().unwrap_or(duration);
             Some(ManifestChunk {
                 index: m.index,
                 document_id: c.document_id.clone(),
-                media: relative(&media[k].path, &rec.recording.root),
+                media: relative(inputs.get(k)?, &rec.recording.root),
                 metadata: relative(&c.metadata_path, &rec.recording.root),
-                sha256: written.inputs[k].0.clone(),
-                bytes: written.inputs[k].1,
+                sha256: written.inputs.get(k)?.0.clone(),
+                bytes: written.inputs.get(k)?.1,
                 wall_clock_start: m.start,
                 chunk_duration_ms: m.duration_ms,
                 pauses_cut: check.pauses_cut,
-                output_byte_start: written.chunk_byte_ranges[k].0,
-                output_byte_end: written.chunk_byte_ranges[k].1,
+                output_byte_start: written.chunk_byte_ranges.get(k)?.0,
+                output_byte_end: written.chunk_byte_ranges.get(k)?.1,
                 output_start: timeline::round6(start),
                 output_end: timeline::round6(end),
-                join: Join::from(&plan.placements[k]),
+                join: plan.join(k)?,
                 audio_levels_dbfs: check.audio.as_ref().map(|a| a.levels_dbfs.clone()),
             })
         })

@@ -6,11 +6,12 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::archive::{Chunk, FileKind, Recording};
+use crate::audio::AudioFile;
 use crate::error::Error;
 use crate::finding::{has_errors, sort_findings, Code, Finding};
 use crate::limits::Limits;
 use crate::media::{self, Codec, Movie, TrackKind};
-use crate::metadata::{AudioConfiguration, ChunkMetadata, CompletionEvent, VideoConfiguration};
+use crate::metadata::{AudioConfiguration, ChunkMetadata, CompletionEvent, MediaFormat, VideoConfiguration};
 
 /// Options for [`Recording::validate`].
 #[derive(Debug, Clone, Default)]
@@ -22,17 +23,19 @@ pub struct ValidateOptions {
     pub deep: bool,
 }
 
-/// Values assumed when the metadata does not give them.
+/// What the service records when the metadata does not say: the media is
+/// checked against these instead.
 pub mod defaults {
     /// Longer side of the picture.
     pub const LONGER_SIDE: u32 = 1920;
     /// Shorter side of the picture.
     pub const SHORTER_SIDE: u32 = 1080;
-    /// Frames per second.
-    pub const FRAME_RATE: f64 = 8.0;
+    /// The frame rates the service has recorded at: 8 fps before about
+    /// 2023, 16 fps today, 15 fps also seen. Current metadata states none.
+    pub const FRAME_RATES: [f64; 3] = [8.0, 15.0, 16.0];
     /// Audio sample rate.
     pub const SAMPLE_RATE: u32 = 16000;
-    /// Audio channels.
+    /// Audio channels of a mixed recording.
     pub const CHANNELS: u32 = 1;
 }
 
@@ -74,6 +77,82 @@ pub struct ChunkCheck {
     pub pauses_cut: Option<bool>,
     /// The deep audio analysis (`deep` only).
     pub audio: Option<crate::deep::AudioAnalysis>,
+    /// The probed audio file of an MP3 or WAV chunk (`media` is `None` then).
+    pub audio_file: Option<AudioFile>,
+    /// What the media holds, as found (for reports and manifests).
+    pub streams: Option<Streams>,
+}
+
+/// What a chunk's media holds, as found in the file (not as the metadata
+/// says): reports and manifests show it, so that a recording whose metadata
+/// states no frame rate or picture size still says what it has.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Streams {
+    /// The container: `mp4`, `mp3` or `wav`.
+    pub format: MediaFormat,
+    /// Audio samples per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// Audio channels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u32>,
+    /// Picture width, pixels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Picture height, pixels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Video frames per second (3 decimals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+    /// Whether the metadata stated the frame rate (`false`: checked against
+    /// the service's own rates, [`defaults::FRAME_RATES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate_stated: Option<bool>,
+}
+
+impl Streams {
+    /// What an MP4 holds.
+    fn of_movie(media: &Movie, md: Option<&ChunkMetadata>) -> Streams {
+        let (mut width, mut height, mut sample_rate, mut channels) = (None, None, None, None);
+        for track in media.tracks.iter() {
+            match track.codec() {
+                Some(Codec::Avc(avc)) => (width, height) = (Some(avc.width), Some(avc.height)),
+                Some(Codec::Aac(aac)) => {
+                    (sample_rate, channels) = (Some(aac.sample_rate), Some(u32::from(aac.channels)))
+                }
+                _ => {}
+            }
+        }
+        let video = media.video();
+        Streams {
+            format: MediaFormat::Mp4,
+            sample_rate,
+            channels,
+            width,
+            height,
+            frame_rate: video.and_then(Movie::frame_rate).map(|f| (f * 1000.0).round() / 1000.0),
+            frame_rate_stated: video.map(|_| {
+                md.and_then(|m| m.recording.video.as_ref())
+                    .and_then(|v| v.frame_rate)
+                    .is_some()
+            }),
+        }
+    }
+
+    /// What an MP3 or WAV holds.
+    fn of_audio(file: &AudioFile) -> Streams {
+        Streams {
+            format: file.format(),
+            sample_rate: Some(file.sample_rate()),
+            channels: Some(file.channels()),
+            width: None,
+            height: None,
+            frame_rate: None,
+            frame_rate_stated: None,
+        }
+    }
 }
 
 /// A recording with the outcome of its validation.
@@ -130,9 +209,13 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
     let mut out = Vec::new();
     let mut check = ChunkCheck::default();
     let index = chunk.index();
-    let Some(path) = media_to_probe(chunk, index, &mut out) else {
+    let Some((path, format)) = media_to_probe(chunk, index, &mut out) else {
         return (check, out);
     };
+    if format != MediaFormat::Mp4 {
+        check_audio_chunk(chunk, path, format, options, &mut check, &mut out);
+        return (check, out);
+    }
     let media = match media::probe(path, &options.limits) {
         Ok(m) => m,
         Err(e) => {
@@ -148,20 +231,134 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
     if let Some(md) = &chunk.metadata {
         check_pauses(md, index, &mut out);
         check_streams(md, &media, index, &mut out);
-        check.pauses_cut = check_duration(md, &media, duration, index, &mut out);
+        check.pauses_cut = check_duration(md, duration, tolerance_ms(Some(&media)), index, &mut out);
     }
     // A truncated chunk is reported as such; its samples are not decoded.
     if options.deep && whole && edits_ok {
         check.audio = deep_checks(&media, index, &options.limits, &mut out);
     }
+    check.streams = Some(Streams::of_movie(&media, chunk.metadata.as_ref()));
     check.media = Some(media);
     (check, out)
 }
 
-/// The chunk's media file when there is one to probe; otherwise the finding
-/// that says why not (`media.missing`, `media.unsupported_format`,
-/// `media.unreadable`, `media.empty`, `media.not_mp4`).
-fn media_to_probe<'c>(chunk: &'c Chunk, index: Option<u32>, out: &mut Vec<Finding>) -> Option<&'c Path> {
+/// Probes an MP3 or WAV chunk and checks it against its metadata: the
+/// counterpart of the MP4 rules, with the same finding codes.
+fn check_audio_chunk(
+    chunk: &Chunk,
+    path: &Path,
+    format: MediaFormat,
+    options: &ValidateOptions,
+    check: &mut ChunkCheck,
+    out: &mut Vec<Finding>,
+) {
+    let index = chunk.index();
+    let file = match AudioFile::probe(path, format, &options.limits) {
+        Ok(f) => f,
+        Err(e) => return out.push(probe_failure(e, index)),
+    };
+    if let Some(why) = file.truncated() {
+        out.push(Finding::error(
+            Code::MediaTruncated,
+            index,
+            format!("{}: {why}: the download is incomplete", path.display()),
+        ));
+    }
+    for quirk in file.quirks() {
+        out.push(Finding::warning(
+            Code::MediaQuirk,
+            index,
+            format!("{}: {quirk}", path.display()),
+        ));
+    }
+    let duration = file.duration_ms();
+    check.media_duration_ms = Some(duration);
+    if let Some(md) = &chunk.metadata {
+        check_pauses(md, index, out);
+        check_audio_file(md, &file, index, out);
+        check.pauses_cut = check_duration(md, duration, TOLERANCE_MS, index, out);
+    }
+    if options.deep && file.truncated().is_none() {
+        match file.analyse(&options.limits) {
+            Ok(a) => {
+                out.extend(crate::deep::audio_findings(&a, index));
+                check.audio = Some(a);
+            }
+            Err(why) => out.push(Finding::error(Code::AudioDecodeError, index, why)),
+        }
+    }
+    check.streams = Some(Streams::of_audio(&file));
+    check.audio_file = Some(file);
+}
+
+/// `audio.sample_rate`, `audio.channels`, `audio.bitrate` of an MP3 or WAV;
+/// for unmixed audio, every participant's channel must exist.
+fn check_audio_file(md: &ChunkMetadata, file: &AudioFile, index: Option<u32>, out: &mut Vec<Finding>) {
+    let expected = md.recording.audio.as_ref();
+    let rate = expected.and_then(|a| a.sample_rate).unwrap_or(defaults::SAMPLE_RATE);
+    if file.sample_rate() != rate {
+        let said = if expected.and_then(|a| a.sample_rate).is_some() {
+            "the metadata says"
+        } else {
+            "the service records"
+        };
+        out.push(Finding::error(
+            Code::AudioSampleRate,
+            index,
+            format!("audio is sampled at {} Hz; {said} {rate}", file.sample_rate()),
+        ));
+    }
+    let channels = file.channels();
+    match expected.and_then(|a| a.channels) {
+        Some(stated) if stated != channels => out.push(Finding::error(
+            Code::AudioChannels,
+            index,
+            format!("audio has {channels} channel(s); the metadata says {stated}"),
+        )),
+        None if !md.recording.unmixed() && channels != defaults::CHANNELS => out.push(Finding::error(
+            Code::AudioChannels,
+            index,
+            format!(
+                "mixed audio has {channels} channel(s); the service records {}",
+                defaults::CHANNELS
+            ),
+        )),
+        _ => {}
+    }
+    for p in &md.participants {
+        if let Some(c) = p.channel.filter(|&c| c >= channels) {
+            out.push(Finding::error(
+                Code::AudioChannels,
+                index,
+                format!(
+                    "participant {} is on channel {c}, but the audio has {channels} channel(s) (0-based)",
+                    p.participant_id
+                ),
+            ));
+        }
+    }
+    if let Some(nominal) = expected.and_then(|a| a.bit_rate).filter(|&n| n > 0) {
+        // PCM's rate is fixed by its format: only a compressed stream has a ceiling to keep.
+        let actual = file.bit_rate();
+        if file.format() == MediaFormat::Mp3 && actual > nominal as f64 * (1.0 + BITRATE_TOLERANCE) {
+            out.push(Finding::warning(
+                Code::AudioBitrate,
+                index,
+                format!(
+                    "average audio bit rate is {actual:.0} bit/s, {:.0}% above the nominal {nominal}",
+                    (actual / nominal as f64 - 1.0) * 100.0
+                ),
+            ));
+        }
+    }
+}
+
+/// The chunk's media file and its format when there is one to probe;
+/// otherwise the finding that says why not (`media.missing`,
+/// `media.unsupported_format`, `media.format_mismatch`, `media.unreadable`,
+/// `media.empty`, `media.not_mp4`).
+fn media_to_probe<'c>(chunk: &'c Chunk, index: Option<u32>, out: &mut Vec<Finding>) -> Option<(&'c Path, MediaFormat)> {
+    let stated = chunk.metadata.as_ref().and_then(|m| m.recording.media_format());
     let Some(path) = &chunk.media_path else {
         // Without metadata nothing says this was a chunk: metadata.invalid says enough.
         if chunk.metadata.is_some() {
@@ -169,9 +366,10 @@ fn media_to_probe<'c>(chunk: &'c Chunk, index: Option<u32>, out: &mut Vec<Findin
                 Code::MediaMissing,
                 index,
                 format!(
-                    "no media file for chunk {} (expected {}.mp4 near {})",
+                    "no media file for chunk {} (expected {}.{} near {})",
                     chunk.document_id,
                     chunk.document_id,
+                    stated.unwrap_or(MediaFormat::Mp4).extension(),
                     chunk.metadata_path.display()
                 ),
             ));
@@ -179,15 +377,10 @@ fn media_to_probe<'c>(chunk: &'c Chunk, index: Option<u32>, out: &mut Vec<Findin
         return None;
     };
     let shown = path.display();
-    let finding = if let Some(why) = unsupported_format(chunk.metadata.as_ref(), chunk.media_kind) {
-        Finding::error(
-            Code::MediaUnsupportedFormat,
-            index,
-            format!("{shown}: {why}; recstitch stitches mixed MP4 recordings only"),
-        )
-    } else {
-        match chunk.media_kind {
-            Some(FileKind::Mp4) | None => return Some(path),
+    let finding = match chunk_format(chunk.metadata.as_ref(), chunk.media_kind) {
+        Ok(Some(format)) => return Some((path.as_path(), format)),
+        Err((code, why)) => Finding::error(code, index, format!("{shown}: {why}")),
+        Ok(None) => match chunk.media_kind {
             Some(FileKind::Unreadable) => {
                 let why = crate::archive::unreadable_reason(path)
                     .unwrap_or_else(|| "it could not be read while scanning".into());
@@ -201,12 +394,73 @@ fn media_to_probe<'c>(chunk: &'c Chunk, index: Option<u32>, out: &mut Vec<Findin
             Some(kind) => Finding::error(
                 Code::MediaNotMp4,
                 index,
-                format!("{shown} is {}, not an MP4: download it again", kind.describe()),
+                format!(
+                    "{shown} is {}, not an {}: download it again",
+                    kind.describe(),
+                    stated.unwrap_or(MediaFormat::Mp4).name()
+                ),
             ),
-        }
+            None => return Some((path.as_path(), stated.unwrap_or(MediaFormat::Mp4))),
+        },
     };
     out.push(finding);
     None
+}
+
+/// The format a chunk is read and stitched as: what its file holds, which
+/// must be what its metadata says. `Ok(None)` when the file holds no media
+/// at all (empty, unreadable, an error page: the caller says which);
+/// otherwise the code and reason why it cannot be stitched.
+fn chunk_format(md: Option<&ChunkMetadata>, kind: Option<FileKind>) -> Result<Option<MediaFormat>, (Code, String)> {
+    const STITCHED: &str = "recstitch stitches MP4, MP3 and WAV recordings";
+    let stated = match md.map(|m| (m.recording.media_format(), &m.recording.format)) {
+        Some((None, named)) => {
+            return Err((
+                Code::MediaUnsupportedFormat,
+                format!("the metadata describes a recording in format {named:?}; {STITCHED}"),
+            ))
+        }
+        Some((Some(f), _)) => Some(f),
+        None => None,
+    };
+    let found = match kind {
+        Some(FileKind::Mp4) => Some(MediaFormat::Mp4),
+        Some(FileKind::Mp3) => Some(MediaFormat::Mp3),
+        Some(FileKind::Wav) => Some(MediaFormat::Wav),
+        Some(other) => {
+            if let Some(name) = other.media_format() {
+                return Err((Code::MediaUnsupportedFormat, format!("the file is {name}; {STITCHED}")));
+            }
+            return Ok(None);
+        }
+        None => None,
+    };
+    let Some(format) = found.or(stated) else {
+        return Ok(None);
+    };
+    if let Some(md) = md {
+        let per_participant = md.participants.iter().any(|p| p.channel.is_some());
+        if (md.recording.unmixed() || per_participant) && format != MediaFormat::Wav {
+            return Err((
+                Code::MediaUnsupportedFormat,
+                format!(
+                    "the metadata describes unmixed audio (one channel per participant) in {}: the service writes unmixed recordings as WAV, and recstitch stitches unmixed WAV only",
+                    format.name()
+                ),
+            ));
+        }
+    }
+    match stated {
+        Some(said) if said != format => Err((
+            Code::MediaFormatMismatch,
+            format!(
+                "the metadata says format {:?} but the file is {}: a wrong file saved under this chunk's name?",
+                md.map_or("", |m| m.recording.format.as_str()),
+                kind.map_or("another format", FileKind::describe)
+            ),
+        )),
+        _ => Ok(Some(format)),
+    }
 }
 
 /// The finding for a chunk whose MP4 structure could not be read.
@@ -359,32 +613,6 @@ fn check_pauses(md: &ChunkMetadata, index: Option<u32>, out: &mut Vec<Finding>) 
     }
 }
 
-/// `media.unsupported_format`: only mixed MP4 recordings are stitched. Says
-/// why not, from the metadata (format, content type, unmixed channels) and
-/// from the file's own first bytes (MP3, WAV, ...).
-fn unsupported_format(md: Option<&ChunkMetadata>, kind: Option<FileKind>) -> Option<String> {
-    let mut why = Vec::new();
-    if let Some(md) = md {
-        let info = &md.recording;
-        let mut what = Vec::new();
-        if !info.format.eq_ignore_ascii_case("mp4") {
-            what.push(format!("format {:?}", info.format));
-        }
-        if !info.content.is_empty() && !info.content.eq_ignore_ascii_case("mixed") {
-            what.push(format!("content type {:?}", info.content));
-        } else if md.participants.iter().any(|p| p.channel.is_some()) {
-            what.push("per-participant audio channels (unmixed audio)".into());
-        }
-        if !what.is_empty() {
-            why.push(format!("the metadata describes a {} recording", what.join(", ")));
-        }
-    }
-    if let Some(format) = kind.and_then(FileKind::media_format) {
-        why.push(format!("the file is {format}, not an MP4"));
-    }
-    (!why.is_empty()).then(|| why.join(" and "))
-}
-
 /// Codec, picture, frame rate, audio and bit-rate rules.
 fn check_streams(md: &ChunkMetadata, media: &Movie, index: Option<u32>, out: &mut Vec<Finding>) {
     let info = &md.recording;
@@ -412,14 +640,23 @@ fn check_video_stream(
 ) {
     match track.codec() {
         Some(Codec::Avc(avc)) => {
-            let longer = expected.and_then(|v| v.longer_side).unwrap_or(defaults::LONGER_SIDE);
-            let shorter = expected.and_then(|v| v.shorter_side).unwrap_or(defaults::SHORTER_SIDE);
+            let stated = (
+                expected.and_then(|v| v.longer_side),
+                expected.and_then(|v| v.shorter_side),
+            );
+            let longer = stated.0.unwrap_or(defaults::LONGER_SIDE);
+            let shorter = stated.1.unwrap_or(defaults::SHORTER_SIDE);
             let (w, h) = (avc.width, avc.height);
             if (w.max(h), w.min(h)) != (longer, shorter) {
+                let said = match stated {
+                    (Some(_), Some(_)) => "the metadata says",
+                    (None, None) => "the metadata states no picture size and the service records",
+                    _ => "the metadata and the service's own size give",
+                };
                 out.push(Finding::error(
                     Code::VideoResolution,
                     index,
-                    format!("video is {w}x{h}; the metadata says {longer}x{shorter}"),
+                    format!("video is {w}x{h}; {said} {longer}x{shorter}"),
                 ));
             }
         }
@@ -429,14 +666,23 @@ fn check_video_stream(
             format!("video codec is {}; expected H.264", codec_name(other)),
         )),
     }
-    let fps_expected = expected.and_then(|v| v.frame_rate).unwrap_or(defaults::FRAME_RATE);
     if let Some(fps) = Movie::frame_rate(track) {
-        if fps_expected > 0.0 && ((fps - fps_expected) / fps_expected).abs() > FRAME_RATE_TOLERANCE {
-            out.push(Finding::error(
+        let near = |want: f64| want > 0.0 && ((fps - want) / want).abs() <= FRAME_RATE_TOLERANCE;
+        match expected.and_then(|v| v.frame_rate) {
+            Some(stated) if stated > 0.0 && !near(stated) => out.push(Finding::error(
                 Code::VideoFrameRate,
                 index,
-                format!("video runs at {fps:.3} fps; the metadata says {fps_expected}"),
-            ));
+                format!("video runs at {fps:.3} fps; the metadata says {stated}"),
+            )),
+            None if !defaults::FRAME_RATES.into_iter().any(near) => out.push(Finding::error(
+                Code::VideoFrameRate,
+                index,
+                format!(
+                    "video runs at {fps:.3} fps; the metadata states no frame rate and the service records at {}",
+                    defaults::FRAME_RATES.map(|f| format!("{f}")).join(", ") + " fps"
+                ),
+            )),
+            _ => {}
         }
     }
     let nominal = expected.and_then(|v| v.bit_rate);
@@ -517,12 +763,11 @@ fn check_bitrate(
 /// `chunk.duration`: decides whether paused time was cut from the media.
 fn check_duration(
     md: &ChunkMetadata,
-    media: &Movie,
     media_ms: f64,
+    tolerance: f64,
     index: Option<u32>,
     out: &mut Vec<Finding>,
 ) -> Option<bool> {
-    let tolerance = tolerance_ms(Some(media));
     let paused: f64 = md.pauses.iter().map(|p| p.duration_ms).sum();
     let kept = (media_ms - md.duration_ms).abs() <= tolerance;
     let cut = (media_ms - (md.duration_ms - paused)).abs() <= tolerance;
@@ -571,6 +816,7 @@ fn recording_rules(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding
     check_indices(&with_md, out);
     check_continuity(&with_md, checks, out);
     check_codec_changes(rec, checks, out);
+    check_format_changes(rec, checks, out);
     check_recording_silence(checks, out);
     if let Some(event) = &rec.event {
         check_against_event(rec, event, out);
@@ -731,6 +977,43 @@ fn check_codec_changes(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Fin
             }
         }
         prev = Some((c.index().unwrap_or(0), sets, asc));
+    }
+}
+
+/// `chunk.codec_change` between formats, and in an MP3 or WAV recording
+/// any change of rate, channels or sample size: one output file cannot
+/// hold both.
+fn check_format_changes(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Finding>) {
+    let mut first: Option<(Option<u32>, &Streams, Option<String>)> = None;
+    for (c, check) in rec.chunks.iter().zip(checks) {
+        let Some(streams) = &check.streams else { continue };
+        let key = check.audio_file.as_ref().map(AudioFile::stream_key);
+        let Some((fi, fs, fkey)) = &first else {
+            first = Some((c.index(), streams, key));
+            continue;
+        };
+        let why = if streams.format != fs.format {
+            format!(
+                "the media is {} where chunk {} is {}",
+                streams.format.name(),
+                fi.unwrap_or(0),
+                fs.format.name()
+            )
+        } else if key != *fkey {
+            format!(
+                "the audio is {} where chunk {} is {}",
+                key.unwrap_or_default(),
+                fi.unwrap_or(0),
+                fkey.clone().unwrap_or_default()
+            )
+        } else {
+            continue;
+        };
+        out.push(Finding::error(
+            Code::ChunkCodecChange,
+            c.index(),
+            format!("{why}: one file cannot hold both, so the recording is not stitched"),
+        ));
     }
 }
 
@@ -1074,7 +1357,7 @@ pub(crate) mod tests {
                 let md = metadata_with(1, |v| v["chunkDuration"] = 60000.into());
                 let m = media(1);
                 run(|o| {
-                    let _ = check_duration(&md, &m, m.duration_ms(), Some(1), o);
+                    let _ = check_duration(&md, m.duration_ms(), tolerance_ms(Some(&m)), Some(1), o);
                 })
             }),
             ("a pause before the chunk", Code::MetadataInvalid, {

@@ -74,7 +74,7 @@ fn check_archive(name: &str, bytes: &[u8], fixture: &Fixture) -> (usize, usize, 
             Err(e) => panic!("{name}: a valid recording did not stitch: {e}\n{input:?}"),
         };
         stitched += 1;
-        let path = recstitch::io::output_paths(&rec.call_id, &rec.key, &out).media;
+        let path = rec.output_paths(&out).media;
         let streams =
             ffprobe_streams(&path).unwrap_or_else(|e| panic!("{name}: ffprobe cannot read {}: {e}", path.display()));
         // Video, audio, and the chapters' text track (a data stream to ffprobe).

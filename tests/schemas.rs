@@ -1,5 +1,5 @@
 //! The manifest and the report against their published JSON Schemas
-//! (`schemas/*.v1.json`, checked by the `jsonschema` crate), read back with
+//! (`schemas/*.v2.json`, checked by the `jsonschema` crate), read back with
 //! serde, and the same bytes whatever the caller's working directory.
 
 mod util;
@@ -34,7 +34,7 @@ fn manifests(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn every_fixture_report_and_manifest_validates_against_its_schema() {
-    let (report_schema, manifest_schema) = (schema("report.v1.json"), schema("manifest.v1.json"));
+    let (report_schema, manifest_schema) = (schema("report.v2.json"), schema("manifest.v2.json"));
     let mut checked_manifests = 0;
     let mut failures = Vec::new();
     let cases: Vec<PathBuf> = std::fs::read_dir(util::cases())
@@ -66,7 +66,7 @@ fn every_fixture_report_and_manifest_validates_against_its_schema() {
 
 #[test]
 fn the_schemas_refuse_what_breaks_them() {
-    let manifest_schema = schema("manifest.v1.json");
+    let manifest_schema = schema("manifest.v2.json");
     let out = util::temp_dir("schemas-refuse");
     let (code, report) = util::run_batch_json(&util::cases().join("good"), &out);
     assert_eq!(code, 0);
@@ -78,7 +78,7 @@ fn the_schemas_refuse_what_breaks_them() {
         edit(&mut m);
         violations(&manifest_schema, &m)
     };
-    assert!(!broken(|m| m["schemaVersion"] = 2.into()).is_empty());
+    assert!(!broken(|m| m["schemaVersion"] = 1.into()).is_empty());
     assert!(!broken(|m| m["output"]["sha256"] = "xyz".into()).is_empty());
     assert!(!broken(|m| m["chunks"][0]["outputStart"] = 0.into()).is_empty());
     assert!(!broken(|m| m["segments"][0]["wallClockEnd"] = "yesterday".into()).is_empty());
@@ -94,7 +94,7 @@ fn manifests_read_back_with_serde_byte_for_byte() {
         let path = PathBuf::from(report["recordings"][0]["manifest"].as_str().unwrap());
         let bytes = std::fs::read(&path).unwrap();
         let manifest: recstitch::Manifest = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(manifest.schema_version, 1);
+        assert_eq!(manifest.schema_version, 2);
         assert!(manifest.files.is_none(), "where the files are is not part of the JSON");
         let mut again = serde_json::to_vec_pretty(&manifest).unwrap();
         again.push(b'\n');
@@ -160,8 +160,8 @@ fn chunk_byte_ranges_are_contiguous_and_do_not_overlap() {
 #[test]
 fn the_cli_prints_the_published_schemas() {
     for (doc, file) in [
-        ("manifest", "manifest.v1.json"),
-        ("report", "report.v1.json"),
+        ("manifest", "manifest.v2.json"),
+        ("report", "report.v2.json"),
         ("fetch-report", "fetch-report.v1.json"),
     ] {
         let done = util::recstitch(&["schema", doc]);
@@ -176,7 +176,7 @@ fn the_cli_prints_the_published_schemas() {
 
 #[test]
 fn the_schemas_list_every_finding_code() {
-    for file in ["manifest.v1.json", "report.v1.json"] {
+    for file in ["manifest.v2.json", "report.v2.json"] {
         let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(file)).unwrap();
         for code in recstitch::Code::ALL {
             assert!(

@@ -41,3 +41,156 @@ pub struct AudioLayout {
     /// 0 for WAV.
     pub packets: u64,
 }
+
+use std::path::Path;
+
+use crate::deep::AudioAnalysis;
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::metadata::MediaFormat;
+
+/// A probed audio-only chunk: an MP3 or a WAV.
+#[derive(Debug, Clone)]
+pub enum AudioFile {
+    /// MPEG audio frames.
+    Mp3(mp3::Mp3),
+    /// RIFF/WAVE PCM.
+    Wav(wav::Wav),
+}
+
+impl AudioFile {
+    /// Probes the file or object at `path` as `format` (`Mp3` or `Wav`).
+    pub fn probe(path: &Path, format: MediaFormat, limits: &Limits) -> Result<AudioFile> {
+        #[cfg(feature = "object-store")]
+        if let Some(object) = crate::store::object(path) {
+            let (reader, size) = crate::store::probe_reader(&object).map_err(|e| Error::io(path, e))?;
+            return Self::probe_reader(reader, size, path, format, limits);
+        }
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        Self::probe_reader(
+            std::io::BufReader::with_capacity(64 << 10, file),
+            size,
+            path,
+            format,
+            limits,
+        )
+    }
+
+    /// Probes `format` from any seekable reader of `size` bytes; `path` names it in errors.
+    pub fn probe_reader<R: std::io::Read + std::io::Seek>(
+        r: R,
+        size: u64,
+        path: &Path,
+        format: MediaFormat,
+        limits: &Limits,
+    ) -> Result<AudioFile> {
+        match format {
+            MediaFormat::Mp3 => mp3::probe_reader(r, size, path, limits).map(AudioFile::Mp3),
+            MediaFormat::Wav => wav::probe_reader(r, size, path, limits).map(AudioFile::Wav),
+            MediaFormat::Mp4 => Err(Error::Usage(format!(
+                "{}: an MP4 is probed by recstitch::probe, not as audio",
+                path.display()
+            ))),
+        }
+    }
+
+    /// The MP3, when it is one.
+    pub fn as_mp3(&self) -> Option<&mp3::Mp3> {
+        match self {
+            AudioFile::Mp3(m) => Some(m),
+            AudioFile::Wav(_) => None,
+        }
+    }
+
+    /// The WAV, when it is one.
+    pub fn as_wav(&self) -> Option<&wav::Wav> {
+        match self {
+            AudioFile::Wav(w) => Some(w),
+            AudioFile::Mp3(_) => None,
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        match self {
+            AudioFile::Mp3(m) => &m.path,
+            AudioFile::Wav(w) => &w.path,
+        }
+    }
+
+    /// Its format.
+    pub fn format(&self) -> MediaFormat {
+        match self {
+            AudioFile::Mp3(_) => MediaFormat::Mp3,
+            AudioFile::Wav(_) => MediaFormat::Wav,
+        }
+    }
+
+    /// Samples per second.
+    pub fn sample_rate(&self) -> u32 {
+        match self {
+            AudioFile::Mp3(m) => m.sample_rate,
+            AudioFile::Wav(w) => w.sample_rate,
+        }
+    }
+
+    /// Channels.
+    pub fn channels(&self) -> u32 {
+        u32::from(match self {
+            AudioFile::Mp3(m) => m.channels,
+            AudioFile::Wav(w) => w.channels,
+        })
+    }
+
+    /// Presented duration, milliseconds.
+    pub fn duration_ms(&self) -> f64 {
+        match self {
+            AudioFile::Mp3(m) => m.duration_ms(),
+            AudioFile::Wav(w) => w.duration_ms(),
+        }
+    }
+
+    /// Average bit rate of the audio, bits per second.
+    pub fn bit_rate(&self) -> f64 {
+        match self {
+            AudioFile::Mp3(m) => m.bitrate() as f64,
+            AudioFile::Wav(w) => w.byte_rate() as f64 * 8.0,
+        }
+    }
+
+    /// What the reader tolerated (junk skipped, odd sizes), one sentence each.
+    pub fn quirks(&self) -> &[String] {
+        match self {
+            AudioFile::Mp3(m) => &m.quirks,
+            AudioFile::Wav(w) => &w.quirks,
+        }
+    }
+
+    /// How the file is cut short, when it is.
+    pub fn truncated(&self) -> Option<&str> {
+        match self {
+            AudioFile::Mp3(m) => m.truncated.as_deref(),
+            AudioFile::Wav(w) => w.truncated.as_deref(),
+        }
+    }
+
+    /// Decodes every sample (`--deep`): levels, decode errors, clipping.
+    pub fn analyse(&self, limits: &Limits) -> std::result::Result<AudioAnalysis, String> {
+        match self {
+            AudioFile::Mp3(m) => mp3::analyse(m, limits),
+            AudioFile::Wav(w) => wav::analyse(w, limits),
+        }
+    }
+
+    /// The parameters a decoder cannot follow a change of, mid-stream.
+    pub fn stream_key(&self) -> String {
+        match self {
+            AudioFile::Mp3(m) => format!("MP3 {} Hz, {} channel(s)", m.sample_rate, m.channels),
+            AudioFile::Wav(w) => format!(
+                "WAV {} Hz, {} channel(s), {}-bit",
+                w.sample_rate, w.channels, w.bits_per_sample
+            ),
+        }
+    }
+}

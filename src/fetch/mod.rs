@@ -681,10 +681,15 @@ fn archived(
             rec.status.as_str()
         ));
     }
-    let paths = output_paths(&event.call_id, key, out_dir);
+    // The manifest's name does not depend on the format; the media's is in it.
+    let mut paths = output_paths(&event.call_id, key, "mp4", out_dir);
     let bytes = crate::io::read_all(&paths.manifest).map_err(|e| format!("{}: {e}", paths.manifest.display()))?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a manifest: {e}", paths.manifest.display()))?;
+    let name = Path::new(&manifest.output.path)
+        .file_name()
+        .ok_or_else(|| format!("{}: names no stitched file", paths.manifest.display()))?;
+    paths.media = paths.dir().join(name);
     for doc in &event.chunks {
         if !manifest.chunks.iter().any(|c| &c.document_id == doc) {
             return Err(format!("the manifest does not list chunk {doc}"));

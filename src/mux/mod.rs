@@ -2,9 +2,11 @@
 //! (`plan`), and the MP4 that holds them (`write`: `moov` first, then the
 //! sample bytes copied from the chunks in large blocks).
 
+pub(crate) mod mp3;
 mod payload;
 pub(crate) mod plan;
 mod stbl;
+pub(crate) mod wav;
 pub(crate) mod write;
 
 use crate::error::{Error, Result};
