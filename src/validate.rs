@@ -1260,8 +1260,15 @@ pub(crate) mod tests {
                 }),
             ),
             (
-                "an MP3 file",
+                "a FLAC file",
                 Code::MediaUnsupportedFormat,
+                run(|o| {
+                    let _ = media_to_probe(&with_kind(FileKind::Flac), Some(1), o);
+                }),
+            ),
+            (
+                "an MP3 file where the metadata says mp4",
+                Code::MediaFormatMismatch,
                 run(|o| {
                     let _ = media_to_probe(&with_kind(FileKind::Mp3), Some(1), o);
                 }),
@@ -1367,6 +1374,30 @@ pub(crate) mod tests {
                 run(|o| check_pauses(&md, Some(1), o))
             }),
         ]
+    }
+
+    #[test]
+    fn without_a_stated_frame_rate_the_services_own_rates_are_accepted() {
+        let no_video_config = |v: &mut Value| {
+            v["recordingInfo"].as_object_mut().unwrap().remove("videoConfiguration");
+            v["recordingInfo"]["contentType"] = "audioVideo".into();
+            v["recordingInfo"]["channelType"] = "mixed".into();
+        };
+        // The fixture runs at 8 fps, one of the service's rates: no finding.
+        assert_eq!(streams(no_video_config), Vec::new());
+        // A rate the service never records: the message says the metadata stated none.
+        let md = metadata_with(1, no_video_config);
+        let mut m = media(1);
+        let video = m.tracks.iter_mut().find(|t| t.kind == TrackKind::Video).unwrap();
+        video.timescale *= 3; // the same ticks now last a third: 24 fps
+        let f = run(|o| check_streams(&md, &m, Some(1), o));
+        let msg = f.iter().find(|f| f.code == Code::VideoFrameRate).map(|f| f.message.clone());
+        let msg = msg.expect("24 fps is not a rate of the service");
+        assert!(msg.contains("the metadata states no frame rate"), "{msg}");
+        assert!(!msg.contains("the metadata says"), "{msg}");
+        // A stated rate is still checked against the media.
+        let stated = streams(|v| v["recordingInfo"]["videoConfiguration"]["framerate"] = 16.into());
+        assert!(stated[0].message.contains("the metadata says 16"), "{stated:?}");
     }
 
     /// Scenarios of the rules about a recording as a whole.
