@@ -1391,7 +1391,10 @@ pub(crate) mod tests {
         let video = m.tracks.iter_mut().find(|t| t.kind == TrackKind::Video).unwrap();
         video.timescale *= 3; // the same ticks now last a third: 24 fps
         let f = run(|o| check_streams(&md, &m, Some(1), o));
-        let msg = f.iter().find(|f| f.code == Code::VideoFrameRate).map(|f| f.message.clone());
+        let msg = f
+            .iter()
+            .find(|f| f.code == Code::VideoFrameRate)
+            .map(|f| f.message.clone());
         let msg = msg.expect("24 fps is not a rate of the service");
         assert!(msg.contains("the metadata states no frame rate"), "{msg}");
         assert!(!msg.contains("the metadata says"), "{msg}");
