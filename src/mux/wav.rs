@@ -663,6 +663,9 @@ fn write_channels_limited(input: &WavOutput, outs: &[(u16, &File, &Path)], max32
 mod tests {
     use super::*;
     use crate::audio::wav::{analyse, channel_levels, probe, probe_reader, Wav};
+    use crate::deep::FLOOR_DBFS;
+    use crate::io::Input;
+    use crate::limits::Limits;
     use std::io::Cursor;
 
     fn fmt_pcm(channels: u16, rate: u32, bits: u16) -> Vec<u8> {
