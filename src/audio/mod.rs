@@ -1,17 +1,18 @@
 //! Audio-only recordings: mixed MP3, mixed WAV and unmixed (one participant
 //! per channel) WAV chunks, probed and stitched without re-encoding.
 //!
-//! Each format has a reader (`probe`), a join plan (`plan`) and a writer
-//! (`write`), the counterparts of [`crate::media`] and [`crate::mux`] for
-//! MP4. The plan says where each chunk lands in the output
+//! This module reads them (`mp3::probe`, `wav::probe`, [`AudioFile`]), the
+//! counterpart of [`crate::media`] for MP4; validation checks what it
+//! found. The join plans and writers are in [`crate::mux`] (`mux::mp3`,
+//! `mux::wav`): a plan says where each chunk lands in the output
 //! ([`AudioPlacement`]) before anything is written, so that the timeline and
 //! its chapters can be made first and written into the file's head.
 
 pub mod mp3;
 pub mod wav;
 
-/// Where one chunk landed in an audio-only output: the counterpart of
-/// [`crate::mux::plan::Placement`].
+/// Where one chunk landed in an audio-only output: the counterpart of the
+/// MP4 join's placement (the manifest's `join` of each chunk).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudioPlacement {
     /// Output presentation time of the chunk's first presented sample, seconds.

@@ -1,5 +1,5 @@
 //! WAV chunks: reading RIFF/WAVE (and RF64), and measuring their levels.
-//! The join and the writer are in `mux::wav`.
+//! The join and the writer are in `mux::wav` (`plan`, `write`, `write_channels`).
 //!
 //! # Formats
 //!
@@ -24,11 +24,11 @@
 //! # Reading, planning, writing
 //!
 //! [`probe`] walks the chunk headers and seeks past their bodies; only `fmt `
-//! and `ds64` are read, each up to a fixed number of bytes. [`plan`] lays the
+//! and `ds64` are read, each up to a fixed number of bytes. `plan` lays the
 //! chunks' frames end to end, with digital silence where `--gaps wallclock`
-//! holds for the wall clock. [`write`] writes the metadata chunks first (all
+//! holds for the wall clock. `write` writes the metadata chunks first (all
 //! sizes are known up front) and then the frames, copied from the inputs in
-//! blocks while every input is hashed in the same pass; [`write_channels`]
+//! blocks while every input is hashed in the same pass; `write_channels`
 //! writes one mono file per channel in one pass. [`analyse`] and
 //! [`channel_levels`] measure levels for `--deep`.
 
@@ -480,6 +480,7 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
         if rf64 && count == 1 && &id != b"ds64" {
             return Err(chunk_here.invalid("an RF64 file whose first chunk is not ds64"));
         }
+        // pos + 8 <= file_size: checked above.
         let body = pos + 8;
         let mut size = u64::from(size32);
         if rf64 && size32 == u32::MAX {
@@ -576,6 +577,7 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
                     fourcc(id)
                 ));
             } else {
+                // end < file_size, so end + 1 <= file_size.
                 let after_pad =
                     end + 1 == file_size || peek_id(&mut r, end + 1, file_size, &here).is_some_and(plausible_id);
                 if !after_pad && peek_id(&mut r, end, file_size, &here).is_some_and(plausible_id) {
@@ -651,6 +653,7 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
         truncated,
     })
 }
+
 /// Decodes one sample of `bits` (little-endian; 8-bit unsigned) to full scale 1.0.
 pub(crate) fn sample_value(b: &[u8], bits: u16) -> f64 {
     match (bits, b) {
@@ -724,7 +727,7 @@ pub fn analyse(wav: &Wav, limits: &Limits) -> Result<AudioAnalysis, String> {
             }
             n += channels as u64;
             pos += 1;
-            if pos % rate == 0 {
+            if pos.is_multiple_of(rate) {
                 out.levels_dbfs.push(to_dbfs(sum / n as f64));
                 (sum, n) = (0.0, 0);
             }

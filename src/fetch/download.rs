@@ -23,7 +23,7 @@ use super::http::{self, excerpt, header, parse_content_range, Attempts, Client, 
 use super::{FetchObserver, FetchOptions, FetchProgress};
 use crate::archive::FileKind;
 use crate::io::{read_bounded, read_head, sync_dir, write_atomic};
-use crate::metadata;
+use crate::metadata::{self, MediaFormat};
 
 /// What a chunk's transfer needs from its surroundings.
 pub(crate) struct Ctx<'a> {
@@ -33,6 +33,18 @@ pub(crate) struct Ctx<'a> {
     /// Set when a chunk of the same recording met an authentication failure.
     pub abort: &'a AtomicBool,
     pub document_id: &'a str,
+    /// The media's format, as the chunk's metadata names it: what a body
+    /// must hold to be saved as the media.
+    pub format: MediaFormat,
+}
+
+/// The file kind a body of `format` starts as.
+fn kind_of(format: MediaFormat) -> FileKind {
+    match format {
+        MediaFormat::Mp4 => FileKind::Mp4,
+        MediaFormat::Mp3 => FileKind::Mp3,
+        MediaFormat::Wav => FileKind::Wav,
+    }
 }
 
 impl Ctx<'_> {
@@ -364,7 +376,7 @@ struct First {
 }
 
 /// Asks for the first part (`Range: bytes=0-…`), learns the object's size,
-/// and refuses what is not an MP4 before anything is written.
+/// and refuses what is not media of the chunk's format before anything is written.
 fn first_request(ctx: &Ctx, location: &Location) -> Result<First, Failure> {
     // At least enough for the sniff, whatever the part size.
     let first_end = ctx.options.part_size.max(64).saturating_sub(1);
@@ -414,9 +426,10 @@ fn first_request(ctx: &Ctx, location: &Location) -> Result<First, Failure> {
         .read_to_end(&mut head)
         .map_err(|e| Failure::transient(format!("reading the body failed: {e}")))?;
     let kind = FileKind::sniff(&head);
-    if size == 0 || kind != FileKind::Mp4 {
+    let wanted = kind_of(ctx.format);
+    if size == 0 || kind != wanted {
         // Read a little more of a text body for the message.
-        if kind != FileKind::Mp4 && !head.is_empty() {
+        if kind != wanted && !head.is_empty() {
             let _ = (&mut reader).take(512).read_to_end(&mut head);
         }
         return Err(Failure::transient(bad_body(
@@ -424,7 +437,7 @@ fn first_request(ctx: &Ctx, location: &Location) -> Result<First, Failure> {
             &content_type,
             kind,
             &head,
-            "an MP4",
+            &format!("an {}", ctx.format.name()),
         )));
     }
     if u64::try_from(head.len()).unwrap_or(0) < want {
@@ -617,8 +630,12 @@ fn finish(shared: &Shared, part: &Path, final_path: &Path, size: u64) -> Result<
     let mut head = [0u8; 16];
     let n = read_head(part, &mut head).map_err(|e| e.to_string())?;
     let kind = FileKind::sniff(&head[..n]);
-    if kind != FileKind::Mp4 {
-        return Err(format!("the downloaded media is {}, not an MP4", kind.describe()));
+    if kind != kind_of(shared.ctx.format) {
+        return Err(format!(
+            "the downloaded media is {}, not an {}",
+            kind.describe(),
+            shared.ctx.format.name()
+        ));
     }
     std::fs::rename(part, final_path).map_err(|e| format!("{}: {e}", final_path.display()))
 }

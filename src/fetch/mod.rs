@@ -7,7 +7,7 @@
 //! ```text
 //! ARCHIVE/<callId>/event-<eventId>.json    the event, saved first: the authority on the chunks
 //! ARCHIVE/<callId>/<documentId>.json       each chunk's metadata
-//! ARCHIVE/<callId>/<documentId>.mp4        each chunk's media
+//! ARCHIVE/<callId>/<documentId>.mp4        each chunk's media (.mp3, .wav: the metadata's format)
 //! ```
 //!
 //! Each chunk comes from its event's `contentLocation` / `metadataLocation`
@@ -52,7 +52,7 @@ pub use events::SkippedEvent;
 use crate::error::{Error, Result};
 use crate::io::{check_out_dir, output_paths, safe_name, sha256_file, write_atomic, Cancel, FileLock};
 use crate::limits::Limits;
-use crate::metadata::{CompletionEvent, WallClock};
+use crate::metadata::{CompletionEvent, MediaFormat, WallClock};
 use crate::report::{Report, Status};
 use crate::stitch::Manifest;
 use download::{ChunkError, Ctx};
@@ -563,23 +563,29 @@ impl Fetcher {
             (Err(e), _) | (_, Err(e)) => return fail(report, ChunkError::Failed(e.clone())),
         };
         let name = safe_name(&task.document_id);
-        let media_path = task.dir.join(format!("{name}.mp4"));
         let meta_path = task.dir.join(format!("{name}.json"));
         let _lock = match FileLock::acquire(&task.dir.join(format!(".{name}.lock"))) {
             Ok(l) => l,
             Err(e) => return fail(report, ChunkError::Failed(e.to_string())),
         };
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             client: &self.client,
             options: &self.options,
             observer,
             abort,
             document_id: &task.document_id,
+            format: MediaFormat::Mp4,
         };
         let meta = match download::metadata(&ctx, meta_loc, &meta_path) {
             Ok(t) => t,
             Err(e) => return fail(report, e),
         };
+        // The media's format (and so its extension) is the metadata's.
+        ctx.format = crate::metadata::read_metadata(&meta_path, crate::Limits::default().max_json_bytes)
+            .ok()
+            .and_then(|m| m.recording.media_format())
+            .unwrap_or(MediaFormat::Mp4);
+        let media_path = task.dir.join(format!("{name}.{}", ctx.format.extension()));
         let media = match download::media(&ctx, media_loc, &media_path) {
             Ok(t) => t,
             Err(e) => {

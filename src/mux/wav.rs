@@ -203,7 +203,7 @@ fn span(
     Ok(())
 }
 
-/// Everything [`write`] and [`write_channels`] need.
+/// Everything [`write()`] and [`write_channels`] need.
 pub struct WavOutput<'a> {
     /// The plan.
     pub plan: &'a WavPlan,
@@ -555,12 +555,12 @@ fn chunk_ranges(plan: &WavPlan, base: u64, frame: u64, input_frame: u64) -> Vec<
 /// (when there are chapters), then `data` with the chunks' frames in order
 /// and silence where the plan holds; RF64 with `ds64` when a size passes
 /// 32 bits. Every input is read and hashed in the same pass
-/// ([`Written::inputs`]).
+/// (`Written::inputs`).
 pub fn write(input: &WavOutput, out: &File, out_path: &Path) -> Result<Written> {
     write_limited(input, out, out_path, u64::from(u32::MAX))
 }
 
-/// [`write`], with RF64 past `max32` bytes.
+/// [`write()`], with RF64 past `max32` bytes.
 fn write_limited(input: &WavOutput, out: &File, out_path: &Path, max32: u64) -> Result<Written> {
     check_output(input)?;
     let f = input.plan.format;
@@ -575,7 +575,7 @@ fn write_limited(input: &WavOutput, out: &File, out_path: &Path, max32: u64) -> 
         Frames::Pcm(b) => sink.put(b),
         Frames::Silence(n) => sink.fill(silence, n * frame),
     })?;
-    if (frames * frame) % 2 == 1 {
+    if frames % 2 == 1 && frame % 2 == 1 {
         sink.put(&[0])?;
     }
     let (sha256, size) = sink.finish()?;
@@ -591,7 +591,7 @@ fn write_limited(input: &WavOutput, out: &File, out_path: &Path, max32: u64) -> 
 /// Writes one mono WAV per requested channel (`--split-channels`), in one
 /// pass over the inputs: `outs` holds the channel (0 for the first), the
 /// open file and its path. Each holds that channel's samples exactly, with
-/// the same rate, bits and chapters as [`write`] would write.
+/// the same rate, bits and chapters as [`write()`] would write.
 pub fn write_channels(input: &WavOutput, outs: &[(u16, &File, &Path)]) -> Result<Vec<Written>> {
     write_channels_limited(input, outs, u64::from(u32::MAX))
 }
@@ -640,7 +640,7 @@ fn write_channels_limited(input: &WavOutput, outs: &[(u16, &File, &Path)], max32
         }
         Ok(())
     })?;
-    let odd = (frames * mono.frame_bytes()) % 2 == 1;
+    let odd = frames % 2 == 1 && mono.frame_bytes() % 2 == 1;
     let ranges = chunk_ranges(input.plan, base, mono.frame_bytes(), f.frame_bytes());
     let mut written = Vec::with_capacity(sinks.len());
     for mut sink in sinks {
@@ -941,6 +941,34 @@ mod tests {
         let e = probe_limited(&bytes, &limits).unwrap_err();
         assert_eq!(e.category(), "limit");
         assert!(e.to_string().contains("number of chunks is 101"), "{e}");
+    }
+
+    #[test]
+    fn cut_and_mutated_headers_never_panic() {
+        let good = riff(&[
+            chunk(b"junk", b"odd"),
+            chunk(b"fmt ", &fmt_ext(4, 16000, 16, 0x33, 1)),
+            chunk(b"LIST", b"INFOISFT\x03\0\0\0ab\0"),
+            chunk(b"data", &pcm16(20, 4, 0)),
+            chunk(b"cue ", &[0; 4]),
+        ]);
+        let mut rf64 = good.clone();
+        rf64[..4].copy_from_slice(b"RF64");
+        for base in [&good, &rf64] {
+            for cut in 0..base.len() {
+                let _ = probe_bytes(&base[..cut]);
+            }
+            for at in 0..120.min(base.len()) {
+                for v in [0u8, 1, 0x7f, 0x80, 0xfe, 0xff] {
+                    let mut m = base.clone();
+                    m[at] = v;
+                    if let Ok(w) = probe_bytes(&m) {
+                        assert!(w.data_offset + w.data_len <= m.len() as u64);
+                        assert_eq!(w.data_len % u64::from(w.block_align), 0);
+                    }
+                }
+            }
+        }
     }
 
     fn probed(bytes: &[u8], name: &str) -> Wav {
@@ -1259,7 +1287,7 @@ mod tests {
         let dir = Scratch::new();
         let pa = pcm16(700, 3, 1);
         let pb = pcm16(301, 3, 9);
-        let files = vec![wav(3, 8000, 16, &pa), wav(3, 8000, 16, &pb)];
+        let files = [wav(3, 8000, 16, &pa), wav(3, 8000, 16, &pb)];
         let chunks: Vec<Wav> = files
             .iter()
             .enumerate()
@@ -1315,7 +1343,7 @@ mod tests {
     #[test]
     fn a_cancelled_write_stops() {
         let dir = Scratch::new();
-        let files = vec![wav(1, 8000, 16, &pcm16(100, 1, 0))];
+        let files = [wav(1, 8000, 16, &pcm16(100, 1, 0))];
         let chunks = vec![probe(&dir.file("0.wav", &files[0]), &Limits::default()).unwrap()];
         let refs: Vec<&Wav> = chunks.iter().collect();
         let p = plan(&refs, &[]).unwrap();
@@ -1420,6 +1448,7 @@ mod tests {
         for max32 in [u64::from(u32::MAX), 64] {
             let (chunks, out, _) = stitch(&dir, &files, &[], &chapters, max32);
             assert_eq!(chunks[0].channels, 4);
+            assert!(chunks.iter().all(|c| c.quirks.is_empty()), "{chunks:?}");
             assert_eq!(&out[..4], if max32 == 64 { b"RF64" } else { b"RIFF" });
             let out_path = dir.file(&format!("check-{max32}.wav"), &out);
             let o = out_path.to_str().unwrap();
