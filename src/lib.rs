@@ -1,18 +1,20 @@
 //! # recstitch
 //!
-//! Turns downloaded call-recording chunks (an MP4 plus a JSON metadata file
-//! per chunk, and a completion event) into complete, verified archive files:
-//! one MP4 per recording, stitched without re-encoding with audio and video in
-//! sync at every join, plus a manifest and WebVTT chapters.
+//! Turns downloaded call-recording chunks (a media file plus a JSON metadata
+//! file per chunk, and a completion event) into complete, verified archive
+//! files: one file per recording in its format (MP4, MP3, WAV), stitched
+//! without re-encoding with audio and video in sync at every join, plus a
+//! manifest and WebVTT chapters.
 //!
 //! The data flows through the modules in order:
 //!
 //! ```text
 //! archive::Archive::scan    find metadata, media and event files; pair; group into recordings
-//! media::probe              per chunk: bounded box read of moov -> tracks, sample tables, codecs
+//! media::probe              per MP4 chunk: bounded box read of moov -> tracks, sample tables, codecs
+//! audio::AudioFile::probe   per MP3 / WAV chunk: frame walk or RIFF chunk walk
 //! Recording::validate       rules (and deep checks) -> Vec<Finding { code, severity, chunkIndex, message }>
 //! timeline                  wall clock <-> output time: segments, pauses, gaps, chapters
-//! stitch::Stitcher::stitch  join plan (mux), moov first, sample bytes copied; manifest + chapters .vtt, atomically
+//! stitch::Stitcher::stitch  join plan (mux: MP4, MP3, WAV), header first, media bytes copied; manifest + chapters .vtt, atomically
 //! pipeline::run_batch       all of it over an archive, in parallel, resumable
 //! report                    one JSON schema for every command
 //! ```
@@ -36,12 +38,18 @@
 //!
 //! Supported: MP4 (`ftyp` first) with one H.264 (`avc1`/`avc3`) video track
 //! and one AAC-LC (`mp4a`) audio track, progressive or fragmented
-//! (`moof`/`traf`/`trun`); audio-only MP4 when the metadata has no video
-//! configuration; every metadata and event variant the service has written
-//! (see the README). Not supported, and reported as findings: other codecs
-//! (HEVC, MPEG-4 Part 2, MP3, HE-AAC), unmixed audio, mp3/wav recordings, and
-//! codec changes between chunks that a decoder cannot follow (picture size,
-//! sample rate, channels).
+//! (`moof`/`traf`/`trun`), at the frame rate and size the metadata states or,
+//! when it states none, the service's own (8, 15, 16 fps; 1920x1080);
+//! audio-only MP4; mixed MP3 (MPEG-1/2/2.5 Layer III), written with ID3v2
+//! chapters and a Xing/LAME header; mixed and unmixed WAV (integer PCM,
+//! RIFF, RF64, `WAVE_FORMAT_EXTENSIBLE`), written byte for byte with `cue `
+//! points (RF64 past 4 GiB), unmixed channels mapped to their participants;
+//! every metadata and event variant the service has written (see the
+//! README). Not supported, and reported as findings: other codecs (HEVC,
+//! MPEG-4 Part 2, MP3 inside MP4, HE-AAC), other containers (Ogg, FLAC,
+//! Matroska, raw AAC), unmixed audio other than WAV, float PCM, a file of
+//! another format than its metadata names, and changes between chunks that
+//! a decoder cannot follow (picture size, sample rate, channels, format).
 //!
 //! With the cargo feature `object-store` (enabled by `cli`), archives and
 //! output folders may also be object-store URLs (`az://container/prefix`):

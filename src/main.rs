@@ -315,7 +315,48 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn probe(file: &Path, json: bool) -> anyhow::Result<u8> {
-    let media = recstitch::probe(file, &recstitch::Limits::default())?;
+    let limits = recstitch::Limits::default();
+    let mut head = [0u8; 16];
+    let input = recstitch::io::Input::open(file).map_err(|e| recstitch::Error::io(file, e))?;
+    let n = input.read_at(&mut head, 0).map_err(|e| recstitch::Error::io(file, e))?;
+    let format = match recstitch::FileKind::sniff(&head[..n]) {
+        recstitch::FileKind::Mp3 => Some(recstitch::metadata::MediaFormat::Mp3),
+        recstitch::FileKind::Wav => Some(recstitch::metadata::MediaFormat::Wav),
+        _ => None,
+    };
+    if let Some(format) = format {
+        let audio = recstitch::audio::AudioFile::probe(file, format, &limits)?;
+        let report = recstitch::report::AudioProbeReport::new(&audio);
+        if json {
+            print_json(&report)?;
+        } else {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{}: {} {} Hz, {} channel(s), {} ms, {} bit/s{}",
+                report.path,
+                format.name(),
+                report.sample_rate,
+                report.channels,
+                report.duration_ms,
+                report.bit_rate,
+                report
+                    .truncated
+                    .as_ref()
+                    .map(|t| format!("; truncated: {t}"))
+                    .unwrap_or_default()
+            )?;
+            for q in &report.quirks {
+                writeln!(out, "  quirk: {q}")?;
+            }
+        }
+        return Ok(if report.truncated.is_some() {
+            EXIT_FINDINGS
+        } else {
+            EXIT_OK
+        });
+    }
+    let media = recstitch::probe(file, &limits)?;
     let report = ProbeReport::new(&media);
     if json {
         print_json(&report)?;

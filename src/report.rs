@@ -275,6 +275,44 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
+/// What `probe` says of an MP3 or WAV file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioProbeReport {
+    /// The file.
+    pub path: String,
+    /// Its format (`mp3`, `wav`).
+    pub format: crate::metadata::MediaFormat,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u32,
+    /// Presented duration, milliseconds (3 decimals).
+    pub duration_ms: f64,
+    /// Average bit rate of the audio, bits per second.
+    pub bit_rate: u64,
+    /// How the file is cut short, when it is.
+    pub truncated: Option<String>,
+    /// Departures from the format that were tolerated (`media.quirk`).
+    pub quirks: Vec<String>,
+}
+
+impl AudioProbeReport {
+    /// Summarises a probed MP3 or WAV.
+    pub fn new(a: &crate::audio::AudioFile) -> Self {
+        AudioProbeReport {
+            path: a.path().display().to_string(),
+            format: a.format(),
+            sample_rate: a.sample_rate(),
+            channels: a.channels(),
+            duration_ms: round3(a.duration_ms()),
+            bit_rate: a.bit_rate().round() as u64,
+            truncated: a.truncated().map(str::to_owned),
+            quirks: a.quirks().to_vec(),
+        }
+    }
+}
+
 impl ProbeReport {
     /// Summarises a probed file.
     pub fn new(m: &crate::media::Movie) -> Self {

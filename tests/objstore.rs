@@ -507,3 +507,33 @@ fn azurite_stopped_mid_run_is_a_clear_error_naming_the_url() {
 fn azurite_helpers_encode() {
     azurite::self_test();
 }
+
+#[test]
+fn azurite_every_format_and_the_export_layout_match_local() {
+    let Some(az) = Azurite::start("formats") else { return };
+    let archive = util::temp_dir("objstore-formats-in");
+    for case in ["good_export_layout", "good_wav", "good_wav_unmixed", "good_mp3_pause"] {
+        util::copy_tree(&util::cases().join(case), &archive.join(case));
+    }
+    let local_out = util::temp_dir("objstore-formats-local-out");
+    let input = az.container("recordings").join("formats");
+    let output = az.container("stitched").join("formats");
+    upload_tree(&archive, &input);
+    let env = az.env();
+    let (archive_s, out_s) = (archive.display().to_string(), local_out.display().to_string());
+    let (input_s, output_s) = (input.display().to_string(), output.display().to_string());
+    let (code, local, _) = run(&archive_s, &out_s, &[]);
+    assert_eq!(code, 0, "{local}");
+    // The export layout pairs in a store as in a folder: no orphan.
+    assert_eq!(local["orphans"], Value::Array(Vec::new()), "{local}");
+    let (code, remote, stderr) = run(&input_s, &output_s, &env);
+    assert_eq!(code, 0, "{remote}\n{stderr}");
+    assert_eq!(util::statuses(&remote), ["stitched"; 5]);
+    assert_eq!(renamed(&local, &[(&archive_s, &input_s), (&out_s, &output_s)]), remote);
+    let local_files = util::visible_files(&local_out);
+    let names: Vec<&str> = local_files.iter().map(|(n, _)| n.as_str()).collect();
+    for ext in [".mp4", ".mp3", ".wav"] {
+        assert!(names.iter().any(|n| n.ends_with(ext)), "no {ext} output in {names:?}");
+    }
+    assert_eq!(visible_objects(&output), local_files);
+}
