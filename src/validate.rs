@@ -705,20 +705,29 @@ fn check_audio_stream(
                     format!("audio is {}; expected AAC-LC", Codec::Aac(aac.clone()).name()),
                 ));
             }
-            let rate = expected.and_then(|a| a.sample_rate).unwrap_or(defaults::SAMPLE_RATE);
+            let said = |stated: Option<u32>| {
+                if stated.is_some() {
+                    "the metadata says"
+                } else {
+                    "the metadata states none and the service records"
+                }
+            };
+            let stated = expected.and_then(|a| a.sample_rate);
+            let rate = stated.unwrap_or(defaults::SAMPLE_RATE);
             if aac.sample_rate != rate {
                 out.push(Finding::error(
                     Code::AudioSampleRate,
                     index,
-                    format!("audio is sampled at {} Hz; the metadata says {rate}", aac.sample_rate),
+                    format!("audio is sampled at {} Hz; {} {rate}", aac.sample_rate, said(stated)),
                 ));
             }
-            let channels = expected.and_then(|a| a.channels).unwrap_or(defaults::CHANNELS);
+            let stated = expected.and_then(|a| a.channels);
+            let channels = stated.unwrap_or(defaults::CHANNELS);
             if u32::from(aac.channels) != channels {
                 out.push(Finding::error(
                     Code::AudioChannels,
                     index,
-                    format!("audio has {} channel(s); the metadata says {channels}", aac.channels),
+                    format!("audio has {} channel(s); {} {channels}", aac.channels, said(stated)),
                 ));
             }
         }

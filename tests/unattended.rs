@@ -311,20 +311,32 @@ fn an_unusable_out_is_refused_before_any_work() {
 }
 
 #[test]
-fn an_mp3_recording_is_named_an_unsupported_format() {
-    let dir = cases().join("media_unsupported_format_mp3");
+fn a_flac_recording_is_named_an_unsupported_format() {
+    let dir = cases().join("media_unsupported_format_flac");
     let (code, report) = recstitch_json(&["validate", "--json", dir.to_str().unwrap()]);
     assert_eq!(code, 1);
     let f = &report["recordings"][0]["findings"][0];
     assert_eq!(f["code"], "media.unsupported_format");
     let message = f["message"].as_str().unwrap();
     assert!(
-        message.ends_with(
-            "the metadata describes a format \"mp3\" recording and the file is an MP3 file, not an MP4; recstitch stitches mixed MP4 recordings only"
-        ),
+        message.ends_with("the file is a FLAC file; recstitch stitches MP4, MP3 and WAV recordings"),
         "{message}"
     );
     assert!(!message.contains("download it again"));
+}
+
+#[test]
+fn an_mp3_saved_as_an_mp4_chunk_is_a_format_mismatch() {
+    let dir = cases().join("media_format_mismatch");
+    let (code, report) = recstitch_json(&["validate", "--json", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let f = &report["recordings"][0]["findings"][0];
+    assert_eq!(f["code"], "media.format_mismatch");
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains("the metadata says format \"mp4\" but the file is an MP3 file"),
+        "{message}"
+    );
 }
 
 #[test]
