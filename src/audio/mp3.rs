@@ -1,37 +1,1025 @@
-//! MP3 chunks: reading MPEG audio frames, planning the join, writing one MP3 with ID3v2 chapters and a Xing/LAME header.
-// Placeholder until the reader lands.
-use crate::error::{Error, Result};
-use crate::limits::Limits;
+//! MP3 chunks: reading MPEG audio frames (and measuring their levels for
+//! `--deep`).
+//!
+//! # Reading
+//!
+//! An MP3 file is a sequence of MPEG audio frames, each with a 4-byte header
+//! (ISO/IEC 11172-3 §2.4.1.3 syntax, §2.4.2.3 semantics; the lower sampling
+//! rates of ISO/IEC 13818-3 §2.4.1.3 / §2.4.2.3, and the unofficial MPEG-2.5
+//! extension), possibly wrapped in tags that are no audio: an ID3v2 tag
+//! at the start (with its footer), an APEv2 tag and a 128-byte ID3v1 `TAG` at
+//! the end. Only Layer III is handled; Layers I and II and the free-format
+//! bitrate are [`Error::Unsupported`]. A frame header is only accepted when
+//! the next frame's header confirms it (same version, layer, rate and
+//! channel count), so stray `0xFFF` bytes in junk are not taken for frames.
+//!
+//! The first frame may be a Xing/Info (or VBRI) header frame written by the
+//! encoder instead of audio; LAME and FFmpeg add a LAME tag to it that
+//! carries the encoder delay and padding (the LAME "Mp3 info tag" revision 1,
+//! not part of ISO). The presented audio of a chunk is its decoded samples
+//! minus the delay and the padding, as FFmpeg trims them: decoding starts
+//! `delay + 529` samples in (529 is the decoder's own delay) and ends
+//! `padding - 529` samples before the last frame's end.
+//!
+//! The side information of each Layer III frame (ISO/IEC 11172-3 §2.4.1.7
+//! and §2.4.2.7; 13818-3 §2.4.1.7) is read for `main_data_begin` and the
+//! `part2_3_length` of each granule: the bit reservoir. A frame's main data
+//! may start in the frames before it, so a frame cannot simply be dropped or
+//! have silence put before it (see `mux::mp3`).
+//!
+//! The join and the writer are in `mux::mp3`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Here, Result};
+use crate::io::Input;
+
+use crate::limits::{Limit, Limits};
+
+/// The decoder's own delay in samples (the synthesis filter bank and the
+/// overlap of the hybrid filter bank), which FFmpeg and LAME add to the
+/// encoder delay of the LAME tag.
+pub const DECODER_DELAY: u64 = 529;
+
+/// Size of one read block when copying.
+pub(crate) const BLOCK: usize = 128 << 10;
+/// Output bytes gathered before one write.
+pub(crate) const OUT_BUFFER: usize = 512 << 10;
+/// The probe reads headers from windows of this size.
+pub(crate) const WINDOW: usize = 64 << 10;
+/// Frames at the start of a chunk whose reservoir bytes the probe keeps (so
+/// that leading priming frames can be dropped): the longest delay a LAME tag
+/// can state (4095 + 529 samples) covers 8 frames of 576 samples.
+pub(crate) const LEAD_FRAMES: usize = 9;
+/// Most ID3v2 tags in a row followed at the start of a file.
+pub(crate) const MAX_ID3V2_TAGS: u32 = 16;
+/// Bytes of the LAME tag after the Xing fields.
+pub(crate) const LAME_TAG_LEN: usize = 36;
+/// The LAME tag CRC covers the first bytes of the header frame (FFmpeg and LAME).
+pub(crate) const LAME_CRC_SPAN: usize = 190;
+/// Encoder string written when chunk 0 names none.
+pub(crate) const DEFAULT_ENCODER: &[u8; 9] = b"LAME3.100";
+
+/// MPEG audio version (ISO/IEC 11172-3, 13818-3, and the MPEG-2.5 extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MpegVersion {
+    /// MPEG-1 (32, 44.1, 48 kHz; 1152 samples per Layer III frame).
+    Mpeg1,
+    /// MPEG-2 low sampling frequencies (16, 22.05, 24 kHz; 576 samples per frame).
+    Mpeg2,
+    /// MPEG-2.5 (8, 11.025, 12 kHz; 576 samples per frame).
+    Mpeg25,
+}
+
+impl std::fmt::Display for MpegVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MpegVersion::Mpeg1 => "MPEG-1",
+            MpegVersion::Mpeg2 => "MPEG-2",
+            MpegVersion::Mpeg25 => "MPEG-2.5",
+        })
+    }
+}
+
+/// Channel mode of the frame header (ISO/IEC 11172-3 §2.4.2.3 `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelMode {
+    /// Two independent channels.
+    Stereo,
+    /// Mid/side or intensity stereo.
+    JointStereo,
+    /// Two unrelated channels.
+    DualChannel,
+    /// One channel.
+    Mono,
+}
+
+impl std::fmt::Display for ChannelMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChannelMode::Stereo => "stereo",
+            ChannelMode::JointStereo => "joint stereo",
+            ChannelMode::DualChannel => "dual channel",
+            ChannelMode::Mono => "mono",
+        })
+    }
+}
+
+pub(crate) const RATES: [[u32; 3]; 3] = [[44100, 48000, 32000], [22050, 24000, 16000], [11025, 12000, 8000]];
+/// Bitrates in kbit/s by index: MPEG-1 Layer I, II, III; MPEG-2/2.5 Layer I, II and III.
+pub(crate) const BITRATES: [[u16; 15]; 4] = [
+    [0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448],
+    [0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384],
+    [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320],
+    [0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256],
+];
+pub(crate) const BITRATES_LSF: [u16; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+
+/// A frame header (ISO/IEC 11172-3 §2.4.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) raw: [u8; 4],
+    pub(crate) version: MpegVersion,
+    /// 1, 2 or 3.
+    pub(crate) layer: u8,
+    pub(crate) crc: bool,
+    pub(crate) bitrate_index: u8,
+    pub(crate) rate_index: u8,
+    pub(crate) padding: bool,
+    pub(crate) mode: ChannelMode,
+}
+
+impl Header {
+    /// The header in `b`, when it is one (free format included, bitrate 0).
+    pub(crate) fn parse(b: [u8; 4]) -> Option<Header> {
+        if b[0] != 0xFF || b[1] & 0xE0 != 0xE0 {
+            return None;
+        }
+        let version = match (b[1] >> 3) & 3 {
+            0 => MpegVersion::Mpeg25,
+            2 => MpegVersion::Mpeg2,
+            3 => MpegVersion::Mpeg1,
+            _ => return None,
+        };
+        let layer = match (b[1] >> 1) & 3 {
+            1 => 3,
+            2 => 2,
+            3 => 1,
+            _ => return None,
+        };
+        let bitrate_index = b[2] >> 4;
+        let rate_index = (b[2] >> 2) & 3;
+        if bitrate_index == 15 || rate_index == 3 || b[3] & 3 == 2 {
+            return None;
+        }
+        let mode = match b[3] >> 6 {
+            0 => ChannelMode::Stereo,
+            1 => ChannelMode::JointStereo,
+            2 => ChannelMode::DualChannel,
+            _ => ChannelMode::Mono,
+        };
+        Some(Header {
+            raw: b,
+            version,
+            layer,
+            crc: b[1] & 1 == 0,
+            bitrate_index,
+            rate_index,
+            padding: b[2] & 2 != 0,
+            mode,
+        })
+    }
+
+    pub(crate) fn sample_rate(&self) -> u32 {
+        let v = match self.version {
+            MpegVersion::Mpeg1 => 0,
+            MpegVersion::Mpeg2 => 1,
+            MpegVersion::Mpeg25 => 2,
+        };
+        RATES[v][usize::from(self.rate_index)]
+    }
+
+    /// Bit/s of bitrate index `index` in this header's version and layer.
+    pub(crate) fn bitrate_of(&self, index: u8) -> u32 {
+        let i = usize::from(index.min(14));
+        let kbps = match (self.version, self.layer) {
+            (MpegVersion::Mpeg1, l) => BITRATES[usize::from(l.clamp(1, 3) - 1)][i],
+            (_, 1) => BITRATES[3][i],
+            _ => BITRATES_LSF[i],
+        };
+        u32::from(kbps) * 1000
+    }
+
+    pub(crate) fn samples_per_frame(&self) -> u32 {
+        match (self.layer, self.version) {
+            (1, _) => 384,
+            (3, MpegVersion::Mpeg2 | MpegVersion::Mpeg25) => 576,
+            _ => 1152,
+        }
+    }
+
+    /// Frame length in bytes with bitrate index `index` and padding `pad`;
+    /// `None` for the free format.
+    pub(crate) fn frame_len_with(&self, index: u8, pad: bool) -> Option<u32> {
+        let br = self.bitrate_of(index);
+        if br == 0 {
+            return None;
+        }
+        let rate = self.sample_rate();
+        let pad = u32::from(pad);
+        Some(match (self.layer, self.version) {
+            (1, _) => (12 * br / rate + pad) * 4,
+            (3, MpegVersion::Mpeg2 | MpegVersion::Mpeg25) => 72 * br / rate + pad,
+            _ => 144 * br / rate + pad,
+        })
+    }
+
+    pub(crate) fn frame_len(&self) -> Option<u32> {
+        self.frame_len_with(self.bitrate_index, self.padding)
+    }
+
+    pub(crate) fn channels(&self) -> u16 {
+        if self.mode == ChannelMode::Mono {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Bytes of Layer III side information.
+    pub(crate) fn side_info_len(&self) -> usize {
+        match (self.version, self.mode) {
+            (MpegVersion::Mpeg1, ChannelMode::Mono) => 17,
+            (MpegVersion::Mpeg1, _) => 32,
+            (_, ChannelMode::Mono) => 9,
+            _ => 17,
+        }
+    }
+
+    /// Where the main data region starts in the frame.
+    pub(crate) fn region_start(&self) -> usize {
+        4 + if self.crc { 2 } else { 0 } + self.side_info_len()
+    }
+
+    /// Whether `other` belongs to the same stream (version, layer, rate and channel count).
+    pub(crate) fn same_stream(&self, other: &Header) -> bool {
+        self.version == other.version
+            && self.layer == other.layer
+            && self.rate_index == other.rate_index
+            && self.channels() == other.channels()
+    }
+
+    /// This header with another bitrate index, no CRC, no padding and no
+    /// mode extension: the header of a generated frame.
+    pub(crate) fn generated(&self, index: u8) -> [u8; 4] {
+        let mut b = self.raw;
+        b[1] |= 1;
+        b[2] = (index << 4) | (b[2] & 0x0C) | (b[2] & 1);
+        b[3] &= 0xCF;
+        b
+    }
+}
+
+/// Reads bits from a byte slice, most significant first.
+pub(crate) struct Bits<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) pos: usize,
+}
+
+impl Bits<'_> {
+    pub(crate) fn read(&mut self, n: usize) -> u32 {
+        let mut v = 0u32;
+        for _ in 0..n {
+            let byte = self.data.get(self.pos / 8).copied().unwrap_or(0);
+            v = (v << 1) | u32::from((byte >> (7 - self.pos % 8)) & 1);
+            self.pos += 1;
+        }
+        v
+    }
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+/// `main_data_begin` and the main data bytes (the sum of `part2_3_length`,
+/// rounded up) from a Layer III frame's side information.
+pub(crate) fn side_info(h: &Header, si: &[u8]) -> (u16, u16) {
+    let mut b = Bits { data: si, pos: 0 };
+    let mono = h.mode == ChannelMode::Mono;
+    let ch = if mono { 1 } else { 2 };
+    let (mdb, granules, entry) = match h.version {
+        MpegVersion::Mpeg1 => {
+            let mdb = b.read(9);
+            b.skip(if mono { 5 } else { 3 } + 4 * ch);
+            (mdb, 2, 59)
+        }
+        _ => {
+            let mdb = b.read(8);
+            b.skip(if mono { 1 } else { 2 });
+            (mdb, 1, 63)
+        }
+    };
+    let mut bits = 0u32;
+    for _ in 0..granules * ch {
+        bits += b.read(12);
+        b.skip(entry - 12);
+    }
+    // mdb < 512 and bits < 4 * 4096: both fit.
+    (
+        u16::try_from(mdb).unwrap_or(u16::MAX),
+        u16::try_from(bits.div_ceil(8)).unwrap_or(u16::MAX),
+    )
+}
+
+/// One audio frame of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// Byte offset of its header in the file.
+    pub offset: u64,
+    /// Its length in bytes, header included.
+    pub size: u16,
+    /// Its header's bitrate index.
+    pub bitrate_index: u8,
+    /// Where its main data region starts, from its header (header, CRC and side information before it).
+    pub region_start: u8,
+    /// `main_data_begin`: how many bytes its main data starts before its own region.
+    pub main_data_begin: u16,
+    /// Bytes of main data it uses (the sum of its `part2_3_length`, rounded up).
+    pub main_data_len: u16,
+}
+
+impl Frame {
+    pub(crate) fn region_len(&self) -> u16 {
+        self.size.saturating_sub(u16::from(self.region_start))
+    }
+
+    /// Bytes at the end of its region that it does not use itself.
+    pub(crate) fn unused_tail(&self) -> u16 {
+        self.region_len()
+            .saturating_sub(self.main_data_len.saturating_sub(self.main_data_begin))
+    }
+
+    pub(crate) fn end(&self) -> u64 {
+        self.offset.saturating_add(u64::from(self.size))
+    }
+}
+
 /// A probed MP3 chunk.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Mp3 {
     /// The file.
     pub path: PathBuf,
-    /// Sample rate.
+    /// MPEG version of its frames.
+    pub version: MpegVersion,
+    /// Channel mode of its first audio frame.
+    pub channel_mode: ChannelMode,
+    /// Sampling rate, Hz.
     pub sample_rate: u32,
-    /// Channels.
+    /// 1 or 2.
     pub channels: u16,
-    /// Quirks.
+    /// Samples per channel in one frame: 1152 (MPEG-1) or 576.
+    pub samples_per_frame: u32,
+    /// Every audio frame, in file order (the Xing/Info/VBRI frame excluded).
+    pub audio_frames: Vec<Frame>,
+    /// Byte range of the audio frames: from the first audio frame's header
+    /// to the end of the last one (tags, the header frame and trailing junk outside).
+    pub audio_range: (u64, u64),
+    /// Byte range of the Xing/Info/VBRI header frame, when there is one.
+    pub header_frame: Option<(u64, u64)>,
+    /// Average bitrate of the audio frames, bit/s.
+    pub bitrate_avg: u32,
+    /// Lowest frame bitrate, bit/s.
+    pub bitrate_min: u32,
+    /// Highest frame bitrate, bit/s.
+    pub bitrate_max: u32,
+    /// Encoder string of the LAME tag (`LAME…`, `Lavf…`, `Lavc…`), when there is one.
+    pub encoder: Option<String>,
+    /// Encoder delay from the LAME tag, samples (0 without one).
+    pub encoder_delay: u32,
+    /// Encoder padding from the LAME tag, samples (0 without one).
+    pub encoder_padding: u32,
+    /// What was odd but readable: junk skipped between frames, trailing bytes.
     pub quirks: Vec<String>,
-    /// Truncation.
+    /// The last frame was cut short: how many bytes are missing.
     pub truncated: Option<String>,
+    /// The LAME tag as found.
+    pub(crate) lame: Option<[u8; LAME_TAG_LEN]>,
+    /// The first audio frame's header bytes.
+    pub(crate) first_header: [u8; 4],
+    /// For each of the first frames, the main data bytes its
+    /// `main_data_begin` points back to (empty when 0).
+    pub(crate) lead_carry: Vec<Vec<u8>>,
 }
+
 impl Mp3 {
-    /// Duration.
+    /// Number of audio frames.
+    pub fn frames(&self) -> u64 {
+        self.audio_frames.len() as u64
+    }
+
+    /// Presented samples per channel: the frames' samples less the encoder
+    /// delay and padding.
+    pub fn samples(&self) -> u64 {
+        (self.frames() * u64::from(self.samples_per_frame))
+            .saturating_sub(u64::from(self.encoder_delay))
+            .saturating_sub(u64::from(self.encoder_padding))
+    }
+
+    /// Presented duration, milliseconds.
     pub fn duration_ms(&self) -> f64 {
-        0.0
+        self.samples() as f64 * 1000.0 / f64::from(self.sample_rate.max(1))
     }
-    /// Bit rate.
-    pub fn bitrate(&self) -> f64 {
-        0.0
+
+    /// Average bitrate, bit/s.
+    pub fn bitrate(&self) -> u32 {
+        self.bitrate_avg
+    }
+
+    /// Decoded samples before the first presented one (0 without a LAME tag,
+    /// as FFmpeg trims nothing then).
+    pub(crate) fn lead(&self) -> u64 {
+        if self.lame.is_some() {
+            u64::from(self.encoder_delay) + DECODER_DELAY
+        } else {
+            0
+        }
+    }
+
+    /// Decoded position of the end of the presented samples.
+    pub(crate) fn presented_end(&self) -> u64 {
+        let all = self.frames() * u64::from(self.samples_per_frame);
+        let end = if self.lame.is_some() {
+            (all + DECODER_DELAY).saturating_sub(u64::from(self.encoder_padding))
+        } else {
+            all
+        };
+        end.max(self.lead())
+    }
+
+    /// The header of its first audio frame.
+    pub(crate) fn header(&self) -> Option<Header> {
+        Header::parse(self.first_header)
     }
 }
-/// Probe.
-pub fn probe_reader<R: std::io::Read + std::io::Seek>(_r: R, _size: u64, path: &Path, _l: &Limits) -> Result<Mp3> {
-    Err(Error::Usage(path.display().to_string()))
+
+/// Reads a file through one window of [`WINDOW`] bytes, refilled where the
+/// next read needs it: headers and side information are read from it, frame
+/// bodies are passed over.
+pub(crate) struct Window<R> {
+    pub(crate) r: R,
+    pub(crate) file_size: u64,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) start: u64,
 }
-/// Analyse.
-pub fn analyse(_m: &Mp3, _l: &Limits) -> std::result::Result<crate::deep::AudioAnalysis, String> {
-    Err(String::new())
+
+impl<R: Read + Seek> Window<R> {
+    pub(crate) fn new(r: R, file_size: u64) -> Self {
+        Window {
+            r,
+            file_size,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// Up to `n` (at most [`WINDOW`]) bytes at `pos`; fewer at the end of the file.
+    pub(crate) fn bytes(&mut self, pos: u64, n: usize) -> std::io::Result<&[u8]> {
+        let n = n.min(WINDOW);
+        let want_end = pos.saturating_add(n as u64).min(self.file_size);
+        let buf_end = self.start + self.buf.len() as u64;
+        if pos < self.start || want_end > buf_end {
+            let len = usize::try_from(self.file_size.saturating_sub(pos).min(WINDOW as u64)).unwrap_or(WINDOW);
+            self.buf.resize(len, 0);
+            self.r.seek(SeekFrom::Start(pos))?;
+            let mut got = 0;
+            while got < len {
+                match self.r.read(&mut self.buf[got..]) {
+                    Ok(0) => break,
+                    Ok(k) => got += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.buf.truncate(got);
+            self.start = pos;
+        }
+        let from = usize::try_from(pos - self.start)
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
+        let to = usize::try_from(want_end.saturating_sub(self.start))
+            .unwrap_or(usize::MAX)
+            .clamp(from, self.buf.len());
+        Ok(&self.buf[from..to])
+    }
+
+    pub(crate) fn header(&mut self, pos: u64) -> std::io::Result<Option<Header>> {
+        let b = self.bytes(pos, 4)?;
+        Ok(match b {
+            [a, b, c, d] => Header::parse([*a, *b, *c, *d]),
+            _ => None,
+        })
+    }
+}
+
+/// Bytes of the ID3v2 tag at `pos` (header, body and footer), when one starts there.
+pub(crate) fn id3v2_len(b: &[u8]) -> Option<u64> {
+    if b.len() < 10 || &b[..3] != b"ID3" || b[3] == 0xFF || b[4] == 0xFF || b[6..10].iter().any(|x| x & 0x80 != 0) {
+        return None;
+    }
+    let size = b[6..10].iter().fold(0u64, |acc, &x| (acc << 7) | u64::from(x));
+    let footer = if b[5] & 0x10 != 0 { 10 } else { 0 };
+    Some(10 + size + footer)
+}
+
+/// What a candidate frame header at a position turned out to be.
+pub(crate) enum Sync {
+    /// A confirmed frame header.
+    Frame(Header),
+    /// No frame here.
+    No,
+}
+
+pub(crate) struct Scanner<'p, R> {
+    pub(crate) w: Window<R>,
+    pub(crate) here: Here<'p>,
+    pub(crate) end: u64,
+}
+
+impl<R: Read + Seek> Scanner<'_, R> {
+    pub(crate) fn io(&self, e: std::io::Error) -> Error {
+        self.here.io(e)
+    }
+
+    /// Whether a header `h` at `pos` is confirmed by `depth` following
+    /// headers of the same stream (or by the audio ending right after it).
+    pub(crate) fn confirm(&mut self, pos: u64, h: &Header, depth: u32) -> Result<bool> {
+        let Some(len) = h.frame_len() else { return Ok(false) };
+        let next = pos.saturating_add(u64::from(len));
+        if next == self.end {
+            return Ok(true);
+        }
+        if depth == 0 {
+            return Ok(next < self.end);
+        }
+        if next.saturating_add(4) > self.end {
+            return Ok(false);
+        }
+        match self.w.header(next).map_err(|e| self.io(e))? {
+            Some(n) if n.same_stream(h) && n.frame_len().is_some() => self.confirm(next, &n, depth - 1),
+            _ => Ok(false),
+        }
+    }
+
+    /// What is at `pos`: a frame header confirmed by `depth` more (of the
+    /// stream of `like`, when given).
+    pub(crate) fn sync_at(&mut self, pos: u64, like: Option<&Header>, depth: u32) -> Result<Sync> {
+        let Some(h) = self.w.header(pos).map_err(|e| self.io(e))? else {
+            return Ok(Sync::No);
+        };
+        if like.is_some_and(|l| !l.same_stream(&h)) || h.frame_len().is_none() {
+            return Ok(Sync::No);
+        }
+        Ok(if self.confirm(pos, &h, depth)? {
+            Sync::Frame(h)
+        } else {
+            Sync::No
+        })
+    }
+
+    /// The first confirmed frame header in `from..end`.
+    pub(crate) fn find(&mut self, from: u64, like: Option<&Header>, depth: u32) -> Result<Option<(u64, Header)>> {
+        let mut pos = from;
+        while pos.saturating_add(4) <= self.end {
+            let n = usize::try_from(self.end - pos).unwrap_or(WINDOW).min(WINDOW);
+            let candidates: Vec<u64> = {
+                let b = self.w.bytes(pos, n).map_err(|e| self.here.io(e))?;
+                if b.len() < 4 {
+                    return Ok(None);
+                }
+                b.windows(2)
+                    .enumerate()
+                    .filter(|(_, p)| p[0] == 0xFF && p[1] & 0xE0 == 0xE0)
+                    .map(|(i, _)| pos + i as u64)
+                    .collect()
+            };
+            for c in candidates {
+                if let Sync::Frame(h) = self.sync_at(c, like, depth)? {
+                    return Ok(Some((c, h)));
+                }
+            }
+            // The last byte may start a sync that continues in the next window.
+            pos += (n as u64).saturating_sub(1).max(1);
+        }
+        Ok(None)
+    }
+
+    /// Whether the stream looks like free-format Layer III: a header of
+    /// bitrate index 0 that repeats at a fixed distance.
+    pub(crate) fn free_format(&mut self, from: u64) -> Result<bool> {
+        let n = usize::try_from(self.end.saturating_sub(from))
+            .unwrap_or(WINDOW)
+            .min(WINDOW);
+        let b = self.w.bytes(from, n).map_err(|e| self.here.io(e))?;
+        for i in 0..b.len().saturating_sub(4) {
+            let Some(h) = Header::parse([b[i], b[i + 1], b[i + 2], b[i + 3]]) else {
+                continue;
+            };
+            if h.bitrate_index != 0 || h.layer != 3 {
+                continue;
+            }
+            let same = |j: usize| {
+                b.get(j..j + 3)
+                    .is_some_and(|x| x[0] == b[i] && x[1] == b[i + 1] && x[2] & 0xFD == b[i + 2] & 0xFD)
+            };
+            for d in 48..2900 {
+                if same(i + d) && (same(i + 2 * d) || same(i + 2 * d + 1) || same(i + 2 * d - 1)) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The LAME tag in a Xing/Info header frame `f` whose Xing fields start at
+/// `at`, when its encoder string is one FFmpeg trusts for delay and padding.
+pub(crate) fn lame_tag(f: &[u8], at: usize) -> Option<[u8; LAME_TAG_LEN]> {
+    let flags = u32::from_be_bytes(f.get(at + 4..at + 8)?.try_into().ok()?);
+    let mut pos = at + 8;
+    for (bit, len) in [(1, 4), (2, 4), (4, 100), (8, 4)] {
+        if flags & bit != 0 {
+            pos += len;
+        }
+    }
+    let tag: [u8; LAME_TAG_LEN] = f.get(pos..pos + LAME_TAG_LEN)?.try_into().ok()?;
+    [b"LAME", b"Lavf", b"Lavc"]
+        .iter()
+        .any(|p| tag.starts_with(*p))
+        .then_some(tag)
+}
+
+/// Probes an MP3 file (or, with the `object-store` feature, an object).
+pub fn probe(path: &Path, limits: &Limits) -> Result<Mp3> {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        let (reader, size) = crate::store::probe_reader(&object).map_err(|e| Error::io(path, e))?;
+        return probe_reader(reader, size, path, limits);
+    }
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    probe_reader(std::io::BufReader::with_capacity(WINDOW, file), file_size, path, limits)
+}
+
+/// Probes an MP3 from any seekable reader of `file_size` bytes; `path` is
+/// only used in error messages and kept in the result.
+pub fn probe_reader<R: Read + Seek>(r: R, file_size: u64, path: &Path, limits: &Limits) -> Result<Mp3> {
+    let here = Here::new(path, "");
+    let mut s = Scanner {
+        w: Window::new(r, file_size),
+        here: here.clone(),
+        end: file_size,
+    };
+    let mut quirks = Vec::new();
+
+    // ID3v2 tags at the start.
+    let mut start = 0u64;
+    for _ in 0..MAX_ID3V2_TAGS {
+        let Some(len) = id3v2_len(s.w.bytes(start, 10).map_err(|e| here.io(e))?) else {
+            break;
+        };
+        let next = start.saturating_add(len);
+        if next > file_size {
+            return Err(here.child("ID3v2").truncated(format!(
+                "the ID3v2 tag at byte {start} claims {len} bytes; the file ends {} bytes after its start",
+                file_size - start
+            )));
+        }
+        start = next;
+    }
+
+    // Tags at the end: ID3v1, then APEv2 before it.
+    let mut end = file_size;
+    if end >= start + 128 && s.w.bytes(end - 128, 3).map_err(|e| here.io(e))? == b"TAG" {
+        end -= 128;
+    }
+    if end >= start + 32 {
+        let footer = s.w.bytes(end - 32, 32).map_err(|e| here.io(e))?;
+        if footer.len() == 32 && &footer[..8] == b"APETAGEX" {
+            let size = u64::from(u32::from_le_bytes([footer[12], footer[13], footer[14], footer[15]]));
+            let flags = u32::from_le_bytes([footer[20], footer[21], footer[22], footer[23]]);
+            let total = size + if flags & 0x8000_0000 != 0 { 32 } else { 0 };
+            if total >= 32 && total <= end - start {
+                end -= total;
+            } else {
+                quirks.push(format!(
+                    "an APEv2 tag footer at byte {} states {total} bytes, more than there are: left in place",
+                    end - 32
+                ));
+            }
+        }
+    }
+    s.end = end;
+
+    // The first frame: confirmed by two more (or by the end of the audio).
+    let Some((first, h0)) = s.find(start, None, 2)? else {
+        if s.free_format(start)? {
+            return Err(
+                here.unsupported("free-format bitrate (bitrate index 0): the frame length is not in the header")
+            );
+        }
+        return Err(here.invalid("no MPEG audio frame found"));
+    };
+    if h0.layer != 3 {
+        return Err(here.child(format!("frame at byte {first}")).unsupported(format!(
+            "{} Layer {}: only Layer III (MP3) is handled",
+            h0.version,
+            ["I", "II"][usize::from(h0.layer - 1).min(1)]
+        )));
+    }
+    if first > start {
+        quirks.push(format!(
+            "{} bytes before the first frame skipped (from byte {start})",
+            first - start
+        ));
+    }
+    let spf = h0.samples_per_frame();
+
+    // A Xing/Info or VBRI header frame.
+    let mut pos = first;
+    let mut header_frame = None;
+    let mut lame = None;
+    let len0 = usize::try_from(h0.frame_len().unwrap_or(0)).unwrap_or(0);
+    {
+        let f = s.w.bytes(first, len0).map_err(|e| here.io(e))?;
+        let at = 4 + h0.side_info_len();
+        let tag = f.get(at..at + 4);
+        if tag == Some(b"Xing") || tag == Some(b"Info") {
+            lame = lame_tag(f, at);
+            header_frame = Some((first, first + len0 as u64));
+        } else if f.get(36..40) == Some(b"VBRI") {
+            header_frame = Some((first, first + len0 as u64));
+        }
+    }
+    if let Some((_, e)) = header_frame {
+        pos = e;
+    }
+
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut truncated = None;
+    let mut lead_stream: Vec<u8> = Vec::new();
+    let mut lead_carry: Vec<Vec<u8>> = Vec::new();
+    let like = h0;
+    loop {
+        if pos >= end {
+            break;
+        }
+        if end - pos < 4 {
+            quirks.push(format!(
+                "{} bytes after the last frame ignored (from byte {pos})",
+                end - pos
+            ));
+            break;
+        }
+        let h = match s.w.header(pos).map_err(|e| here.io(e))? {
+            Some(h) if h.same_stream(&like) && h.frame_len().is_some() => Some(h),
+            _ => None,
+        };
+        let Some(h) = h else {
+            // Junk: find the next confirmed frame.
+            match s.find(pos + 1, Some(&like), 1)? {
+                Some((q, _)) => {
+                    quirks.push(format!("{} junk bytes skipped at byte {pos}", q - pos));
+                    pos = q;
+                    continue;
+                }
+                None => {
+                    quirks.push(format!(
+                        "{} bytes after the last frame ignored (from byte {pos})",
+                        end - pos
+                    ));
+                    break;
+                }
+            }
+        };
+        let len = h.frame_len().unwrap_or(0);
+        let next = pos.saturating_add(u64::from(len));
+        if next > end {
+            // Cut short, unless a confirmed frame starts inside it (then it is junk).
+            if let Some((q, _)) = s.find(pos + 1, Some(&like), 1)? {
+                quirks.push(format!(
+                    "{} junk bytes skipped at byte {pos} (a frame cut short)",
+                    q - pos
+                ));
+                pos = q;
+                continue;
+            }
+            truncated = Some(format!(
+                "the last frame, at byte {pos}, needs {len} bytes; the audio ends after {}: {} bytes missing",
+                end - pos,
+                next - end
+            ));
+            break;
+        }
+        if next < end && next + 4 <= end {
+            // A frame not followed by a frame may be a frame cut short by the one that follows.
+            let followed = matches!(s.w.header(next).map_err(|e| here.io(e))?, Some(n) if n.same_stream(&like));
+            if !followed {
+                if let Some((q, _)) = s.find(pos + 1, Some(&like), 1)? {
+                    if q < next {
+                        quirks.push(format!(
+                            "{} junk bytes skipped at byte {pos} (a frame cut short)",
+                            q - pos
+                        ));
+                        pos = q;
+                        continue;
+                    }
+                }
+            }
+        }
+        let f =
+            s.w.bytes(
+                pos,
+                if frames.len() < LEAD_FRAMES {
+                    usize::try_from(len).unwrap_or(WINDOW)
+                } else {
+                    h.region_start()
+                },
+            )
+            .map_err(|e| here.io(e))?;
+        let si = f
+            .get(h.region_start() - h.side_info_len()..h.region_start())
+            .unwrap_or(&[]);
+        let (mdb, mlen) = side_info(&h, si);
+        if frames.len() < LEAD_FRAMES {
+            let need = usize::from(mdb);
+            let mut carry = vec![0u8; need];
+            let have = need.min(lead_stream.len());
+            carry[need - have..].copy_from_slice(&lead_stream[lead_stream.len() - have..]);
+            if frames.is_empty() && need > 0 {
+                quirks.push(format!(
+                    "the first audio frame's main_data_begin is {mdb}: it refers to {mdb} bytes before the audio, which a decoder lacks"
+                ));
+            }
+            lead_carry.push(carry);
+            lead_stream.extend_from_slice(f.get(h.region_start()..).unwrap_or(&[]));
+        }
+        limits.check(
+            Limit::SamplesPerTrack,
+            frames.len() as u64 + 1,
+            &here,
+            "MPEG audio frames",
+        )?;
+        frames.push(Frame {
+            offset: pos,
+            size: u16::try_from(len).map_err(|_| here.invalid("frame length over 65535 bytes"))?,
+            bitrate_index: h.bitrate_index,
+            region_start: u8::try_from(h.region_start()).unwrap_or(u8::MAX),
+            main_data_begin: mdb,
+            main_data_len: mlen,
+        });
+        pos = next;
+    }
+    let (Some(f0), Some(fl)) = (frames.first(), frames.last()) else {
+        return Err(here.invalid("no MPEG audio frame found after the Xing/Info header frame"));
+    };
+    let audio_range = (f0.offset, fl.end());
+    let first_header = Header::parse(
+        s.w.bytes(f0.offset, 4)
+            .map_err(|e| here.io(e))?
+            .try_into()
+            .unwrap_or([0; 4]),
+    )
+    .map_or(h0.raw, |h| h.raw);
+    let h1 = Header::parse(first_header).unwrap_or(h0);
+    let bytes: u64 = frames.iter().map(|f| u64::from(f.size)).sum();
+    let (mut min, mut max) = (u32::MAX, 0);
+    for f in &frames {
+        let b = h1.bitrate_of(f.bitrate_index);
+        min = min.min(b);
+        max = max.max(b);
+    }
+    let rate = h1.sample_rate();
+    let samples = frames.len() as u64 * u64::from(spf);
+    let avg =
+        u32::try_from(bytes.saturating_mul(8).saturating_mul(u64::from(rate)) / samples.max(1)).unwrap_or(u32::MAX);
+    let (delay, padding) = lame.map_or((0, 0), |t| {
+        let v = (u32::from(t[21]) << 16) | (u32::from(t[22]) << 8) | u32::from(t[23]);
+        (v >> 12, v & 0xFFF)
+    });
+    Ok(Mp3 {
+        path: path.to_path_buf(),
+        version: h1.version,
+        channel_mode: h1.mode,
+        sample_rate: rate,
+        channels: h1.channels(),
+        samples_per_frame: spf,
+        audio_frames: frames,
+        audio_range,
+        header_frame,
+        bitrate_avg: avg,
+        bitrate_min: min,
+        bitrate_max: max,
+        encoder: lame.map(|t| {
+            String::from_utf8_lossy(&t[..9])
+                .trim_end_matches(['\0', ' '])
+                .to_string()
+        }),
+        encoder_delay: delay,
+        encoder_padding: padding,
+        quirks,
+        truncated,
+        lame,
+        first_header,
+        lead_carry,
+    })
+}
+
+/// Level of a mean square, dBFS rounded to 0.1 (as [`crate::deep`] reports it).
+pub(crate) fn to_dbfs(mean_square: f64) -> f64 {
+    if mean_square <= 0.0 {
+        return crate::deep::FLOOR_DBFS;
+    }
+    let db = 10.0 * mean_square.log10();
+    (db.max(crate::deep::FLOOR_DBFS) * 10.0).round() / 10.0
+}
+
+/// Decodes every audio frame of the chunk with symphonia's MPEG audio
+/// decoder, fed the frames the probe found (`--deep`): the level of each
+/// second of presented audio, decode errors, clipping.
+pub fn analyse(mp3: &Mp3, limits: &Limits) -> Result<crate::deep::AudioAnalysis, String> {
+    use symphonia::core::codecs::audio::well_known::CODEC_ID_MP3;
+    use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
+    use symphonia::core::packet::PacketRef;
+    use symphonia::core::units::{Duration, Timestamp};
+    use symphonia::default::codecs::MpaDecoder;
+
+    let mut params = AudioCodecParameters::new();
+    params.for_codec(CODEC_ID_MP3);
+    let mut decoder = MpaDecoder::try_new(&params, &AudioDecoderOptions::default())
+        .map_err(|e| format!("the MP3 decoder refuses this configuration: {e}"))?;
+    let named = |e: std::io::Error| format!("{}: {e}", mp3.path.display());
+    let file = Input::open_scattered(&mp3.path).map_err(named)?;
+    let file_len = file.len().map_err(named)?;
+    let rate = f64::from(mp3.sample_rate.max(1));
+    let spf = u64::from(mp3.samples_per_frame);
+    let (start, end) = (mp3.lead(), mp3.presented_end());
+    let per_second = u64::from(mp3.sample_rate.max(1));
+    let channels = usize::from(mp3.channels.max(1));
+    // Frames are read in runs of contiguous frames of at most this many bytes.
+    let run_max = limits.get(Limit::SampleBytes).clamp(1 << 12, 1 << 20);
+
+    let mut out = crate::deep::AudioAnalysis::default();
+    let mut pcm: Vec<f32> = Vec::new();
+    let (mut second, mut second_sum, mut second_n) = (0u64, 0.0f64, 0u64);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = 0u64;
+    let frames = &mp3.audio_frames;
+    for (i, f) in frames.iter().enumerate() {
+        let first = i as u64 * spf;
+        if f.end() > file_len {
+            return Err(format!(
+                "{}: frame {i} at byte {} lies past the end of the file",
+                mp3.path.display(),
+                f.offset
+            ));
+        }
+        if f.offset < buf_start || f.end() > buf_start + buf.len() as u64 {
+            let mut run_end = f.end();
+            for n in &frames[i + 1..] {
+                if n.offset != run_end || n.end() - f.offset > run_max || n.end() > file_len {
+                    break;
+                }
+                run_end = n.end();
+            }
+            // At most `run_max` bytes, or one frame (under 2 KiB).
+            buf.resize(usize::try_from(run_end - f.offset).map_err(|e| e.to_string())?, 0);
+            file.read_exact_at(&mut buf, f.offset).map_err(named)?;
+            buf_start = f.offset;
+        }
+        let from = usize::try_from(f.offset - buf_start).map_err(|e| e.to_string())?;
+        let data = buf
+            .get(from..from + usize::from(f.size))
+            .ok_or_else(|| format!("{}: frame {i} outside its read", mp3.path.display()))?;
+        let packet = PacketRef::new(
+            0,
+            Timestamp::new(i64::try_from(first).unwrap_or(i64::MAX)),
+            Duration::new(spf),
+            data,
+        );
+        match decoder.decode_ref(&packet) {
+            Ok(b) => b.copy_to_vec_interleaved(&mut pcm),
+            Err(e) => {
+                let at = first.saturating_sub(start) as f64 / rate;
+                out.decode_errors.push((at, e.to_string()));
+                decoder.reset();
+                pcm.clear();
+                pcm.resize(usize::try_from(spf).unwrap_or(0) * channels, 0.0);
+            }
+        }
+        for (pos, frame) in (first..).zip(pcm.chunks(channels)) {
+            if pos >= start && pos < end {
+                let s = (pos - start) / per_second;
+                if s != second && second_n > 0 {
+                    out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
+                    (second_sum, second_n) = (0.0, 0);
+                }
+                second = s;
+                for &x in frame {
+                    second_sum += f64::from(x) * f64::from(x);
+                    if x.abs() >= crate::deep::CLIP_LEVEL {
+                        out.clipped_samples += 1;
+                        out.first_clip.get_or_insert((pos - start) as f64 / rate);
+                    }
+                }
+                second_n += channels as u64;
+                out.samples += 1;
+            }
+        }
+    }
+    if second_n > 0 {
+        out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
+    }
+    Ok(out)
 }
