@@ -151,18 +151,20 @@ fn mixed_mp3_stitches_with_chapters_and_every_sample() {
     let titles: Vec<&str> = chapters.iter().map(|c| c.1.as_str()).collect();
     assert!(titles.iter().any(|t| t.starts_with("Paused 2.5 s")), "{titles:?}");
     assert_eq!(chapters.len(), manifest["chapters"].as_array().unwrap().len());
-    // The duration players show comes from the Xing/LAME header.
+    // The manifest's duration is what a decoder presents; ffprobe shows the
+    // frame count of the new Xing header (every frame, priming included).
+    let planned = manifest["output"]["durationMs"].as_f64().unwrap() / 1000.0;
+    assert!(
+        (planned - got as f64 / 16000.0).abs() < 0.001,
+        "manifest {planned} s, decoded {got}"
+    );
     let shown: f64 = util::oracle::probe_field(&output, "format", "duration")
         .parse()
         .unwrap();
-    let planned = manifest["output"]["durationMs"].as_f64().unwrap() / 1000.0;
+    let frames = manifest["output"]["audioPackets"].as_f64().unwrap();
     assert!(
-        (shown - planned).abs() < 0.05,
-        "ffprobe {shown} s, manifest {planned} s"
-    );
-    assert!(
-        (shown - got as f64 / 16000.0).abs() < 0.05,
-        "ffprobe {shown} s, decoded {got}"
+        (shown - frames * 576.0 / 16000.0).abs() < 0.001,
+        "ffprobe {shown} s, {frames} frames"
     );
 }
 
@@ -175,9 +177,16 @@ fn mixed_mp3_in_wallclock_mode_plays_the_pause_as_silence() {
     let held = outputs(&run_case("good_mp3_pause", "formats-mp3-w", &["--gaps", "wallclock"])).remove(0);
     assert_eq!(util::oracle::decode_errors(&held.0), "");
     let (a, b) = (decoded_samples(&collapsed.0, 1), decoded_samples(&held.0, 1));
-    let added = b as f64 - a as f64;
-    // + the 2.5 s pause, to the nearest frame.
-    assert!((added - 2.5 * 16000.0).abs() <= 576.0, "wallclock adds {added} samples");
+    // Output time is wall-clock time: 11.5 s from the first chunk's start to
+    // the last one's end, within a frame pair per join (what the joins keep
+    // of the chunks' encoder delay and padding): + the 2.5 s pause.
+    let joins = 2;
+    assert!(b.abs_diff(184_000) <= joins * 2 * 576, "wallclock decodes {b} samples");
+    assert!(
+        b + joins * 2 * 576 >= a + 40_000,
+        "wallclock adds {} samples to {a}",
+        b - a
+    );
     let pause = &held.1["pauses"][0];
     assert_eq!(pause["inFile"], true);
 }
