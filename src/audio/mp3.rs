@@ -45,8 +45,6 @@ pub const DECODER_DELAY: u64 = 529;
 
 /// Size of one read block when copying.
 pub(crate) const BLOCK: usize = 128 << 10;
-/// Output bytes gathered before one write.
-pub(crate) const OUT_BUFFER: usize = 512 << 10;
 /// The probe reads headers from windows of this size.
 pub(crate) const WINDOW: usize = 64 << 10;
 /// Frames at the start of a chunk whose reservoir bytes the probe keeps (so

@@ -68,8 +68,6 @@ pub(crate) const GUID_TAIL: [u8; 14] = [
 pub(crate) const SPEAKER_FRONT_CENTER: u32 = 0x4;
 /// Size of one read block.
 pub(crate) const BLOCK: usize = 128 << 10;
-/// Output buffer: writes go out in blocks of about this size.
-pub(crate) const OUT_BUFFER: usize = 512 << 10;
 
 /// What a WAV chunk holds, as [`probe`] read it from its headers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 pub(crate) mod mp3;
 mod payload;
 pub(crate) mod plan;
+mod sink;
 mod stbl;
 pub(crate) mod wav;
 pub(crate) mod write;

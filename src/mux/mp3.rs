@@ -25,7 +25,6 @@
 //! way.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -34,6 +33,7 @@ use crate::audio::mp3::*;
 use crate::audio::{AudioLayout, AudioPlacement};
 use crate::error::{Error, Here, Result};
 use crate::io::{hex, Cancel};
+use crate::mux::sink::Sink;
 use crate::mux::write::{Source, Written};
 use crate::timeline::{Chapter, Hold, MAX_HOLD_SECONDS};
 
@@ -569,35 +569,6 @@ fn id3_tag(title: &str, chapters: &[Chapter]) -> Result<Vec<u8>, id3::Error> {
     Ok(out)
 }
 
-/// The output: bytes gathered in a buffer, hashed and written in large writes.
-struct Sink<'a> {
-    file: &'a File,
-    path: &'a Path,
-    buf: Vec<u8>,
-    hash: Sha256,
-    size: u64,
-}
-
-impl Sink<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        self.buf.extend_from_slice(bytes);
-        if self.buf.len() >= OUT_BUFFER {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        self.hash.update(&self.buf);
-        (&mut &*self.file)
-            .write_all(&self.buf)
-            .map_err(|e| Error::io(self.path, e))?;
-        self.size += self.buf.len() as u64;
-        self.buf.clear();
-        Ok(())
-    }
-}
-
 /// One input read from start to end in blocks, hashed on the way; the
 /// block before the current one is kept for reservoir bytes just behind.
 struct InputPass<'a> {
@@ -786,13 +757,7 @@ pub fn write(input: &Mp3Output, out: &File, out_path: &Path) -> Result<Written> 
     let template = Header::parse(plan.template).ok_or_else(|| Error::Internal("MP3 plan without a header".into()))?;
     let tag = id3_tag(input.title, input.chapters).map_err(|e| Error::encode(out_path, "the ID3v2 tag", e))?;
     let head = (tag.len() + plan.xing.len()) as u64;
-    let mut sink = Sink {
-        file: out,
-        path: out_path,
-        buf: Vec::with_capacity(OUT_BUFFER + BLOCK),
-        hash: Sha256::new(),
-        size: 0,
-    };
+    let mut sink = Sink::new(out, out_path);
     sink.put(&tag)?;
     sink.put(&plan.xing)?;
     let cancel = &input.cancel;
@@ -849,10 +814,10 @@ pub fn write(input: &Mp3Output, out: &File, out_path: &Path) -> Result<Written> 
         inputs.push(h);
         reread += r;
     }
-    sink.flush()?;
+    let (sha256, size) = sink.finish()?;
     Ok(Written {
-        size: sink.size,
-        sha256: hex(&sink.hash.finalize()),
+        size,
+        sha256,
         chunk_byte_ranges: plan.chunk_ranges.iter().map(|&(s, e)| (head + s, head + e)).collect(),
         inputs,
         reread,

@@ -11,6 +11,7 @@ use crate::audio::wav::*;
 use crate::audio::{AudioLayout, AudioPlacement};
 use crate::error::{Error, Result};
 use crate::io::{hex, Cancel};
+use crate::mux::sink::Sink;
 use crate::mux::write::{Source, Written};
 use crate::timeline::{Chapter, Hold, MAX_HOLD_SECONDS};
 
@@ -357,67 +358,6 @@ fn header(f: &Format, frames: u64, chapters: &[Chapter], path: &Path, max32: u64
         head.extend_from_slice(&u32::MAX.to_le_bytes());
     }
     Ok(head)
-}
-
-/// An output being written: buffered positional writes and a SHA-256.
-struct Sink<'a> {
-    file: &'a File,
-    path: &'a Path,
-    pos: u64,
-    buf: Vec<u8>,
-    hash: Sha256,
-}
-
-impl<'a> Sink<'a> {
-    fn new(file: &'a File, path: &'a Path) -> Self {
-        Sink {
-            file,
-            path,
-            pos: 0,
-            buf: Vec::with_capacity(OUT_BUFFER + BLOCK),
-            hash: Sha256::new(),
-        }
-    }
-
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        self.hash.update(bytes);
-        self.buf.extend_from_slice(bytes);
-        self.flush_full()
-    }
-
-    /// `n` bytes of `byte`.
-    fn fill(&mut self, byte: u8, mut n: u64) -> Result<()> {
-        while n > 0 {
-            let k = usize::try_from(n.min(BLOCK as u64)).unwrap_or(BLOCK);
-            let at = self.buf.len();
-            self.buf.resize(at + k, byte);
-            self.hash.update(&self.buf[at..]);
-            n -= k as u64;
-            self.flush_full()?;
-        }
-        Ok(())
-    }
-
-    fn flush_full(&mut self) -> Result<()> {
-        if self.buf.len() >= OUT_BUFFER {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        std::os::unix::fs::FileExt::write_all_at(self.file, &self.buf, self.pos)
-            .map_err(|e| Error::io(self.path, e))?;
-        self.pos += self.buf.len() as u64;
-        self.buf.clear();
-        Ok(())
-    }
-
-    /// Writes what is left; the SHA-256 (hex) and size of the output.
-    fn finish(mut self) -> Result<(String, u64)> {
-        self.flush()?;
-        Ok((hex(&self.hash.finalize()), self.pos))
-    }
 }
 
 /// Output frames handed out by [`pass`].
