@@ -172,6 +172,10 @@ fn mediainfo_ffprobe_and_mp4parse_agree_on_durations() {
                 let Some(output) = r["output"].as_str().filter(|_| r["status"] == "stitched") else {
                     continue;
                 };
+                // MP3 and WAV outputs: see `mediainfo_and_mpv_read_the_audio_only_outputs`.
+                if !output.ends_with(".mp4") {
+                    continue;
+                }
                 check_durations(Path::new(output), frame, &format!("{} {mode}", case.display()));
                 checked += 1;
             }
@@ -299,4 +303,51 @@ fn wallclock_pauses_hold_and_resume_where_the_manifest_says() {
         held < start,
         "the held picture starts at {held}, after the pause at {start}"
     );
+}
+
+/// The stitched MP3 and WAVs, as MediaInfo and mpv read them: the duration
+/// the manifest states, and mpv lists the MP3's ID3v2 chapters.
+#[test]
+fn mediainfo_and_mpv_read_the_audio_only_outputs() {
+    if !util::have_tool("mediainfo") {
+        return;
+    }
+    for case in ["good_mp3_pause", "good_wav", "good_wav_unmixed"] {
+        for mode in ["collapse", "wallclock"] {
+            let out = util::temp_dir(&format!("players-audio-{case}-{mode}"));
+            let (code, report) = util::run_json_with(&util::cases().join(case), &out, &["--gaps", mode]);
+            assert_eq!(code, 0, "{report}");
+            let file = PathBuf::from(report["recordings"][0]["output"].as_str().unwrap());
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(report["recordings"][0]["manifest"].as_str().unwrap()).unwrap())
+                    .unwrap();
+            let planned = manifest["output"]["durationMs"].as_f64().unwrap() / 1000.0;
+            let general = mediainfo_number(&file, "General", "Duration") / 1000.0;
+            // MediaInfo reads an MP3's length from the Xing header (every
+            // frame, the encoder delay and padding included: under 0.1 s).
+            assert!(
+                (general - planned).abs() <= 0.1,
+                "{case} {mode}: MediaInfo {general} s, manifest {planned} s"
+            );
+            if !file.extension().is_some_and(|e| e == "mp3") || !util::have_tool("mpv") {
+                continue;
+            }
+            let text = output_of(
+                Command::new("mpv")
+                    .args(["--no-config", "--vo=null", "--ao=null", "--end=0.1"])
+                    .arg("--term-playing-msg=CHAPTERS=${chapters}")
+                    .arg(&file),
+            );
+            let chapters: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("CHAPTERS="))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{case} {mode}: no chapter count:\n{text}"));
+            assert_eq!(
+                chapters,
+                manifest["chapters"].as_array().unwrap().len(),
+                "{case} {mode}"
+            );
+        }
+    }
 }
