@@ -354,6 +354,20 @@ impl OutputPaths {
         self.media.with_file_name(format!(".{stem}.{ext}"))
     }
 
+    /// Removes the outputs a stitch that failed half-way had already put
+    /// under their final names (best effort: the error that stopped it is
+    /// what the caller reports), so that nothing incomplete is left there.
+    pub(crate) fn remove_outputs(&self) {
+        for path in [&self.manifest, &self.media, &self.chapters, &self.timeline] {
+            #[cfg(feature = "object-store")]
+            if let Some(object) = crate::store::object(path) {
+                let _ = object.delete();
+                continue;
+            }
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     /// Every file the recording may have written, hidden state included.
     fn all(&self) -> [PathBuf; 5] {
         [

@@ -377,11 +377,15 @@ impl Stitcher {
         crate::io::create_dir_all(dir)?;
         self.cancel.check()?;
         let written = self.write_media(rec, &inputs, &plan, &tl.chapters, paths)?;
-        let channels = self.write_channels(rec, &inputs, &plan, &tl.chapters, paths)?;
-        write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
-        if let Some(png) = picture {
-            crate::picture::write_png_bytes(&paths.timeline, &png)?;
-        }
+        let beside = || -> Result<Vec<ChannelMap>> {
+            let channels = self.write_channels(rec, &inputs, &plan, &tl.chapters, paths)?;
+            write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
+            if let Some(png) = &picture {
+                crate::picture::write_png_bytes(&paths.timeline, png)?;
+            }
+            Ok(channels)
+        };
+        let channels = beside().inspect_err(|_| paths.remove_outputs())?;
         let chunks = manifest_chunks(rec, &inputs, &plan, &written);
         let streams = rec
             .checks
@@ -423,7 +427,7 @@ impl Stitcher {
         let mut json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::encode(&paths.manifest, "the manifest", e))?;
         json.push(b'\n');
-        write_atomic(&paths.manifest, &json)?;
+        write_atomic(&paths.manifest, &json).inspect_err(|_| paths.remove_outputs())?;
         sync_dir(dir);
         Ok(manifest)
     }
