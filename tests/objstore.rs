@@ -510,14 +510,16 @@ fn azurite_helpers_encode() {
 
 #[test]
 fn azurite_every_format_and_the_export_layout_match_local() {
+    // Containers of its own: stores are mounted process-wide by URL, and
+    // the tests of this file run side by side.
     let Some(az) = Azurite::start("formats") else { return };
     let archive = util::temp_dir("objstore-formats-in");
     for case in ["good_export_layout", "good_wav", "good_wav_unmixed", "good_mp3_pause"] {
         util::copy_tree(&util::cases().join(case), &archive.join(case));
     }
     let local_out = util::temp_dir("objstore-formats-local-out");
-    let input = az.container("recordings").join("formats");
-    let output = az.container("stitched").join("formats");
+    let input = az.container("formats-in").join("archive");
+    let output = az.container("formats-out").join("stitched");
     upload_tree(&archive, &input);
     let env = az.env();
     let (archive_s, out_s) = (archive.display().to_string(), local_out.display().to_string());
