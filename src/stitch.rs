@@ -439,7 +439,7 @@ impl Stitcher {
             GapMode::Wallclock => timeline::holds(rec),
         };
         match rec.recording.format() {
-            MediaFormat::Mp4 => self.plan_mp4(rec, &movies(rec)?, &holds).map(Joined::Mp4),
+            MediaFormat::Mp4 => self.plan_mp4(rec, &movies(rec)?, &holds).map(|p| Joined::Mp4(Box::new(p))),
             MediaFormat::Mp3 => mp3::plan(&audio_files(rec, AudioFile::as_mp3)?, &holds).map(Joined::Mp3),
             MediaFormat::Wav => wav::plan(&audio_files(rec, AudioFile::as_wav)?, &holds).map(Joined::Wav),
         }
@@ -628,8 +628,8 @@ fn commit(path: &Path, manifest: Option<&Path>, write: impl FnOnce(&File) -> Res
 
 /// How a recording's chunks are joined: per format.
 pub(crate) enum Joined {
-    /// MP4: the sample tables of the output.
-    Mp4(Plan),
+    /// MP4: the sample tables of the output (boxed: much larger than the others).
+    Mp4(Box<Plan>),
     /// MP3: frame runs and silent frames.
     Mp3(Mp3Plan),
     /// WAV: PCM ranges and silence.
@@ -700,7 +700,7 @@ fn movies(rec: &ValidatedRecording) -> Result<Vec<&Movie>> {
 }
 
 /// The probed audio files of every chunk of a valid MP3 or WAV recording.
-fn audio_files<'r, T>(rec: &'r ValidatedRecording, as_format: fn(&AudioFile) -> Option<&T>) -> Result<Vec<&'r T>> {
+fn audio_files<T>(rec: &ValidatedRecording, as_format: fn(&AudioFile) -> Option<&T>) -> Result<Vec<&T>> {
     rec.checks
         .iter()
         .map(|c| c.audio_file.as_ref().and_then(as_format))

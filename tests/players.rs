@@ -329,7 +329,7 @@ fn mediainfo_and_mpv_read_the_audio_only_outputs() {
                 (general - planned).abs() <= 0.1,
                 "{case} {mode}: MediaInfo {general} s, manifest {planned} s"
             );
-            if !file.extension().is_some_and(|e| e == "mp3") || !util::have_tool("mpv") {
+            if file.extension().is_none_or(|e| e != "mp3") || !util::have_tool("mpv") {
                 continue;
             }
             let text = output_of(
