@@ -439,7 +439,9 @@ impl Stitcher {
             GapMode::Wallclock => timeline::holds(rec),
         };
         match rec.recording.format() {
-            MediaFormat::Mp4 => self.plan_mp4(rec, &movies(rec)?, &holds).map(|p| Joined::Mp4(Box::new(p))),
+            MediaFormat::Mp4 => self
+                .plan_mp4(rec, &movies(rec)?, &holds)
+                .map(|p| Joined::Mp4(Box::new(p))),
             MediaFormat::Mp3 => mp3::plan(&audio_files(rec, AudioFile::as_mp3)?, &holds).map(Joined::Mp3),
             MediaFormat::Wav => wav::plan(&audio_files(rec, AudioFile::as_wav)?, &holds).map(Joined::Wav),
         }
