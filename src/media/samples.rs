@@ -112,21 +112,19 @@ impl Offsets {
     /// Makes room for samples up to `n` (new ones 0) and sets sample `i`'s offset.
     fn set(&mut self, n: usize, i: usize, o: i32) {
         if let Offsets::Indexed { values, index } = self {
-            if let Some(k) = Self::index_of(values, o) {
-                if index.len() < n {
-                    let zero = Self::index_of(values, 0).unwrap_or(k);
-                    index.resize(n, zero);
-                }
+            // Entries made besides `i`'s (none when a push adds `i`) are 0.
+            let fill = index.len() < n && !(index.len() == i && n == i + 1);
+            let zero = if fill { Self::index_of(values, 0) } else { Some(0) };
+            if let (Some(zero), Some(k)) = (zero, Self::index_of(values, o)) {
+                index.resize(index.len().max(n), zero);
                 index[i] = k;
                 return;
             }
-            let plain = (0..index.len()).map(|j| values[usize::from(index[j])]).collect();
+            let plain = index.iter().map(|&k| values[usize::from(k)]).collect();
             *self = Offsets::Plain(plain);
         }
         if let Offsets::Plain(v) = self {
-            if v.len() < n {
-                v.resize(n, 0);
-            }
+            v.resize(v.len().max(n), 0);
             v[i] = o;
         }
     }
@@ -785,6 +783,17 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(t.iter().map(|s| s.composition_offset).collect::<Vec<_>>(), [7, 0]);
+    }
+
+    #[test]
+    fn a_first_offset_set_later_leaves_the_others_0() {
+        let mut t: SampleTable = (0..40).map(sample).collect();
+        t.set_composition_offset(0, 5);
+        t.set_composition_offset(39, -5);
+        let want: Vec<i32> = (0..40)
+            .map(|i| [5, -5][usize::from(i == 39)] * i32::from(i % 39 == 0))
+            .collect();
+        assert_eq!(t.composition_offsets().collect::<Vec<_>>(), want);
     }
 
     #[test]
