@@ -42,3 +42,47 @@ EOF
   touch "$dir/.complete"
 }
 
+# make_ffmpeg_archive DIR CHUNKS COPIES: one recording of CHUNKS chunks,
+# each COPIES 20-minute encodes joined by `ffmpeg -f concat -c copy`, so the
+# chunks' sample tables have the shape of a file that ffmpeg muxed (H.264
+# with B-frames, so `ctts`; AAC; ffmpeg's interleaving, about one sample per
+# MP4 chunk) rather than the regular tables of examples/synth.rs. Memory
+# depends on the sample count and the tables' shape, not on the picture, so
+# the picture is small (320x180 at 16 fps) and the encode takes about a
+# minute. The later chunks are copies of the first (ffmpeg would make the
+# same bytes again).
+make_ffmpeg_archive() {
+  local dir=$1 chunks=$2 copies=$3
+  [ -f "$dir/.complete" ] && return
+  command -v ffmpeg >/dev/null || { echo "the ffmpeg-muxed case needs ffmpeg" >&2; return 2; }
+  local src=$WORK/source-ffmpeg-20min.mp4
+  if [ ! -f "$src" ]; then
+    ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=320x180:rate=16" \
+      -f lavfi -i "sine=frequency=440:sample_rate=16000" -t 1200 -map 0:v -map 1:a \
+      -c:v libx264 -bf 2 -g 32 -pix_fmt yuv420p -c:a aac -ar 16000 -ac 1 -b:a 48k "$WORK/source-ffmpeg.tmp.mp4"
+    mv "$WORK/source-ffmpeg.tmp.mp4" "$src"
+  fi
+  rm -rf "$dir"; mkdir -p "$dir"
+  local list=$dir/list.txt
+  for ((i = 0; i < copies; i++)); do printf "file '%s'\n" "$(realpath "$src")"; done > "$list"
+  local start=0 i doc ms stamp
+  for ((i = 0; i < chunks; i++)); do
+    doc=0-ffmpeg-$i
+    if [ "$i" = 0 ]; then
+      ffmpeg -nostdin -v error -y -f concat -safe 0 -i "$list" -c copy "$dir/$doc.mp4"
+    else
+      cp "$dir/0-ffmpeg-0.mp4" "$dir/$doc.mp4"
+    fi
+    ms=$("$BIN" probe --json "$dir/$doc.mp4" | sed -n 's/^  "durationMs": \([0-9.]*\).*/\1/p' | cut -d. -f1)
+    stamp=$(date -u -d "@$((1717236000 + start / 1000))" +%Y-%m-%dT%H:%M:%S).$(printf %03d $((start % 1000)))Z
+    cat > "$dir/$doc.json" <<EOJ
+{"resourceId":"r","callId":"compare-ffmpeg-call","chunkDocumentId":"$doc","chunkIndex":$i,"chunkStartTime":"$stamp","chunkDuration":$ms,
+ "recordingInfo":{"contentType":"mixed","channelType":"audioVideo","format":"mp4",
+ "audioConfiguration":{"sampleRate":"16000","bitRate":48000,"channels":1},
+ "videoConfiguration":{"longerSideLength":320,"shorterSideLength":180,"framerate":16,"bitRate":1000000}}}
+EOJ
+    start=$((start + ms))
+  done
+  rm -f "$list"
+  touch "$dir/.complete"
+}

@@ -1,11 +1,15 @@
 //! [`SampleTable`]: a track's samples, kept about as compact as the file
 //! encodes them.
 //!
-//! A 20-hour recording holds 1.7 million samples. One struct per sample
-//! (32 bytes) would cost 54 MB for the chunks' tables and as much again for
-//! the output plan; here a sample costs its 4-byte size, 4 more when the
-//! track has composition offsets, one bit for sync, and a share of the runs
-//! of contiguous bytes and equal durations it belongs to.
+//! A 20-hour recording holds 1.7 to 2.3 million samples. One struct per
+//! sample (32 bytes) would cost 54 to 74 MB for the chunks' tables and as
+//! much again for the output plan; here a sample costs its 4-byte size, one
+//! byte when the track has composition offsets (an index into the few
+//! distinct offsets a B-frame pattern uses; 4 bytes past 256 distinct
+//! ones), one bit for sync, and a share of the runs of bytes and of equal
+//! durations it belongs to. A run's samples follow each other in one file,
+//! either back to back or, as where a muxer interleaves its tracks sample
+//! by sample, with gaps of up to 64 KiB between them, two bytes each.
 //!
 //! Samples go in with [`SampleTable::push`] and come out as [`Sample`]
 //! values, by index ([`SampleTable::get`]) or in order ([`SampleTable::iter`],
@@ -38,16 +42,99 @@ pub struct Sample {
 }
 
 /// The most samples one byte run covers, so that finding a sample's offset
-/// adds at most this many sizes.
+/// adds at most this many sizes (and gaps).
 const RUN_MAX: usize = 64;
 
-/// Samples whose bytes follow each other in one file, with one description.
+/// [`Run::gaps`] of a run whose samples lie back to back.
+const CONTIGUOUS: u32 = u32::MAX;
+
+/// Samples in one file, each at or after the end of the one before, with
+/// one description.
 #[derive(Debug, Clone, Copy)]
 struct Run {
     first: usize,
     offset: u64,
     source: u32,
+    /// Where in [`SampleTable::gaps`] the gaps before the run's second,
+    /// third... samples are; [`CONTIGUOUS`] when they have none.
+    gaps: u32,
     entry: u8,
+}
+
+/// The composition offsets of a track.
+#[derive(Debug, Clone)]
+enum Offsets {
+    /// Per sample an index into `values` (empty while every offset is 0).
+    Indexed { values: Vec<i32>, index: Vec<u8> },
+    /// Per sample its offset, once there are more distinct values than a
+    /// byte can name.
+    Plain(Vec<i32>),
+}
+
+impl Default for Offsets {
+    fn default() -> Self {
+        Offsets::Indexed {
+            values: Vec::new(),
+            index: Vec::new(),
+        }
+    }
+}
+
+impl Offsets {
+    /// Number of samples that have an entry (0 while every offset is 0).
+    fn len(&self) -> usize {
+        match self {
+            Offsets::Indexed { index, .. } => index.len(),
+            Offsets::Plain(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> i32 {
+        match self {
+            Offsets::Indexed { values, index } => index.get(i).map_or(0, |&k| values[usize::from(k)]),
+            Offsets::Plain(v) => v.get(i).copied().unwrap_or(0),
+        }
+    }
+
+    /// The index of `o` in `values`, added when new; `None` when `values` is full.
+    fn index_of(values: &mut Vec<i32>, o: i32) -> Option<u8> {
+        let k = match values.iter().position(|&v| v == o) {
+            Some(k) => k,
+            None if values.len() <= usize::from(u8::MAX) => {
+                values.push(o);
+                values.len() - 1
+            }
+            None => return None,
+        };
+        u8::try_from(k).ok()
+    }
+
+    /// Makes room for samples up to `n` (new ones 0) and sets sample `i`'s offset.
+    fn set(&mut self, n: usize, i: usize, o: i32) {
+        if let Offsets::Indexed { values, index } = self {
+            // Entries made besides `i`'s (none when a push adds `i`) are 0.
+            let fill = index.len() < n && !(index.len() == i && n == i + 1);
+            let zero = if fill { Self::index_of(values, 0) } else { Some(0) };
+            if let (Some(zero), Some(k)) = (zero, Self::index_of(values, o)) {
+                index.resize(index.len().max(n), zero);
+                index[i] = k;
+                return;
+            }
+            let plain = index.iter().map(|&k| values[usize::from(k)]).collect();
+            *self = Offsets::Plain(plain);
+        }
+        if let Offsets::Plain(v) = self {
+            v.resize(v.len().max(n), 0);
+            v[i] = o;
+        }
+    }
+
+    fn reserve(&mut self, n: usize) {
+        match self {
+            Offsets::Indexed { index, .. } => index.reserve_exact(n),
+            Offsets::Plain(v) => v.reserve_exact(n),
+        }
+    }
 }
 
 /// From sample `first` on, until the next step, every duration is `value`.
@@ -62,12 +149,13 @@ struct Step {
 pub struct SampleTable {
     sizes: Vec<u32>,
     runs: Vec<Run>,
+    /// The gaps between the samples of runs that have some, in sample order.
+    gaps: Vec<u16>,
     durations: Vec<Step>,
-    /// Empty while every composition offset is 0.
-    offsets: Vec<i32>,
+    offsets: Offsets,
     /// One bit per sample.
     sync: Vec<u64>,
-    /// Where the last run's bytes end.
+    /// Where the last sample's bytes end.
     end: u64,
 }
 
@@ -88,6 +176,9 @@ impl SampleTable {
     pub fn reserve(&mut self, n: usize) {
         self.sizes.reserve_exact(n);
         self.sync.reserve_exact(n.div_ceil(64));
+        if self.offsets.len() > 0 {
+            self.offsets.reserve(n);
+        }
     }
 
     /// Number of samples.
@@ -103,19 +194,35 @@ impl SampleTable {
     /// Appends a sample.
     pub fn push(&mut self, s: Sample) {
         let i = self.len();
-        let continues = self.runs.last().is_some_and(|r| {
-            r.source == s.source
-                && r.entry == s.entry
-                && i - r.first < RUN_MAX
-                && (s.source == SILENCE || s.offset == self.end)
+        // The gap after the last sample, when this one can join its run.
+        let gap = self.runs.last().and_then(|r| {
+            let joins = r.source == s.source && r.entry == s.entry && i - r.first < RUN_MAX;
+            match s.offset.checked_sub(self.end) {
+                _ if !joins => None,
+                _ if s.source == SILENCE => Some(0),
+                Some(gap) => u16::try_from(gap).ok(),
+                None => None,
+            }
         });
-        if !continues {
-            self.runs.push(Run {
-                first: i,
-                offset: if s.source == SILENCE { 0 } else { s.offset },
-                source: s.source,
-                entry: s.entry,
-            });
+        match (gap, self.runs.last_mut()) {
+            (Some(gap), Some(r)) => {
+                if r.gaps == CONTIGUOUS && gap > 0 {
+                    // The run's samples so far lay back to back.
+                    r.gaps = u32::try_from(self.gaps.len()).unwrap_or(CONTIGUOUS);
+                    if r.gaps != CONTIGUOUS {
+                        self.gaps.resize(self.gaps.len() + (i - r.first - 1), 0);
+                    }
+                }
+                if r.gaps != CONTIGUOUS {
+                    self.gaps.push(gap);
+                } else if gap > 0 {
+                    // More gaps than a u32 can index: a run of its own.
+                    self.start_run(i, &s);
+                }
+            }
+            _ => self.start_run(i, &s),
+        }
+        if s.source != SILENCE {
             self.end = s.offset;
         }
         if s.source != SILENCE {
@@ -127,9 +234,8 @@ impl SampleTable {
                 value: s.duration,
             });
         }
-        if s.composition_offset != 0 || !self.offsets.is_empty() {
-            self.offsets.resize(i, 0);
-            self.offsets.push(s.composition_offset);
+        if s.composition_offset != 0 || self.offsets.len() > 0 {
+            self.offsets.set(i + 1, i, s.composition_offset);
         }
         if i.is_multiple_of(64) {
             self.sync.push(0);
@@ -138,6 +244,16 @@ impl SampleTable {
             self.sync[i / 64] |= 1 << (i % 64);
         }
         self.sizes.push(s.size);
+    }
+
+    fn start_run(&mut self, i: usize, s: &Sample) {
+        self.runs.push(Run {
+            first: i,
+            offset: if s.source == SILENCE { 0 } else { s.offset },
+            source: s.source,
+            gaps: CONTIGUOUS,
+            entry: s.entry,
+        });
     }
 
     /// Sample `i`, or `None` past the end.
@@ -172,7 +288,11 @@ impl SampleTable {
     /// Samples `range` in decode order (clipped to the table).
     pub fn range(&self, range: Range<usize>) -> Iter<'_> {
         let cols = Timing::new(self, range);
-        let pos = self.runs.get(cols.run).map_or(0, |r| self.offset_in(r, cols.at));
+        // Where the sample before `at` ends (its run's start for its first).
+        let pos = self.runs.get(cols.run).map_or(0, |r| {
+            let at = cols.at.max(r.first);
+            self.offset_in(r, at).saturating_sub(self.gap_before(r, at))
+        });
         Iter { cols, pos }
     }
 
@@ -182,7 +302,17 @@ impl SampleTable {
             return r.offset;
         }
         let before = self.sizes.get(r.first..i).unwrap_or(&[]);
-        before.iter().fold(r.offset, |o, &s| o.saturating_add(u64::from(s)))
+        let o = before.iter().fold(r.offset, |o, &s| o.saturating_add(u64::from(s)));
+        (r.first + 1..=i).fold(o, |o, j| o.saturating_add(self.gap_before(r, j)))
+    }
+
+    /// The gap between sample `i` of run `r` and the one before it.
+    fn gap_before(&self, r: &Run, i: usize) -> u64 {
+        if r.gaps == CONTIGUOUS || i <= r.first {
+            return 0;
+        }
+        let at = r.gaps as usize + (i - r.first - 1);
+        self.gaps.get(at).map_or(0, |&g| u64::from(g))
     }
 
     /// Every sample's size, in decode order.
@@ -217,7 +347,13 @@ impl SampleTable {
 
     /// Whether some composition offset is not 0.
     pub fn has_composition_offsets(&self) -> bool {
-        self.offsets.iter().any(|&o| o != 0)
+        match &self.offsets {
+            Offsets::Indexed { values, index } => {
+                let not_zero: Vec<bool> = values.iter().map(|&v| v != 0).collect();
+                index.iter().any(|&k| not_zero[usize::from(k)])
+            }
+            Offsets::Plain(v) => v.iter().any(|&o| o != 0),
+        }
     }
 
     /// The durations as runs: `(count, duration)` in decode order, each run
@@ -243,13 +379,10 @@ impl SampleTable {
         Timing::new(self, 0..self.len())
     }
 
-    /// Every composition offset in decode order; empty when all are 0.
-    pub fn composition_offsets(&self) -> &[i32] {
-        if self.has_composition_offsets() {
-            &self.offsets
-        } else {
-            &[]
-        }
+    /// Every composition offset in decode order; none when all are 0.
+    pub fn composition_offsets(&self) -> impl ExactSizeIterator<Item = i32> + Clone + '_ {
+        let n = if self.has_composition_offsets() { self.len() } else { 0 };
+        (0..n).map(|i| self.offsets.get(i))
     }
 
     /// The indices of the sync samples, in order.
@@ -310,13 +443,10 @@ impl SampleTable {
 
     /// Sets sample `i`'s composition offset (nothing past the end).
     pub fn set_composition_offset(&mut self, i: usize, offset: i32) {
-        if i >= self.len() || (offset == 0 && self.offsets.is_empty()) {
+        if i >= self.len() || (offset == 0 && self.offsets.len() == 0) {
             return;
         }
-        if self.offsets.is_empty() {
-            self.offsets.resize(self.len(), 0);
-        }
-        self.offsets[i] = offset;
+        self.offsets.set(self.len(), i, offset);
     }
 
     /// Sets whether sample `i` is a sync sample (nothing past the end).
@@ -437,7 +567,7 @@ impl ExactSizeIterator for Timing<'_> {}
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
     cols: Timing<'a>,
-    /// The offset of the next sample.
+    /// Where the sample before the next one ends (in the next one's run).
     pos: u64,
 }
 
@@ -450,6 +580,8 @@ impl Iterator for Iter<'_> {
         let run = &t.runs[self.cols.run];
         if new_run {
             self.pos = run.offset;
+        } else if run.gaps != CONTIGUOUS {
+            self.pos = self.pos.saturating_add(t.gap_before(run, i));
         }
         let size = t.sizes[i];
         let s = Sample {
@@ -457,7 +589,7 @@ impl Iterator for Iter<'_> {
             offset: self.pos,
             size,
             duration: t.durations[self.cols.step].value,
-            composition_offset: t.offsets.get(i).copied().unwrap_or(0),
+            composition_offset: t.offsets.get(i),
             sync: t.sync[i / 64] >> (i % 64) & 1 == 1,
             entry: run.entry,
         };
@@ -514,6 +646,71 @@ mod tests {
         assert_eq!(t.byte_count(), 4000);
         assert!(!t.all_sync());
         assert!(t.has_composition_offsets());
+    }
+
+    /// Samples as a muxer that interleaves two tracks sample by sample
+    /// stores one of them: gaps (another track's samples) between most,
+    /// now and then a gap too large for a run, a jump back, a new source.
+    fn interleaved(n: u32) -> Vec<Sample> {
+        let mut end = 1u64 << 30;
+        (0..n)
+            .map(|i| {
+                let gap = match i % 97 {
+                    0 => 70_000,
+                    _ => u64::from(i % 3) * 300,
+                };
+                let offset = if i % 113 == 5 { end - 5_000 } else { end + gap };
+                let size = 100 + i % 7;
+                end = offset + u64::from(size);
+                Sample {
+                    source: i / 250,
+                    offset,
+                    size,
+                    duration: 1024,
+                    // A B-frame pattern: a few distinct offsets, over and over.
+                    composition_offset: [2048, 5120, 1024, 0][(i % 4) as usize],
+                    sync: i.is_multiple_of(32),
+                    entry: 0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn samples_with_gaps_between_them_share_runs() {
+        let want = interleaved(1000);
+        let t: SampleTable = want.iter().copied().collect();
+        assert_eq!(t.iter().collect::<Vec<_>>(), want);
+        for (i, s) in want.iter().enumerate() {
+            assert_eq!(t.get(i), Some(*s), "sample {i}");
+        }
+        for r in [0..0, 1..2, 3..70, 63..200, 500..1000, 999..1000] {
+            let got: Vec<Sample> = t.range(r.clone()).collect();
+            assert_eq!(got, want[r.clone()], "range {r:?}");
+        }
+        assert!(t.runs.len() < 1000 / 8, "{} runs", t.runs.len());
+        assert!(matches!(&t.offsets, Offsets::Indexed { values, .. } if values.len() == 4));
+        assert_eq!(
+            t.composition_offsets().collect::<Vec<_>>(),
+            want.iter().map(|s| s.composition_offset).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn many_distinct_composition_offsets_are_kept_plain() {
+        let mut want: Vec<Sample> = (0..600).map(sample).collect();
+        let mut t: SampleTable = want.iter().copied().collect();
+        for (i, s) in want.iter_mut().enumerate().skip(100) {
+            s.composition_offset = i as i32 * 3 - 1000;
+            t.set_composition_offset(i, s.composition_offset);
+        }
+        assert!(matches!(t.offsets, Offsets::Plain(_)));
+        assert_eq!(t.iter().collect::<Vec<_>>(), want);
+        t.push(Sample {
+            composition_offset: 77,
+            ..sample(600)
+        });
+        assert_eq!(t.last().map(|s| s.composition_offset), Some(77));
     }
 
     #[test]
@@ -589,11 +786,22 @@ mod tests {
     }
 
     #[test]
+    fn a_first_offset_set_later_leaves_the_others_0() {
+        let mut t: SampleTable = (0..40).map(sample).collect();
+        t.set_composition_offset(0, 5);
+        t.set_composition_offset(39, -5);
+        let want: Vec<i32> = (0..40)
+            .map(|i| [5, -5][usize::from(i == 39)] * i32::from(i % 39 == 0))
+            .collect();
+        assert_eq!(t.composition_offsets().collect::<Vec<_>>(), want);
+    }
+
+    #[test]
     fn offsets_stay_empty_until_one_is_not_zero() {
         let mut t: SampleTable = (0..50).map(sample).collect();
-        assert!(t.offsets.is_empty());
+        assert_eq!(t.offsets.len(), 0);
         t.set_composition_offset(10, 0);
-        assert!(t.offsets.is_empty());
+        assert_eq!(t.offsets.len(), 0);
         t.push(Sample {
             composition_offset: -1,
             ..sample(50)

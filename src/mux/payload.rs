@@ -48,6 +48,47 @@ pub(crate) struct Piece {
     pub offset: u64,
 }
 
+/// Everything before the payload (`ftyp`, `moov`, `mdat` header, chapter
+/// samples), encoded as it is written: a long recording's `moov` is never
+/// held whole.
+pub(crate) trait Head: Sync {
+    /// Hands the bytes to `put` in order, until it says stop (`false`).
+    fn write(&self, put: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), String>;
+}
+
+/// A head held as bytes (in tests).
+#[cfg(test)]
+impl<const N: usize> Head for [u8; N] {
+    fn write(&self, put: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), String> {
+        put(self);
+        Ok(())
+    }
+}
+
+/// The payload in output order, in stretches whose pieces are made when
+/// the pass comes to them: where the inputs interleave their tracks sample
+/// by sample, a 20-hour recording has a piece per sample, millions, which
+/// are never all held. A stretch's pieces (silence aside) come from one
+/// source; the blocks a later stretch needs are kept with that in mind.
+pub(crate) trait Payload: Sync {
+    /// How many stretches there are.
+    fn stretches(&self) -> usize;
+    /// Appends the pieces of stretch `i` to `out`.
+    fn pieces(&self, i: usize, out: &mut Vec<Piece>);
+}
+
+/// Pieces held as such (in tests): each one a stretch.
+#[cfg(test)]
+impl Payload for Vec<Piece> {
+    fn stretches(&self) -> usize {
+        self.len()
+    }
+
+    fn pieces(&self, i: usize, out: &mut Vec<Piece>) {
+        out.extend(self.get(i));
+    }
+}
+
 impl Piece {
     /// The bytes of a source, when the piece is one.
     fn source_bytes(&self) -> Option<(usize, u64, u64)> {
@@ -79,10 +120,10 @@ pub(crate) struct Passed {
 
 /// What the pass works from.
 pub(crate) struct Pass<'a> {
-    /// Everything before the payload (`ftyp`, `moov`, `mdat` header, chapter samples).
-    pub head: &'a [u8],
+    /// Everything before the payload.
+    pub head: &'a dyn Head,
     /// The payload in output order.
-    pub pieces: &'a [Piece],
+    pub pieces: &'a dyn Payload,
     pub sources: &'a [Source],
     /// Bytes of generated silent frames.
     pub silence: &'a [u8],
@@ -106,12 +147,15 @@ impl Block {
 /// Writes the head and the payload to `out`, reading every source once.
 /// `progress` follows the bytes written.
 pub(crate) fn run(pass: &Pass, out: &File, progress: &AtomicU64) -> Result<Passed, PassError> {
-    let order = reading_order(pass.pieces, pass.sources.len());
+    let Survey {
+        order,
+        need_end,
+        keep_after,
+    } = survey(pass.pieces, pass.sources.len());
     let mut rank_of = vec![0; pass.sources.len()];
     for (rank, &s) in order.iter().enumerate() {
         rank_of[s] = rank;
     }
-    let need_end = bytes_needed(pass.pieces, pass.sources.len());
     let (blocks_tx, blocks_rx) = bounded::<Block>(QUEUE_BLOCKS);
     let (free_tx, free_rx) = bounded::<Vec<u8>>(POOL_BLOCKS);
     let abort = AtomicBool::new(false);
@@ -128,6 +172,7 @@ pub(crate) fn run(pass: &Pass, out: &File, progress: &AtomicU64) -> Result<Passe
         let mut writer = Writer {
             pass,
             rank_of: &rank_of,
+            keep_after: &keep_after,
             blocks: blocks_rx,
             free: free_tx,
             window: VecDeque::new(),
@@ -165,31 +210,48 @@ pub(crate) fn run(pass: &Pass, out: &File, progress: &AtomicU64) -> Result<Passe
     })
 }
 
-/// Sources in the order the output first needs them; those it never
-/// needs (their hash is still wanted) last.
-fn reading_order(pieces: &[Piece], sources: usize) -> Vec<usize> {
-    let mut seen = vec![false; sources];
-    let mut order = Vec::with_capacity(sources);
-    for p in pieces {
-        if let Some((source, ..)) = p.source_bytes() {
-            if !std::mem::replace(&mut seen[source], true) {
-                order.push(source);
+/// What the pass needs to know of the whole payload before it starts.
+struct Survey {
+    /// Sources in the order the output first needs them; those it never
+    /// needs (their hash is still wanted) last.
+    order: Vec<usize>,
+    /// For each source, the end of the last byte the output takes from it.
+    need_end: Vec<u64>,
+    /// For each stretch, the lowest offset of its source that a later
+    /// stretch starts a piece at (`u64::MAX` when none does).
+    keep_after: Vec<u64>,
+}
+
+/// One walk over the payload from its end (a stretch's pieces at a time).
+fn survey(payload: &dyn Payload, sources: usize) -> Survey {
+    let stretches = payload.stretches();
+    let mut first_use = vec![(usize::MAX, usize::MAX); sources];
+    let mut need_end = vec![0u64; sources];
+    let mut low = vec![u64::MAX; sources];
+    let mut keep_after = vec![u64::MAX; stretches];
+    let mut pieces = Vec::new();
+    for i in (0..stretches).rev() {
+        pieces.clear();
+        payload.pieces(i, &mut pieces);
+        if let Some((source, ..)) = pieces.iter().find_map(Piece::source_bytes) {
+            keep_after[i] = low[source];
+        }
+        for (j, p) in pieces.iter().enumerate().rev() {
+            if let Some((source, offset, len)) = p.source_bytes() {
+                first_use[source] = (i, j);
+                need_end[source] = need_end[source].max(offset.saturating_add(len));
+                low[source] = low[source].min(offset);
             }
         }
     }
-    order.extend((0..sources).filter(|&s| !seen[s]));
-    order
-}
-
-/// For each source, the end of the last byte the output takes from it.
-fn bytes_needed(pieces: &[Piece], sources: usize) -> Vec<u64> {
-    let mut end = vec![0u64; sources];
-    for p in pieces {
-        if let Some((source, offset, len)) = p.source_bytes() {
-            end[source] = end[source].max(offset.saturating_add(len));
-        }
+    let mut order: Vec<usize> = (0..sources).collect();
+    // Stable: sources never used keep their order, after the others.
+    order.sort_by_key(|&s| first_use[s]);
+    Survey {
+        order,
+        need_end,
+        keep_after,
     }
-    end
 }
 
 /// Reads every source once, start to end, hashing it; sends the blocks the
@@ -283,6 +345,7 @@ fn fill(file: &Input, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
 struct Writer<'a> {
     pass: &'a Pass<'a>,
     rank_of: &'a [usize],
+    keep_after: &'a [u64],
     blocks: Receiver<Block>,
     free: Sender<Vec<u8>>,
     /// Recent blocks, in reading order.
@@ -293,15 +356,32 @@ struct Writer<'a> {
 impl Writer<'_> {
     /// Returns the bytes written and the output's SHA-256.
     fn run(&mut self, mut sink: Sink) -> Result<(u64, String), PassError> {
-        sink.put(self.pass.head)?;
-        let keep_from = keep_from(self.pass.pieces, self.pass.sources.len());
-        for (p, keep) in self.pass.pieces.iter().zip(keep_from) {
+        let mut failed = None;
+        let encoded = self.pass.head.write(&mut |b| match sink.put(b) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        encoded.map_err(|e| PassError::Io(None, std::io::Error::other(e)))?;
+        let mut pieces = Vec::new();
+        let mut keep = Vec::new();
+        for (i, &after) in self.keep_after.iter().enumerate() {
             if self.pass.cancel.is_cancelled() {
                 return Err(PassError::Cancelled);
             }
-            match p.source_bytes() {
-                None => sink.put(&self.pass.silence[..p.len as usize])?,
-                Some((source, offset, len)) => self.piece(&mut sink, source, offset, len, keep)?,
+            pieces.clear();
+            self.pass.pieces.pieces(i, &mut pieces);
+            keep_from(&pieces, after, &mut keep);
+            for (p, &keep) in pieces.iter().zip(&keep) {
+                match p.source_bytes() {
+                    None => sink.put(&self.pass.silence[..p.len as usize])?,
+                    Some((source, offset, len)) => self.piece(&mut sink, source, offset, len, keep)?,
+                }
             }
         }
         sink.finish()
@@ -405,18 +485,26 @@ impl Writer<'_> {
     }
 }
 
-/// For each piece, the lowest source offset that a later piece of the same
-/// source starts at (`u64::MAX` when none does).
-fn keep_from(pieces: &[Piece], sources: usize) -> Vec<u64> {
-    let mut low = vec![u64::MAX; sources];
-    let mut keep = vec![u64::MAX; pieces.len()];
+/// For each piece of a stretch, the lowest source offset that a later
+/// piece of the same source starts at (`u64::MAX` when none does), given
+/// `after`, the lowest of the later stretches (see [`Survey::keep_after`]).
+fn keep_from(pieces: &[Piece], after: u64, keep: &mut Vec<u64>) {
+    keep.clear();
+    keep.resize(pieces.len(), u64::MAX);
+    let Some((ours, ..)) = pieces.iter().find_map(Piece::source_bytes) else {
+        return;
+    };
+    let mut low = after;
     for (i, p) in pieces.iter().enumerate().rev() {
         if let Some((source, offset, _)) = p.source_bytes() {
-            keep[i] = low[source];
-            low[source] = low[source].min(offset);
+            // A second source in one stretch is not expected: its blocks
+            // are let go early, which costs a read, never correctness.
+            if source == ours {
+                keep[i] = low;
+                low = low.min(offset);
+            }
         }
     }
-    keep
 }
 
 /// A buffer of output bytes on its way to the file: `len` bytes from
@@ -616,9 +704,10 @@ mod tests {
         let out_path = dir.path().join("out");
         let out = File::create(&out_path).unwrap();
         let cancel = Cancel::new();
+        let pieces = pieces.to_vec();
         let pass = Pass {
             head: b"HEAD",
-            pieces,
+            pieces: &pieces,
             sources: &files,
             silence: &silence,
             cancel: &cancel,
@@ -717,7 +806,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = [source(dir.path(), "s0", &a)];
         let cancel = Cancel::new();
-        let pieces = [src(0, 0, a.len())];
+        let pieces = vec![src(0, 0, a.len())];
         let pass = Pass {
             head: b"",
             pieces: &pieces,
@@ -741,7 +830,7 @@ mod tests {
         let files = [source(dir.path(), "s0", &bytes(BLOCK + 5, 1))];
         let out = File::create(dir.path().join("out")).unwrap();
         let cancel = Cancel::new();
-        let pieces = [src(0, BLOCK, 100)];
+        let pieces = vec![src(0, BLOCK, 100)];
         let pass = Pass {
             head: b"",
             pieces: &pieces,

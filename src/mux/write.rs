@@ -1,12 +1,14 @@
 //! Writing the stitched MP4: `ftyp`, `moov` (fast start), `mdat`.
 //!
-//! The `moov` is built in memory from the plan's tables (its size does not
-//! depend on where `mdat` lands, so it is built once to learn its size and
-//! once more with the real chunk offsets). Sample bytes are then copied from
-//! the input files in large blocks, coalescing samples that are contiguous in
-//! their source, while a SHA-256 of the output is computed on the way.
+//! The `moov` is encoded from the plan's tables as it is written (its size
+//! does not depend on where `mdat` lands, so it is first measured, see
+//! [`stbl::Out`], then encoded into the output with the real chunk
+//! offsets). Sample bytes are then copied from the input files in large
+//! blocks, coalescing samples that are contiguous in their source, while a
+//! SHA-256 of the output is computed on the way.
 //!
-//! Container boxes are written here; leaf boxes are encoded by `mp4-atom`.
+//! Container boxes are written here (with `stbl::write_box`); leaf boxes are
+//! encoded by `mp4-atom`.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,7 @@ use mp4_atom::{
 use super::payload::{self, Pass, PassError, Piece};
 use super::plan::{OutSample, OutTrack, Plan, SILENCE};
 use super::stbl;
+use super::stbl::{write_box, Out};
 use crate::error::{Error, Result};
 use crate::io::Cancel;
 use crate::media::SampleTable;
@@ -107,28 +110,11 @@ fn atom_err(e: mp4_atom::Error) -> Error {
     encode_err("a box", e)
 }
 
-/// Writes a container box whose body `f` appends.
-fn write_box(out: &mut Vec<u8>, kind: &[u8; 4], f: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
-    let start = out.len();
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(kind);
-    f(out)?;
-    let size = u32::try_from(out.len() - start).map_err(|_| encode_err("a box", "it exceeds 4 GiB"))?;
-    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+fn leaf<T: Encode>(out: &mut Out, atom: &T) -> Result<()> {
+    let mut bytes = Vec::new();
+    atom.encode(&mut bytes).map_err(atom_err)?;
+    out.put(&bytes);
     Ok(())
-}
-
-fn leaf<T: Encode>(out: &mut Vec<u8>, atom: &T) -> Result<()> {
-    atom.encode(out).map_err(atom_err)
-}
-
-fn ftyp() -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&32u32.to_be_bytes());
-    b.extend_from_slice(b"ftypisom");
-    b.extend_from_slice(&0x200u32.to_be_bytes());
-    b.extend_from_slice(b"isomiso2avc1mp41");
-    b
 }
 
 /// Splits the two tracks into runs of at most [`MAX_RUN_SECONDS`], each run
@@ -245,18 +231,18 @@ fn chapter_samples(chapters: &[Chapter]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn stsd(out: &mut Vec<u8>, entries: &[&[u8]]) -> Result<()> {
+fn stsd(out: &mut Out, entries: &[&[u8]]) -> Result<()> {
     write_box(out, b"stsd", |b| {
-        b.extend_from_slice(&[0, 0, 0, 0]);
-        b.extend_from_slice(&stbl::count32(entries.len())?.to_be_bytes());
+        b.put(&[0, 0, 0, 0]);
+        b.put32(stbl::count32(entries.len())?);
         for e in entries {
-            b.extend_from_slice(e);
+            b.put(e);
         }
         Ok(())
     })
 }
 
-fn dinf(out: &mut Vec<u8>) -> Result<()> {
+fn dinf(out: &mut Out) -> Result<()> {
     leaf(
         out,
         &Dinf {
@@ -289,7 +275,7 @@ struct TrackBox<'a> {
     enabled: bool,
 }
 
-fn trak(out: &mut Vec<u8>, t: &TrackBox, movie_timescale: u32, creation: u64, co64: bool) -> Result<()> {
+fn trak(out: &mut Out, t: &TrackBox, movie_timescale: u32, creation: u64, co64: bool) -> Result<()> {
     let duration = movie_ticks(t.presented, t.timescale, movie_timescale);
     write_box(out, b"trak", |b| {
         tkhd(b, t, duration, creation)?;
@@ -349,7 +335,7 @@ fn trak(out: &mut Vec<u8>, t: &TrackBox, movie_timescale: u32, creation: u64, co
     })
 }
 
-fn tkhd(out: &mut Vec<u8>, t: &TrackBox, duration: u64, creation: u64) -> Result<()> {
+fn tkhd(out: &mut Out, t: &TrackBox, duration: u64, creation: u64) -> Result<()> {
     let (w, h) = t.size.unwrap_or((0, 0));
     leaf(
         out,
@@ -376,7 +362,7 @@ fn tkhd(out: &mut Vec<u8>, t: &TrackBox, duration: u64, creation: u64) -> Result
 }
 
 /// The sample tables (ISO/IEC 14496-12 §8.5-8.7).
-fn stbl(out: &mut Vec<u8>, t: &TrackBox, co64: bool) -> Result<()> {
+fn stbl(out: &mut Out, t: &TrackBox, co64: bool) -> Result<()> {
     write_box(out, b"stbl", |b| {
         stsd(b, &t.entries)?;
         stbl::stts(b, t.samples)?;
@@ -412,7 +398,7 @@ fn layout(plan: &Plan, chapters: &[Chapter]) -> Layout {
 }
 
 /// Appends the `moov` for a payload that starts at file offset `base`.
-fn moov(out: &mut Vec<u8>, input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<()> {
+fn moov(out: &mut Out, input: &MuxInput, lay: &Layout, base: u64, co64: bool) -> Result<()> {
     let plan = input.plan;
     let movie_timescale = MOVIE_TIMESCALE;
     let duration_s = plan.duration();
@@ -511,7 +497,7 @@ fn chapter_track(input: &MuxInput, lay: &Layout, duration_s: f64) -> Option<(Sam
 
 /// The Nero chapter list (`udta/chpl`) that some players read instead of
 /// the text track; it holds at most 255 chapters.
-fn chapter_list(out: &mut Vec<u8>, chapters: &[Chapter]) -> Result<()> {
+fn chapter_list(out: &mut Out, chapters: &[Chapter]) -> Result<()> {
     if chapters.len() > 255 {
         return Ok(());
     }
@@ -577,49 +563,84 @@ fn media_track_box<'p>(
 }
 
 /// Everything before the sample bytes: `ftyp`, `moov`, the `mdat` header
-/// and the chapter samples; and the file offset where the payload starts.
-struct Head {
-    bytes: Vec<u8>,
+/// and the chapter samples, as measured; written by [`Head::write`].
+struct Head<'a> {
+    input: &'a MuxInput<'a>,
+    lay: &'a Layout,
+    co64: bool,
+    /// The file offset where the payload starts.
     base: u64,
+    /// The sizes and counts of the `moov`'s boxes (see [`Out`]).
+    notes: Vec<u32>,
 }
 
 /// Lays out the header. The `moov` size does not depend on where `mdat`
-/// lands, so it is built once to learn its size and once with the real
-/// offsets; `co64` only when a chunk offset would not fit 32 bits, and a
-/// 64-bit `mdat` size only when the payload needs it.
-fn head(input: &MuxInput, lay: &Layout) -> Result<Head> {
-    let ftyp = ftyp();
-    let large_mdat = lay.payload + 8 > u64::from(u32::MAX);
-    let mdat_header = if large_mdat { 16 } else { 8 };
-    let base_for = |moov_len: usize| ftyp.len() as u64 + moov_len as u64 + mdat_header;
+/// lands, so it is measured with offsets 0 and written with the real ones;
+/// `co64` only when a chunk offset would not fit 32 bits, and a 64-bit
+/// `mdat` size only when the payload needs it.
+fn head<'a>(input: &'a MuxInput<'a>, lay: &'a Layout) -> Result<Head<'a>> {
+    let measure = |co64: bool| -> Result<(u64, Vec<u32>)> {
+        let mut out = Out::measure();
+        moov(&mut out, input, lay, 0, co64)?;
+        let len = out.len();
+        Ok((len, out.finish().0))
+    };
+    let base_for = |moov_len: u64| FTYP.len() as u64 + moov_len + mdat_header(lay).len() as u64;
     let last_run = lay.runs.last().map_or(0, |r| r.rel_offset);
-    // One buffer, reserved once for the largest case, serves the three builds.
-    let samples = input.plan.video.as_ref().map_or(0, |v| v.samples.len()) + input.plan.audio.samples.len();
-    let chapters: usize = lay.chapter_samples.iter().map(Vec::len).sum();
-    let reserve = stbl::bound(samples, lay.runs.len()) + ftyp.len() + 64 * 1024 + 64 * input.chapters.len() + chapters;
-    let mut bytes = Vec::with_capacity(reserve);
     // Decided with the larger co64 moov, so that a 32-bit table surely fits.
-    moov(&mut bytes, input, lay, 0, true)?;
-    let co64 = base_for(bytes.len()) + last_run > u64::from(u32::MAX);
-    bytes.clear();
-    moov(&mut bytes, input, lay, 0, co64)?;
-    let base = base_for(bytes.len());
-    bytes.clear();
-    bytes.extend_from_slice(&ftyp);
-    moov(&mut bytes, input, lay, base, co64)?;
-    if large_mdat {
-        bytes.extend_from_slice(&1u32.to_be_bytes());
-        bytes.extend_from_slice(b"mdat");
-        bytes.extend_from_slice(&(lay.payload + 16).to_be_bytes());
-    } else {
-        let size = u32::try_from(lay.payload + 8).map_err(|_| encode_err("mdat", "its size exceeds 32 bits"))?;
-        bytes.extend_from_slice(&size.to_be_bytes());
-        bytes.extend_from_slice(b"mdat");
+    let (largest, _) = measure(true)?;
+    let co64 = base_for(largest) + last_run > u64::from(u32::MAX);
+    let (len, notes) = measure(co64)?;
+    Ok(Head {
+        input,
+        lay,
+        co64,
+        base: base_for(len),
+        notes,
+    })
+}
+
+const FTYP: [u8; 32] = *b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41";
+
+/// The `mdat` header for the payload: a 64-bit size only when needed.
+fn mdat_header(lay: &Layout) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(16);
+    match u32::try_from(lay.payload + 8) {
+        Ok(size) => {
+            bytes.extend_from_slice(&size.to_be_bytes());
+            bytes.extend_from_slice(b"mdat");
+        }
+        Err(_) => {
+            bytes.extend_from_slice(&1u32.to_be_bytes());
+            bytes.extend_from_slice(b"mdat");
+            bytes.extend_from_slice(&(lay.payload + 16).to_be_bytes());
+        }
     }
-    for s in &lay.chapter_samples {
-        bytes.extend_from_slice(s);
+    bytes
+}
+
+impl Head<'_> {
+    /// Hands the header's bytes to `sink` as they are encoded, until it
+    /// says stop (`false`).
+    fn write(&self, sink: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        if !sink(&FTYP) {
+            return Ok(());
+        }
+        let mut out = Out::replay(self.notes.clone(), sink);
+        moov(&mut out, self.input, self.lay, self.base, self.co64)?;
+        out.put(&mdat_header(self.lay));
+        for s in &self.lay.chapter_samples {
+            out.put(s);
+        }
+        out.finish();
+        Ok(())
     }
-    Ok(Head { bytes, base })
+}
+
+impl payload::Head for Head<'_> {
+    fn write(&self, put: &mut dyn FnMut(&[u8]) -> bool) -> std::result::Result<(), String> {
+        Head::write(self, put).map_err(|e| e.to_string())
+    }
 }
 
 /// The `ftyp`, `moov` and `mdat` header a stitch of `plan` would write, with
@@ -632,15 +653,24 @@ pub(crate) fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
         creation_time: 0,
         cancel: Cancel::default(),
     };
-    Ok(head(&input, &layout(plan, chapters))?.bytes)
+    let lay = layout(plan, chapters);
+    let head = head(&input, &lay)?;
+    let mut bytes = Vec::new();
+    head.write(&mut |b| {
+        bytes.extend_from_slice(b);
+        true
+    })?;
+    Ok(bytes)
 }
 
 /// Writes the whole MP4 to `file` (positioned at 0).
 pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> Result<Written> {
     let plan = input.plan;
     let lay = layout(plan, input.chapters);
-    let Head { bytes: head, base } = head(input, &lay).map_err(|e| e.with_path(out_path))?;
-    let (pieces, chunk_byte_ranges) = pieces(plan, &lay, base, input.sources.len());
+    let head = head(input, &lay).map_err(|e| e.with_path(out_path))?;
+    let base = head.base;
+    let chunk_byte_ranges = chunk_byte_ranges(plan, &lay, base, input.sources.len());
+    let pieces = RunPieces { plan, runs: &lay.runs };
 
     // The payload pass reads every input once (see `payload`); a third
     // thread starts writeback early, so that the final sync waits for
@@ -686,50 +716,61 @@ pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> R
     })
 }
 
-/// The payload in output order, with samples that follow each other in
-/// their source coalesced into one piece; and each source's output byte range.
-fn pieces(plan: &Plan, lay: &Layout, base: u64, sources: usize) -> (Vec<Piece>, Vec<(u64, u64)>) {
-    let mut pieces: Vec<Piece> = Vec::new();
+/// The payload in output order, a run at a time, with samples that follow
+/// each other in their source coalesced into one piece.
+struct RunPieces<'a> {
+    plan: &'a Plan,
+    runs: &'a [Run],
+}
+
+impl payload::Payload for RunPieces<'_> {
+    fn stretches(&self) -> usize {
+        self.runs.len()
+    }
+
+    fn pieces(&self, i: usize, out: &mut Vec<Piece>) {
+        let Some(r) = self.runs.get(i) else { return };
+        let t = track_of(self.plan, r.which);
+        for s in t.samples.range(r.first..r.first + r.count) {
+            match out.last_mut() {
+                Some(p)
+                    if s.source != SILENCE
+                        && p.source == s.source
+                        && p.offset.saturating_add(u64::from(p.len)) == s.offset
+                        && p.len.checked_add(s.size).is_some() =>
+                {
+                    p.len += s.size
+                }
+                _ => out.push(Piece {
+                    source: s.source,
+                    len: s.size,
+                    offset: if s.source == SILENCE { 0 } else { s.offset },
+                }),
+            }
+        }
+    }
+}
+
+/// Per source, the output byte range its samples occupy (`(0, 0)` for none).
+fn chunk_byte_ranges(plan: &Plan, lay: &Layout, base: u64, sources: usize) -> Vec<(u64, u64)> {
     let mut ranges: Vec<(u64, u64)> = vec![(u64::MAX, 0); sources];
     for r in &lay.runs {
         let t = track_of(plan, r.which);
         let mut pos = base + r.rel_offset;
         for s in t.samples.range(r.first..r.first + r.count) {
             let len = u64::from(s.size);
-            if s.source == SILENCE {
-                pieces.push(Piece {
-                    source: SILENCE,
-                    len: s.size,
-                    offset: 0,
-                });
-                pos += len;
-                continue;
+            if s.source != SILENCE {
+                let range = &mut ranges[s.source as usize];
+                range.0 = range.0.min(pos);
+                range.1 = range.1.max(pos + len);
             }
-            let range = &mut ranges[s.source as usize];
-            range.0 = range.0.min(pos);
-            range.1 = range.1.max(pos + len);
             pos += len;
-            match pieces.last_mut() {
-                Some(p)
-                    if p.source == s.source
-                        && p.offset.saturating_add(u64::from(p.len)) == s.offset
-                        && p.len.checked_add(s.size).is_some() =>
-                {
-                    p.len += s.size
-                }
-                _ => pieces.push(Piece {
-                    source: s.source,
-                    len: s.size,
-                    offset: s.offset,
-                }),
-            }
         }
     }
-    let ranges = ranges
+    ranges
         .into_iter()
         .map(|(a, b)| if a == u64::MAX { (0, 0) } else { (a, b) })
-        .collect();
-    (pieces, ranges)
+        .collect()
 }
 
 #[cfg(test)]
@@ -750,17 +791,15 @@ mod tests {
 
     #[test]
     fn co64_is_used_only_when_needed() {
-        let mut out = Vec::new();
-        stbl::chunk_offsets(&mut out, &[1, u64::from(u32::MAX)], false).unwrap();
+        let out = stbl::encode(|o| stbl::chunk_offsets(o, &[1, u64::from(u32::MAX)], false)).unwrap();
         assert_eq!(&out[4..8], b"stco");
-        let mut out = Vec::new();
-        let e = stbl::chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], false).unwrap_err();
+        let e = stbl::encode(|o| stbl::chunk_offsets(o, &[u64::from(u32::MAX) + 1], false)).unwrap_err();
         assert_eq!(e.category(), "encode");
         assert_eq!(
             e.with_path(std::path::Path::new("out/x.mp4")).to_string(),
             "out/x.mp4: cannot encode stco: a chunk offset exceeds 32 bits without co64"
         );
-        stbl::chunk_offsets(&mut out, &[u64::from(u32::MAX) + 1], true).unwrap();
+        let out = stbl::encode(|o| stbl::chunk_offsets(o, &[u64::from(u32::MAX) + 1], true)).unwrap();
         assert_eq!(&out[4..8], b"co64");
         assert_eq!(&out[out.len() - 8..], &(u64::from(u32::MAX) + 1).to_be_bytes());
     }
