@@ -1043,3 +1043,110 @@ fn the_archival_worker_fetches_validates_and_stitches() {
     assert!(String::from_utf8_lossy(&done.stdout).contains("stitched"));
     assert_eq!(service.log().iter().filter(|l| l.what == "media").count(), 3);
 }
+
+/// The MP3 fixture recording served as the service serves audio chunks
+/// (`…/content/audio`); returns its event.
+fn serve_mp3_recording(service: &Service, replace_media: Option<&[u8]>) -> Value {
+    let dir = util::cases().join("good_mp3_pause");
+    let mut metas: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    metas.sort();
+    let mut chunks = Vec::new();
+    for meta in &metas {
+        let v: Value = serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();
+        let doc = v["chunkDocumentId"].as_str().unwrap().to_string();
+        let media = match replace_media {
+            Some(bytes) => bytes.to_vec(),
+            None => std::fs::read(meta.with_extension("mp3")).unwrap(),
+        };
+        service.add(&doc, Media::Bytes(Arc::new(media)), std::fs::read(meta).unwrap());
+        chunks.push(ServedChunk {
+            document_id: doc,
+            index: v["chunkIndex"].as_u64().unwrap() as u32,
+            end_reason: "SessionEnded",
+        });
+    }
+    chunks.sort_by_key(|c| c.index);
+    let last = chunks.len() - 1;
+    for c in &mut chunks[..last] {
+        c.end_reason = "ChunkMaximumSizeExceeded";
+    }
+    let call = metas[0]
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut ev = event(
+        "ev-mp3",
+        &call,
+        "rec-mp3",
+        &chunks,
+        Some(&service.storage),
+        &service::now_rfc3339(),
+    );
+    for c in ev["data"]["recordingStorageInfo"]["recordingChunks"]
+        .as_array_mut()
+        .unwrap()
+    {
+        let media = c["contentLocation"]
+            .as_str()
+            .unwrap()
+            .replace("/content/video", "/content/audio");
+        c["contentLocation"] = media.into();
+    }
+    ev
+}
+
+#[test]
+fn audio_chunks_are_saved_in_their_format_and_stitch_to_an_mp3() {
+    let service = Service::start();
+    let ev = serve_mp3_recording(&service, None);
+    let dir = util::temp_dir("fetch-mp3");
+    let event = write_json(&dir.join("event.json"), &ev);
+    let report = fetcher(&service, quick())
+        .fetch(&[event], &dir.join("archive"))
+        .unwrap();
+    assert!(
+        report.chunks.iter().all(|c| c.status == ChunkStatus::Fetched),
+        "{report:?}"
+    );
+    for c in &report.chunks {
+        let media = c.media.as_ref().unwrap();
+        assert_eq!(media.extension().unwrap(), "mp3", "{}", media.display());
+    }
+    let (code, run) = util::run_batch_json(&dir.join("archive"), &dir.join("out"));
+    assert_eq!(code, 0, "{run:#}");
+    assert!(
+        run["recordings"][0]["output"].as_str().unwrap().ends_with(".mp3"),
+        "{run:#}"
+    );
+}
+
+#[test]
+fn an_mp4_body_where_the_metadata_says_mp3_is_never_saved() {
+    let service = Service::start();
+    let mp4 = std::fs::read(good_dir().join(format!("{}.mp4", good_chunks()[0].0))).unwrap();
+    let ev = serve_mp3_recording(&service, Some(&mp4));
+    let dir = util::temp_dir("fetch-mp3-wrong");
+    let event = write_json(&dir.join("event.json"), &ev);
+    let report = fetcher(&service, quick())
+        .fetch(&[event], &dir.join("archive"))
+        .unwrap();
+    for c in &report.chunks {
+        assert_eq!(c.status, ChunkStatus::Failed, "{c:?}");
+        let e = c.error.as_deref().unwrap();
+        assert!(e.contains("an MP4 file") && e.contains("instead of an MP3"), "{e}");
+    }
+    let saved: Vec<String> = util::files(&dir.join("archive"), false)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.ends_with(".mp3") || n.ends_with(".mp4"))
+        .collect();
+    assert!(saved.is_empty(), "{saved:?}");
+}

@@ -347,7 +347,7 @@ fn route(listener: &str, method: &str, path: &str) -> Option<(String, &'static s
     match (listener, method, p.as_slice()) {
         ("endpoint", "GET", ["recording", "download", doc]) => Some((doc.to_string(), "media")),
         ("endpoint", "GET", ["recording", "download", doc, "metadata"]) => Some((doc.to_string(), "metadata")),
-        ("storage", "GET", ["v1", "objects", doc, "content", "video"]) => Some((doc.to_string(), "media")),
+        ("storage", "GET", ["v1", "objects", doc, "content", "video" | "audio"]) => Some((doc.to_string(), "media")),
         ("storage", "GET", ["v1", "objects", doc, "content", "acsmetadata"]) => Some((doc.to_string(), "metadata")),
         ("storage", "DELETE", ["v1", "objects", doc]) => Some((doc.to_string(), "delete")),
         _ => None,
