@@ -102,6 +102,28 @@ fn inputs_equal(a: &Path, b: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// A reader that can seek: what the probes read a file or an object through.
+pub trait ReadSeek: Read + std::io::Seek {}
+impl<T: Read + std::io::Seek> ReadSeek for T {}
+
+/// Calls `probe` with a buffered reader of the file or object at `path` (of
+/// `buffer` bytes, for a file) and its size: the one way the MP4, MP3 and
+/// WAV probes open their input.
+pub(crate) fn with_reader<T>(
+    path: &Path,
+    buffer: usize,
+    probe: impl FnOnce(&mut dyn ReadSeek, u64) -> Result<T>,
+) -> Result<T> {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        let (mut reader, size) = crate::store::probe_reader(&object).map_err(|e| Error::io(path, e))?;
+        return probe(&mut reader, size);
+    }
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    probe(&mut std::io::BufReader::with_capacity(buffer, file), size)
+}
+
 /// Whether `path` names an object in a mounted object store (see
 /// [`crate::store`]) rather than a local file.
 pub fn is_remote(path: &Path) -> bool {

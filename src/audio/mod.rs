@@ -62,20 +62,11 @@ pub enum AudioFile {
 impl AudioFile {
     /// Probes the file or object at `path` as `format` (`Mp3` or `Wav`).
     pub fn probe(path: &Path, format: MediaFormat, limits: &Limits) -> Result<AudioFile> {
-        #[cfg(feature = "object-store")]
-        if let Some(object) = crate::store::object(path) {
-            let (reader, size) = crate::store::probe_reader(&object).map_err(|e| Error::io(path, e))?;
-            return Self::probe_reader(reader, size, path, format, limits);
+        match format {
+            MediaFormat::Mp3 => mp3::probe(path, limits).map(AudioFile::Mp3),
+            MediaFormat::Wav => wav::probe(path, limits).map(AudioFile::Wav),
+            MediaFormat::Mp4 => Self::probe_reader(std::io::empty(), 0, path, format, limits),
         }
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        Self::probe_reader(
-            std::io::BufReader::with_capacity(64 << 10, file),
-            size,
-            path,
-            format,
-            limits,
-        )
     }
 
     /// Probes `format` from any seekable reader of `size` bytes; `path` names it in errors.

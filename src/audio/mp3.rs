@@ -29,7 +29,6 @@
 //!
 //! The join and the writer are in `mux::mp3`.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -640,14 +639,7 @@ pub(crate) fn lame_tag(f: &[u8], at: usize) -> Option<[u8; LAME_TAG_LEN]> {
 
 /// Probes an MP3 file (or, with the `object-store` feature, an object).
 pub fn probe(path: &Path, limits: &Limits) -> Result<Mp3> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        let (reader, size) = crate::store::probe_reader(&object).map_err(|e| Error::io(path, e))?;
-        return probe_reader(reader, size, path, limits);
-    }
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let file_size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    probe_reader(std::io::BufReader::with_capacity(WINDOW, file), file_size, path, limits)
+    crate::io::with_reader(path, WINDOW, |r, size| probe_reader(r, size, path, limits))
 }
 
 /// Probes an MP3 from any seekable reader of `file_size` bytes; `path` is

@@ -32,14 +32,13 @@
 //! writes one mono file per channel in one pass. [`analyse`] and
 //! [`channel_levels`] measure levels for `--deep`.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::io::Input;
 
 use crate::deep::{AudioAnalysis, CLIP_LEVEL, FLOOR_DBFS};
-use crate::error::{Error, Here, Result};
+use crate::error::{Here, Result};
 use crate::limits::{Limit, Limits};
 
 /// `WAVE_FORMAT_PCM`: integer PCM.
@@ -390,19 +389,7 @@ pub(crate) struct Data {
 /// [`Limits::max_top_level_boxes`]. A `data` chunk that claims more bytes
 /// than the file holds is not an error: see [`Wav::truncated`].
 pub fn probe(path: &Path, limits: &Limits) -> Result<Wav> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        let (reader, size) = crate::store::probe_reader(&object).map_err(|e| Error::io(path, e))?;
-        return probe_reader(reader, size, path, limits);
-    }
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let file_size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    probe_reader(
-        std::io::BufReader::with_capacity(4 << 10, file),
-        file_size,
-        path,
-        limits,
-    )
+    crate::io::with_reader(path, 4 << 10, |r, size| probe_reader(r, size, path, limits))
 }
 
 /// Probes a WAV from any seekable reader of `file_size` bytes; `path` is

@@ -11,8 +11,7 @@ pub mod codec;
 pub mod samples;
 mod tables;
 
-use std::fs::File;
-use std::io::{BufReader, Read, Seek};
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use mp4_atom::FourCC;
@@ -240,14 +239,7 @@ impl Movie {
 /// the end of the file are not an error here: see
 /// [`Movie::first_sample_past_end`].
 pub fn probe(path: &Path, limits: &Limits) -> Result<Movie> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        let (reader, size) = crate::store::probe_reader(&object).map_err(|e| Error::io(path, e))?;
-        return probe_reader(reader, size, path, limits);
-    }
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let file_size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    probe_reader(BufReader::with_capacity(64 << 10, file), file_size, path, limits)
+    crate::io::with_reader(path, 64 << 10, |r, size| probe_reader(r, size, path, limits))
 }
 
 /// Probes an MP4 from any seekable reader of `file_size` bytes; `path` is only
