@@ -601,11 +601,12 @@ fn participants(archive: &Path, id: Option<&str>, out: Option<&Path>, json: bool
         for r in &p.recordings {
             writeln!(
                 stdout,
-                "  call {} recording {}: {} to {}{}",
+                "  call {} recording {}: {} to {}{}{}",
                 r.call_id,
                 r.recording_key,
                 r.start,
                 r.end,
+                r.channel.map(|c| format!(", channel {c}")).unwrap_or_default(),
                 r.output.as_ref().map(|o| format!(", {o}")).unwrap_or_default()
             )?;
         }
