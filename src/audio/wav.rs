@@ -381,11 +381,11 @@ pub(crate) struct Data {
 
 /// Probes the WAV at `path`.
 ///
-/// Errors are typed: [`Error::Invalid`] for a file that is not RIFF/WAVE (or
+/// Errors are typed: [`Error::Invalid`](crate::Error::Invalid) for a file that is not RIFF/WAVE (or
 /// RF64/WAVE) or whose `fmt ` fields disagree (the field is named),
-/// [`Error::Unsupported`] for a format other than integer PCM (the format
-/// tag is named), [`Error::Truncated`] when the file ends before a `data`
-/// chunk, [`Error::Limit`] when it has more chunks than
+/// [`Error::Unsupported`](crate::Error::Unsupported) for a format other than integer PCM (the format
+/// tag is named), [`Error::Truncated`](crate::Error::Truncated) when the file ends before a `data`
+/// chunk, [`Error::Limit`](crate::Error::Limit) when it has more chunks than
 /// [`Limits::max_top_level_boxes`]. A `data` chunk that claims more bytes
 /// than the file holds is not an error: see [`Wav::truncated`].
 pub fn probe(path: &Path, limits: &Limits) -> Result<Wav> {
