@@ -228,6 +228,12 @@ impl Service {
         }
     }
 
+    /// The storage host's `host:port`: trusted only when the operator says
+    /// so (`RECSTITCH_TRUSTED_HOSTS`, `FetchOptions::trusted_hosts`).
+    pub fn storage_authority(&self) -> String {
+        self.storage.trim_start_matches("http://").to_string()
+    }
+
     /// The connection string for this service, with `key` (base64).
     pub fn connection_string(&self, key_b64: &str) -> String {
         format!("endpoint={}/;accesskey={key_b64}", self.endpoint)
