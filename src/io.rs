@@ -831,4 +831,52 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.join("new/nested")).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn long_names_are_shortened_the_same_way_every_time() {
+        let long = "c".repeat(300);
+        let a = safe_name(&long);
+        assert!(a.len() <= MAX_SAFE_NAME, "{}", a.len());
+        assert_eq!(a, safe_name(&long));
+        assert_ne!(a, safe_name(&format!("{long}d")));
+        assert!(a.starts_with(&"c".repeat(100)));
+        assert_eq!(safe_name("0-eus-d12-801b/3f"), "0-eus-d12-801b_3f");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_fifos_and_devices_are_refused_never_followed_or_waited_for() {
+        let dir = temp("special");
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let dangling = dir.join("dangling");
+        std::os::unix::fs::symlink(dir.join("created-through-the-link"), &dangling).unwrap();
+        let fifo = dir.join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let create = || {
+            let mut o = OpenOptions::new();
+            o.read(true).write(true).create(true).truncate(true);
+            o
+        };
+        for path in [&link, &dangling] {
+            let e = open_regular(path, &mut create(), false).unwrap_err().to_string();
+            assert!(e.contains("a symbolic link") && e.contains(&path.display().to_string()), "{e}");
+        }
+        assert!(!dir.join("created-through-the-link").exists());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        let e = read_bounded(&fifo, 100).unwrap_err().to_string();
+        assert!(e.contains("a FIFO"), "{e}");
+        assert!(read_regular(&fifo, 100).unwrap_err().to_string().contains("a FIFO"));
+        assert!(read_bounded(Path::new("/dev/null"), 100).unwrap_err().to_string().contains("a device"));
+        assert!(check_not_special(&fifo).is_err() && check_not_special(&link).is_err());
+        assert!(check_not_special(&victim).is_ok() && check_not_special(&dir.join("none")).is_ok());
+        // Followed when asked (a file the operator named), still a regular file only.
+        assert_eq!(read_bounded(&link, 100).unwrap(), b"keep");
+        assert!(FileLock::acquire(&dangling).is_err());
+        assert!(!dir.join("created-through-the-link").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -316,6 +316,8 @@ fn get_metadata(ctx: &Ctx, location: &Location, max: u64) -> Result<Vec<u8>, Fai
     }
     let content_type = header(&response, "content-type").unwrap_or_default();
     let kind = FileKind::sniff(&bytes);
+    metadata::check_list_budgets(&bytes, Path::new(ctx.document_id), &ctx.options.limits)
+        .map_err(|e| Failure::Fatal(format!("the metadata is refused: {e}")))?;
     let value = match metadata::parse_json(&bytes, Path::new(ctx.document_id)) {
         Ok(v) => v,
         Err(_) => {
