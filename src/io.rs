@@ -855,7 +855,11 @@ mod tests {
         let dangling = dir.join("dangling");
         std::os::unix::fs::symlink(dir.join("created-through-the-link"), &dangling).unwrap();
         let fifo = dir.join("fifo");
-        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
         let create = || {
             let mut o = OpenOptions::new();
             o.read(true).write(true).create(true).truncate(true);
@@ -863,14 +867,20 @@ mod tests {
         };
         for path in [&link, &dangling] {
             let e = open_regular(path, &mut create(), false).unwrap_err().to_string();
-            assert!(e.contains("a symbolic link") && e.contains(&path.display().to_string()), "{e}");
+            assert!(
+                e.contains("a symbolic link") && e.contains(&path.display().to_string()),
+                "{e}"
+            );
         }
         assert!(!dir.join("created-through-the-link").exists());
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         let e = read_bounded(&fifo, 100).unwrap_err().to_string();
         assert!(e.contains("a FIFO"), "{e}");
         assert!(read_regular(&fifo, 100).unwrap_err().to_string().contains("a FIFO"));
-        assert!(read_bounded(Path::new("/dev/null"), 100).unwrap_err().to_string().contains("a device"));
+        assert!(read_bounded(Path::new("/dev/null"), 100)
+            .unwrap_err()
+            .to_string()
+            .contains("a device"));
         assert!(check_not_special(&fifo).is_err() && check_not_special(&link).is_err());
         assert!(check_not_special(&victim).is_ok() && check_not_special(&dir.join("none")).is_ok());
         // Followed when asked (a file the operator named), still a regular file only.

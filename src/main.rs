@@ -564,7 +564,11 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
             (None, Some(b)) => format!(", {b} bytes"),
             (None, None) => String::new(),
         };
-        let note = c.note.as_deref().map(|n| format!(" ({})", shown(n))).unwrap_or_default();
+        let note = c
+            .note
+            .as_deref()
+            .map(|n| format!(" ({})", shown(n)))
+            .unwrap_or_default();
         writeln!(
             out,
             "{what:<10} {} (call {}, index {}){detail}{note}",
@@ -765,7 +769,12 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
                 .chunk_index
                 .map(|i| format!("chunk {i}"))
                 .unwrap_or_else(|| "recording".into());
-            writeln!(out, "  {sev:<7} {:<26} {chunk:<10} {}", f.code.as_str(), shown(&f.message))?;
+            writeln!(
+                out,
+                "  {sev:<7} {:<26} {chunk:<10} {}",
+                f.code.as_str(),
+                shown(&f.message)
+            )?;
         }
         if let Some(o) = &r.output {
             writeln!(out, "  output: {}", shown(&o.to_string()))?;

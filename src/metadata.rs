@@ -942,7 +942,10 @@ mod tests {
         );
         let pauses = br#"{"pauseResumeIntervals":[{"startTime":"\"]","duration":1},{},{}]}"#;
         let e = check_list_budgets(pauses, path, &limits).unwrap_err().to_string();
-        assert!(e.contains("number of pauseResumeIntervals is 3") && e.contains("max_pauses_per_chunk"), "{e}");
+        assert!(
+            e.contains("number of pauseResumeIntervals is 3") && e.contains("max_pauses_per_chunk"),
+            "{e}"
+        );
         assert!(check_list_budgets(b"[1,2,3]", path, &limits).is_ok());
         assert!(check_list_budgets(b"\"unterminated", path, &limits).is_ok());
     }

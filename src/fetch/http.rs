@@ -136,7 +136,12 @@ impl Client {
     }
 
     /// One request, signed for `location`, without following redirects.
-    fn send_once(&self, method: Method, location: &Location, range: Option<(u64, Option<u64>)>) -> Result<Response, Failure> {
+    fn send_once(
+        &self,
+        method: Method,
+        location: &Location,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<Response, Failure> {
         let url = location.url();
         let headers = self.credentials.headers(method.as_str(), location, SystemTime::now());
         let result = match method {
@@ -168,7 +173,15 @@ impl Client {
 fn redirect_target(from: &Location, to: &str) -> Result<Location, String> {
     let to = to.trim();
     if to.starts_with('/') && !to.starts_with("//") {
-        let base = format!("{}://{}", if from.scheme() == super::auth::Scheme::Https { "https" } else { "http" }, from.authority());
+        let base = format!(
+            "{}://{}",
+            if from.scheme() == super::auth::Scheme::Https {
+                "https"
+            } else {
+                "http"
+            },
+            from.authority()
+        );
         return Location::parse(&format!("{base}{to}")).map_err(|e| format!("`{}`: {e}", excerpt(to.as_bytes())));
     }
     Location::parse(to).map_err(|e| format!("`{}`: {e}", excerpt(to.as_bytes())))

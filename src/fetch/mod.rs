@@ -460,7 +460,12 @@ impl Fetcher {
         }
         for f in &failed_events {
             observer.progress(&FetchProgress::Warning {
-                message: format!("{}{}: not fetched: {}", f.source.display(), position(f.position), f.error),
+                message: format!(
+                    "{}{}: not fetched: {}",
+                    f.source.display(),
+                    position(f.position),
+                    f.error
+                ),
             });
         }
         observer.progress(&FetchProgress::Started {

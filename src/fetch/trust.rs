@@ -84,7 +84,10 @@ impl HostPattern {
             return Err(format!("`{s}` is not a host name, host:port or *.suffix"));
         }
         let port = port
-            .map(|p| p.parse::<u16>().map_err(|_| format!("`{s}`: the port is not a number from 0 to 65535")))
+            .map(|p| {
+                p.parse::<u16>()
+                    .map_err(|_| format!("`{s}`: the port is not a number from 0 to 65535"))
+            })
             .transpose()?;
         Ok(HostPattern::Exact { host, port })
     }
@@ -167,15 +170,19 @@ impl TrustedHosts {
     /// the host and the variable to set. `bearer`: the credentials are a
     /// bearer token (the storage hosts do not count). `endpoint`: the
     /// endpoint, when known.
-    pub fn check(&self, location: &Location, endpoint: Option<&Location>, bearer: bool) -> std::result::Result<(), String> {
+    pub fn check(
+        &self,
+        location: &Location,
+        endpoint: Option<&Location>,
+        bearer: bool,
+    ) -> std::result::Result<(), String> {
         let authority = location.authority();
         if location.scheme() == Scheme::Http && !is_loopback(location.host()) {
             return Err(format!(
                 "refused to send credentials to {authority} over plain http (only https, or http to a loopback address): nothing was sent"
             ));
         }
-        let is_endpoint =
-            endpoint.is_some_and(|e| e.host() == location.host() && e.port() == location.port());
+        let is_endpoint = endpoint.is_some_and(|e| e.host() == location.host() && e.port() == location.port());
         let operator = self.operator.iter().any(|p| p.matches(location));
         let storage = !bearer && self.storage.iter().any(|p| p.matches(location));
         if is_endpoint || operator || storage {
@@ -247,7 +254,9 @@ mod tests {
 
     #[test]
     fn operator_hosts_parse_and_match_by_host_port_and_suffix() {
-        let list = parse_host_list(" storage.example:8443, *.blob.core.windows.net ,127.0.0.1:9000,[::1]:80,plain.example").unwrap();
+        let list =
+            parse_host_list(" storage.example:8443, *.blob.core.windows.net ,127.0.0.1:9000,[::1]:80,plain.example")
+                .unwrap();
         let t = TrustedHosts {
             operator: list,
             ..TrustedHosts::default()
