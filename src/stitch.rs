@@ -623,6 +623,8 @@ fn commit(path: &Path, manifest: Option<&Path>, write: impl FnOnce(&File) -> Res
 }
 
 /// How a recording's chunks are joined: per format.
+// One value per recording being stitched: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Joined {
     /// MP4: the sample tables of the output.
     Mp4(Plan),
@@ -696,7 +698,7 @@ fn movies(rec: &ValidatedRecording) -> Result<Vec<&Movie>> {
 }
 
 /// The probed audio files of every chunk of a valid MP3 or WAV recording.
-fn audio_files<'r, T>(rec: &'r ValidatedRecording, as_format: fn(&AudioFile) -> Option<&T>) -> Result<Vec<&'r T>> {
+fn audio_files<T>(rec: &ValidatedRecording, as_format: fn(&AudioFile) -> Option<&T>) -> Result<Vec<&T>> {
     rec.checks
         .iter()
         .map(|c| c.audio_file.as_ref().and_then(as_format))

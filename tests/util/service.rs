@@ -619,13 +619,16 @@ fn respond(out: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u
     Ok(())
 }
 
+/// A request the [`Recorder`] received: its request line and its headers.
+pub type Recorded = (String, Vec<(String, String)>);
+
 /// A server that records every request it receives, every header, and
 /// answers each with 404: where a location or a redirect on an untrusted
 /// host points, to prove that nothing (signed or not) reaches it.
 pub struct Recorder {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    requests: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>,
+    requests: Arc<Mutex<Vec<Recorded>>>,
     stop: Arc<AtomicBool>,
     addr: std::net::SocketAddr,
 }
@@ -668,7 +671,7 @@ impl Recorder {
     }
 
     /// Every request received: its request line and its headers.
-    pub fn requests(&self) -> Vec<(String, Vec<(String, String)>)> {
+    pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
 }
