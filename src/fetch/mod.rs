@@ -420,42 +420,14 @@ impl Fetcher {
                     continue;
                 }
             };
-            let e = &inc.event;
-            let age_hours = e.event_time.or(e.recording_start).map(|t| hours_since(t, now));
-            if let Some(age) = age_hours.filter(|a| *a > self.options.old_event_hours) {
-                let message = format!(
-                    "event {} (recording {}) is {age:.1} hours old: the service keeps recordings for 24 hours, its chunks may be gone",
-                    e.id.as_deref().unwrap_or("without id"),
-                    e.recording_id.as_deref().unwrap_or("?")
-                );
+            let (report, warning) = self.plan_event(&inc, dir, saved, incoming.len(), now, &mut tasks);
+            if let Some(message) = warning {
                 observer.progress(&FetchProgress::Warning {
                     message: message.clone(),
                 });
                 warnings.push(message);
             }
-            let mut chunks = e.chunks.clone();
-            chunks.sort_by_key(|c| c.index);
-            for c in &chunks {
-                tasks.push(Task {
-                    event: incoming.len(),
-                    document_id: c.document_id.clone(),
-                    index: c.index,
-                    dir: dir.clone(),
-                    media: self.location(c.content_location.as_deref(), &c.document_id, false),
-                    metadata: self.location(c.metadata_location.as_deref(), &c.document_id, true),
-                    delete_location: c.delete_location.clone(),
-                });
-            }
-            reports.push(EventReport {
-                id: e.id.clone(),
-                source: inc.source.clone(),
-                saved,
-                call_id: call_id_of(e),
-                recording_id: e.recording_id.clone(),
-                event_time: e.event_time,
-                age_hours,
-                chunks: chunks.iter().map(|c| c.document_id.clone()).collect(),
-            });
+            reports.push(report);
             incoming.push(inc);
         }
         for f in &failed_events {
@@ -489,6 +461,52 @@ impl Fetcher {
             bytes_transferred: report.bytes_transferred,
         });
         Ok(report)
+    }
+
+    /// The tasks of one event's chunks (appended to `tasks`), its report,
+    /// and a warning when it is old.
+    fn plan_event(
+        &self,
+        inc: &events::Incoming,
+        dir: PathBuf,
+        saved: PathBuf,
+        event: usize,
+        now: SystemTime,
+        tasks: &mut Vec<Task>,
+    ) -> (EventReport, Option<String>) {
+        let e = &inc.event;
+        let age_hours = e.event_time.or(e.recording_start).map(|t| hours_since(t, now));
+        let warning = age_hours.filter(|a| *a > self.options.old_event_hours).map(|age| {
+            format!(
+                "event {} (recording {}) is {age:.1} hours old: the service keeps recordings for 24 hours, its chunks may be gone",
+                e.id.as_deref().unwrap_or("without id"),
+                e.recording_id.as_deref().unwrap_or("?")
+            )
+        });
+        let mut chunks = e.chunks.clone();
+        chunks.sort_by_key(|c| c.index);
+        for c in &chunks {
+            tasks.push(Task {
+                event,
+                document_id: c.document_id.clone(),
+                index: c.index,
+                dir: dir.clone(),
+                media: self.location(c.content_location.as_deref(), &c.document_id, false),
+                metadata: self.location(c.metadata_location.as_deref(), &c.document_id, true),
+                delete_location: c.delete_location.clone(),
+            });
+        }
+        let report = EventReport {
+            id: e.id.clone(),
+            source: inc.source.clone(),
+            saved,
+            call_id: call_id_of(e),
+            recording_id: e.recording_id.clone(),
+            event_time: e.event_time,
+            age_hours,
+            chunks: chunks.iter().map(|c| c.document_id.clone()).collect(),
+        };
+        (report, warning)
     }
 
     /// Where a chunk's media or metadata is: the event's location, else the
