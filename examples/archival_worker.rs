@@ -20,12 +20,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use recstitch::fetch::{Credentials, FetchOptions, Fetcher};
+use recstitch::fetch::{Credentials, FetchOptions, Fetcher, TrustedHosts};
 use recstitch::{Archive, ScanOptions, Severity, StitchOptions, Stitcher, ValidateOptions};
 
 /// Downloads the event's chunks into `folder`; `false` when one could not be fetched.
 fn fetch(event: PathBuf, folder: &std::path::Path) -> Result<bool, recstitch::Error> {
-    let fetcher = Fetcher::new(Credentials::from_env()?, FetchOptions::default());
+    // Credentials go to the endpoint, the service's storage hosts and the
+    // hosts in RECSTITCH_TRUSTED_HOSTS only.
+    let mut options = FetchOptions::default();
+    options.trusted_hosts = TrustedHosts::from_env()?;
+    let fetcher = Fetcher::new(Credentials::from_env()?, options);
     let report = fetcher.fetch(&[event], folder)?;
     for w in &report.warnings {
         eprintln!("archival_worker: {w}");

@@ -249,10 +249,35 @@ pub(crate) fn unreadable_reason(path: &Path) -> Option<String> {
     }
 }
 
+/// The most leading whitespace looked past to find what a text file is.
+pub const MAX_LEADING_WHITESPACE: usize = 1 << 20;
+
+/// Sniffs the head of the file at `path`. A head that is only whitespace
+/// (JSON may start with any amount of it) is read further, in blocks, up to
+/// [`MAX_LEADING_WHITESPACE`], and the kind decided by what follows it.
 fn sniff_file(path: &Path) -> Result<FileKind> {
-    let mut head = [0u8; 64];
+    let mut head = vec![0u8; 64];
     let n = read_head(path, &mut head)?;
-    Ok(FileKind::sniff(&head[..n]))
+    head.truncate(n);
+    let blank = |b: &[u8]| {
+        let text = b.strip_prefix(b"\xef\xbb\xbf").unwrap_or(b);
+        text.iter().all(u8::is_ascii_whitespace)
+    };
+    if n < 64 || !blank(&head) {
+        return Ok(FileKind::sniff(&head));
+    }
+    // Only whitespace so far: read on until something else (bounded).
+    let mut more = vec![0u8; MAX_LEADING_WHITESPACE.saturating_add(64)];
+    let m = read_head(path, &mut more)?;
+    more.truncate(m);
+    let text = more.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&more);
+    match text.iter().position(|b| !b.is_ascii_whitespace()) {
+        Some(start) => {
+            let rest = &text[start..];
+            Ok(FileKind::sniff(&rest[..rest.len().min(64)]))
+        }
+        None => Ok(FileKind::sniff(&head)),
+    }
 }
 
 /// What [`walk`] found: the files, sorted, and the folders it could not read.
@@ -463,7 +488,12 @@ impl Found {
             }
             return self.others.push((path, kind));
         }
-        match read_bounded(&path, limits.max_json_bytes).and_then(|b| metadata::parse_json(&b, &path)) {
+        let read = read_bounded(&path, limits.max_json_bytes).and_then(|b| {
+            // Lists over their budgets are refused before they are parsed into memory.
+            metadata::check_list_budgets(&b, &path, limits)?;
+            metadata::parse_json(&b, &path)
+        });
+        match read {
             Ok(v) => self.classify_json(path, &v, json_named),
             Err(e) if json_named => self.failed_metadata(path, e.detail()),
             Err(_) => self.others.push((path, kind)),
@@ -1089,5 +1119,23 @@ pub(crate) mod tests {
         assert_eq!(FileKind::sniff(b"RIFF\x24\0\0\0AVI "), FileKind::Other);
         assert_eq!(FileKind::Mp4.media_format(), None);
         assert_eq!(FileKind::Html.media_format(), None);
+    }
+
+    #[test]
+    fn leading_whitespace_does_not_decide_the_file_kind() {
+        let dir = std::env::temp_dir().join(format!("recstitch-sniff-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, pad, body, kind) in [
+            ("json.json", 100, "{\"callId\":\"x\"}", FileKind::Json),
+            ("bom.json", 5000, "[1]", FileKind::Json),
+            ("page.json", 70, "<html></html>", FileKind::Html),
+            ("blank.json", 80, "", FileKind::Other),
+        ] {
+            let bom = if name == "bom.json" { "\u{feff}" } else { "" };
+            let text = format!("{bom}{}{body}", " \n\t\r".repeat(pad / 4 + 1));
+            std::fs::write(dir.join(name), text).unwrap();
+            assert_eq!(sniff_file(&dir.join(name)).unwrap(), kind, "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

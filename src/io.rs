@@ -17,14 +17,113 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Here, Result};
 use crate::limits::Limit;
 
+/// Opens `path` with `options` for a regular file only: never waiting on a
+/// FIFO or a device (opened non-blocking, which is cleared once the file is
+/// known to be regular) and, unless `follow`, never through a symbolic link
+/// (`O_NOFOLLOW`, also when creating). Anything else at `path` (a link, a
+/// FIFO, a device, a folder) is an error naming the path.
+pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions, follow: bool) -> Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut flags = rustix::fs::OFlags::NONBLOCK;
+        if !follow {
+            flags |= rustix::fs::OFlags::NOFOLLOW;
+        }
+        options.custom_flags(i32::from_ne_bytes(flags.bits().to_ne_bytes()));
+    }
+    let file = options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if !follow && e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            return not_regular(path, "a symbolic link");
+        }
+        Error::io(path, e)
+    })?;
+    let kind = file.metadata().map_err(|e| Error::io(path, e))?.file_type();
+    if !kind.is_file() {
+        return Err(not_regular(path, describe_type(&kind)));
+    }
+    #[cfg(unix)]
+    {
+        let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| Error::io(path, e.into()))?;
+        rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK).map_err(|e| Error::io(path, e.into()))?;
+    }
+    Ok(file)
+}
+
+/// Whether something other than a regular file is at `path` (not
+/// following a link): `Err` naming what it is. Nothing there is `Ok`.
+pub(crate) fn check_not_special(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => Err(not_regular(path, describe_type(&m.file_type()))),
+        _ => Ok(()),
+    }
+}
+
+fn describe_type(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(path: &Path, what: &str) -> Error {
+    Error::io(
+        path,
+        std::io::Error::other(format!(
+            "{what} where recstitch expects a regular file: not followed or opened; remove it"
+        )),
+    )
+}
+
+/// [`read_bounded`] of a regular file reached without a symbolic link
+/// (files recstitch keeps in an archive: progress records, saved events,
+/// metadata).
+pub(crate) fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let file = open_regular(path, OpenOptions::new().read(true), false)?;
+    read_file_bounded(path, file, max)
+}
+
+/// [`read_regular`] of a local file (a file recstitch wrote: a link or a
+/// FIFO in its place is an error), or the object at `path`.
+pub(crate) fn read_own(path: &Path, max: u64) -> Result<Vec<u8>> {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        return object.read_bounded(max);
+    }
+    read_regular(path, max)
+}
+
 /// Reads a whole file after checking its size against `max` bytes
-/// ([`Limits::max_json_bytes`](crate::Limits::max_json_bytes)).
+/// ([`Limits::max_json_bytes`](crate::Limits::max_json_bytes)). A link is
+/// followed; anything but a regular file (a FIFO, a device) is an error,
+/// never waited for.
 pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
     #[cfg(feature = "object-store")]
     if let Some(object) = crate::store::object(path) {
         return object.read_bounded(max);
     }
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = open_regular(path, OpenOptions::new().read(true), true)?;
+    read_file_bounded(path, file, max)
+}
+
+fn read_file_bounded(path: &Path, file: File, max: u64) -> Result<Vec<u8>> {
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     Limit::JsonBytes.check(len, max, &Here::new(path, ""), "file size")?;
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
@@ -38,7 +137,7 @@ pub(crate) fn read_head(path: &Path, head: &mut [u8]) -> Result<usize> {
     if let Some(object) = crate::store::object(path) {
         return object.read_head(head);
     }
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = open_regular(path, OpenOptions::new().read(true), true)?;
     let mut n = 0;
     while n < head.len() {
         match file.read(&mut head[n..]) {
@@ -402,9 +501,28 @@ impl OutputPaths {
     }
 }
 
+/// The longest name [`safe_name`] gives, in bytes: with the longest
+/// prefix and suffix recstitch adds (`.` and `.mp4.part.json`), a name stays
+/// well under the 255 bytes file systems allow.
+pub const MAX_SAFE_NAME: usize = 120;
+
 /// Makes a name safe as one path component: anything but ASCII letters,
-/// digits, `.`, `_` and `-` becomes `_` (recording ids can hold `/` and `+`).
+/// digits, `.`, `_` and `-` becomes `_` (recording ids can hold `/` and
+/// `+`). A name longer than [`MAX_SAFE_NAME`] keeps its first 103
+/// characters, then `-` and 16 hex digits of the SHA-256 of the whole id:
+/// the same id always gives the same name, different ids different names.
 pub fn safe_name(s: &str) -> String {
+    let name = plain_safe_name(s);
+    if name.len() <= MAX_SAFE_NAME {
+        return name;
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(s.as_bytes());
+    let keep = MAX_SAFE_NAME - 17;
+    format!("{}-{}", &name[..keep], hex(&digest[..8]))
+}
+
+fn plain_safe_name(s: &str) -> String {
     let name: String = s
         .chars()
         .map(|c| {
@@ -628,13 +746,13 @@ impl FileLock {
     /// waited, locks the new one.
     pub fn acquire(path: &Path) -> Result<Self> {
         loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(|e| Error::io(path, e))?;
+            // Never through a planted link (which would create its target),
+            // never a FIFO in its place.
+            let file = open_regular(
+                path,
+                OpenOptions::new().read(true).write(true).create(true).truncate(false),
+                false,
+            )?;
             file.lock().map_err(|e| Error::io(path, e))?;
             if same_file(&file, path) {
                 return Ok(FileLock {
@@ -747,6 +865,64 @@ mod tests {
         check_out_dir(&dir.join("new/nested")).unwrap();
         assert!(dir.join("new/nested").is_dir());
         assert_eq!(std::fs::read_dir(dir.join("new/nested")).unwrap().count(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_names_are_shortened_the_same_way_every_time() {
+        let long = "c".repeat(300);
+        let a = safe_name(&long);
+        assert!(a.len() <= MAX_SAFE_NAME, "{}", a.len());
+        assert_eq!(a, safe_name(&long));
+        assert_ne!(a, safe_name(&format!("{long}d")));
+        assert!(a.starts_with(&"c".repeat(100)));
+        assert_eq!(safe_name("0-eus-d12-801b/3f"), "0-eus-d12-801b_3f");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_fifos_and_devices_are_refused_never_followed_or_waited_for() {
+        let dir = temp("special");
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let dangling = dir.join("dangling");
+        std::os::unix::fs::symlink(dir.join("created-through-the-link"), &dangling).unwrap();
+        let fifo = dir.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let create = || {
+            let mut o = OpenOptions::new();
+            o.read(true).write(true).create(true).truncate(true);
+            o
+        };
+        for path in [&link, &dangling] {
+            let e = open_regular(path, &mut create(), false).unwrap_err().to_string();
+            assert!(
+                e.contains("a symbolic link") && e.contains(&path.display().to_string()),
+                "{e}"
+            );
+        }
+        assert!(!dir.join("created-through-the-link").exists());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        let e = read_bounded(&fifo, 100).unwrap_err().to_string();
+        assert!(e.contains("a FIFO"), "{e}");
+        assert!(read_regular(&fifo, 100).unwrap_err().to_string().contains("a FIFO"));
+        assert!(read_bounded(Path::new("/dev/null"), 100)
+            .unwrap_err()
+            .to_string()
+            .contains("a device"));
+        assert!(check_not_special(&fifo).is_err() && check_not_special(&link).is_err());
+        assert!(check_not_special(&victim).is_ok() && check_not_special(&dir.join("none")).is_ok());
+        // Followed when asked (a file the operator named), still a regular file only.
+        assert_eq!(read_bounded(&link, 100).unwrap(), b"keep");
+        assert!(FileLock::acquire(&dangling).is_err());
+        assert!(!dir.join("created-through-the-link").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -42,6 +42,12 @@ pub struct Limits {
     /// Largest single sample read into memory by the deep checks, in bytes.
     /// Default 64 MiB (a 1080p key frame is well under 1 MiB).
     pub max_sample_bytes: u64,
+    /// Most participants listed in one chunk's metadata. Default 10,000 (a
+    /// call has at most a few hundred; each costs memory and a manifest line).
+    pub max_participants_per_chunk: usize,
+    /// Most pause intervals in one chunk's metadata. Default 10,000 (one a
+    /// second for almost 3 hours; each becomes a manifest entry and a chapter).
+    pub max_pauses_per_chunk: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +65,8 @@ impl Default for Limits {
             max_archive_files: 1_000_000,
             max_folder_depth: 32,
             max_sample_bytes: 64 << 20,
+            max_participants_per_chunk: 10_000,
+            max_pauses_per_chunk: 10_000,
         }
     }
 }
@@ -90,6 +98,10 @@ pub enum Limit {
     FolderDepth,
     /// [`Limits::max_sample_bytes`].
     SampleBytes,
+    /// [`Limits::max_participants_per_chunk`].
+    ParticipantsPerChunk,
+    /// [`Limits::max_pauses_per_chunk`].
+    PausesPerChunk,
 }
 
 impl Limit {
@@ -108,6 +120,8 @@ impl Limit {
             Limit::ArchiveFiles => "max_archive_files",
             Limit::FolderDepth => "max_folder_depth",
             Limit::SampleBytes => "max_sample_bytes",
+            Limit::ParticipantsPerChunk => "max_participants_per_chunk",
+            Limit::PausesPerChunk => "max_pauses_per_chunk",
         }
     }
 
@@ -148,6 +162,8 @@ impl Limits {
             Limit::ArchiveFiles => wide(self.max_archive_files),
             Limit::FolderDepth => wide(self.max_folder_depth),
             Limit::SampleBytes => self.max_sample_bytes,
+            Limit::ParticipantsPerChunk => wide(self.max_participants_per_chunk),
+            Limit::PausesPerChunk => wide(self.max_pauses_per_chunk),
         }
     }
 

@@ -159,9 +159,20 @@ struct FetchArgs {
     /// doubles each time, with jitter, and is at least the server's Retry-After.
     #[arg(long)]
     backoff_ms: Option<u64>,
-    /// Seconds without a byte before a transfer is abandoned and resumed (default 60).
+    /// The stall window in seconds (default 60): a transfer that receives no
+    /// byte for this long, or less than --min-rate on average over it, is
+    /// abandoned and resumed.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     stall_timeout: Option<u64>,
+    /// The slowest transfer accepted, in bytes per second averaged over the
+    /// stall window (default 16384; 0: only a silent connection stalls).
+    #[arg(long)]
+    min_rate: Option<u64>,
+    /// Each chunk must be fetched within 12 stall windows plus its size at
+    /// this many bytes per second (default 262144: 1.5 GB in 12 min + 95 min);
+    /// a chunk past its deadline fails, and a rerun resumes it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    deadline_rate: Option<u64>,
     /// After fetching, stitch the archive into --out and delete each
     /// recording's chunks from the service once its stitched file matches
     /// its manifest (never a recording that failed any step).
@@ -208,7 +219,7 @@ fn scan(archive: &Path, out: Option<&Path>) -> anyhow::Result<Result<Archive, u8
     options.exclude = out.map(|o| vec![o.to_path_buf()]).unwrap_or_default();
     let scanned = Archive::scan(archive, &options)?;
     if let Some(why) = scanned.nothing_found() {
-        eprintln!("recstitch: {why}");
+        eprintln!("recstitch: {}", shown(&why.to_string()));
         return Ok(Err(EXIT_EMPTY));
     }
     Ok(Ok(scanned))
@@ -251,7 +262,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // Our errors say their cause themselves; `{:#}` would repeat it.
-            eprintln!("recstitch: {e}");
+            eprintln!("recstitch: {}", shown(&e.to_string()));
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -435,9 +446,16 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
 
 /// `recstitch fetch`.
 fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
-    use recstitch::fetch::{ChunkStatus, Credentials, FetchOptions, Fetcher};
+    use recstitch::fetch::{ChunkStatus, Credentials, FetchOptions, Fetcher, TrustedHosts};
     let credentials = Credentials::from_env()?;
     let mut options = FetchOptions::default();
+    options.trusted_hosts = TrustedHosts::from_env()?;
+    if let Some(rate) = args.min_rate {
+        options.min_rate = rate;
+    }
+    if let Some(rate) = args.deadline_rate {
+        options.deadline_rate = rate;
+    }
     if let Some(jobs) = args.jobs {
         options.jobs = usize::from(jobs);
     }
@@ -468,13 +486,21 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
         _ => fetcher.fetch_with(&args.events, &args.into, &Quiet)?,
     };
     let mut code = if report.all_fetched() { EXIT_OK } else { EXIT_FINDINGS };
+    for f in &report.failed_events {
+        eprintln!(
+            "recstitch: {}{}: event not fetched: {}",
+            shown(&f.source.display().to_string()),
+            f.position.map(|p| format!("[{p}]")).unwrap_or_default(),
+            shown(&f.error)
+        );
+    }
     for c in report.failed() {
         eprintln!(
             "recstitch: chunk {} (call {}, index {}) could not be fetched: {}",
-            c.document_id,
-            c.call_id,
+            shown(&c.document_id),
+            shown(&c.call_id),
             c.index,
-            c.error.as_deref().unwrap_or("unknown error")
+            shown(c.error.as_deref().unwrap_or("unknown error"))
         );
     }
     if report.events.is_empty() {
@@ -495,7 +521,7 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
             code = EXIT_FINDINGS;
         }
         for d in &deletions {
-            deletion_lines.push(format!("{}: {}", d.document_id, d.reason));
+            deletion_lines.push(format!("{}: {}", shown(&d.document_id), shown(&d.reason)));
         }
         json["stitch"] = serde_json::to_value(&stitched)?;
         json["deletions"] = serde_json::to_value(&deletions)?;
@@ -509,13 +535,22 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
         writeln!(
             out,
             "skipped {}{}: {}",
-            s.source.display(),
+            shown(&s.source.display().to_string()),
             s.position.map(|p| format!("[{p}]")).unwrap_or_default(),
-            s.reason
+            shown(&s.reason)
+        )?;
+    }
+    for f in &report.failed_events {
+        writeln!(
+            out,
+            "FAILED     event {}{}: {}",
+            shown(&f.source.display().to_string()),
+            f.position.map(|p| format!("[{p}]")).unwrap_or_default(),
+            shown(&f.error)
         )?;
     }
     for w in &report.warnings {
-        writeln!(out, "warning: {w}")?;
+        writeln!(out, "warning: {}", shown(w))?;
     }
     for c in &report.chunks {
         let what = match c.status {
@@ -525,15 +560,21 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
             ChunkStatus::Failed => "FAILED",
         };
         let detail = match (&c.error, c.bytes) {
-            (Some(e), _) => format!(": {e}"),
+            (Some(e), _) => format!(": {}", shown(e)),
             (None, Some(b)) => format!(", {b} bytes"),
             (None, None) => String::new(),
         };
-        let note = c.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+        let note = c
+            .note
+            .as_deref()
+            .map(|n| format!(" ({})", shown(n)))
+            .unwrap_or_default();
         writeln!(
             out,
             "{what:<10} {} (call {}, index {}){detail}{note}",
-            c.document_id, c.call_id, c.index
+            shown(&c.document_id),
+            shown(&c.call_id),
+            c.index
         )?;
     }
     for line in &deletion_lines {
@@ -542,13 +583,17 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
     let count = |s: ChunkStatus| report.chunks.iter().filter(|c| c.status == s).count();
     writeln!(
         out,
-        "{} chunk(s) of {} recording(s): {} fetched, {} up to date, {} failed; {} bytes received",
+        "{} chunk(s) of {} recording(s): {} fetched, {} up to date, {} failed; {} bytes received{}",
         report.chunks.len(),
         report.events.len(),
         count(ChunkStatus::Fetched),
         count(ChunkStatus::UpToDate),
         count(ChunkStatus::Failed),
-        report.bytes_transferred
+        report.bytes_transferred,
+        match report.failed_events.len() {
+            0 => String::new(),
+            n => format!("; {n} event(s) not fetched"),
+        }
     )?;
     Ok(code)
 }
@@ -580,7 +625,7 @@ fn timeline(archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
                 writeln!(stdout, "{}", path.display())?;
             }
             Err(e) => {
-                eprintln!("recstitch: recording {}: {e}", r.key);
+                eprintln!("recstitch: recording {}: {}", shown(&r.key), shown(&e.to_string()));
                 code = EXIT_FINDINGS;
             }
         }
@@ -615,6 +660,23 @@ fn participants(archive: &Path, id: Option<&str>, out: Option<&Path>, json: bool
         writeln!(stdout, "no participant found")?;
     }
     Ok(EXIT_OK)
+}
+
+/// `s` for a terminal: control characters (which could move the cursor,
+/// recolour or retitle it) escaped as `\u{1b}`, `\n`, …; the rest as it is.
+fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -681,8 +743,8 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
         writeln!(
             out,
             "recording {} (call {}): {}",
-            r.recording_key,
-            r.call_id,
+            shown(&r.recording_key),
+            shown(&r.call_id),
             r.status.as_str()
         )?;
         writeln!(out, "  index  {:<44} {:>12}  pauses", "document id", "media ms")?;
@@ -697,7 +759,7 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
                 Some(false) => "kept in media",
                 None => "-",
             };
-            writeln!(out, "  {index:>5}  {:<44} {ms:>12}  {pauses}", c.document_id)?;
+            writeln!(out, "  {index:>5}  {:<44} {ms:>12}  {pauses}", shown(&c.document_id))?;
         }
         for f in &r.findings {
             let sev = match f.severity {
@@ -708,19 +770,24 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
                 .chunk_index
                 .map(|i| format!("chunk {i}"))
                 .unwrap_or_else(|| "recording".into());
-            writeln!(out, "  {sev:<7} {:<26} {chunk:<10} {}", f.code.as_str(), f.message)?;
+            writeln!(
+                out,
+                "  {sev:<7} {:<26} {chunk:<10} {}",
+                f.code.as_str(),
+                shown(&f.message)
+            )?;
         }
         if let Some(o) = &r.output {
-            writeln!(out, "  output: {o}")?;
+            writeln!(out, "  output: {}", shown(&o.to_string()))?;
         }
         if let Some(e) = &r.error {
-            writeln!(out, "  failed: {e}")?;
+            writeln!(out, "  failed: {}", shown(e))?;
         }
     }
     if !report.orphans.is_empty() {
         writeln!(out, "orphans:")?;
         for o in &report.orphans {
-            writeln!(out, "  {}: {}", o.path.display(), o.reason)?;
+            writeln!(out, "  {}: {}", shown(&o.path.display().to_string()), shown(&o.reason))?;
         }
     }
     let counts: Vec<String> = recstitch::Status::ALL

@@ -684,10 +684,75 @@ fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
     })
 }
 
-/// Reads and parses a metadata file.
+/// Reads and parses a metadata file (its lists within the default
+/// [`Limits`](crate::Limits)).
 pub fn read_metadata(path: &Path, max_bytes: u64) -> Result<ChunkMetadata> {
     let bytes = crate::io::read_bounded(path, max_bytes)?;
+    check_list_budgets(&bytes, path, &crate::Limits::default())?;
     parse_metadata(&parse_json(&bytes, path)?, path)
+}
+
+/// Checks the lists of a metadata document (`participants`,
+/// `pauseResumeIntervals` at its top level) against their budgets by
+/// counting their items in the bytes, before any of it is parsed into
+/// memory. Anything that is not such a document passes.
+pub(crate) fn check_list_budgets(bytes: &[u8], path: &Path, limits: &crate::Limits) -> Result<()> {
+    use crate::limits::Limit;
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let (mut string_start, mut last_key) = (0usize, &b""[..]);
+    // The list being counted: its budget, its name, commas at its level, whether it has an item.
+    let mut counting: Option<(Limit, &'static str)> = None;
+    let (mut commas, mut items) = (0u64, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+                if depth == 1 {
+                    last_key = bytes.get(string_start..i).unwrap_or_default();
+                }
+            }
+            continue;
+        }
+        let in_list = depth == 2 && counting.is_some();
+        match b {
+            b'"' => {
+                in_string = true;
+                string_start = i.saturating_add(1);
+                items |= in_list;
+            }
+            b'[' | b'{' => {
+                if depth == 1 && b == b'[' {
+                    counting = match last_key {
+                        b"participants" => Some((Limit::ParticipantsPerChunk, "participants")),
+                        b"pauseResumeIntervals" => Some((Limit::PausesPerChunk, "pauseResumeIntervals")),
+                        _ => None,
+                    };
+                    (commas, items) = (0, false);
+                }
+                items |= in_list;
+                depth = depth.saturating_add(1);
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 1 {
+                    if let Some((which, name)) = counting.take() {
+                        let n = if items { commas.saturating_add(1) } else { 0 };
+                        let what = format!("number of {name}");
+                        limits.check(which, n, &Here::new(path, format!("field `{name}`")), &what)?;
+                    }
+                }
+            }
+            b',' if in_list => commas = commas.saturating_add(1),
+            _ if in_list && !b.is_ascii_whitespace() => items = true,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -856,5 +921,32 @@ mod tests {
             ..EventChunk::default()
         };
         assert!(!cut.ends_session());
+    }
+
+    #[test]
+    fn lists_over_their_budgets_are_refused_before_parsing() {
+        let limits = crate::Limits {
+            max_participants_per_chunk: 3,
+            max_pauses_per_chunk: 2,
+            ..crate::Limits::default()
+        };
+        let path = Path::new("m.json");
+        let ok = br#"{"callId":"a,b","participants":[{"participantId":"x,[y"},{"participantId":"z"},{}],
+            "pauseResumeIntervals":[],"nested":{"participants":[1,2,3,4,5]}}"#;
+        assert!(check_list_budgets(ok, path, &limits).is_ok());
+        let many = br#"{"participants":[{"participantId":"1"},{"participantId":"2"},{"participantId":"3"},{"participantId":"4"}]}"#;
+        let e = check_list_budgets(many, path, &limits).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "m.json: field `participants`: number of participants is 4, over the limit 3 (Limits::max_participants_per_chunk)"
+        );
+        let pauses = br#"{"pauseResumeIntervals":[{"startTime":"\"]","duration":1},{},{}]}"#;
+        let e = check_list_budgets(pauses, path, &limits).unwrap_err().to_string();
+        assert!(
+            e.contains("number of pauseResumeIntervals is 3") && e.contains("max_pauses_per_chunk"),
+            "{e}"
+        );
+        assert!(check_list_budgets(b"[1,2,3]", path, &limits).is_ok());
+        assert!(check_list_budgets(b"\"unterminated", path, &limits).is_ok());
     }
 }

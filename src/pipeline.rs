@@ -234,7 +234,7 @@ fn current_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) 
 /// Whether the outputs of `rec` are up to date.
 pub fn up_to_date(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> bool {
     let paths = rec.output_paths(out_dir);
-    let Ok(saved) = crate::io::read_all(&paths.state()) else {
+    let Ok(saved) = crate::io::read_own(&paths.state(), 64 << 20) else {
         return false;
     };
     let Ok(saved) = serde_json::from_slice::<State>(&saved) else {
@@ -288,6 +288,11 @@ fn stitch_one(
     options: &BatchOptions,
 ) -> Result<Option<u64>> {
     let _lock = RecordingLock::acquire(paths)?;
+    // A link, a FIFO or a device planted where the state goes is refused,
+    // never read or waited for.
+    if !crate::io::is_remote(&paths.state()) {
+        crate::io::check_not_special(&paths.state())?;
+    }
     // Another process may have finished it while this one waited.
     if !options.force && up_to_date(&validated.recording, out_dir, &options.stitch) {
         return Ok(None);

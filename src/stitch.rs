@@ -629,6 +629,8 @@ fn commit(path: &Path, manifest: Option<&Path>, write: impl FnOnce(&File) -> Res
 }
 
 /// How a recording's chunks are joined: per format.
+// One value per recording being stitched: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Joined {
     /// MP4: the sample tables of the output (boxed: much larger than the others).
     Mp4(Box<Plan>),

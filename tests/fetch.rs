@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use recstitch::fetch::{ChunkStatus, Credentials, FetchOptions, FetchReport, Fetcher};
+use recstitch::fetch::{ChunkStatus, Credentials, FetchOptions, FetchReport, Fetcher, HostPattern};
 use serde_json::Value;
 use util::service::{self, event, Fault, Media, ServedChunk, Service, KEY_B64};
 
@@ -68,8 +68,13 @@ fn quick() -> FetchOptions {
     o
 }
 
-fn fetcher(service: &Service, options: FetchOptions) -> Fetcher {
+/// A fetcher with the service's connection string, trusting its storage host.
+fn fetcher(service: &Service, mut options: FetchOptions) -> Fetcher {
     let creds = Credentials::from_connection_string(&service.connection_string(KEY_B64)).unwrap();
+    options
+        .trusted_hosts
+        .operator
+        .push(HostPattern::parse(&service.storage_authority()).unwrap());
     Fetcher::new(creds, options)
 }
 
@@ -130,13 +135,15 @@ fn fetch_cli(service: &Service, key: &str, args: &[&str]) -> Output {
     fetch_command(service, key, args).output().unwrap()
 }
 
-/// `recstitch fetch ARGS` with the service's connection string made with `key`.
+/// `recstitch fetch ARGS` with the service's connection string made with
+/// `key`, trusting its storage host.
 fn fetch_command(service: &Service, key: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_recstitch"));
     command
         .arg("fetch")
         .args(args)
         .env("RECSTITCH_CONNECTION_STRING", service.connection_string(key))
+        .env("RECSTITCH_TRUSTED_HOSTS", service.storage_authority())
         .env_remove("RECSTITCH_ACCESS_TOKEN");
     command
 }
@@ -985,6 +992,7 @@ fn throughput_of_a_1_5_gb_chunk() {
             archive.to_str().unwrap(),
         ])
         .env("RECSTITCH_CONNECTION_STRING", service.connection_string(KEY_B64))
+        .env("RECSTITCH_TRUSTED_HOSTS", service.storage_authority())
         .output()
         .unwrap();
     let seconds = started.elapsed().as_secs_f64();
@@ -1025,6 +1033,7 @@ fn the_archival_worker_fetches_validates_and_stitches() {
     let done = Command::new(&worker)
         .args([&file, &download, &out])
         .env("RECSTITCH_CONNECTION_STRING", service.connection_string(KEY_B64))
+        .env("RECSTITCH_TRUSTED_HOSTS", service.storage_authority())
         .output()
         .unwrap();
     assert_eq!(done.status.code(), Some(0), "{}", text(&done));

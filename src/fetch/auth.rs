@@ -153,6 +153,16 @@ impl Location {
         }
     }
 
+    /// The host, lower case (an IPv6 address in brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port the connection goes to: the URL's, else the scheme's default.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(self.scheme.default_port())
+    }
+
     /// The path and query, as sent and signed.
     pub fn path_and_query(&self) -> &str {
         &self.path_and_query
@@ -193,6 +203,31 @@ impl fmt::Display for Location {
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     (s.len() >= prefix.len() && s.is_char_boundary(prefix.len()) && s[..prefix.len()].eq_ignore_ascii_case(prefix))
         .then(|| &s[prefix.len()..])
+}
+
+/// Decodes `%XX` escapes (an invalid escape is kept as it is; bytes that
+/// are not UTF-8 are replaced).
+pub(crate) fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -301,6 +336,12 @@ impl Credentials {
     /// The endpoint, when known.
     pub fn endpoint(&self) -> Option<&Location> {
         self.endpoint.as_ref()
+    }
+
+    /// Whether these are a bearer token (sent as it is: it goes to the
+    /// endpoint's host only, unless the operator trusts another host).
+    pub fn is_bearer_token(&self) -> bool {
+        matches!(self.secret, Secret::Token(_))
     }
 
     /// The headers that authorise `method` on `location` at `now` (for a

@@ -15,6 +15,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,7 @@ use super::auth::Location;
 use super::http::{self, excerpt, header, parse_content_range, Attempts, Client, Failure, Method};
 use super::{FetchObserver, FetchOptions, FetchProgress};
 use crate::archive::FileKind;
-use crate::io::{read_bounded, read_head, sync_dir, write_atomic};
+use crate::io::{check_not_special, open_regular, read_head, read_regular, sync_dir, write_atomic};
 use crate::metadata::{self, MediaFormat};
 
 /// What a chunk's transfer needs from its surroundings.
@@ -36,6 +37,106 @@ pub(crate) struct Ctx<'a> {
     /// The media's format, as the chunk's metadata names it: what a body
     /// must hold to be saved as the media.
     pub format: MediaFormat,
+    /// When the chunk must be done by.
+    pub deadline: Deadline,
+}
+
+/// A chunk's deadline: [`FetchOptions::deadline_windows`] stall windows from
+/// its start, extended by its media's size at [`FetchOptions::deadline_rate`]
+/// once the size is known.
+pub(crate) struct Deadline {
+    started: Instant,
+    /// Milliseconds allowed from `started`.
+    allowed_ms: AtomicU64,
+}
+
+impl Deadline {
+    /// A deadline of the base allowance from now.
+    pub(crate) fn start(options: &FetchOptions) -> Deadline {
+        Deadline {
+            started: Instant::now(),
+            allowed_ms: AtomicU64::new(millis(base_allowance(options))),
+        }
+    }
+
+    /// Allows the base plus `size` bytes at the deadline rate.
+    fn extend_for(&self, size: u64, options: &FetchOptions) {
+        let secs = size / options.deadline_rate.max(1);
+        let total = base_allowance(options).saturating_add(Duration::from_secs(secs));
+        self.allowed_ms.store(millis(total), Ordering::SeqCst);
+    }
+
+    fn allowed(&self) -> Duration {
+        Duration::from_millis(self.allowed_ms.load(Ordering::SeqCst))
+    }
+
+    fn passed(&self) -> bool {
+        self.started.elapsed() >= self.allowed()
+    }
+}
+
+fn base_allowance(options: &FetchOptions) -> Duration {
+    options.stall_timeout.saturating_mul(options.deadline_windows.max(1))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A body reader that gives up on a slow or late transfer: fewer than
+/// [`FetchOptions::min_rate`] bytes per second averaged over a stall window
+/// is a stall, and past the chunk's deadline nothing more is read. Both are
+/// `TimedOut` errors, as a connection that went silent is.
+pub(crate) struct Paced<'c, 'a, R> {
+    inner: R,
+    ctx: &'c Ctx<'a>,
+    window_started: Instant,
+    window_bytes: u64,
+}
+
+impl<'c, 'a, R: Read> Paced<'c, 'a, R> {
+    pub(crate) fn new(inner: R, ctx: &'c Ctx<'a>) -> Self {
+        Paced {
+            inner,
+            ctx,
+            window_started: Instant::now(),
+            window_bytes: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Paced<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let timed_out = |why: String| std::io::Error::new(std::io::ErrorKind::TimedOut, why);
+        if self.ctx.deadline.passed() {
+            return Err(timed_out(deadline_message(&self.ctx.deadline)));
+        }
+        let n = self.inner.read(buf)?;
+        self.window_bytes = self.window_bytes.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        let window = self.ctx.options.stall_timeout.max(Duration::from_millis(1));
+        let elapsed = self.window_started.elapsed();
+        if elapsed >= window {
+            let floor = self.ctx.options.min_rate as f64 * elapsed.as_secs_f64();
+            if (self.window_bytes as f64) < floor {
+                return Err(timed_out(format!(
+                    "stalled: {} bytes in {:.1} s, under the floor of {} bytes/s (--min-rate)",
+                    self.window_bytes,
+                    elapsed.as_secs_f64(),
+                    self.ctx.options.min_rate
+                )));
+            }
+            self.window_started = Instant::now();
+            self.window_bytes = 0;
+        }
+        Ok(n)
+    }
+}
+
+fn deadline_message(deadline: &Deadline) -> String {
+    format!(
+        "the chunk's deadline of {} s passed (stall windows, --stall-timeout, plus its size at --deadline-rate); a rerun resumes it",
+        deadline.allowed().as_secs()
+    )
 }
 
 /// The file kind a body of `format` starts as.
@@ -53,6 +154,8 @@ impl Ctx<'_> {
             Some(Stop::Cancelled)
         } else if self.abort.load(Ordering::SeqCst) {
             Some(Stop::Aborted)
+        } else if self.deadline.passed() {
+            Some(Stop::Deadline(deadline_message(&self.deadline)))
         } else {
             None
         }
@@ -78,7 +181,9 @@ impl Ctx<'_> {
             delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             reason: why.to_string(),
         });
-        http::sleep(delay, &self.options.cancel, &|| self.abort.load(Ordering::SeqCst));
+        http::sleep(delay, &self.options.cancel, &|| {
+            self.abort.load(Ordering::SeqCst) || self.deadline.passed()
+        });
         match self.stopped() {
             Some(stop) => Err(stop.into()),
             None => Ok(()),
@@ -93,15 +198,18 @@ impl Ctx<'_> {
                 self.abort.store(true, Ordering::SeqCst);
                 Err(ChunkError::Auth(why))
             }
+            Failure::Untrusted(why) => Err(ChunkError::Untrusted(why)),
             other => Err(ChunkError::Failed(other.message())),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Stop {
     Cancelled,
     Aborted,
+    /// The chunk's deadline passed (the message says which).
+    Deadline(String),
 }
 
 impl From<Stop> for ChunkError {
@@ -109,6 +217,7 @@ impl From<Stop> for ChunkError {
         match s {
             Stop::Cancelled => ChunkError::Cancelled,
             Stop::Aborted => ChunkError::Aborted,
+            Stop::Deadline(why) => ChunkError::Failed(why),
         }
     }
 }
@@ -118,6 +227,8 @@ impl From<Stop> for ChunkError {
 pub(crate) enum ChunkError {
     /// 401/403: the recording's other chunks are not tried.
     Auth(String),
+    /// A location (or a redirect) on a host credentials may not go to.
+    Untrusted(String),
     /// Not tried, or stopped: another chunk of the recording failed authentication.
     Aborted,
     /// The fetch was cancelled.
@@ -146,7 +257,8 @@ pub(crate) struct Transfer {
 /// Downloads a chunk's metadata to `final_path` unless it is there already.
 pub(crate) fn metadata(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Transfer, ChunkError> {
     let max = ctx.options.limits.max_json_bytes;
-    if let Ok(bytes) = read_bounded(final_path, max) {
+    check_not_special(final_path).map_err(|e| ChunkError::Failed(e.to_string()))?;
+    if let Ok(bytes) = read_regular(final_path, max) {
         if metadata::parse_json(&bytes, final_path).is_ok() {
             return Ok(Transfer {
                 size: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
@@ -178,10 +290,12 @@ pub(crate) fn metadata(ctx: &Ctx, location: &Location, final_path: &Path) -> Res
     }
 }
 
-fn with_context(e: ChunkError, what: &str) -> ChunkError {
+/// The error with `what` failed in front of its message.
+pub(crate) fn with_context(e: ChunkError, what: &str) -> ChunkError {
     match e {
         ChunkError::Failed(m) => ChunkError::Failed(format!("{what}: {m}")),
         ChunkError::Auth(m) => ChunkError::Auth(format!("{what}: {m}")),
+        ChunkError::Untrusted(m) => ChunkError::Untrusted(format!("{what}: {m}")),
         other => other,
     }
 }
@@ -191,9 +305,7 @@ fn get_metadata(ctx: &Ctx, location: &Location, max: u64) -> Result<Vec<u8>, Fai
     let mut response = ctx.client.send(Method::Get, location, None)?;
     let status = response.status().as_u16();
     let mut bytes = Vec::new();
-    response
-        .body_mut()
-        .as_reader()
+    Paced::new(response.body_mut().as_reader(), ctx)
         .take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| Failure::transient(format!("reading the body failed: {e}")))?;
@@ -204,6 +316,8 @@ fn get_metadata(ctx: &Ctx, location: &Location, max: u64) -> Result<Vec<u8>, Fai
     }
     let content_type = header(&response, "content-type").unwrap_or_default();
     let kind = FileKind::sniff(&bytes);
+    metadata::check_list_budgets(&bytes, Path::new(ctx.document_id), &ctx.options.limits)
+        .map_err(|e| Failure::Fatal(format!("the metadata is refused: {e}")))?;
     let value = match metadata::parse_json(&bytes, Path::new(ctx.document_id)) {
         Ok(v) => v,
         Err(_) => {
@@ -323,9 +437,9 @@ fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()>
 /// it describes (same inode, the object's length). Otherwise both are removed.
 fn load_resume(part: &Path, progress: &Path) -> Option<(Resume, File)> {
     let loaded = (|| {
-        let bytes = read_bounded(progress, 1 << 20).ok()?;
+        let bytes = read_regular(progress, 1 << 20).ok()?;
         let resume: Resume = serde_json::from_slice(&bytes).ok()?;
-        let file = OpenOptions::new().read(true).write(true).open(part).ok()?;
+        let file = open_regular(part, OpenOptions::new().read(true).write(true), false).ok()?;
         let len = file.metadata().ok()?.len();
         let mut at = 0u64;
         let consistent = !resume.segments.is_empty()
@@ -421,7 +535,7 @@ fn first_request(ctx: &Ctx, location: &Location) -> Result<First, Failure> {
     let mut reader = response.into_body().into_reader();
     let mut head = Vec::with_capacity(64);
     let want = covers.min(64);
-    (&mut reader)
+    Paced::new(&mut reader, ctx)
         .take(want)
         .read_to_end(&mut head)
         .map_err(|e| Failure::transient(format!("reading the body failed: {e}")))?;
@@ -496,6 +610,11 @@ impl Shared<'_> {
 /// unless it is there already.
 pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Transfer, ChunkError> {
     let (part, progress) = part_paths(final_path);
+    // A link, a FIFO or a device planted in the archive under one of these
+    // names is never followed, written through or waited for.
+    for path in [final_path, &part, &progress] {
+        check_not_special(path).map_err(|e| ChunkError::Failed(e.to_string()))?;
+    }
     if final_path.exists() {
         let _ = std::fs::remove_file(&part);
         let _ = std::fs::remove_file(&progress);
@@ -517,13 +636,13 @@ pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result
                     Err(failure) => ctx.after(&mut attempts, failure)?,
                 }
             };
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&part)
-                .and_then(|file| file.set_len(f.size).map(|()| file))
+            let file = open_regular(
+                &part,
+                OpenOptions::new().read(true).write(true).create(true).truncate(true),
+                false,
+            )
+            .map_err(|e| ChunkError::Failed(e.to_string()))?;
+            file.set_len(f.size)
                 .map_err(|e| ChunkError::Failed(format!("{}: {e}", part.display())))?;
             let resume = Resume {
                 size: f.size,
@@ -536,6 +655,7 @@ pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result
         }
     };
     let size = resume.size;
+    ctx.deadline.extend_for(size, ctx.options);
     ctx.observer.progress(&FetchProgress::ChunkStarted {
         document_id: ctx.document_id.to_string(),
         bytes: size,
@@ -586,7 +706,7 @@ pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result
     // before the stops it caused).
     let mut errors: Vec<ChunkError> = results.into_iter().filter_map(Result::err).collect();
     errors.sort_by_key(|e| match e {
-        ChunkError::Auth(_) => 0,
+        ChunkError::Auth(_) | ChunkError::Untrusted(_) => 0,
         ChunkError::Failed(_) => 1,
         ChunkError::Cancelled => 2,
         ChunkError::Aborted => 3,
@@ -700,7 +820,7 @@ fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Opti
         let result = stream(
             shared,
             i,
-            &mut reader,
+            &mut Paced::new(&mut reader, ctx),
             from.saturating_sub(seg.start),
             covers.min(seg.end),
             &mut buf,
@@ -886,6 +1006,7 @@ fn up_to_date(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Trans
                 ctx.abort.store(true, Ordering::SeqCst);
                 return Err(ChunkError::Auth(why));
             }
+            Err(Failure::Untrusted(why)) => return Err(ChunkError::Untrusted(why)),
             Err(Failure::Transient { why, retry_after }) => {
                 if ctx.retry(&mut attempts, &why, retry_after).is_err() {
                     break Err(why);

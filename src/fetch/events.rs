@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::io::read_bounded;
+use crate::io::{read_bounded, read_regular};
 use crate::limits::Limits;
 use crate::metadata::{self, CompletionEvent};
 
@@ -18,6 +18,8 @@ use crate::metadata::{self, CompletionEvent};
 pub(crate) struct Incoming {
     /// The file it came from.
     pub source: PathBuf,
+    /// Its place in the file's array, if it was in one.
+    pub position: Option<usize>,
     /// The event as delivered (saved beside the chunks).
     pub raw: Value,
     /// The event, parsed.
@@ -40,12 +42,38 @@ pub struct SkippedEvent {
     pub reason: String,
 }
 
+/// An event that could not be fetched at all: its file cannot be read or
+/// parsed, or the event cannot be laid out in the archive. The other
+/// events are fetched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedEvent {
+    /// The file it came from.
+    pub source: PathBuf,
+    /// Its place in the file's array, if it was in one.
+    pub position: Option<usize>,
+    /// Its id, when it could be read.
+    pub id: Option<String>,
+    /// Why.
+    pub error: String,
+}
+
+/// What the inputs hold: the completion events to fetch (oldest first,
+/// each once), the events set aside, and the inputs that failed.
+pub(crate) struct Inputs {
+    pub events: Vec<Incoming>,
+    pub skipped: Vec<SkippedEvent>,
+    pub failed: Vec<FailedEvent>,
+}
+
 /// The completion events of `inputs` (files or folders), oldest first, each
-/// once; the others set aside. An input that cannot be read or parsed is an
-/// error: nothing is fetched from a half-understood list.
-pub(crate) fn read_inputs(inputs: &[PathBuf], limits: &Limits) -> Result<(Vec<Incoming>, Vec<SkippedEvent>)> {
+/// once; the others set aside. A file or an event that cannot be read or
+/// parsed is a [`FailedEvent`]; the others are still fetched. `Err` only
+/// for a folder without any event file (a wrong argument).
+pub(crate) fn read_inputs(inputs: &[PathBuf], limits: &Limits) -> Result<Inputs> {
     let mut events = Vec::new();
     let mut skipped = Vec::new();
+    let mut failed = Vec::new();
     for input in inputs {
         if input.is_dir() {
             let mut files: Vec<PathBuf> = walkdir::WalkDir::new(input)
@@ -66,10 +94,12 @@ pub(crate) fn read_inputs(inputs: &[PathBuf], limits: &Limits) -> Result<(Vec<In
                 )));
             }
             for file in files {
-                read_file(&file, limits, &mut events, &mut skipped)?;
+                // Found in a folder: never through a link, never a FIFO.
+                read_file(&file, false, limits, &mut events, &mut skipped, &mut failed);
             }
         } else {
-            read_file(input, limits, &mut events, &mut skipped)?;
+            // Named by the operator: a link is followed, a FIFO is not waited for.
+            read_file(input, true, limits, &mut events, &mut skipped, &mut failed);
         }
     }
     // The same event delivered twice (Event Grid delivers at least once).
@@ -89,34 +119,74 @@ pub(crate) fn read_inputs(inputs: &[PathBuf], limits: &Limits) -> Result<(Vec<In
     }
     // Oldest first: their chunks expire first. Events without a time first of all.
     unique.sort_by_key(|e| e.event.event_time.or(e.event.recording_start));
-    Ok((unique, skipped))
+    Ok(Inputs {
+        events: unique,
+        skipped,
+        failed,
+    })
 }
 
-fn read_file(path: &Path, limits: &Limits, events: &mut Vec<Incoming>, skipped: &mut Vec<SkippedEvent>) -> Result<()> {
-    let bytes = read_bounded(path, limits.max_json_bytes)?;
-    let value = metadata::parse_json(&bytes, path)?;
+fn read_file(
+    path: &Path,
+    follow: bool,
+    limits: &Limits,
+    events: &mut Vec<Incoming>,
+    skipped: &mut Vec<SkippedEvent>,
+    failed: &mut Vec<FailedEvent>,
+) {
+    let fail = |position: Option<usize>, id: Option<String>, e: Error| FailedEvent {
+        source: path.to_path_buf(),
+        position,
+        id,
+        error: e.to_string(),
+    };
+    let read = if follow {
+        read_bounded(path, limits.max_json_bytes)
+    } else {
+        read_regular(path, limits.max_json_bytes)
+    };
+    let value = match read.and_then(|bytes| metadata::parse_json(&bytes, path)) {
+        Ok(v) => v,
+        Err(e) => return failed.push(fail(None, None, e)),
+    };
     let items: Vec<(Option<usize>, Value)> = match value {
         Value::Array(items) => items.into_iter().enumerate().map(|(i, v)| (Some(i), v)).collect(),
         other => vec![(None, other)],
     };
     for (position, item) in items {
+        let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
         if !item.is_object() {
-            return Err(Error::Invalid {
-                path: path.to_path_buf(),
-                context: position.map(|i| format!("[{i}]")).unwrap_or_default(),
-                message: "not an event (expected a JSON object)".into(),
-            });
+            failed.push(fail(
+                position,
+                None,
+                Error::Invalid {
+                    path: path.to_path_buf(),
+                    context: position.map(|i| format!("[{i}]")).unwrap_or_default(),
+                    message: "not an event (expected a JSON object)".into(),
+                },
+            ));
+            continue;
         }
         if metadata::is_completion_event(&item) {
-            let event = metadata::parse_one_event(&item, path, position)?;
-            limits.check_count(
-                crate::limits::Limit::ChunksPerRecording,
-                event.chunks.len(),
-                &crate::error::Here::new(path, "data/recordingStorageInfo/recordingChunks"),
-                "number of chunks",
-            )?;
+            let parsed = metadata::parse_one_event(&item, path, position).and_then(|event| {
+                limits.check_count(
+                    crate::limits::Limit::ChunksPerRecording,
+                    event.chunks.len(),
+                    &crate::error::Here::new(path, "data/recordingStorageInfo/recordingChunks"),
+                    "number of chunks",
+                )?;
+                Ok(event)
+            });
+            let event = match parsed {
+                Ok(e) => e,
+                Err(e) => {
+                    failed.push(fail(position, id, e));
+                    continue;
+                }
+            };
             events.push(Incoming {
                 source: path.to_path_buf(),
+                position,
                 raw: item,
                 event,
             });
@@ -138,5 +208,4 @@ fn read_file(path: &Path, limits: &Limits, events: &mut Vec<Incoming>, skipped: 
             });
         }
     }
-    Ok(())
 }

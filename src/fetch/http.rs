@@ -6,6 +6,7 @@ use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::auth::{parse_http_date, Credentials, Location};
+use super::trust::TrustedHosts;
 use super::FetchOptions;
 use crate::io::Cancel;
 
@@ -25,6 +26,9 @@ pub(crate) enum Failure {
     },
     /// 401 or 403: the credentials do not open this recording.
     Auth(String),
+    /// The location (or a redirect) is on a host credentials may not go
+    /// to ([`TrustedHosts`]): nothing was sent.
+    Untrusted(String),
     /// 416: the range asked for lies outside the object (its size, when the
     /// server said it).
     RangeNotSatisfiable(Option<u64>),
@@ -44,7 +48,9 @@ impl Failure {
     /// The message, for a report.
     pub(crate) fn message(&self) -> String {
         match self {
-            Failure::Transient { why, .. } | Failure::Auth(why) | Failure::Fatal(why) => why.clone(),
+            Failure::Transient { why, .. } | Failure::Auth(why) | Failure::Untrusted(why) | Failure::Fatal(why) => {
+                why.clone()
+            }
             Failure::RangeNotSatisfiable(size) => format!(
                 "the server refused the range asked for (416){}",
                 size.map(|s| format!("; the object has {s} bytes")).unwrap_or_default()
@@ -57,7 +63,11 @@ impl Failure {
 pub(crate) struct Client {
     agent: ureq::Agent,
     credentials: Credentials,
+    trusted: TrustedHosts,
 }
+
+/// Redirects followed for one request (each to a trusted host, signed again).
+const MAX_REDIRECTS: usize = 5;
 
 impl Client {
     pub(crate) fn new(credentials: Credentials, options: &FetchOptions) -> Client {
@@ -67,13 +77,25 @@ impl Client {
             .timeout_send_request(Some(options.response_timeout))
             .timeout_recv_response(Some(options.response_timeout))
             .timeout_per_read(Some(options.stall_timeout))
-            .max_redirects(5)
+            // Redirects are followed here, not by ureq: each target is checked
+            // against the trusted hosts and the request signed for it again.
+            .max_redirects(0)
             .user_agent(concat!("recstitch/", env!("CARGO_PKG_VERSION")))
             .build();
         Client {
             agent: ureq::Agent::new_with_config(config),
             credentials,
+            trusted: options.trusted_hosts.clone(),
         }
+    }
+
+    /// Whether credentials may go to `location` ([`TrustedHosts::check`]).
+    pub(crate) fn check_trusted(&self, location: &Location) -> Result<(), String> {
+        self.trusted.check(
+            location,
+            self.credentials.endpoint(),
+            self.credentials.is_bearer_token(),
+        )
     }
 
     pub(crate) fn credentials(&self) -> &Credentials {
@@ -81,8 +103,40 @@ impl Client {
     }
 
     /// Sends a signed `GET` (with `Range: bytes=start-[end]` when given) or
-    /// `DELETE`. A response of another class than 2xx becomes a [`Failure`].
+    /// `DELETE`, only to a trusted host ([`Failure::Untrusted`] otherwise,
+    /// nothing sent). A `GET` follows up to [`MAX_REDIRECTS`] redirects, each
+    /// to a trusted host and signed for it; a `DELETE` follows none. A
+    /// response of another class than 2xx becomes a [`Failure`].
     pub(crate) fn send(
+        &self,
+        method: Method,
+        location: &Location,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<Response, Failure> {
+        let mut target = location.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            self.check_trusted(&target).map_err(Failure::Untrusted)?;
+            let response = self.send_once(method, &target, range)?;
+            let status = response.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return check_status(response);
+            }
+            if method == Method::Delete {
+                return Err(Failure::Fatal(format!(
+                    "the service answered the DELETE with a redirect (HTTP {status}); not followed"
+                )));
+            }
+            let next = header(&response, "location")
+                .ok_or_else(|| Failure::Fatal(format!("a redirect (HTTP {status}) without a Location")))?;
+            target = redirect_target(&target, &next).map_err(|e| Failure::Fatal(format!("a redirect to {e}")))?;
+            self.check_trusted(&target)
+                .map_err(|e| Failure::Untrusted(format!("the service redirected to {}: {e}", target.authority())))?;
+        }
+        Err(Failure::Fatal(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+
+    /// One request, signed for `location`, without following redirects.
+    fn send_once(
         &self,
         method: Method,
         location: &Location,
@@ -110,9 +164,27 @@ impl Client {
                 r.call()
             }
         };
-        let response = result.map_err(|e| classify_error(&e))?;
-        check_status(response)
+        result.map_err(|e| classify_error(&e))
     }
+}
+
+/// Where a redirect's `Location` points from `from`: an absolute `http(s)`
+/// URL, or an absolute path on the same host.
+fn redirect_target(from: &Location, to: &str) -> Result<Location, String> {
+    let to = to.trim();
+    if to.starts_with('/') && !to.starts_with("//") {
+        let base = format!(
+            "{}://{}",
+            if from.scheme() == super::auth::Scheme::Https {
+                "https"
+            } else {
+                "http"
+            },
+            from.authority()
+        );
+        return Location::parse(&format!("{base}{to}")).map_err(|e| format!("`{}`: {e}", excerpt(to.as_bytes())));
+    }
+    Location::parse(to).map_err(|e| format!("`{}`: {e}", excerpt(to.as_bytes())))
 }
 
 /// The methods used.

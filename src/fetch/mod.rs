@@ -38,6 +38,7 @@ pub mod auth;
 mod download;
 mod events;
 mod http;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -47,7 +48,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 pub use auth::{Credentials, Location};
-pub use events::SkippedEvent;
+pub use events::{FailedEvent, SkippedEvent};
+pub use trust::{HostPattern, TrustedHosts, TRUSTED_HOSTS_VAR};
 
 use crate::error::{Error, Result};
 use crate::io::{check_out_dir, output_paths, safe_name, sha256_file, write_atomic, Cancel, FileLock};
@@ -73,9 +75,26 @@ pub struct FetchOptions {
     pub connect_timeout: Duration,
     /// Sending a request and receiving its response's headers (default 60 s).
     pub response_timeout: Duration,
-    /// The longest wait for the next bytes of a body (default 60 s): a
-    /// stalled transfer is abandoned and resumed.
+    /// The stall window (default 60 s): a transfer that receives no byte
+    /// for this long, or fewer than [`FetchOptions::min_rate`] bytes per
+    /// second averaged over it, is stalled: abandoned and resumed like a
+    /// dropped connection.
     pub stall_timeout: Duration,
+    /// The slowest transfer accepted, in bytes per second averaged over the
+    /// stall window (default 16 KiB/s; 0: only a silent connection stalls).
+    pub min_rate: u64,
+    /// With [`FetchOptions::deadline_rate`], the time one chunk (its
+    /// metadata and media, retries included) may take: this many stall
+    /// windows (default 12: 12 minutes with the default window) ...
+    pub deadline_windows: u32,
+    /// ... plus the media's size at this rate, in bytes per second (default
+    /// 256 KiB/s: a 1.5 GB chunk gets 12 min + 95 min). A chunk past its
+    /// deadline fails; a rerun resumes it.
+    pub deadline_rate: u64,
+    /// The hosts besides the endpoint's that credentials may go to
+    /// (default: the service's storage hosts; [`TrustedHosts::from_env`]
+    /// adds [`TRUSTED_HOSTS_VAR`]'s).
+    pub trusted_hosts: TrustedHosts,
     /// Retries of a transfer after transient failures in a row (default 8;
     /// an attempt that moved at least 1 MiB starts the count again).
     pub retries: u32,
@@ -108,6 +127,10 @@ impl Default for FetchOptions {
             connect_timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(60),
             stall_timeout: Duration::from_secs(60),
+            min_rate: 16 << 10,
+            deadline_windows: 12,
+            deadline_rate: 256 << 10,
+            trusted_hosts: TrustedHosts::default(),
             retries: 8,
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
@@ -244,8 +267,10 @@ pub struct ChunkReport {
     pub resumed: bool,
     /// Retries after transient failures.
     pub retries: u32,
-    /// For a failure: `authentication` (401/403), `aborted` (another chunk
-    /// of the recording failed authentication), `cancelled` or `failed`.
+    /// For a failure: `authentication` (401/403), `untrusted` (a location
+    /// on a host credentials may not go to: nothing was sent), `aborted`
+    /// (another chunk of the recording failed authentication), `cancelled`
+    /// or `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<String>,
     /// Why it failed.
@@ -299,6 +324,9 @@ pub struct FetchReport {
     pub events: Vec<EventReport>,
     /// Events not fetched (other types, the same event twice).
     pub skipped: Vec<SkippedEvent>,
+    /// Event files that could not be read or parsed, and events that
+    /// could not be laid out in the archive: nothing of them was fetched.
+    pub failed_events: Vec<FailedEvent>,
     /// Every chunk the events list, in the order fetched.
     pub chunks: Vec<ChunkReport>,
     /// Warnings (events close to expiry).
@@ -308,9 +336,10 @@ pub struct FetchReport {
 }
 
 impl FetchReport {
-    /// Whether every chunk is in the archive (fetched or up to date).
+    /// Whether every event was read and every chunk is in the archive
+    /// (fetched or up to date).
     pub fn all_fetched(&self) -> bool {
-        self.chunks.iter().all(|c| c.status != ChunkStatus::Failed)
+        self.failed_events.is_empty() && self.chunks.iter().all(|c| c.status != ChunkStatus::Failed)
     }
 
     /// The chunks that could not be fetched.
@@ -331,8 +360,8 @@ struct Task {
     document_id: String,
     index: u32,
     dir: PathBuf,
-    media: std::result::Result<Location, String>,
-    metadata: std::result::Result<Location, String>,
+    media: std::result::Result<Location, ChunkError>,
+    metadata: std::result::Result<Location, ChunkError>,
     delete_location: Option<String>,
 }
 
@@ -358,72 +387,57 @@ impl Fetcher {
     /// Fetches every chunk of the completion events in `events` (files, or
     /// folders of them) into `archive`.
     ///
-    /// `Err` only when the fetch could not start: an event file that cannot
-    /// be read or parsed, an archive folder that cannot be written. A chunk
-    /// that could not be fetched is `failed` in the report, with the reason.
+    /// `Err` only when the fetch could not start: a folder without any
+    /// event file, an archive folder that cannot be written. An event file
+    /// that cannot be read or parsed, or an event that cannot be laid out
+    /// in the archive, is in [`FetchReport::failed_events`] and the other
+    /// events are fetched; a chunk that could not be fetched is `failed` in
+    /// the report, with the reason.
     pub fn fetch_with(&self, events: &[PathBuf], archive: &Path, observer: &dyn FetchObserver) -> Result<FetchReport> {
-        let (incoming, skipped) = events::read_inputs(events, &self.options.limits)?;
+        let inputs = events::read_inputs(events, &self.options.limits)?;
         check_out_dir(archive)?;
         let now = SystemTime::now();
         let mut warnings = Vec::new();
-        for s in &skipped {
+        for s in &inputs.skipped {
             observer.progress(&FetchProgress::Warning {
-                message: format!(
-                    "{}{}: skipped: {}",
-                    s.source.display(),
-                    s.position.map(|p| format!("[{p}]")).unwrap_or_default(),
-                    s.reason
-                ),
+                message: format!("{}{}: skipped: {}", s.source.display(), position(s.position), s.reason),
             });
         }
+        let mut failed_events = inputs.failed;
+        let mut incoming = Vec::new();
         let mut reports = Vec::new();
         let mut tasks = Vec::new();
-        for (i, inc) in incoming.iter().enumerate() {
-            let e = &inc.event;
-            let call_id = e.call_id.clone().unwrap_or_else(|| "unknown".into());
-            let dir = archive.join(safe_name(&call_id));
-            std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?;
-            let name =
-                e.id.clone()
-                    .or_else(|| e.recording_id.clone())
-                    .or_else(|| e.chunks.first().map(|c| c.document_id.clone()))
-                    .unwrap_or_else(|| "unknown".into());
-            let saved = dir.join(format!("event-{}.json", safe_name(&name)));
-            save_event(&saved, &inc.raw)?;
-            let age_hours = e.event_time.or(e.recording_start).map(|t| hours_since(t, now));
-            if let Some(age) = age_hours.filter(|a| *a > self.options.old_event_hours) {
-                let message = format!(
-                    "event {} (recording {}) is {age:.1} hours old: the service keeps recordings for 24 hours, its chunks may be gone",
-                    e.id.as_deref().unwrap_or("without id"),
-                    e.recording_id.as_deref().unwrap_or("?")
-                );
+        for inc in inputs.events {
+            let (dir, saved) = match lay_out(&inc, archive) {
+                Ok(laid) => laid,
+                Err(e) => {
+                    failed_events.push(FailedEvent {
+                        source: inc.source.clone(),
+                        position: inc.position,
+                        id: inc.event.id.clone(),
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let (report, warning) = self.plan_event(&inc, dir, saved, incoming.len(), now, &mut tasks);
+            if let Some(message) = warning {
                 observer.progress(&FetchProgress::Warning {
                     message: message.clone(),
                 });
                 warnings.push(message);
             }
-            let mut chunks = e.chunks.clone();
-            chunks.sort_by_key(|c| c.index);
-            for c in &chunks {
-                tasks.push(Task {
-                    event: i,
-                    document_id: c.document_id.clone(),
-                    index: c.index,
-                    dir: dir.clone(),
-                    media: self.location(c.content_location.as_deref(), &c.document_id, false),
-                    metadata: self.location(c.metadata_location.as_deref(), &c.document_id, true),
-                    delete_location: c.delete_location.clone(),
-                });
-            }
-            reports.push(EventReport {
-                id: e.id.clone(),
-                source: inc.source.clone(),
-                saved,
-                call_id,
-                recording_id: e.recording_id.clone(),
-                event_time: e.event_time,
-                age_hours,
-                chunks: chunks.iter().map(|c| c.document_id.clone()).collect(),
+            reports.push(report);
+            incoming.push(inc);
+        }
+        for f in &failed_events {
+            observer.progress(&FetchProgress::Warning {
+                message: format!(
+                    "{}{}: not fetched: {}",
+                    f.source.display(),
+                    position(f.position),
+                    f.error
+                ),
             });
         }
         observer.progress(&FetchProgress::Started {
@@ -435,7 +449,8 @@ impl Fetcher {
             schema_version: FETCH_REPORT_SCHEMA_VERSION,
             archive: archive.to_path_buf(),
             events: reports,
-            skipped,
+            skipped: inputs.skipped,
+            failed_events,
             bytes_transferred: chunks.iter().map(|c| c.bytes_transferred).sum(),
             chunks,
             warnings,
@@ -448,33 +463,87 @@ impl Fetcher {
         Ok(report)
     }
 
+    /// The tasks of one event's chunks (appended to `tasks`), its report,
+    /// and a warning when it is old.
+    fn plan_event(
+        &self,
+        inc: &events::Incoming,
+        dir: PathBuf,
+        saved: PathBuf,
+        event: usize,
+        now: SystemTime,
+        tasks: &mut Vec<Task>,
+    ) -> (EventReport, Option<String>) {
+        let e = &inc.event;
+        let age_hours = e.event_time.or(e.recording_start).map(|t| hours_since(t, now));
+        let warning = age_hours.filter(|a| *a > self.options.old_event_hours).map(|age| {
+            format!(
+                "event {} (recording {}) is {age:.1} hours old: the service keeps recordings for 24 hours, its chunks may be gone",
+                e.id.as_deref().unwrap_or("without id"),
+                e.recording_id.as_deref().unwrap_or("?")
+            )
+        });
+        let mut chunks = e.chunks.clone();
+        chunks.sort_by_key(|c| c.index);
+        for c in &chunks {
+            tasks.push(Task {
+                event,
+                document_id: c.document_id.clone(),
+                index: c.index,
+                dir: dir.clone(),
+                media: self.location(c.content_location.as_deref(), &c.document_id, false),
+                metadata: self.location(c.metadata_location.as_deref(), &c.document_id, true),
+                delete_location: c.delete_location.clone(),
+            });
+        }
+        let report = EventReport {
+            id: e.id.clone(),
+            source: inc.source.clone(),
+            saved,
+            call_id: call_id_of(e),
+            recording_id: e.recording_id.clone(),
+            event_time: e.event_time,
+            age_hours,
+            chunks: chunks.iter().map(|c| c.document_id.clone()).collect(),
+        };
+        (report, warning)
+    }
+
     /// Where a chunk's media or metadata is: the event's location, else the
-    /// endpoint's documented download path.
+    /// endpoint's documented download path; on a trusted host
+    /// ([`TrustedHosts`]), else nothing is ever sent there.
     fn location(
         &self,
         given: Option<&str>,
         document_id: &str,
         metadata: bool,
-    ) -> std::result::Result<Location, String> {
+    ) -> std::result::Result<Location, ChunkError> {
         let what = if metadata {
             "metadataLocation"
         } else {
             "contentLocation"
         };
-        if let Some(url) = given {
-            return Location::parse(url).map_err(|e| format!("the event's {what} is not usable: {e}"));
-        }
-        let endpoint = self.client.credentials().endpoint().ok_or_else(|| {
-            format!(
-                "the event has no {what} and no endpoint is known (set {} with the bearer token)",
-                auth::ENDPOINT_VAR
-            )
-        })?;
-        let mut segments = vec!["recording", "download", document_id];
-        if metadata {
-            segments.push("metadata");
-        }
-        Ok(endpoint.join(&segments))
+        let location = match given {
+            Some(url) => Location::parse(url)
+                .map_err(|e| ChunkError::Failed(format!("the event's {what} is not usable: {e}")))?,
+            None => {
+                let endpoint = self.client.credentials().endpoint().ok_or_else(|| {
+                    ChunkError::Failed(format!(
+                        "the event has no {what} and no endpoint is known (set {} with the bearer token)",
+                        auth::ENDPOINT_VAR
+                    ))
+                })?;
+                let mut segments = vec!["recording", "download", document_id];
+                if metadata {
+                    segments.push("metadata");
+                }
+                endpoint.join(&segments)
+            }
+        };
+        self.client
+            .check_trusted(&location)
+            .map_err(|e| ChunkError::Untrusted(format!("the event's {what}: {e}")))?;
+        Ok(location)
     }
 
     /// Runs the chunks on `jobs` threads, in order; the reports in task order.
@@ -544,6 +613,7 @@ impl Fetcher {
         let fail = |mut report: ChunkReport, e: ChunkError| {
             let (kind, message) = match e {
                 ChunkError::Auth(m) => ("authentication", m),
+                ChunkError::Untrusted(m) => ("untrusted", m),
                 ChunkError::Aborted => (
                     "aborted",
                     "not fetched: another chunk of this recording failed authentication".to_string(),
@@ -560,7 +630,7 @@ impl Fetcher {
         }
         let (media_loc, meta_loc) = match (&task.media, &task.metadata) {
             (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return fail(report, ChunkError::Failed(e.clone())),
+            (Err(e), _) | (_, Err(e)) => return fail(report, e.clone()),
         };
         let name = safe_name(&task.document_id);
         let meta_path = task.dir.join(format!("{name}.json"));
@@ -575,6 +645,7 @@ impl Fetcher {
             abort,
             document_id: &task.document_id,
             format: MediaFormat::Mp4,
+            deadline: download::Deadline::start(&self.options),
         };
         let meta = match download::metadata(&ctx, meta_loc, &meta_path) {
             Ok(t) => t,
@@ -632,9 +703,12 @@ impl Fetcher {
                         false,
                         "kept on the service: the event gives no deleteLocation".to_string(),
                     ),
-                    (Ok(()), Some(url)) => match self.delete(url, &c.document_id) {
-                        Ok(()) => (true, "deleted from the service".to_string()),
-                        Err(why) => (false, format!("deleting failed: {why}")),
+                    (Ok(()), Some(url)) => match self.deletable(url, &c.document_id) {
+                        Err(why) => (false, format!("kept on the service: {why}; nothing was sent")),
+                        Ok(location) => match self.delete(&location, &c.document_id) {
+                            Ok(()) => (true, "deleted from the service".to_string()),
+                            Err(why) => (false, format!("deleting failed: {why}")),
+                        },
                     },
                 };
                 out.push(Deletion {
@@ -648,12 +722,31 @@ impl Fetcher {
         out
     }
 
-    /// One signed DELETE, retried on transient failures.
-    fn delete(&self, url: &str, document_id: &str) -> std::result::Result<(), String> {
+    /// The `deleteLocation` of chunk `document_id`, when a DELETE may go
+    /// there: on a trusted host, and naming that chunk's own object
+    /// (`…/v1/objects/{documentId}`, as the service gives it); else why not.
+    fn deletable(&self, url: &str, document_id: &str) -> std::result::Result<Location, String> {
         let location = Location::parse(url).map_err(|e| format!("the deleteLocation is not usable: {e}"))?;
+        self.client
+            .check_trusted(&location)
+            .map_err(|e| format!("the deleteLocation's {e}"))?;
+        let path = location.path_and_query().split('?').next().unwrap_or_default();
+        let segments: Vec<&str> = path.trim_end_matches('/').rsplit('/').take(3).collect();
+        let named = segments.first().map(|s| auth::percent_decode(s)).unwrap_or_default();
+        if segments.get(1..3) != Some(&["objects", "v1"][..]) || named != document_id {
+            return Err(format!(
+                "the deleteLocation {} does not name this chunk's object (…/v1/objects/{document_id})",
+                location.url()
+            ));
+        }
+        Ok(location)
+    }
+
+    /// One signed DELETE, retried on transient failures.
+    fn delete(&self, location: &Location, document_id: &str) -> std::result::Result<(), String> {
         let mut attempts = http::Attempts::new(&self.options);
         loop {
-            match self.client.send(Method::Delete, &location, None) {
+            match self.client.send(Method::Delete, location, None) {
                 Ok(_) => return Ok(()),
                 Err(Failure::Transient { why, retry_after }) => match attempts.next_delay(retry_after) {
                     Some(d) => http::sleep(d, &self.options.cancel, &|| false),
@@ -727,18 +820,54 @@ pub struct Deletion {
 }
 
 fn with_what(e: ChunkError, what: &str) -> ChunkError {
-    match e {
-        ChunkError::Failed(m) => ChunkError::Failed(format!("{what}: {m}")),
-        ChunkError::Auth(m) => ChunkError::Auth(format!("{what}: {m}")),
-        other => other,
-    }
+    download::with_context(e, what)
 }
 
-/// Saves the event as delivered (pretty JSON), unless the same bytes are there.
+/// `[3]` for an event at position 3 of its file's array.
+fn position(p: Option<usize>) -> String {
+    p.map(|p| format!("[{p}]")).unwrap_or_default()
+}
+
+fn call_id_of(e: &CompletionEvent) -> String {
+    e.call_id.clone().unwrap_or_else(|| "unknown".into())
+}
+
+/// Where an event's chunks go (`ARCHIVE/<callId>/`, a real folder, not a
+/// link) and where the event itself is saved (`event-<eventId>.json`,
+/// saved first); names too long for a file system are shortened
+/// ([`safe_name`]).
+fn lay_out(inc: &events::Incoming, archive: &Path) -> Result<(PathBuf, PathBuf)> {
+    let e = &inc.event;
+    let dir = archive.join(safe_name(&call_id_of(e)));
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::io(
+                &dir,
+                std::io::Error::other("not a folder (a file or a symbolic link): not followed; remove it"),
+            ))
+        }
+        Ok(_) => {}
+        Err(_) => std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?,
+    }
+    let name =
+        e.id.clone()
+            .or_else(|| e.recording_id.clone())
+            .or_else(|| e.chunks.first().map(|c| c.document_id.clone()))
+            .unwrap_or_else(|| "unknown".into());
+    let saved = dir.join(format!("event-{}.json", safe_name(&name)));
+    save_event(&saved, &inc.raw)?;
+    Ok((dir, saved))
+}
+
+/// Saves the event as delivered (pretty JSON), unless the same bytes are
+/// there; what is there is read only when it is a regular file (a FIFO or a
+/// link in its place is an error).
 fn save_event(path: &Path, raw: &serde_json::Value) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(raw).map_err(|e| Error::encode(path, "the event", e))?;
     bytes.push(b'\n');
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+    crate::io::check_not_special(path)?;
+    let max = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if crate::io::read_regular(path, max).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
     write_atomic(path, &bytes)

@@ -139,6 +139,8 @@ pub enum Fault {
     WrongLength { short: u64 },
     /// 403 with a JSON body.
     Forbidden,
+    /// 307 to this URL (`Location`), nothing else.
+    Redirect { to: String },
 }
 
 /// One request as the service saw it.
@@ -161,6 +163,20 @@ pub struct Logged {
     /// Which listener: `endpoint` or `storage`.
     pub listener: &'static str,
     pub x_ms_host: Option<String>,
+    /// Every header received, names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Logged {
+    /// Whether the request carried a credential (a signature or a token).
+    pub fn signed(&self) -> bool {
+        self.headers.iter().any(|(n, _)| {
+            matches!(
+                n.as_str(),
+                "authorization" | "x-ms-content-sha256" | "x-ms-date" | "x-ms-host"
+            )
+        })
+    }
 }
 
 struct Object {
@@ -178,6 +194,8 @@ struct State {
     throttle: Mutex<HashMap<String, u64>>,
     log: Mutex<Vec<Logged>>,
     stop: AtomicBool,
+    /// A bearer token accepted instead of a signature.
+    bearer: Mutex<Option<String>>,
 }
 
 /// The running service; stops when dropped.
@@ -204,6 +222,7 @@ impl Service {
             throttle: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            bearer: Mutex::new(None),
         });
         for (listener, name) in [(endpoint, "endpoint"), (storage, "storage")] {
             let state = state.clone();
@@ -228,6 +247,12 @@ impl Service {
         }
     }
 
+    /// The storage host's `host:port`: trusted only when the operator says
+    /// so (`RECSTITCH_TRUSTED_HOSTS`, `FetchOptions::trusted_hosts`).
+    pub fn storage_authority(&self) -> String {
+        self.storage.trim_start_matches("http://").to_string()
+    }
+
     /// The connection string for this service, with `key` (base64).
     pub fn connection_string(&self, key_b64: &str) -> String {
         format!("endpoint={}/;accesskey={key_b64}", self.endpoint)
@@ -250,7 +275,13 @@ impl Service {
             .insert(document_id.to_string(), (fault, times));
     }
 
-    /// Limits each connection serving `document_id` to `bytes_per_sec`.
+    /// Accepts `Authorization: Bearer <token>` as well as a signature.
+    pub fn accept_bearer(&self, token: &str) {
+        *self.state.bearer.lock().unwrap() = Some(token.to_string());
+    }
+
+    /// Limits each connection serving `document_id` to `bytes_per_sec`
+    /// (a trickle: never more than that in one write).
     pub fn throttle(&self, document_id: &str, bytes_per_sec: u64) {
         self.state
             .throttle
@@ -290,6 +321,8 @@ struct Request {
     method: String,
     path: String,
     headers: HashMap<String, String>,
+    /// Every header as received, in order.
+    all: Vec<(String, String)>,
 }
 
 fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
@@ -299,6 +332,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     let method = parts.next()?.to_string();
     let path = parts.next()?.to_string();
     let mut headers = HashMap::new();
+    let mut all = Vec::new();
     loop {
         let mut h = String::new();
         reader.read_line(&mut h).ok()?;
@@ -308,13 +342,24 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
         }
         let (name, value) = h.split_once(':')?;
         headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+        all.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
-    Some(Request { method, path, headers })
+    Some(Request {
+        method,
+        path,
+        headers,
+        all,
+    })
 }
 
 /// Checks the request's signature as the service does; `Err` says why not.
 fn verify(state: &State, req: &Request, listener: &str) -> Result<(), String> {
     let h = |n: &str| req.headers.get(n).map(String::as_str);
+    if let (Some(token), Some(auth)) = (state.bearer.lock().unwrap().as_deref(), h("authorization")) {
+        if auth == format!("Bearer {token}") {
+            return Ok(());
+        }
+    }
     let date = h("x-ms-date").ok_or("no x-ms-date")?;
     let hash = h("x-ms-content-sha256").ok_or("no x-ms-content-sha256")?;
     if hash != B64.encode(Sha256::digest(b"")) {
@@ -375,6 +420,7 @@ fn serve(state: &State, conn: TcpStream, listener: &'static str) -> std::io::Res
             finished: None,
             listener,
             x_ms_host: req.headers.get("x-ms-host").cloned(),
+            headers: req.all.clone(),
         });
         log.len() - 1
     };
@@ -471,6 +517,10 @@ fn serve(state: &State, conn: TcpStream, listener: &'static str) -> std::io::Res
             set(200, None);
             return respond(&mut out, 200, &[("content-type", "video/mp4")], b"");
         }
+        Some(Fault::Redirect { to }) => {
+            set(307, None);
+            return respond(&mut out, 307, &[("location", to.as_str())], b"");
+        }
         _ => {}
     }
     // The range asked for.
@@ -513,7 +563,8 @@ fn serve(state: &State, conn: TcpStream, listener: &'static str) -> std::io::Res
         if state.stop.load(Ordering::SeqCst) {
             break;
         }
-        let n = ((send - sent) as usize).min(buf.len());
+        let most = throttle.map_or(buf.len(), |rate| (rate.max(1) as usize).min(buf.len()));
+        let n = ((send - sent) as usize).min(most);
         media.read_at(start + sent, &mut buf[..n]);
         if out.write_all(&buf[..n]).is_err() {
             break;
@@ -543,6 +594,7 @@ fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        307 => "Temporary Redirect",
         416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
         503 => "Service Unavailable",
@@ -565,6 +617,70 @@ fn respond(out: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u
     out.flush()?;
     let _ = out.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// A request the [`Recorder`] received: its request line and its headers.
+pub type Recorded = (String, Vec<(String, String)>);
+
+/// A server that records every request it receives, every header, and
+/// answers each with 404: where a location or a redirect on an untrusted
+/// host points, to prove that nothing (signed or not) reaches it.
+pub struct Recorder {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, st) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let Ok(clone) = conn.try_clone() else { continue };
+                let mut reader = BufReader::new(clone);
+                if let Some(req) = read_request(&mut reader) {
+                    r.lock()
+                        .unwrap()
+                        .push((format!("{} {}", req.method, req.path), req.all));
+                    let mut out = conn;
+                    let _ = respond(&mut out, 404, &[], b"");
+                }
+            }
+        });
+        Recorder {
+            url: format!("http://{addr}"),
+            requests,
+            stop,
+            addr,
+        }
+    }
+
+    /// `host:port`.
+    pub fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Every request received: its request line and its headers.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
 }
 
 /// A chunk as the tests serve it.
