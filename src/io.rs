@@ -346,6 +346,7 @@ pub(crate) fn is_file(path: &Path) -> bool {
 }
 
 /// The whole file or object at `path`.
+#[cfg(feature = "fetch")]
 pub(crate) fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
     #[cfg(feature = "object-store")]
     if let Some(object) = crate::store::object(path) {

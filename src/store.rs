@@ -47,6 +47,7 @@
 //! use recstitch::pipeline::{run_batch, BatchOptions, Quiet};
 //! use recstitch::{Archive, ScanOptions};
 //!
+//! store::install_crypto_provider(); // TLS on ring, before building an Azure client
 //! let azure = MicrosoftAzureBuilder::from_env().with_container_name("recordings").build().unwrap();
 //! store::mount_store("az://recordings", Arc::new(azure));
 //! let archive = Archive::scan("az://recordings/archive".as_ref(), &ScanOptions::default())?;
@@ -104,6 +105,18 @@ pub fn bytes_fetched(root: &str) -> u64 {
         .iter()
         .find(|m| m.root == root.trim_end_matches('/'))
         .map_or(0, |m| m.fetched.load(Ordering::Relaxed))
+}
+
+/// Makes rustls on *ring* the process's TLS crypto when no other is set:
+/// the Azure client is built on rustls without a crypto of its own (so the
+/// build needs no C compiler), and ring is what the rest of recstitch
+/// uses. A caller that installed another provider keeps it. Call it before
+/// building an Azure store of your own (see the module's example).
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err: another thread installed one first, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -197,6 +210,7 @@ pub fn mount(url: &str) -> Result<PathBuf> {
         "az" | "abfs" | "abfss" | "azure" | "adl" => {
             // Client options (timeouts, proxy, `AZURE_ALLOW_HTTP`) stay as the
             // environment sets them.
+            install_crypto_provider();
             let built = object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_url(root.clone())
                 .with_retry(retry_config())

@@ -171,6 +171,7 @@ impl Azurite {
     /// `az://<name>` (built without the environment, which tests share).
     pub fn container(&self, name: &str) -> PathBuf {
         self.create_container(name);
+        recstitch::store::install_crypto_provider();
         let store = recstitch::store::object_store::azure::MicrosoftAzureBuilder::new()
             .with_account(ACCOUNT)
             .with_access_key(KEY)
