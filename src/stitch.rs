@@ -376,8 +376,35 @@ impl Stitcher {
         let dir = paths.dir();
         crate::io::create_dir_all(dir)?;
         self.cancel.check()?;
+        // A recording stitched for the first time that fails after its
+        // media is in place (no room for the manifest) leaves nothing under
+        // its final names; a rerun's media replaces identical bytes, which
+        // the earlier manifest still describes.
+        let first_time = !crate::io::is_file(&paths.manifest);
         let written = self.write_media(rec, &inputs, &plan, &tl.chapters, paths)?;
-        let channels = self.write_channels(rec, &inputs, &plan, &tl.chapters, paths)?;
+        let result = self.write_the_rest(rec, &inputs, plan, tl, picture, written, paths);
+        if result.is_err() && first_time {
+            for path in [&paths.media, &paths.chapters, &paths.timeline] {
+                remove_quietly(path);
+            }
+        }
+        result
+    }
+
+    /// [`Stitcher::finish`] after the media: the channels, chapters,
+    /// picture and, last, the manifest.
+    #[allow(clippy::too_many_arguments)]
+    fn write_the_rest(
+        &self,
+        rec: &ValidatedRecording,
+        inputs: &[&Path],
+        plan: Joined,
+        tl: timeline::Timeline,
+        picture: Option<Vec<u8>>,
+        written: Written,
+        paths: &OutputPaths,
+    ) -> Result<Manifest> {
+        let channels = self.write_channels(rec, inputs, &plan, &tl.chapters, paths)?;
         write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
         if let Some(png) = picture {
             crate::picture::write_png_bytes(&paths.timeline, &png)?;
@@ -424,7 +451,7 @@ impl Stitcher {
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::encode(&paths.manifest, "the manifest", e))?;
         json.push(b'\n');
         write_atomic(&paths.manifest, &json)?;
-        sync_dir(dir);
+        sync_dir(paths.dir());
         Ok(manifest)
     }
 
@@ -602,6 +629,16 @@ fn title(rec: &ValidatedRecording) -> String {
         Some(t) => format!("Call {}, recorded {}", rec.recording.call_id, t.to_rfc3339()),
         None => format!("Call {}", rec.recording.call_id),
     }
+}
+
+/// Removes the file or object at `path`, if it is there.
+fn remove_quietly(path: &Path) {
+    #[cfg(feature = "object-store")]
+    if let Some(object) = crate::store::object(path) {
+        let _ = object.delete();
+        return;
+    }
+    let _ = std::fs::remove_file(path);
 }
 
 /// Writes `path` through `write`: into an object store (an old manifest
