@@ -167,7 +167,11 @@ impl Recording {
     /// When the recording started: the earliest start in its chunks'
     /// metadata, else its completion event's `recordingStartTime`.
     pub fn start(&self) -> Option<metadata::WallClock> {
-        let chunks = self.chunks.iter().filter_map(|c| c.metadata.as_ref().map(|m| m.start)).min();
+        let chunks = self
+            .chunks
+            .iter()
+            .filter_map(|c| c.metadata.as_ref().map(|m| m.start))
+            .min();
         chunks.or_else(|| self.event.as_ref().and_then(|e| e.recording_start))
     }
 
@@ -421,7 +425,11 @@ impl Archive {
             );
         }
         if !root.is_dir() {
-            let what = if root.exists() { "not a folder" } else { "no such folder" };
+            let what = if root.exists() {
+                "not a folder"
+            } else {
+                "no such folder"
+            };
             return Err(Error::Usage(format!("{}: {what}", root.display())));
         }
         let exclude: Vec<PathBuf> = options
@@ -600,7 +608,7 @@ impl Found {
                 .then(|| parent.parent().map(Path::to_path_buf))
                 .flatten();
             let name = stem(path);
-            // A participant's channel: `<key>.ch<N>.<participantId>`.
+            // A participant's channel: `<name>.ch<N>.<participantId>`.
             let key = name.split_once(".ch").map_or(name.as_str(), |(k, _)| k).to_string();
             let own = outputs.contains(&(parent, name.clone()))
                 || beside.is_some_and(|b| outputs.contains(&(b.clone(), name)) || outputs.contains(&(b, key)));
@@ -1100,7 +1108,10 @@ pub(crate) mod tests {
         let mut by_name = names(&archive);
         // The same inputs give the same names, run after run.
         assert_eq!(by_name, names(&scan_of(&files)));
-        assert_eq!(by_name[0], output_name(metadata::WallClock::parse("2024-05-13T23:59:59Z"), "w0"));
+        assert_eq!(
+            by_name[0],
+            output_name(metadata::WallClock::parse("2024-05-13T23:59:59Z"), "w0")
+        );
         let hash = crate::io::hex(&<sha2::Sha256 as sha2::Digest>::digest(b"x0")[..4]);
         let x = &archive.recordings.iter().find(|r| r.key == "x0").unwrap();
         assert_eq!(x.output_name(), format!("20240514T093000Z-{hash}"));
@@ -1108,12 +1119,22 @@ pub(crate) mod tests {
         by_name.sort();
         let starts: Vec<_> = by_name
             .iter()
-            .map(|n| archive.recordings.iter().find(|r| &r.output_name() == n).unwrap().start())
+            .map(|n| {
+                archive
+                    .recordings
+                    .iter()
+                    .find(|r| &r.output_name() == n)
+                    .unwrap()
+                    .start()
+            })
             .collect();
         assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{by_name:?}");
         assert_eq!(output_name(None, "k").len(), "unknown-".len() + 8);
         let paths = x.output_paths(Path::new("out"));
-        assert_eq!(paths.media, Path::new("out").join(call).join(format!("{}.mp4", x.output_name())));
+        assert_eq!(
+            paths.media,
+            Path::new("out").join(call).join(format!("{}.mp4", x.output_name()))
+        );
     }
 
     #[test]
@@ -1128,7 +1149,10 @@ pub(crate) mod tests {
         assert_eq!(archive.recordings[0].key, DOC0);
         assert_eq!(archive.orphans.len(), 1);
         let reason = &archive.orphans[0].reason;
-        assert!(reason.starts_with("completion event that is not valid JSON (cut short?): not valid JSON: EOF"), "{reason}");
+        assert!(
+            reason.starts_with("completion event that is not valid JSON (cut short?): not valid JSON: EOF"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -191,7 +191,10 @@ impl Error {
                 value,
                 limit,
                 ..
-            } => format!("{}{what} is {value}, over the limit {limit} (Limits::{name})", before(context)),
+            } => format!(
+                "{}{what} is {value}, over the limit {limit} (Limits::{name})",
+                before(context)
+            ),
             Error::Encode { what, message, .. } => format!("cannot encode {what}: {message}"),
             Error::Hash { message, .. } => format!("hashing failed: {message}"),
             Error::Cancelled | Error::Internal(_) | Error::Usage(_) => self.to_string(),

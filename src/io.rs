@@ -527,7 +527,7 @@ pub(crate) fn sync_dir(dir: &Path) {
 }
 
 /// The exclusive right to write one recording's outputs, across threads and
-/// processes (an advisory lock on `.<key>.lock` beside the outputs).
+/// processes (an advisory lock on `.<name>.lock` beside the outputs).
 ///
 /// Holding it, a writer may remove what a killed writer left behind: no
 /// live writer of the same outputs can exist. The lock file is removed on

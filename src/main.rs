@@ -275,7 +275,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     let kind = e
         .downcast_ref::<std::io::Error>()
         .map(std::io::Error::kind)
-        .or_else(|| e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind));
+        .or_else(|| {
+            e.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+        });
     kind == Some(std::io::ErrorKind::BrokenPipe)
 }
 

@@ -400,14 +400,19 @@ mod tests {
     #[test]
     fn a_truncated_chunk_is_why_there_are_no_levels_even_with_deep() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
-        let mut deep = crate::ValidateOptions::default();
-        deep.deep = true;
+        let deep = crate::ValidateOptions {
+            deep: true,
+            ..Default::default()
+        };
         let note = |case: &str, options: &crate::ValidateOptions| {
             let archive = Archive::scan(&root.join(case), &ScanOptions::default()).unwrap();
             no_levels_note(&archive.recordings[0].validate(options))
         };
         assert!(note("media_truncated", &deep).contains("truncated"));
-        assert_eq!(note("good", &crate::ValidateOptions::default()), "audio levels: run with --deep");
+        assert_eq!(
+            note("good", &crate::ValidateOptions::default()),
+            "audio levels: run with --deep"
+        );
     }
 
     #[test]

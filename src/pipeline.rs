@@ -207,7 +207,7 @@ struct FileStamp {
     etag: Option<String>,
 }
 
-/// The state file beside the outputs (`.<key>.state`): what the outputs were
+/// The state file beside the outputs (`.<name>.state`): what the outputs were
 /// made from. Kept apart from the manifest so that the manifest stays
 /// byte-identical for identical inputs wherever they sit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -521,8 +521,10 @@ mod tests {
         let out = std::env::temp_dir().join(format!("recstitch-shard-orphans-{}", std::process::id()));
         let mut listed = Vec::new();
         for index in 0..3 {
-            let mut options = BatchOptions::default();
-            options.shard = Some(Shard { index, count: 3 });
+            let options = BatchOptions {
+                shard: Some(Shard { index, count: 3 }),
+                ..BatchOptions::default()
+            };
             options.cancel.cancel(); // the orphans only: nothing is written
             listed.extend(run_batch(&archive, &out, &options, &Quiet).orphans);
         }

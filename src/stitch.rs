@@ -1,8 +1,8 @@
 //! Stitching a validated recording into one MP4, with its manifest and
 //! WebVTT chapters, written atomically.
 //!
-//! Outputs for a recording go to `<out>/<callId>/<recordingKey>.mp4`, with
-//! `.json` (the manifest) beside it and `chapters/<recordingKey>.vtt` (the
+//! Outputs for a recording go to `<out>/<callId>/<name>.mp4` (see `Recording::output_name`), with
+//! `.json` (the manifest) beside it and `chapters/<name>.vtt` (the
 //! WebVTT chapters, in a folder of their own so that players do not load
 //! them as subtitles). Each file is
 //! written under a temporary name in the same folder, synced, then renamed;
@@ -37,7 +37,7 @@ pub struct StitchOptions {
     /// Also draw the recording's timeline as a PNG beside the outputs.
     pub timeline: bool,
     /// For an unmixed WAV recording, also write one mono WAV per
-    /// participant's channel (`channels/<key>.ch<N>.<participantId>.wav`).
+    /// participant's channel (`channels/<name>.ch<N>.<participantId>.wav`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub split_channels: bool,
 }
@@ -128,7 +128,7 @@ pub struct ManifestOutput {
     /// The MP4's file name (it sits beside the manifest).
     pub path: String,
     /// The WebVTT chapters' path, relative to the manifest's folder
-    /// (`chapters/<recordingKey>.vtt`).
+    /// (`chapters/<name>.vtt`).
     pub chapters_path: String,
     /// The timeline picture's file name, when drawn.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -409,7 +409,7 @@ impl Stitcher {
         if let Some(png) = picture {
             crate::picture::write_png_bytes(&paths.timeline, &png)?;
         }
-        let chunks = manifest_chunks(rec, &inputs, &plan, &written);
+        let chunks = manifest_chunks(rec, inputs, &plan, &written);
         let streams = rec
             .checks
             .iter()
@@ -659,7 +659,9 @@ fn commit(path: &Path, manifest: Option<&Path>, write: impl FnOnce(&File) -> Res
     Ok(written)
 }
 
-/// How a recording's chunks are joined: per format.
+/// How a recording's chunks are joined: per format. (One per recording
+/// being stitched, never in a collection: the variants' sizes do not matter.)
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Joined {
     /// MP4: the sample tables of the output.
     Mp4(Plan),
@@ -733,7 +735,7 @@ fn movies(rec: &ValidatedRecording) -> Result<Vec<&Movie>> {
 }
 
 /// The probed audio files of every chunk of a valid MP3 or WAV recording.
-fn audio_files<'r, T>(rec: &'r ValidatedRecording, as_format: fn(&AudioFile) -> Option<&T>) -> Result<Vec<&'r T>> {
+fn audio_files<T>(rec: &ValidatedRecording, as_format: fn(&AudioFile) -> Option<&T>) -> Result<Vec<&T>> {
     rec.checks
         .iter()
         .map(|c| c.audio_file.as_ref().and_then(as_format))

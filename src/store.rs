@@ -325,7 +325,9 @@ fn without_xml(message: &str) -> String {
         (Some(code), None) => code,
         _ => "an XML error body".into(),
     };
-    let tail = body.find("</Error>").map_or("", |end| body[end + "</Error>".len()..].trim());
+    let tail = body
+        .find("</Error>")
+        .map_or("", |end| body[end + "</Error>".len()..].trim());
     format!("{head}: {said}{}{tail}", if tail.is_empty() { "" } else { " " })
 }
 

@@ -90,7 +90,8 @@ fn a_full_disk_fails_that_recording_cleanly_and_the_batch_goes_on() {
         let name = rec.output_name();
         assert!(
             !files.iter().any(|(file, _)| file.contains(&name)),
-            "{key} ({name}) left files behind: {:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>()
+            "{key} ({name}) left files behind: {:?}",
+            files.iter().map(|f| &f.0).collect::<Vec<_>>()
         );
     }
     eprintln!("{} stitched, {} failed for lack of space", stitched.len(), failed.len());

@@ -33,7 +33,12 @@ fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
         .into_iter()
         .map(|e| e.unwrap())
         .filter(|e| e.file_type().is_file())
-        .map(|e| (e.path().to_path_buf(), e.metadata().unwrap().permissions().mode() & 0o777))
+        .map(|e| {
+            (
+                e.path().to_path_buf(),
+                e.metadata().unwrap().permissions().mode() & 0o777,
+            )
+        })
         .collect()
 }
 
@@ -157,7 +162,14 @@ fn fetch_errors_name_the_host_and_port_they_tried() {
         end_reason: "SessionEnded",
     }];
     // No locations: the chunks are asked of the endpoint, where nothing listens.
-    let event = service::event("ev-refused", "refused-call", "rec", &chunks, None, &service::now_rfc3339());
+    let event = service::event(
+        "ev-refused",
+        "refused-call",
+        "rec",
+        &chunks,
+        None,
+        &service::now_rfc3339(),
+    );
     let file = dir.join("event.json");
     std::fs::write(&file, serde_json::to_vec(&event).unwrap()).unwrap();
     let done = Command::new(BIN)
@@ -182,7 +194,8 @@ fn fetch_errors_name_the_host_and_port_they_tried() {
 
 #[test]
 fn a_closed_pipe_is_quiet() {
-    let chunk = util::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4");
+    let chunk =
+        util::cases().join("good/3c57992b-07bf-4387-a8bc-a13561e8650a/0-eus-d11-293c5f93ea87298458e47ef52dda3bb9.mp4");
     let good = util::cases().join("good");
     for args in [
         vec!["probe", chunk.to_str().unwrap(), "--json"],
@@ -246,7 +259,11 @@ fn a_failed_command_leaves_no_new_folder() {
         let out = dir.join("out/nested");
         let done = util::recstitch(&[command, archive.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         assert_eq!(done.status.code(), Some(code), "{command}: {}", stderr(&done));
-        assert!(!dir.join("out").exists(), "{command} {} left a folder", archive.display());
+        assert!(
+            !dir.join("out").exists(),
+            "{command} {} left a folder",
+            archive.display()
+        );
     }
     let done = util::recstitch(&["run", missing.to_str().unwrap(), "--out", "x"]);
     assert!(stderr(&done).contains("missing: no such folder"), "{}", stderr(&done));
@@ -280,10 +297,7 @@ fn output_names_are_readable_stable_and_sort_by_start_time() {
     for name in &names {
         let file = name.rsplit('/').next().unwrap();
         let (time, hash) = file.trim_end_matches(".mp4").split_once('-').unwrap();
-        assert!(
-            time.len() == 16 && &time[8..9] == "T" && time.ends_with('Z'),
-            "{name}"
-        );
+        assert!(time.len() == 16 && &time[8..9] == "T" && time.ends_with('Z'), "{name}");
         assert!(hash.len() == 8 && hash.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
     }
     // Within a call, the names sort as the recordings' start times do.
@@ -319,8 +333,16 @@ fn the_progress_events_carry_the_output_name() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(done.status.code(), Some(0));
-    let name = stitched_names(&out)[0].rsplit('/').next().unwrap().trim_end_matches(".mp4").to_string();
-    let events: Vec<Value> = stderr(&done).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let name = stitched_names(&out)[0]
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(".mp4")
+        .to_string();
+    let events: Vec<Value> = stderr(&done)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     for kind in ["stitching", "finished"] {
         let e = events.iter().find(|e| e["event"] == kind).unwrap();
         assert_eq!(e["name"], name.as_str(), "{e}");

@@ -165,7 +165,10 @@ fn azurite_a_missing_output_container_is_one_plain_line_naming_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(!stderr.contains('<') && stderr.contains("ContainerNotFound"), "{stderr}");
+    assert!(
+        !stderr.contains('<') && stderr.contains("ContainerNotFound"),
+        "{stderr}"
+    );
 }
 
 #[test]
