@@ -46,7 +46,7 @@ fuzz_target!(|input: spec::ArchiveSpec| {
         }
         match stitcher.stitch(&checked, &out) {
             Ok(manifest) => {
-                let path = recstitch::io::output_paths(&rec.call_id, &rec.key, &out).media;
+                let path = rec.output_paths(&out).media;
                 let probed = recstitch::probe(&path, &recstitch::Limits::default());
                 assert!(probed.is_ok(), "{} does not probe: {:?}", manifest.output.path, probed.err());
             }
