@@ -164,10 +164,54 @@ impl Recording {
         stated.or_else(found).unwrap_or(MediaFormat::Mp4)
     }
 
-    /// Where the recording's outputs go under `out_dir` (see [`output_paths`]).
-    pub fn output_paths(&self, out_dir: &Path) -> OutputPaths {
-        output_paths(&self.call_id, &self.key, self.format().extension(), out_dir)
+    /// When the recording started: the earliest start in its chunks'
+    /// metadata, else its completion event's `recordingStartTime`.
+    pub fn start(&self) -> Option<metadata::WallClock> {
+        let chunks = self
+            .chunks
+            .iter()
+            .filter_map(|c| c.metadata.as_ref().map(|m| m.start))
+            .min();
+        chunks.or_else(|| self.event.as_ref().and_then(|e| e.recording_start))
     }
+
+    /// The name of the recording's outputs, which a person can read and
+    /// which sorts by start time: its start in UTC to the second and the
+    /// first 8 hex digits of the SHA-256 of its key
+    /// (`20240514T093000Z-1a2b3c4d`), or `unknown-1a2b3c4d` when no
+    /// metadata or event gives a start. The same chunks give the same name
+    /// on every run; the full key is in the manifest.
+    pub fn output_name(&self) -> String {
+        output_name(self.start(), &self.key)
+    }
+
+    /// Where the recording's outputs go under `out_dir`: see
+    /// [`Recording::output_name`] and [`output_paths`] (the extension is
+    /// the recording's format's).
+    pub fn output_paths(&self, out_dir: &Path) -> OutputPaths {
+        output_paths(&self.call_id, &self.output_name(), self.format().extension(), out_dir)
+    }
+}
+
+/// [`Recording::output_name`] of a recording that starts at `start` with
+/// key `key`.
+pub fn output_name(start: Option<metadata::WallClock>, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = crate::io::hex(&Sha256::digest(key.as_bytes())[..4]);
+    let time = start
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(s.0)).ok())
+        .map(|t| {
+            format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        });
+    format!("{}-{hash}", time.as_deref().unwrap_or("unknown"))
 }
 
 impl Chunk {
@@ -345,6 +389,14 @@ fn is_excluded(path: &Path, exclude: &[PathBuf]) -> bool {
     !exclude.is_empty() && std::fs::canonicalize(path).is_ok_and(|p| exclude.contains(&p))
 }
 
+/// Whether the text of a JSON document that does not parse is a completion
+/// event's (it names the event's storage block or type, and no chunk
+/// metadata field).
+fn looks_like_event_text(bytes: &[u8]) -> bool {
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    (has(b"recordingStorageInfo") || has(b"RecordingFileStatusUpdated")) && !has(b"chunkDocumentId")
+}
+
 /// Whether a JSON document is a manifest that recstitch wrote.
 fn is_own_manifest(v: &Value) -> bool {
     v.pointer("/tool/name").and_then(Value::as_str) == Some("recstitch") && v.get("recordingKey").is_some()
@@ -398,7 +450,12 @@ impl Archive {
             );
         }
         if !root.is_dir() {
-            return Err(Error::Usage(format!("{}: not a folder", root.display())));
+            let what = if root.exists() {
+                "not a folder"
+            } else {
+                "no such folder"
+            };
+            return Err(Error::Usage(format!("{}: {what}", root.display())));
         }
         let exclude: Vec<PathBuf> = options
             .exclude
@@ -488,13 +545,22 @@ impl Found {
             }
             return self.others.push((path, kind));
         }
-        let read = read_bounded(&path, limits.max_json_bytes).and_then(|b| {
-            // Lists over their budgets are refused before they are parsed into memory.
-            metadata::check_list_budgets(&b, &path, limits)?;
-            metadata::parse_json(&b, &path)
-        });
-        match read {
+        let bytes = match read_bounded(&path, limits.max_json_bytes) {
+            Ok(bytes) => bytes,
+            Err(e) if json_named => return self.failed_metadata(path, e.detail()),
+            Err(_) => return self.others.push((path, kind)),
+        };
+        // Lists over their budgets are refused before they are parsed into memory.
+        let parsed =
+            metadata::check_list_budgets(&bytes, &path, limits).and_then(|()| metadata::parse_json(&bytes, &path));
+        match parsed {
             Ok(v) => self.classify_json(path, &v, json_named),
+            // A completion event cut short is no chunk: an orphan, never a
+            // recording of its own.
+            Err(e) if looks_like_event_text(&bytes) => self.orphans.push(Orphan {
+                path,
+                reason: format!("completion event that is not valid JSON (cut short?): {}", e.detail()),
+            }),
             Err(e) if json_named => self.failed_metadata(path, e.detail()),
             Err(_) => self.others.push((path, kind)),
         }
@@ -570,7 +636,7 @@ impl Found {
                 .then(|| parent.parent().map(Path::to_path_buf))
                 .flatten();
             let name = stem(path);
-            // A participant's channel: `<key>.ch<N>.<participantId>`.
+            // A participant's channel: `<name>.ch<N>.<participantId>`.
             let key = name.split_once(".ch").map_or(name.as_str(), |(k, _)| k).to_string();
             let own = outputs.contains(&(parent, name.clone()))
                 || beside.is_some_and(|b| outputs.contains(&(b.clone(), name)) || outputs.contains(&(b, key)));
@@ -1053,6 +1119,67 @@ pub(crate) mod tests {
                 (call, "x0", vec!["x0", "x1"]),
                 (call, "y0", vec!["y0"]),
             ]
+        );
+    }
+
+    #[test]
+    fn output_names_are_the_start_in_utc_and_a_hash_of_the_key_and_sort_by_start() {
+        let call = "c0000000-0000-4000-8000-000000000001";
+        let files = [
+            ("x0.json", metadata("x0", call, 0, "2024-05-14T11:30:00.5+02:00")),
+            ("x1.json", metadata("x1", call, 1, "2024-05-14T09:30:03Z")),
+            ("y0.json", metadata("y0", call, 0, "2024-05-14T10:00:00Z")),
+            ("w0.json", metadata("w0", call, 0, "2024-05-13T23:59:59Z")),
+        ];
+        let names = |a: &Archive| a.recordings.iter().map(Recording::output_name).collect::<Vec<_>>();
+        let archive = scan_of(&files);
+        let mut by_name = names(&archive);
+        // The same inputs give the same names, run after run.
+        assert_eq!(by_name, names(&scan_of(&files)));
+        assert_eq!(
+            by_name[0],
+            output_name(metadata::WallClock::parse("2024-05-13T23:59:59Z"), "w0")
+        );
+        let hash = crate::io::hex(&<sha2::Sha256 as sha2::Digest>::digest(b"x0")[..4]);
+        let x = &archive.recordings.iter().find(|r| r.key == "x0").unwrap();
+        assert_eq!(x.output_name(), format!("20240514T093000Z-{hash}"));
+        // Sorted by name is sorted by start time.
+        by_name.sort();
+        let starts: Vec<_> = by_name
+            .iter()
+            .map(|n| {
+                archive
+                    .recordings
+                    .iter()
+                    .find(|r| &r.output_name() == n)
+                    .unwrap()
+                    .start()
+            })
+            .collect();
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{by_name:?}");
+        assert_eq!(output_name(None, "k").len(), "unknown-".len() + 8);
+        let paths = x.output_paths(Path::new("out"));
+        assert_eq!(
+            paths.media,
+            Path::new("out").join(call).join(format!("{}.mp4", x.output_name()))
+        );
+    }
+
+    #[test]
+    fn a_completion_event_cut_short_is_an_orphan_not_a_recording() {
+        let event = good("event.json");
+        let archive = scan_of(&[
+            (&format!("{DOC0}.json"), good(&format!("{DOC0}.json"))),
+            (&format!("{DOC0}.mp4"), good(&format!("{DOC0}.mp4"))),
+            ("event.json", event[..event.len() / 2].to_vec()),
+        ]);
+        assert_eq!(archive.recordings.len(), 1, "{:?}", archive.recordings);
+        assert_eq!(archive.recordings[0].key, DOC0);
+        assert_eq!(archive.orphans.len(), 1);
+        let reason = &archive.orphans[0].reason;
+        assert!(
+            reason.starts_with("completion event that is not valid JSON (cut short?): not valid JSON: EOF"),
+            "{reason}"
         );
     }
 

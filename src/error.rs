@@ -29,7 +29,7 @@ pub enum Error {
     },
 
     /// The input is malformed: it breaks the MP4 or metadata format.
-    #[error("{}: {context}: {message}", path.display())]
+    #[error("{}{}: {message}", path.display(), after(context))]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -42,7 +42,7 @@ pub enum Error {
     /// The input ends early: a box or a sample lies beyond the end of the
     /// file, or a required box (`moov`) never arrived. Usually an interrupted
     /// download: resume it.
-    #[error("{}: {context}: truncated: {message}", path.display())]
+    #[error("{}{}: truncated: {message}", path.display(), after(context))]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -53,7 +53,7 @@ pub enum Error {
     },
 
     /// The input is well formed but uses something recstitch does not handle.
-    #[error("{}: {context}: unsupported: {message}", path.display())]
+    #[error("{}{}: unsupported: {message}", path.display(), after(context))]
     Unsupported {
         /// The file.
         path: PathBuf,
@@ -64,7 +64,7 @@ pub enum Error {
     },
 
     /// A size or count in the input exceeds one of the budgets in [`Limits`](crate::Limits).
-    #[error("{}: {context}: {what} is {value}, over the limit {limit} (Limits::{name})", path.display())]
+    #[error("{}{}: {what} is {value}, over the limit {limit} (Limits::{name})", path.display(), after(context))]
     Limit {
         /// The file.
         path: PathBuf,
@@ -181,9 +181,9 @@ impl Error {
     pub fn detail(&self) -> String {
         match self {
             Error::Io { source, .. } => source.to_string(),
-            Error::Invalid { context, message, .. } => format!("{context}: {message}"),
-            Error::Truncated { context, message, .. } => format!("{context}: truncated: {message}"),
-            Error::Unsupported { context, message, .. } => format!("{context}: unsupported: {message}"),
+            Error::Invalid { context, message, .. } => format!("{}{message}", before(context)),
+            Error::Truncated { context, message, .. } => format!("{}truncated: {message}", before(context)),
+            Error::Unsupported { context, message, .. } => format!("{}unsupported: {message}", before(context)),
             Error::Limit {
                 context,
                 what,
@@ -191,11 +191,33 @@ impl Error {
                 value,
                 limit,
                 ..
-            } => format!("{context}: {what} is {value}, over the limit {limit} (Limits::{name})"),
+            } => format!(
+                "{}{what} is {value}, over the limit {limit} (Limits::{name})",
+                before(context)
+            ),
             Error::Encode { what, message, .. } => format!("cannot encode {what}: {message}"),
             Error::Hash { message, .. } => format!("hashing failed: {message}"),
             Error::Cancelled | Error::Internal(_) | Error::Usage(_) => self.to_string(),
         }
+    }
+}
+
+/// `: <context>` after a file name, nothing for an empty context (so that a
+/// message never holds an empty segment `: :`).
+fn after(context: &str) -> String {
+    if context.is_empty() {
+        String::new()
+    } else {
+        format!(": {context}")
+    }
+}
+
+/// `<context>: ` before a message, nothing for an empty context.
+fn before(context: &str) -> String {
+    if context.is_empty() {
+        String::new()
+    } else {
+        format!("{context}: ")
     }
 }
 
@@ -256,5 +278,20 @@ impl<'a> Here<'a> {
 
     pub fn io(&self, source: std::io::Error) -> Error {
         Error::io(self.path, source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_context_leaves_no_empty_segment() {
+        let e = Here::new(Path::new("event.json"), "").invalid("not valid JSON: EOF");
+        assert_eq!(e.to_string(), "event.json: not valid JSON: EOF");
+        assert_eq!(e.detail(), "not valid JSON: EOF");
+        let e = Here::new(Path::new("a.mp4"), "moov").invalid("bad");
+        assert_eq!(e.to_string(), "a.mp4: moov: bad");
+        assert_eq!(e.detail(), "moov: bad");
     }
 }

@@ -547,14 +547,15 @@ pub const CHAPTERS_DIR: &str = "chapters";
 /// of an unmixed recording (`--split-channels`).
 pub const CHANNELS_DIR: &str = "channels";
 
-/// The output paths of a recording under `out_dir`:
-/// `<out_dir>/<callId>/<recordingKey>.{<extension>,json,png}` (the
-/// extension of the recording's format: `mp4`, `mp3`, `wav`) and
-/// `<out_dir>/<callId>/chapters/<recordingKey>.vtt`, both names made safe
-/// with [`safe_name`].
-pub fn output_paths(call_id: &str, key: &str, extension: &str, out_dir: &Path) -> OutputPaths {
+/// The output paths of a recording named `name` under `out_dir`:
+/// `<out_dir>/<callId>/<name>.{<extension>,json,png}` (the extension of
+/// the recording's format: `mp4`, `mp3`, `wav`) and
+/// `<out_dir>/<callId>/chapters/<name>.vtt`, both names made safe with
+/// [`safe_name`]. A recording's name is
+/// [`Recording::output_name`](crate::Recording::output_name).
+pub fn output_paths(call_id: &str, name: &str, extension: &str, out_dir: &Path) -> OutputPaths {
     let dir = out_dir.join(safe_name(call_id));
-    let key = safe_name(key);
+    let key = safe_name(name);
     OutputPaths {
         media: dir.join(format!("{key}.{extension}")),
         manifest: dir.join(format!("{key}.json")),
@@ -619,10 +620,15 @@ fn is_temp_of(name: &str, final_path: &Path) -> bool {
 }
 
 impl TempFile {
-    /// Creates `.<name>.<random>.tmp` beside `final_path` (never an existing file).
+    /// Creates `.<name>.<random>.tmp` beside `final_path` (never an existing
+    /// file), with the mode a new file gets (`0666` less the umask, as `cp`
+    /// and ffmpeg create theirs), which the final file keeps.
     pub fn create(final_path: &Path) -> Result<Self> {
         let dir = final_path.parent().unwrap_or(Path::new("."));
-        let file = tempfile::Builder::new()
+        let mut builder = tempfile::Builder::new();
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let file = builder
             .prefix(&temp_prefix(final_path))
             .suffix(TEMP_SUFFIX)
             .rand_bytes(TEMP_RANDOM)
@@ -676,7 +682,7 @@ pub(crate) fn sync_dir(dir: &Path) {
 }
 
 /// The exclusive right to write one recording's outputs, across threads and
-/// processes (an advisory lock on `.<key>.lock` beside the outputs).
+/// processes (an advisory lock on `.<name>.lock` beside the outputs).
 ///
 /// Holding it, a writer may remove what a killed writer left behind: no
 /// live writer of the same outputs can exist. The lock file is removed on

@@ -18,7 +18,7 @@ mod progress;
     name = "recstitch",
     version,
     about,
-    after_help = "Exit codes:\n  0  everything fine: every recording valid, stitched or up to date\n  1  some recording has error findings, failed or was cancelled (or a probed file is truncated)\n  2  the command could not run: bad arguments, unreadable archive, unusable --out\n  3  the archive holds no recording at all (an empty folder, a volume that did not mount)\n  (fetch: 0 every chunk fetched, 1 some chunk not fetched, 2 could not run)"
+    after_help = "Exit codes:\n  0  everything fine: every recording valid, stitched or up to date\n  1  some recording has error findings, failed or was cancelled (or a probed file is truncated)\n  2  the command could not run: bad arguments, unreadable archive, unusable --out\n  3  the archive holds no recording at all (an empty folder, a volume that did not mount)\n  (participants: 1 when the --id asked for appears in no recording)\n  (fetch: 0 every chunk fetched, 1 some chunk not fetched, 2 could not run)\nA closed standard output (`| head`) ends a command quietly with 0."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,8 +47,10 @@ enum Command {
         deep: bool,
     },
     /// Validate, then stitch every recording without error findings.
+    #[command(visible_alias = "stitch")]
     Run(RunArgs),
-    /// Draw each recording's timeline as `<out>/<callId>/<recordingKey>.png`.
+    /// Draw each recording's timeline as `<out>/<callId>/<name>.png` (the
+    /// name as for `run`: start time in UTC and a short hash).
     Timeline {
         /// The archive folder.
         archive: PathBuf,
@@ -67,13 +69,16 @@ enum Command {
     /// complete, 1 some chunk could not be fetched (each is named), 2 could
     /// not run.
     Fetch(FetchArgs),
-    /// Print the JSON Schema of the manifest or of the report.
+    /// Print the JSON Schema of one of the three documents recstitch writes:
+    /// the manifest, the report of `validate`/`run`, the report of `fetch`.
     Schema {
         /// Which document.
         #[arg(value_enum)]
         document: SchemaDocument,
     },
-    /// For each participant id, the recordings it appears in (for personal-data requests).
+    /// For each participant id, the recordings it appears in (for
+    /// personal-data requests). Exit codes: 0 found, 1 `--id` appears in no
+    /// recording, 2 could not run, 3 the archive holds no recording.
     Participants {
         /// The archive folder.
         archive: PathBuf,
@@ -94,7 +99,9 @@ enum Command {
 struct RunArgs {
     /// The archive folder.
     archive: PathBuf,
-    /// Where to write `<callId>/<recordingKey>.mp4` (+ `.json`, `chapters/<recordingKey>.vtt`).
+    /// Where to write `<callId>/<name>.mp4` (+ `.json`, `chapters/<name>.vtt`);
+    /// the name is the recording's start in UTC and a short hash of its key
+    /// (`20240514T093000Z-1a2b3c4d`), the same on every run.
     #[arg(long)]
     out: PathBuf,
     /// Print the report as one JSON object instead of text.
@@ -105,7 +112,7 @@ struct RunArgs {
     #[arg(long, default_value = "collapse")]
     gaps: GapMode,
     /// Recordings validated at once (default: the number of cores; at least 1).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
     /// Redo recordings whose outputs are already up to date.
     #[arg(long)]
@@ -124,7 +131,7 @@ struct RunArgs {
     #[arg(long)]
     timeline: bool,
     /// For unmixed WAV recordings, also write one mono WAV per participant
-    /// (`<callId>/channels/<recordingKey>.ch<N>.<participantId>.wav`).
+    /// (`<callId>/channels/<name>.ch<N>.<participantId>.wav`).
     #[arg(long)]
     split_channels: bool,
 }
@@ -141,10 +148,10 @@ struct FetchArgs {
     #[arg(long)]
     into: PathBuf,
     /// Chunks downloaded at once (default 4).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
     /// Ranged parts of one chunk's media downloaded at once (default 4).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     parts: Option<u16>,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
@@ -153,16 +160,16 @@ struct FetchArgs {
     #[arg(long, default_value = "bar")]
     progress: ProgressMode,
     /// Retries after transient failures in a row (default 8).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     retries: Option<u32>,
     /// The first wait before a retry, in milliseconds (default 1000); it
     /// doubles each time, with jitter, and is at least the server's Retry-After.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     backoff_ms: Option<u64>,
     /// The stall window in seconds (default 60): a transfer that receives no
     /// byte for this long, or less than --min-rate on average over it, is
     /// abandoned and resumed.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     stall_timeout: Option<u64>,
     /// The slowest transfer accepted, in bytes per second averaged over the
     /// stall window (default 16384; 0: only a silent connection stalls).
@@ -260,12 +267,30 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(code) => ExitCode::from(code),
+        // A reader that stopped reading (`| head`): quiet, as ripgrep and
+        // the Unix tools are.
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
         Err(e) => {
             // Our errors say their cause themselves; `{:#}` would repeat it.
             eprintln!("recstitch: {}", shown(&e.to_string()));
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// Whether `e` is a write to standard output that failed because its
+/// reader closed the pipe. (Only the top-level error is looked at: the
+/// library's errors, a store upload's broken pipe among them, are
+/// `recstitch::Error`s and stay errors.)
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let kind = e
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
+        .or_else(|| {
+            e.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+        });
+    kind == Some(std::io::ErrorKind::BrokenPipe)
 }
 
 /// `path` as given, or, for an object-store URL (`az://container/prefix`),
@@ -404,11 +429,12 @@ fn validate_options(deep: bool) -> ValidateOptions {
 
 /// `recstitch run`.
 fn stitch(args: RunArgs) -> anyhow::Result<u8> {
-    recstitch::io::check_out_dir(&args.out)?;
+    // The archive first: a command that fails creates no output folder.
     let scanned = match scan(&args.archive, Some(&args.out))? {
         Ok(scanned) => scanned,
         Err(code) => return Ok(code),
     };
+    recstitch::io::check_out_dir(&args.out)?;
     let mut options = BatchOptions::default();
     options.force = args.force;
     options.shard = args.shard;
@@ -609,11 +635,11 @@ fn print_batch_report(report: &Report, json: bool) -> anyhow::Result<u8> {
 }
 
 fn timeline(archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
-    recstitch::io::check_out_dir(out)?;
     let scanned = match scan(archive, Some(out))? {
         Ok(scanned) => scanned,
         Err(code) => return Ok(code),
     };
+    recstitch::io::check_out_dir(out)?;
     let options = validate_options(deep);
     let mut stdout = std::io::stdout().lock();
     let mut code = EXIT_OK;
@@ -633,12 +659,28 @@ fn timeline(archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
     Ok(code)
 }
 
+/// `recstitch participants`: exit 3 for an archive without recordings (as
+/// `validate`), 1 when the participant asked for appears in no recording.
 fn participants(archive: &Path, id: Option<&str>, out: Option<&Path>, json: bool) -> anyhow::Result<u8> {
-    let scanned = Archive::scan(archive, &ScanOptions::default())?;
+    let scanned = match scan(archive, None)? {
+        Ok(scanned) => scanned,
+        Err(code) => return Ok(code),
+    };
     let list = recstitch::report::participants(&scanned, id, out);
+    let code = match id {
+        Some(id) if list.is_empty() => {
+            eprintln!(
+                "recstitch: participant {id:?} appears in none of the {} recording(s) of {}",
+                scanned.recordings.len(),
+                archive.display()
+            );
+            EXIT_FINDINGS
+        }
+        _ => EXIT_OK,
+    };
     if json {
         print_json(&list)?;
-        return Ok(EXIT_OK);
+        return Ok(code);
     }
     let mut stdout = std::io::stdout().lock();
     for p in &list {
@@ -656,10 +698,10 @@ fn participants(archive: &Path, id: Option<&str>, out: Option<&Path>, json: bool
             )?;
         }
     }
-    if list.is_empty() {
+    if list.is_empty() && id.is_none() {
         writeln!(stdout, "no participant found")?;
     }
-    Ok(EXIT_OK)
+    Ok(code)
 }
 
 /// `s` for a terminal: control characters (which could move the cursor,

@@ -13,7 +13,7 @@
 
 use image::{Rgb, RgbImage};
 
-use crate::finding::Severity;
+use crate::finding::{Code, Severity};
 use crate::metadata::{ChunkMetadata, WallClock};
 use crate::validate::ValidatedRecording;
 
@@ -274,12 +274,21 @@ fn draw_levels(c: &mut Canvas, plot: &Plot, rec: &ValidatedRecording) {
         }
     }
     if !any_levels {
-        c.text(
-            i64::from(PLOT_LEFT),
-            ly0 + 18,
-            "audio levels: validate with --deep",
-            SILENT_COLOR,
-        );
+        c.text(i64::from(PLOT_LEFT), ly0 + 18, no_levels_note(rec), SILENT_COLOR);
+    }
+}
+
+/// Why a picture has no audio levels: the audio of a truncated or
+/// undecodable chunk is not decoded even with `--deep`; otherwise `--deep`
+/// was not asked for.
+fn no_levels_note(rec: &ValidatedRecording) -> &'static str {
+    let has = |code: Code| rec.findings.iter().any(|f| f.code == code);
+    if has(Code::MediaTruncated) || has(Code::MediaInvalid) {
+        "audio levels: not decoded, a chunk is truncated or invalid (see the findings)"
+    } else if has(Code::AudioDecodeError) {
+        "audio levels: the audio does not decode (see the findings)"
+    } else {
+        "audio levels: run with --deep"
     }
 }
 
@@ -386,6 +395,24 @@ mod tests {
         let gap = drawn("chunk_gap");
         assert!(gap.pixels().any(|p| *p == GAP_COLOR), "no gap drawn");
         assert!(!gap.pixels().any(|p| *p == OVERLAP_COLOR), "an overlap drawn for a gap");
+    }
+
+    #[test]
+    fn a_truncated_chunk_is_why_there_are_no_levels_even_with_deep() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
+        let deep = crate::ValidateOptions {
+            deep: true,
+            ..Default::default()
+        };
+        let note = |case: &str, options: &crate::ValidateOptions| {
+            let archive = Archive::scan(&root.join(case), &ScanOptions::default()).unwrap();
+            no_levels_note(&archive.recordings[0].validate(options))
+        };
+        assert!(note("media_truncated", &deep).contains("truncated"));
+        assert_eq!(
+            note("good", &crate::ValidateOptions::default()),
+            "audio levels: run with --deep"
+        );
     }
 
     #[test]

@@ -70,6 +70,15 @@ impl Shard {
         h.write(recording.key.as_bytes());
         h.finish() % u64::from(self.count) == u64::from(self.index)
     }
+
+    /// Whether the orphan `path` is reported by this shard: each orphan by
+    /// one shard only (a stable hash of its path), so that the shards'
+    /// reports together list it once.
+    pub fn reports_orphan(&self, path: &Path) -> bool {
+        let mut h = Fnv1a::default();
+        h.write(path.to_string_lossy().as_bytes());
+        h.finish() % u64::from(self.count) == u64::from(self.index)
+    }
 }
 
 /// FNV-1a: a tiny, stable, well-known hash (the std hasher is not stable across releases).
@@ -148,6 +157,9 @@ pub enum Progress {
         call_id: String,
         /// Its key.
         recording_key: String,
+        /// The name of its outputs ([`Recording::output_name`]): its start
+        /// time and a short hash, which tell recordings apart.
+        name: String,
         /// Bytes of its media files.
         input_bytes: u64,
     },
@@ -158,6 +170,8 @@ pub enum Progress {
         call_id: String,
         /// Its key.
         recording_key: String,
+        /// The name of its outputs.
+        name: String,
         /// What happened.
         status: Status,
         /// Bytes written for it.
@@ -193,7 +207,7 @@ struct FileStamp {
     etag: Option<String>,
 }
 
-/// The state file beside the outputs (`.<key>.state`): what the outputs were
+/// The state file beside the outputs (`.<name>.state`): what the outputs were
 /// made from. Kept apart from the manifest so that the manifest stays
 /// byte-identical for identical inputs wherever they sit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -402,6 +416,7 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
         observer.progress(&Progress::Finished {
             call_id: rec.call_id.clone(),
             recording_key: rec.key.clone(),
+            name: rec.output_name(),
             status: report.status,
             bytes_written: bytes,
             done: n,
@@ -448,6 +463,7 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
                     observer.progress(&Progress::Stitching {
                         call_id: rec.call_id.clone(),
                         recording_key: rec.key.clone(),
+                        name: rec.output_name(),
                         input_bytes: input_bytes(rec),
                     });
                     let (report, bytes) = stitch_stage(stitcher, &mut validated, report, out_dir, options);
@@ -462,7 +478,11 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
             reports[i] = Some(report);
         }
     });
-    Report::new(archive, reports.into_iter().flatten().collect())
+    let mut report = Report::new(archive, reports.into_iter().flatten().collect());
+    if let Some(shard) = options.shard {
+        report.orphans.retain(|o| shard.reports_orphan(&o.path));
+    }
+    report
 }
 
 #[cfg(test)]
@@ -496,6 +516,26 @@ mod tests {
             assert_eq!(r.error.as_deref(), Some("cancelled"));
         }
         assert!(!out.exists(), "a cancelled batch wrote something");
+    }
+
+    #[test]
+    fn the_shards_together_list_each_orphan_once() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases/orphans");
+        let archive = Archive::scan(&root, &ScanOptions::default()).unwrap();
+        assert!(archive.orphans.len() >= 3, "{:?}", archive.orphans);
+        let out = std::env::temp_dir().join(format!("recstitch-shard-orphans-{}", std::process::id()));
+        let mut listed = Vec::new();
+        for index in 0..3 {
+            let options = BatchOptions {
+                shard: Some(Shard { index, count: 3 }),
+                ..BatchOptions::default()
+            };
+            options.cancel.cancel(); // the orphans only: nothing is written
+            listed.extend(run_batch(&archive, &out, &options, &Quiet).orphans);
+        }
+        listed.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(listed, archive.orphans);
+        assert!(!out.exists());
     }
 
     #[test]

@@ -50,33 +50,32 @@ impl Observer for Bar {
     fn progress(&self, event: &Progress) {
         match event {
             Progress::Started { recordings, .. } => self.bar.set_length(*recordings as u64),
-            Progress::Stitching { recording_key, .. } => {
+            Progress::Stitching { name, .. } => {
                 let bytes = *self.bytes.lock().unwrap_or_else(|e| e.into_inner());
                 self.bar
-                    .set_message(message(bytes, self.bar.elapsed().as_secs_f64(), recording_key));
+                    .set_message(message(bytes, self.bar.elapsed().as_secs_f64(), name));
             }
             Progress::Finished {
-                bytes_written,
-                recording_key,
-                ..
+                bytes_written, name, ..
             } => {
                 let mut bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
                 *bytes += bytes_written;
                 self.bar.inc(1);
                 self.bar
-                    .set_message(message(*bytes, self.bar.elapsed().as_secs_f64(), recording_key));
+                    .set_message(message(*bytes, self.bar.elapsed().as_secs_f64(), name));
             }
         }
     }
 }
 
-/// The recording first (so that a narrow terminal still shows which one),
-/// then what was written and how fast.
+/// The recording first (its output name: start time and a short hash, so
+/// that a narrow terminal still shows which one), then what was written
+/// and how fast.
 fn message(bytes: u64, seconds: f64, current: &str) -> String {
     let mib = bytes as f64 / (1 << 20) as f64;
     let rate = if seconds > 0.0 { mib / seconds } else { 0.0 };
-    let mut name: String = current.chars().take(20).collect();
-    if current.chars().count() > 20 {
+    let mut name: String = current.chars().take(32).collect();
+    if current.chars().count() > 32 {
         name.push('…');
     }
     format!("{name} {mib:.1} MiB {rate:.1} MiB/s")

@@ -1,8 +1,8 @@
 //! Stitching a validated recording into one MP4, with its manifest and
 //! WebVTT chapters, written atomically.
 //!
-//! Outputs for a recording go to `<out>/<callId>/<recordingKey>.mp4`, with
-//! `.json` (the manifest) beside it and `chapters/<recordingKey>.vtt` (the
+//! Outputs for a recording go to `<out>/<callId>/<name>.mp4` (see `Recording::output_name`), with
+//! `.json` (the manifest) beside it and `chapters/<name>.vtt` (the
 //! WebVTT chapters, in a folder of their own so that players do not load
 //! them as subtitles). Each file is
 //! written under a temporary name in the same folder, synced, then renamed;
@@ -37,7 +37,7 @@ pub struct StitchOptions {
     /// Also draw the recording's timeline as a PNG beside the outputs.
     pub timeline: bool,
     /// For an unmixed WAV recording, also write one mono WAV per
-    /// participant's channel (`channels/<key>.ch<N>.<participantId>.wav`).
+    /// participant's channel (`channels/<name>.ch<N>.<participantId>.wav`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub split_channels: bool,
 }
@@ -128,7 +128,7 @@ pub struct ManifestOutput {
     /// The MP4's file name (it sits beside the manifest).
     pub path: String,
     /// The WebVTT chapters' path, relative to the manifest's folder
-    /// (`chapters/<recordingKey>.vtt`).
+    /// (`chapters/<name>.vtt`).
     pub chapters_path: String,
     /// The timeline picture's file name, when drawn.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -377,16 +377,31 @@ impl Stitcher {
         crate::io::create_dir_all(dir)?;
         self.cancel.check()?;
         let written = self.write_media(rec, &inputs, &plan, &tl.chapters, paths)?;
-        let beside = || -> Result<Vec<ChannelMap>> {
-            let channels = self.write_channels(rec, &inputs, &plan, &tl.chapters, paths)?;
-            write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
-            if let Some(png) = &picture {
-                crate::picture::write_png_bytes(&paths.timeline, png)?;
-            }
-            Ok(channels)
-        };
-        let channels = beside().inspect_err(|_| paths.remove_outputs())?;
-        let chunks = manifest_chunks(rec, &inputs, &plan, &written);
+        // A stitch that fails after its media is in place (no room for the
+        // chapters or the manifest) leaves nothing under its final names.
+        self.write_the_rest(rec, &inputs, plan, tl, picture, written, paths)
+            .inspect_err(|_| paths.remove_outputs())
+    }
+
+    /// [`Stitcher::finish`] after the media: the channels, chapters,
+    /// picture and, last, the manifest.
+    #[allow(clippy::too_many_arguments)]
+    fn write_the_rest(
+        &self,
+        rec: &ValidatedRecording,
+        inputs: &[&Path],
+        plan: Joined,
+        tl: timeline::Timeline,
+        picture: Option<Vec<u8>>,
+        written: Written,
+        paths: &OutputPaths,
+    ) -> Result<Manifest> {
+        let channels = self.write_channels(rec, inputs, &plan, &tl.chapters, paths)?;
+        write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
+        if let Some(png) = picture {
+            crate::picture::write_png_bytes(&paths.timeline, &png)?;
+        }
+        let chunks = manifest_chunks(rec, inputs, &plan, &written);
         let streams = rec
             .checks
             .iter()
@@ -427,8 +442,8 @@ impl Stitcher {
         let mut json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::encode(&paths.manifest, "the manifest", e))?;
         json.push(b'\n');
-        write_atomic(&paths.manifest, &json).inspect_err(|_| paths.remove_outputs())?;
-        sync_dir(dir);
+        write_atomic(&paths.manifest, &json)?;
+        sync_dir(paths.dir());
         Ok(manifest)
     }
 
@@ -628,8 +643,8 @@ fn commit(path: &Path, manifest: Option<&Path>, write: impl FnOnce(&File) -> Res
     Ok(written)
 }
 
-/// How a recording's chunks are joined: per format.
-// One value per recording being stitched: its size does not matter.
+/// How a recording's chunks are joined: per format. (One per recording
+/// being stitched, never in a collection: the variants' sizes do not matter.)
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Joined {
     /// MP4: the sample tables of the output (boxed: much larger than the others).

@@ -215,7 +215,10 @@ pub fn mount(url: &str) -> Result<PathBuf> {
                 .with_url(root.clone())
                 .with_retry(retry_config())
                 .build()
-                .map_err(|e| usage(url, format!("cannot open the container: {e}")))?;
+                .map_err(|e| match e.to_string() {
+                    why if why.contains("Account must be specified") => usage(url, ACCOUNT_SETTINGS),
+                    why => usage(url, format!("cannot open the container: {why}")),
+                })?;
             Arc::new(built)
         }
         "memory" => Arc::new(object_store::memory::InMemory::new()),
@@ -295,8 +298,9 @@ pub(crate) fn object(path: &Path) -> Option<Object> {
 
 /// Removes query strings (a SAS token) from a message.
 fn redact(message: &str) -> String {
+    let message = without_xml(message);
     let mut out = String::with_capacity(message.len());
-    let mut rest = message;
+    let mut rest = message.as_str();
     while let Some(q) = rest.find('?') {
         out.push_str(&rest[..q]);
         let tail = &rest[q + 1..];
@@ -314,6 +318,46 @@ fn redact(message: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// `message` with the XML error body that a store sent back (`<?xml …
+/// <Error><Code>ContainerNotFound</Code><Message>…`) replaced by its code
+/// and the first line of its message, so that every error is one plain line.
+fn without_xml(message: &str) -> String {
+    let Some(start) = message.find("<?xml").or_else(|| message.find("<Error>")) else {
+        return message.to_string();
+    };
+    let body = &message[start..];
+    let tag = |name: &str| {
+        let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+        let from = body.find(&open)? + open.len();
+        let to = body[from..].find(&close)? + from;
+        Some(body[from..to].lines().next().unwrap_or_default().trim().to_string())
+    };
+    let head = message[..start].trim_end().trim_end_matches(':');
+    let said = match (tag("Code"), tag("Message")) {
+        (Some(code), Some(text)) => format!("{code}: {text}"),
+        (Some(code), None) => code,
+        _ => "an XML error body".into(),
+    };
+    let tail = body
+        .find("</Error>")
+        .map_or("", |end| body[end + "</Error>".len()..].trim());
+    format!("{head}: {said}{}{tail}", if tail.is_empty() { "" } else { " " })
+}
+
+/// The container of an Azure URL root (`az://container`,
+/// `abfs://container@account.dfs.core.windows.net`).
+fn container_of(url: &str) -> Option<String> {
+    let (root, _) = split_url(url)?;
+    let (_, authority) = root.split_once("://")?;
+    let container = authority.split_once('@').map_or(authority, |(c, _)| c);
+    (!container.is_empty()).then(|| container.to_string())
+}
+
+/// The environment that names a storage account, for a store built without one.
+const ACCOUNT_SETTINGS: &str = "no storage account is configured: set AZURE_STORAGE_ACCOUNT_NAME with \
+     AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_KEY (or run with a managed identity), or \
+     AZURE_STORAGE_USE_EMULATOR=true (and AZURITE_BLOB_STORAGE_URL) for Azurite";
 
 /// An object-store error as an I/O error (not found stays not found).
 fn io_err(e: object_store::Error) -> std::io::Error {
@@ -662,11 +706,15 @@ pub(crate) fn check_writable(out: &Path) -> Result<()> {
     let probe = out.join(format!(".recstitch-write-check.{}", std::process::id()));
     let object = object(&probe).ok_or_else(|| usage(&out.display().to_string(), "no store is mounted there"))?;
     object.put(b"").map_err(|e| {
-        Error::Usage(format!(
-            "output folder {}: is not writable: {}",
-            out.display(),
-            e.detail()
-        ))
+        let why = e.detail();
+        let url = out.display().to_string();
+        match container_of(&url).filter(|_| why.contains("ContainerNotFound")) {
+            Some(container) => Error::Usage(format!(
+                "output folder {url}: the container {container:?} does not exist; create it first \
+                 (`az storage container create --name {container}`, or in Azure Storage Explorer)"
+            )),
+            None => Error::Usage(format!("output folder {url}: is not writable: {why}")),
+        }
     })?;
     let _ = object.delete();
     Ok(())
@@ -876,6 +924,25 @@ mod tests {
             "GET http://h/c/x.mp4?… failed"
         );
         assert_eq!(redact("why? no idea"), "why? no idea");
+    }
+
+    #[test]
+    fn an_xml_error_body_becomes_its_code_and_message() {
+        let raw = "Error performing PUT http://h/acct/c/x?sig=S in 2ms - Server returned non-2xx status code: \
+                   404 Not Found: <?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>ContainerNotFound</Code>\n  \
+                   <Message>The specified container does not exist.\nRequestId:1\nTime:x</Message>\n</Error>";
+        let plain = redact(raw);
+        assert_eq!(
+            plain,
+            "Error performing PUT http://h/acct/c/x?… in 2ms - Server returned non-2xx status code: 404 Not Found: \
+             ContainerNotFound: The specified container does not exist."
+        );
+        assert_eq!(redact("x: <Error>junk"), "x: an XML error body");
+        assert_eq!(container_of("az://stitched/out").as_deref(), Some("stitched"));
+        assert_eq!(
+            container_of("abfss://c1@acct.dfs.core.windows.net/p").as_deref(),
+            Some("c1")
+        );
     }
 
     #[test]

@@ -79,11 +79,19 @@ fn a_full_disk_fails_that_recording_cleanly_and_the_batch_goes_on() {
         );
     }
     // A failed recording has no file under its final names.
+    let scanned = recstitch::Archive::scan(&util::cases(), &recstitch::ScanOptions::default()).unwrap();
     for f in &failed {
         let key = f["recordingKey"].as_str().unwrap();
+        let rec = scanned
+            .recordings
+            .iter()
+            .find(|r| r.key == key && r.call_id == f["callId"].as_str().unwrap())
+            .unwrap();
+        let name = rec.output_name();
         assert!(
-            !files.iter().any(|(name, _)| name.contains(key)),
-            "{key} left files behind"
+            !files.iter().any(|(file, _)| file.contains(&name)),
+            "{key} ({name}) left files behind: {:?}",
+            files.iter().map(|f| &f.0).collect::<Vec<_>>()
         );
     }
     eprintln!("{} stitched, {} failed for lack of space", stitched.len(), failed.len());

@@ -114,6 +114,64 @@ fn unsupported_schemes_and_missing_stores_are_usage_errors() {
 }
 
 #[test]
+fn without_an_account_the_error_names_the_variables_to_set() {
+    let good = util::cases().join("good");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_recstitch"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AZURE_") || k.starts_with("AZURITE_")) {
+        command.env_remove(k);
+    }
+    let out = command
+        .args(["run", s(&good), "--out", "az://stitched/out"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for name in [
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_USE_EMULATOR",
+    ] {
+        assert!(stderr.contains(name), "{stderr}");
+    }
+    assert!(!stderr.contains("Generic MicrosoftAzure error"), "{stderr}");
+}
+
+#[test]
+fn azurite_a_missing_output_container_is_one_plain_line_naming_it() {
+    let Some(az) = Azurite::start("missing-container") else {
+        return;
+    };
+    let good = util::cases().join("good");
+    let out = Command::new(env!("CARGO_BIN_EXE_recstitch"))
+        .args(["run", s(&good), "--out", "az://missing-container/out"])
+        .envs(az.env())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the container \"missing-container\" does not exist")
+            && stderr.contains("az storage container create --name missing-container"),
+        "{stderr}"
+    );
+    // No raw XML from the store in any error: an archive in a missing container.
+    let out = Command::new(env!("CARGO_BIN_EXE_recstitch"))
+        .args(["validate", "az://missing-container/archive"])
+        .envs(az.env())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains('<') && stderr.contains("ContainerNotFound"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn secrets_never_reach_the_output() {
     // A store that cannot be reached, with a SAS token, then an account key.
     let sas = [

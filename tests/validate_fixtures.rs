@@ -208,7 +208,7 @@ fn messages_name_the_problem() {
 fn unreadable_root_and_bad_arguments_exit_2() {
     let out = util::recstitch(&["validate", "/nonexistent/archive"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a folder"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/archive: no such folder"));
     let out = util::recstitch(&["validate"]);
     assert_eq!(out.status.code(), Some(2));
     let out = util::recstitch(&["frobnicate"]);

@@ -119,7 +119,7 @@ impl Client {
             let response = self.send_once(method, &target, range)?;
             let status = response.status().as_u16();
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
-                return check_status(response);
+                return check_status(response).map_err(|f| f.at(method, &target));
             }
             if method == Method::Delete {
                 return Err(Failure::Fatal(format!(
@@ -164,7 +164,36 @@ impl Client {
                 r.call()
             }
         };
-        result.map_err(|e| classify_error(&e))
+        result.map_err(|e| classify_error(&e).at(method, location))
+    }
+}
+
+impl Failure {
+    /// The failure, its message naming where the request went: the method,
+    /// `host:port` and path, never the query (it may hold a secret).
+    fn at(self, method: Method, location: &Location) -> Failure {
+        let authority = location.authority();
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let port = match (has_port, location.scheme()) {
+            (true, _) => String::new(),
+            (false, super::auth::Scheme::Https) => ":443".into(),
+            (false, super::auth::Scheme::Http) => ":80".into(),
+        };
+        let path = location.path_and_query().split('?').next().unwrap_or("/");
+        let place = |why: String| format!("{why} ({} {authority}{port}{path})", method.as_str());
+        match self {
+            Failure::Transient { why, retry_after } => Failure::Transient {
+                why: place(why),
+                retry_after,
+            },
+            Failure::Auth(why) => Failure::Auth(place(why)),
+            Failure::Fatal(why) => Failure::Fatal(place(why)),
+            range @ Failure::RangeNotSatisfiable(_) => range,
+            // Names its host already.
+            untrusted @ Failure::Untrusted(_) => untrusted,
+        }
     }
 }
 
@@ -385,6 +414,25 @@ pub(crate) fn sleep(d: Duration, cancel: &Cancel, abort: &dyn Fn() -> bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_request_names_where_it_went_without_the_query() {
+        // A port nothing listens on: taken from the system, then freed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let credentials = Credentials::from_token("t", Some(&format!("http://127.0.0.1:{port}/"))).unwrap();
+        let client = Client::new(credentials, &FetchOptions::default());
+        let location = Location::parse(&format!("http://127.0.0.1:{port}/recording/x?sig=secret")).unwrap();
+        let why = client.send(Method::Get, &location, None).unwrap_err().message();
+        assert!(why.ends_with(&format!("(GET 127.0.0.1:{port}/recording/x)")), "{why}");
+        assert!(!why.contains("secret"), "{why}");
+        let https = Location::parse("https://example.invalid/a?b=c").unwrap();
+        let why = Failure::Fatal("HTTP 400".into()).at(Method::Delete, &https).message();
+        assert_eq!(why, "HTTP 400 (DELETE example.invalid:443/a)");
+    }
 
     #[test]
     fn content_ranges() {

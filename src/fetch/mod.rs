@@ -52,7 +52,7 @@ pub use events::{FailedEvent, SkippedEvent};
 pub use trust::{HostPattern, TrustedHosts, TRUSTED_HOSTS_VAR};
 
 use crate::error::{Error, Result};
-use crate::io::{check_out_dir, output_paths, safe_name, sha256_file, write_atomic, Cancel, FileLock};
+use crate::io::{check_out_dir, safe_name, sha256_file, write_atomic, Cancel, FileLock};
 use crate::limits::Limits;
 use crate::metadata::{CompletionEvent, MediaFormat, WallClock};
 use crate::report::{Report, Status};
@@ -780,25 +780,30 @@ fn archived(
             rec.status.as_str()
         ));
     }
-    // The manifest's name does not depend on the format; the media's is in it.
-    let mut paths = output_paths(&event.call_id, key, "mp4", out_dir);
-    let bytes = crate::io::read_all(&paths.manifest).map_err(|e| format!("{}: {e}", paths.manifest.display()))?;
+    // The manifest is where the stitch put it; the media's name is in it.
+    let at = rec
+        .manifest
+        .as_deref()
+        .map(Path::new)
+        .filter(|m| m.starts_with(out_dir))
+        .ok_or("the stitch report names no manifest under the output folder")?;
+    let bytes = crate::io::read_all(at).map_err(|e| format!("{}: {e}", at.display()))?;
     let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a manifest: {e}", paths.manifest.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a manifest: {e}", at.display()))?;
     let name = Path::new(&manifest.output.path)
         .file_name()
-        .ok_or_else(|| format!("{}: names no stitched file", paths.manifest.display()))?;
-    paths.media = paths.dir().join(name);
+        .ok_or_else(|| format!("{}: names no stitched file", at.display()))?;
+    let media = at.with_file_name(name);
     for doc in &event.chunks {
         if !manifest.chunks.iter().any(|c| &c.document_id == doc) {
             return Err(format!("the manifest does not list chunk {doc}"));
         }
     }
-    let (sha, size) = sha256_file(&paths.media).map_err(|e| e.to_string())?;
+    let (sha, size) = sha256_file(&media).map_err(|e| e.to_string())?;
     if sha != manifest.output.sha256 || size != manifest.output.bytes {
         return Err(format!(
             "{} does not match its manifest (SHA-256 {sha}, manifest {})",
-            paths.media.display(),
+            media.display(),
             manifest.output.sha256
         ));
     }

@@ -1,4 +1,5 @@
-//! A stand-in for the recording service, for the fetch tests: a small
+//! A stand-in for the recording service, for the fetch tests and the
+//! `fake_service` example (which includes this file): a small
 //! HTTP/1.1 server on 127.0.0.1 (random ports) with the documented
 //! download endpoints on one listener ("the endpoint") and storage-style
 //! locations on another ("the storage host"). It verifies every request's
