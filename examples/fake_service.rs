@@ -11,8 +11,9 @@
 //!
 //! FOLDER (default `target/fake-service`) receives `events/<n>.json`, one
 //! completion event per recording of ARCHIVE whose chunks all have media,
-//! with locations on the fake storage host, and `env`, a shell line that
-//! exports `RECSTITCH_CONNECTION_STRING`. The server runs until it is
+//! with locations on the fake storage host, and `env`, shell lines that
+//! export `RECSTITCH_CONNECTION_STRING` and `RECSTITCH_TRUSTED_HOSTS` (the
+//! fake storage host). The server runs until it is
 //! stopped (Ctrl-C). README's "Try fetch locally" shows a whole session.
 
 #[allow(dead_code)]
@@ -79,9 +80,12 @@ fn write_session(service: &Service, archive: &Archive, folder: &Path) -> Result<
         }
     }
     let env = folder.join("env");
+    // Its storage host is another port of 127.0.0.1: trusted by name, as an
+    // operator trusts their own storage hosts.
     let line = format!(
-        "export RECSTITCH_CONNECTION_STRING='{}'\n",
-        service.connection_string(KEY_B64)
+        "export RECSTITCH_CONNECTION_STRING='{}'\nexport RECSTITCH_TRUSTED_HOSTS='{}'\n",
+        service.connection_string(KEY_B64),
+        service.storage_authority()
     );
     std::fs::write(&env, line).map_err(|e| format!("{}: {e}", env.display()))?;
     Ok(n)

@@ -120,7 +120,10 @@ fn every_file_fetch_writes_follows_the_umask() {
     let event = serve_good(&service, &dir);
     let archive = dir.join("archive");
     let stitched = dir.join("stitched");
-    let env = [("RECSTITCH_CONNECTION_STRING", service.connection_string(KEY_B64))];
+    let env = [
+        ("RECSTITCH_CONNECTION_STRING", service.connection_string(KEY_B64)),
+        ("RECSTITCH_TRUSTED_HOSTS", service.storage_authority()),
+    ];
     let done = under_umask(
         "022",
         &[
