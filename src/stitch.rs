@@ -238,7 +238,7 @@ impl From<&AudioPlacement> for Join {
             video_start_ms: None,
             planned_offset_ms: None,
             audio_presented_ms: ms(p.audio_presented),
-            dropped_priming_packets: 0,
+            dropped_priming_packets: p.dropped_priming_packets,
             leftover_priming_samples: p.leftover_priming_samples,
             tail_padding_samples: p.tail_padding_samples,
             video_adjust_ticks: 0,

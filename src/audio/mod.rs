@@ -19,6 +19,9 @@ pub struct AudioPlacement {
     pub audio_start: f64,
     /// Presented audio of the chunk on its own, seconds.
     pub audio_presented: f64,
+    /// Whole priming frames dropped at the chunk's start (MP3 chunks after
+    /// the first, where the bit reservoir allows; 0 for WAV).
+    pub dropped_priming_packets: u32,
     /// Samples of the chunk's encoder delay (priming) kept in the output
     /// (MP3 chunks after the first; 0 for WAV).
     pub leftover_priming_samples: u64,

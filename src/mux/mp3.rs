@@ -475,6 +475,7 @@ pub fn plan(chunks: &[&Mp3], holds: &[Vec<Hold>]) -> Result<Mp3Plan> {
         placements.push(AudioPlacement {
             audio_start: first_presented_out.saturating_sub(out_lead) as f64 / rate,
             audio_presented: m.samples() as f64 / rate,
+            dropped_priming_packets: u32::try_from(d).unwrap_or(u32::MAX),
             leftover_priming_samples: if k == 0 { 0 } else { lead - d as u64 * spf },
             tail_padding_samples: if k == last {
                 0

@@ -156,6 +156,7 @@ pub fn plan(chunks: &[&Wav], holds: &[Vec<Hold>]) -> Result<WavPlan> {
         placements.push(AudioPlacement {
             audio_start: start as f64 / rate,
             audio_presented: frames as f64 / rate,
+            dropped_priming_packets: 0,
             leftover_priming_samples: 0,
             tail_padding_samples: 0,
             silence_samples: silence,
