@@ -472,10 +472,54 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
 
 /// `recstitch fetch`.
 fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
-    use recstitch::fetch::{ChunkStatus, Credentials, FetchOptions, Fetcher, TrustedHosts};
+    use recstitch::fetch::{Credentials, Fetcher};
     let credentials = Credentials::from_env()?;
-    let mut options = FetchOptions::default();
-    options.trusted_hosts = TrustedHosts::from_env()?;
+    let options = fetch_options(&args)?;
+    if let Some(out) = &args.out {
+        recstitch::io::check_out_dir(out)?;
+    }
+    let fetcher = Fetcher::new(credentials, options);
+    let report = match args.progress {
+        ProgressMode::Json => fetcher.fetch_with(&args.events, &args.into, &progress::FetchNdjson::default())?,
+        ProgressMode::Bar if std::io::stderr().is_terminal() => {
+            let bar = progress::FetchBar::new();
+            let report = fetcher.fetch_with(&args.events, &args.into, &bar);
+            bar.finish();
+            report?
+        }
+        _ => fetcher.fetch_with(&args.events, &args.into, &Quiet)?,
+    };
+    let mut code = if report.all_fetched() { EXIT_OK } else { EXIT_FINDINGS };
+    print_fetch_failures(&report);
+    let mut json = serde_json::to_value(&report)?;
+    let mut deletion_lines = Vec::new();
+    if let (true, Some(out)) = (args.delete_after, args.out.as_deref()) {
+        let mut scan_options = ScanOptions::default();
+        scan_options.exclude = vec![out.to_path_buf()];
+        let scanned = Archive::scan(&args.into, &scan_options)?;
+        let stitched = run_batch(&scanned, out, &BatchOptions::default(), &Quiet);
+        let deletions = fetcher.delete_archived(&report, &stitched, out);
+        if !stitched.all_good() || deletions.iter().any(|d| !d.deleted) {
+            code = EXIT_FINDINGS;
+        }
+        for d in &deletions {
+            deletion_lines.push(format!("{}: {}", shown(&d.document_id), shown(&d.reason)));
+        }
+        json["stitch"] = serde_json::to_value(&stitched)?;
+        json["deletions"] = serde_json::to_value(&deletions)?;
+    }
+    if args.json {
+        print_json(&json)?;
+    } else {
+        print_fetch_text(&report, &deletion_lines)?;
+    }
+    Ok(code)
+}
+
+/// The fetch options the arguments and the environment set.
+fn fetch_options(args: &FetchArgs) -> anyhow::Result<recstitch::fetch::FetchOptions> {
+    let mut options = recstitch::fetch::FetchOptions::default();
+    options.trusted_hosts = recstitch::fetch::TrustedHosts::from_env()?;
     if let Some(rate) = args.min_rate {
         options.min_rate = rate;
     }
@@ -497,21 +541,11 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
     if let Some(secs) = args.stall_timeout {
         options.stall_timeout = std::time::Duration::from_secs(secs);
     }
-    if let Some(out) = &args.out {
-        recstitch::io::check_out_dir(out)?;
-    }
-    let fetcher = Fetcher::new(credentials, options);
-    let report = match args.progress {
-        ProgressMode::Json => fetcher.fetch_with(&args.events, &args.into, &progress::FetchNdjson::default())?,
-        ProgressMode::Bar if std::io::stderr().is_terminal() => {
-            let bar = progress::FetchBar::new();
-            let report = fetcher.fetch_with(&args.events, &args.into, &bar);
-            bar.finish();
-            report?
-        }
-        _ => fetcher.fetch_with(&args.events, &args.into, &Quiet)?,
-    };
-    let mut code = if report.all_fetched() { EXIT_OK } else { EXIT_FINDINGS };
+    Ok(options)
+}
+
+/// Every event and chunk that could not be fetched, on stderr.
+fn print_fetch_failures(report: &recstitch::fetch::FetchReport) {
     for f in &report.failed_events {
         eprintln!(
             "recstitch: {}{}: event not fetched: {}",
@@ -535,27 +569,12 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
             report.skipped.len()
         );
     }
-    let mut json = serde_json::to_value(&report)?;
-    let mut deletion_lines = Vec::new();
-    if let (true, Some(out)) = (args.delete_after, args.out.as_deref()) {
-        let mut scan_options = ScanOptions::default();
-        scan_options.exclude = vec![out.to_path_buf()];
-        let scanned = Archive::scan(&args.into, &scan_options)?;
-        let stitched = run_batch(&scanned, out, &BatchOptions::default(), &Quiet);
-        let deletions = fetcher.delete_archived(&report, &stitched, out);
-        if !stitched.all_good() || deletions.iter().any(|d| !d.deleted) {
-            code = EXIT_FINDINGS;
-        }
-        for d in &deletions {
-            deletion_lines.push(format!("{}: {}", shown(&d.document_id), shown(&d.reason)));
-        }
-        json["stitch"] = serde_json::to_value(&stitched)?;
-        json["deletions"] = serde_json::to_value(&deletions)?;
-    }
-    if args.json {
-        print_json(&json)?;
-        return Ok(code);
-    }
+}
+
+/// The fetch report as text: skipped and failed events, warnings, one line
+/// per chunk, the deletions, a summary.
+fn print_fetch_text(report: &recstitch::fetch::FetchReport, deletion_lines: &[String]) -> anyhow::Result<()> {
+    use recstitch::fetch::ChunkStatus;
     let mut out = std::io::stdout().lock();
     for s in &report.skipped {
         writeln!(
@@ -603,7 +622,7 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
             c.index
         )?;
     }
-    for line in &deletion_lines {
+    for line in deletion_lines {
         writeln!(out, "{line}")?;
     }
     let count = |s: ChunkStatus| report.chunks.iter().filter(|c| c.status == s).count();
@@ -621,7 +640,7 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
             n => format!("; {n} event(s) not fetched"),
         }
     )?;
-    Ok(code)
+    Ok(())
 }
 
 /// Prints a `validate` or `run` report; the exit code it calls for.
