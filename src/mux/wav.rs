@@ -57,110 +57,14 @@ fn join_error(path: &Path, k: usize, message: impl Into<String>) -> Error {
 /// audio, inserts nothing (the next chunk's hold waits for it). A wait
 /// longer than [`MAX_HOLD_SECONDS`] is an error.
 pub fn plan(chunks: &[&Wav], holds: &[Vec<Hold>]) -> Result<WavPlan> {
-    let first = chunks.first().ok_or_else(|| Error::Unsupported {
-        path: PathBuf::new(),
-        context: "the join plan".into(),
-        message: "no chunks to join".into(),
-    })?;
-    let format = Format {
-        mask: chunks.iter().find_map(|c| c.channel_mask),
-        ..first.format()
-    };
-    for (k, c) in chunks.iter().enumerate() {
-        let differs: Option<(&str, String, String)> = if c.format_tag != first.format_tag {
-            Some((
-                "format tag",
-                format!("0x{:04X}", c.format_tag),
-                format!("0x{:04X}", first.format_tag),
-            ))
-        } else if c.channels != first.channels {
-            Some(("channel count", c.channels.to_string(), first.channels.to_string()))
-        } else if c.sample_rate != first.sample_rate {
-            Some((
-                "sample rate",
-                format!("{} Hz", c.sample_rate),
-                format!("{} Hz", first.sample_rate),
-            ))
-        } else if c.bits_per_sample != first.bits_per_sample || c.valid_bits != first.valid_bits {
-            Some((
-                "bits per sample",
-                format!("{} ({} valid)", c.bits_per_sample, c.valid_bits),
-                format!("{} ({} valid)", first.bits_per_sample, first.valid_bits),
-            ))
-        } else {
-            match (c.channel_mask, format.mask) {
-                (Some(a), Some(b)) if a != b => Some(("channel mask", format!("0x{a:X}"), format!("0x{b:X}"))),
-                _ => None,
-            }
-        };
-        if let Some((what, this, other)) = differs {
-            return Err(join_error(
-                &c.path,
-                k,
-                format!("its {what} ({this}) differs from the other chunks' ({other}); chunks of one output must share format, channels, rate and bits"),
-            ));
-        }
-        if c.format_tag != WAVE_FORMAT_PCM || u64::from(c.block_align) != format.frame_bytes() {
-            return Err(join_error(&c.path, k, "not integer PCM with a consistent block_align"));
-        }
-    }
+    let format = common_format(chunks)?;
     let rate = f64::from(format.sample_rate);
-    let frame_bytes = format.frame_bytes();
     let mut pieces = Vec::new();
     let mut placements = Vec::with_capacity(chunks.len());
     let mut out = 0u64;
     for (k, c) in chunks.iter().enumerate() {
-        let frames = c.data_len / frame_bytes;
-        let mut splits = Vec::new();
-        for h in holds.get(k).map_or(&[][..], Vec::as_slice) {
-            if !h.at.is_finite() || !h.resume_at.is_finite() {
-                return Err(join_error(&c.path, k, "a hold for the wall clock that is not a number"));
-            }
-            // Clamped to 0..=frames, so the cast is exact.
-            let split = (h.at.max(0.0) * rate).round().min(frames as f64) as u64;
-            if split == 0 || split < frames {
-                splits.push((split, h.resume_at));
-            }
-        }
-        splits.sort_by_key(|s| s.0);
-        let mut cursor = 0u64;
-        let mut start = None;
-        let mut silence = 0u64;
-        for (split, resume_at) in splits {
-            span(&mut pieces, (k, c), (cursor, split), &mut out, &mut start)?;
-            cursor = cursor.max(split);
-            if out == 0 {
-                // The output starts with the first chunk's first frame.
-                continue;
-            }
-            let now = out as f64 / rate;
-            let wait = resume_at - now;
-            if wait > MAX_HOLD_SECONDS {
-                return Err(join_error(&c.path, k, format!(
-                    "a pause or gap of {wait:.0} s is longer than {MAX_HOLD_SECONDS:.0} s, the longest wait `--gaps wallclock` holds; check the chunks' times or stitch with `--gaps collapse`"
-                )));
-            }
-            let n = (wait * rate).round();
-            if n >= 1.0 {
-                // 1 <= n <= MAX_HOLD_SECONDS * rate: exact as an integer.
-                let n = n as u64;
-                pieces.push(Piece::Silence { frames: n });
-                silence += n;
-                out = out
-                    .checked_add(n)
-                    .ok_or_else(|| join_error(&c.path, k, "the output is too long"))?;
-            }
-        }
-        span(&mut pieces, (k, c), (cursor, frames), &mut out, &mut start)?;
-        let start = start.unwrap_or(out);
-        placements.push(AudioPlacement {
-            audio_start: start as f64 / rate,
-            audio_presented: frames as f64 / rate,
-            dropped_priming_packets: 0,
-            leftover_priming_samples: 0,
-            tail_padding_samples: 0,
-            silence_samples: silence,
-        });
+        let holds = holds.get(k).map_or(&[][..], Vec::as_slice);
+        placements.push(lay_chunk((k, c), holds, &format, &mut pieces, &mut out)?);
     }
     Ok(WavPlan {
         layout: AudioLayout {
@@ -172,6 +76,127 @@ pub fn plan(chunks: &[&Wav], holds: &[Vec<Hold>]) -> Result<WavPlan> {
         format,
         pieces,
         chunks: chunks.len(),
+    })
+}
+
+/// The format every chunk shares, or the chunk that differs and how.
+fn common_format(chunks: &[&Wav]) -> Result<Format> {
+    let first = chunks.first().ok_or_else(|| Error::Unsupported {
+        path: PathBuf::new(),
+        context: "the join plan".into(),
+        message: "no chunks to join".into(),
+    })?;
+    let format = Format {
+        mask: chunks.iter().find_map(|c| c.channel_mask),
+        ..first.format()
+    };
+    for (k, c) in chunks.iter().enumerate() {
+        if let Some((what, this, other)) = difference(c, first, format.mask) {
+            return Err(join_error(
+                &c.path,
+                k,
+                format!("its {what} ({this}) differs from the other chunks' ({other}); chunks of one output must share format, channels, rate and bits"),
+            ));
+        }
+        if c.format_tag != WAVE_FORMAT_PCM || u64::from(c.block_align) != format.frame_bytes() {
+            return Err(join_error(&c.path, k, "not integer PCM with a consistent block_align"));
+        }
+    }
+    Ok(format)
+}
+
+/// What of `c`'s format differs from `first`'s (and the output's `mask`):
+/// the field, `c`'s value and the other.
+fn difference(c: &Wav, first: &Wav, mask: Option<u32>) -> Option<(&'static str, String, String)> {
+    if c.format_tag != first.format_tag {
+        return Some((
+            "format tag",
+            format!("0x{:04X}", c.format_tag),
+            format!("0x{:04X}", first.format_tag),
+        ));
+    }
+    if c.channels != first.channels {
+        return Some(("channel count", c.channels.to_string(), first.channels.to_string()));
+    }
+    if c.sample_rate != first.sample_rate {
+        return Some((
+            "sample rate",
+            format!("{} Hz", c.sample_rate),
+            format!("{} Hz", first.sample_rate),
+        ));
+    }
+    if c.bits_per_sample != first.bits_per_sample || c.valid_bits != first.valid_bits {
+        return Some((
+            "bits per sample",
+            format!("{} ({} valid)", c.bits_per_sample, c.valid_bits),
+            format!("{} ({} valid)", first.bits_per_sample, first.valid_bits),
+        ));
+    }
+    match (c.channel_mask, mask) {
+        (Some(a), Some(b)) if a != b => Some(("channel mask", format!("0x{a:X}"), format!("0x{b:X}"))),
+        _ => None,
+    }
+}
+
+/// Lays chunk `k` (`c`) out from output frame `out`: its frames, split where
+/// its `holds` wait for the wall clock, with the silence they ask for.
+fn lay_chunk(
+    (k, c): (usize, &Wav),
+    holds: &[Hold],
+    format: &Format,
+    pieces: &mut Vec<Piece>,
+    out: &mut u64,
+) -> Result<AudioPlacement> {
+    let rate = f64::from(format.sample_rate);
+    let frames = c.data_len / format.frame_bytes();
+    let mut splits = Vec::new();
+    for h in holds {
+        if !h.at.is_finite() || !h.resume_at.is_finite() {
+            return Err(join_error(&c.path, k, "a hold for the wall clock that is not a number"));
+        }
+        // Clamped to 0..=frames, so the cast is exact.
+        let split = (h.at.max(0.0) * rate).round().min(frames as f64) as u64;
+        if split == 0 || split < frames {
+            splits.push((split, h.resume_at));
+        }
+    }
+    splits.sort_by_key(|s| s.0);
+    let mut cursor = 0u64;
+    let mut start = None;
+    let mut silence = 0u64;
+    for (split, resume_at) in splits {
+        span(pieces, (k, c), (cursor, split), out, &mut start)?;
+        cursor = cursor.max(split);
+        if *out == 0 {
+            // The output starts with the first chunk's first frame.
+            continue;
+        }
+        let wait = resume_at - *out as f64 / rate;
+        if wait > MAX_HOLD_SECONDS {
+            return Err(join_error(&c.path, k, format!(
+                "a pause or gap of {wait:.0} s is longer than {MAX_HOLD_SECONDS:.0} s, the longest wait `--gaps wallclock` holds; check the chunks' times or stitch with `--gaps collapse`"
+            )));
+        }
+        let n = (wait * rate).round();
+        if n >= 1.0 {
+            // 1 <= n <= MAX_HOLD_SECONDS * rate: exact as an integer.
+            let n = n as u64;
+            pieces.push(Piece::Silence { frames: n });
+            silence += n;
+            *out = out
+                .checked_add(n)
+                .ok_or_else(|| join_error(&c.path, k, "the output is too long"))?;
+        }
+    }
+    span(pieces, (k, c), (cursor, frames), out, &mut start)?;
+    let start = start.unwrap_or(*out);
+    Ok(AudioPlacement {
+        audio_start: start as f64 / rate,
+        audio_presented: frames as f64 / rate,
+        dropped_priming_packets: 0,
+        leftover_priming_samples: 0,
+        tail_padding_samples: 0,
+        silence_samples: silence,
     })
 }
 
