@@ -344,6 +344,51 @@ pub fn plan(chunks: &[&Mp3], holds: &[Vec<Hold>]) -> Result<Mp3Plan> {
     let template = c0
         .header()
         .ok_or_else(|| Here::new(&c0.path, "chunk 0").invalid("no frame header"))?;
+    check_joinable(chunks)?;
+    let join = Join {
+        spf: u64::from(c0.samples_per_frame),
+        rate: f64::from(c0.sample_rate),
+        out_lead: u64::from(c0.encoder_delay) + DECODER_DELAY,
+        last: chunks.len() - 1,
+    };
+    let mut b = Builder {
+        template,
+        pieces: Vec::new(),
+        frames: 0,
+        bytes: 0,
+        ranges: vec![(u64::MAX, 0); chunks.len()],
+        bitrates: [false; 16],
+    };
+    let mut placements = Vec::with_capacity(chunks.len());
+    let mut prev_tail = 0u16;
+    for (k, m) in chunks.iter().enumerate() {
+        let holds = holds.get(k).cloned().unwrap_or_default();
+        let (placement, tail) = join.lay_chunk(&mut b, (k, m), holds, prev_tail)?;
+        placements.push(placement);
+        prev_tail = tail;
+    }
+    let vbr = b.bitrates.iter().filter(|&&x| x).count() > 1;
+    let xing = xing_frame(&b, chunks, vbr)?;
+    let trimmed = u64::from(c0.encoder_delay) + u64::from(chunks[join.last].encoder_padding);
+    let samples = (b.frames * join.spf).saturating_sub(trimmed);
+    Ok(Mp3Plan {
+        layout: AudioLayout {
+            placements,
+            duration: samples as f64 / join.rate,
+            samples,
+            packets: b.frames,
+        },
+        template: template.raw,
+        xing,
+        chunk_ranges: b.ranges.iter().map(|&(s, e)| (s.min(e), e)).collect(),
+        pieces: b.pieces,
+    })
+}
+
+/// Every chunk has audio frames and shares chunk 0's MPEG version,
+/// sampling rate and channel mode; otherwise the chunk and what differs.
+fn check_joinable(chunks: &[&Mp3]) -> Result<()> {
+    let Some(c0) = chunks.first() else { return Ok(()) };
     for (k, c) in chunks.iter().enumerate() {
         let here = Here::new(&c.path, format!("chunk {k}"));
         if c.audio_frames.is_empty() {
@@ -371,21 +416,31 @@ pub fn plan(chunks: &[&Mp3], holds: &[Vec<Hold>]) -> Result<Mp3Plan> {
             )));
         }
     }
-    let spf = u64::from(c0.samples_per_frame);
-    let rate = f64::from(c0.sample_rate);
-    let out_lead = u64::from(c0.encoder_delay) + DECODER_DELAY;
-    let last = chunks.len() - 1;
-    let mut b = Builder {
-        template,
-        pieces: Vec::new(),
-        frames: 0,
-        bytes: 0,
-        ranges: vec![(u64::MAX, 0); chunks.len()],
-        bitrates: [false; 16],
-    };
-    let mut placements = Vec::with_capacity(chunks.len());
-    let mut prev_tail = 0u16;
-    for (k, m) in chunks.iter().enumerate() {
+    Ok(())
+}
+
+/// What every chunk's layout shares: samples per frame, the rate, the
+/// output's own lead (chunk 0's delay and the decoder's) and the last index.
+struct Join {
+    spf: u64,
+    rate: f64,
+    out_lead: u64,
+    last: usize,
+}
+
+impl Join {
+    /// Lays chunk `k` (`m`) out after what `b` holds: the priming frames
+    /// the reservoir lets it drop, silence for the holds before it and
+    /// inside it, its frames. Returns its placement and the unused tail of
+    /// its last frame (room for the next chunk's reservoir bytes).
+    fn lay_chunk(
+        &self,
+        b: &mut Builder,
+        (k, m): (usize, &Mp3),
+        mut holds: Vec<Hold>,
+        prev_tail: u16,
+    ) -> Result<(AudioPlacement, u16)> {
+        let (spf, rate, out_lead, last) = (self.spf, self.rate, self.out_lead, self.last);
         let here = Here::new(&m.path, format!("chunk {k}"));
         let n = m.audio_frames.len();
         let (lead, end) = (m.lead(), m.presented_end());
@@ -406,16 +461,10 @@ pub fn plan(chunks: &[&Mp3], holds: &[Vec<Hold>]) -> Result<Mp3Plan> {
         } else {
             0
         };
-        let mut hs: Vec<Hold> = holds.get(k).cloned().unwrap_or_default();
-        hs.sort_by(|a, b| a.at.total_cmp(&b.at));
-        let split = hs.iter().position(|h| h.at > 0.0).unwrap_or(hs.len());
-        let (before, inside) = hs.split_at(split);
+        holds.sort_by(|a, b| a.at.total_cmp(&b.at));
+        let split = holds.iter().position(|h| h.at > 0.0).unwrap_or(holds.len());
+        let (before, inside) = holds.split_at(split);
         let need = |i: usize| if i == 0 { 0 } else { m.audio_frames[i].main_data_begin };
-        let silence_index = if m.bitrate_min == m.bitrate_max {
-            m.audio_frames[0].bitrate_index
-        } else {
-            1
-        };
         // Silent frames before the chunk whose first kept frame is `d`.
         let before_silence = |d: usize, out_frames: u64| -> Result<u64> {
             if out_frames == 0 {
@@ -437,42 +486,14 @@ pub fn plan(chunks: &[&Mp3], holds: &[Vec<Hold>]) -> Result<Mp3Plan> {
             d = (0..=max_front).rev().find(|&d| need(d) <= prev_tail).unwrap_or(0);
             silence = before_silence(d, b.frames)?;
         }
-        let carry = |i: usize| {
-            (need(i) > 0).then_some(Carry {
-                chunk: k,
-                frame: i,
-                len: need(i),
-            })
-        };
         if silence > 0 {
-            b.push_silence(silence, silence_index, carry(d))
+            b.push_silence(silence, silence_index(m), carry(k, m, d))
                 .map_err(|e| here.unsupported(e))?;
-        } else if let Some(c) = carry(d) {
+        } else if let Some(c) = carry(k, m, d) {
             b.patch(c);
         }
-        let mut inside_silence = 0u64;
-        let first_presented = usize::try_from(lead / spf).unwrap_or(usize::MAX);
-        let mut first_presented_out = None;
-        let mut pending = inside.iter().peekable();
-        for i in d..kept_end {
-            let local = (i as u64 * spf) as f64 - lead as f64;
-            while let Some(h) = pending.next_if(|h| local >= h.at * rate - spf as f64 / 2.0) {
-                let now = ((b.frames * spf) as f64 - out_lead as f64) / rate;
-                let count = hold_frames(h.resume_at - now, rate, spf, &here)?;
-                if count > 0 && b.frames > 0 {
-                    b.push_silence(count, silence_index, carry(i))
-                        .map_err(|e| here.unsupported(e))?;
-                    inside_silence += count;
-                }
-            }
-            if i == first_presented {
-                first_presented_out = Some(b.frames * spf + lead % spf);
-            }
-            b.push_frame(k, m, i);
-        }
-        let first_presented_out = first_presented_out.unwrap_or(b.frames * spf);
-        prev_tail = m.audio_frames[kept_end - 1].unused_tail();
-        placements.push(AudioPlacement {
+        let (inside_silence, first_presented_out) = self.lay_frames(b, (k, m), d..kept_end, inside, &here)?;
+        let placement = AudioPlacement {
             audio_start: first_presented_out.saturating_sub(out_lead) as f64 / rate,
             audio_presented: m.samples() as f64 / rate,
             dropped_priming_packets: u32::try_from(d).unwrap_or(u32::MAX),
@@ -483,23 +504,66 @@ pub fn plan(chunks: &[&Mp3], holds: &[Vec<Hold>]) -> Result<Mp3Plan> {
                 (kept_end as u64 * spf).saturating_sub(end)
             },
             silence_samples: (silence + inside_silence) * spf,
-        });
+        };
+        Ok((placement, m.audio_frames[kept_end - 1].unused_tail()))
     }
-    let vbr = b.bitrates.iter().filter(|&&x| x).count() > 1;
-    let xing = xing_frame(&b, chunks, vbr)?;
-    let trimmed = u64::from(c0.encoder_delay) + u64::from(chunks[last].encoder_padding);
-    let samples = (b.frames * spf).saturating_sub(trimmed);
-    Ok(Mp3Plan {
-        layout: AudioLayout {
-            placements,
-            duration: samples as f64 / rate,
-            samples,
-            packets: b.frames,
-        },
-        template: template.raw,
-        xing,
-        chunk_ranges: b.ranges.iter().map(|&(s, e)| (s.min(e), e)).collect(),
-        pieces: b.pieces,
+
+    /// Pushes frames `frames` of chunk `k` (`m`), with silence where the
+    /// holds `inside` it wait for the wall clock; returns the samples of
+    /// silence frames inserted and the output sample of its first presented
+    /// sample.
+    fn lay_frames(
+        &self,
+        b: &mut Builder,
+        (k, m): (usize, &Mp3),
+        frames: std::ops::Range<usize>,
+        inside: &[Hold],
+        here: &Here,
+    ) -> Result<(u64, u64)> {
+        let (spf, rate) = (self.spf, self.rate);
+        let lead = m.lead();
+        let mut inside_silence = 0u64;
+        let first_presented = usize::try_from(lead / spf).unwrap_or(usize::MAX);
+        let mut first_presented_out = None;
+        let mut pending = inside.iter().peekable();
+        for i in frames {
+            let local = (i as u64 * spf) as f64 - lead as f64;
+            while let Some(h) = pending.next_if(|h| local >= h.at * rate - spf as f64 / 2.0) {
+                let now = ((b.frames * spf) as f64 - self.out_lead as f64) / rate;
+                let count = hold_frames(h.resume_at - now, rate, spf, here)?;
+                if count > 0 && b.frames > 0 {
+                    b.push_silence(count, silence_index(m), carry(k, m, i))
+                        .map_err(|e| here.unsupported(e))?;
+                    inside_silence += count;
+                }
+            }
+            if i == first_presented {
+                first_presented_out = Some(b.frames * spf + lead % spf);
+            }
+            b.push_frame(k, m, i);
+        }
+        Ok((inside_silence, first_presented_out.unwrap_or(b.frames * spf)))
+    }
+}
+
+/// The bitrate index of the silent frames inserted in chunk `m`: its own
+/// when it is constant, else the smallest (widened to carry reservoir bytes).
+fn silence_index(m: &Mp3) -> u8 {
+    if m.bitrate_min == m.bitrate_max {
+        m.audio_frames[0].bitrate_index
+    } else {
+        1
+    }
+}
+
+/// The reservoir bytes frame `i` of chunk `k` (`m`) needs from before it,
+/// when it needs any.
+fn carry(k: usize, m: &Mp3, i: usize) -> Option<Carry> {
+    let need = if i == 0 { 0 } else { m.audio_frames[i].main_data_begin };
+    (need > 0).then_some(Carry {
+        chunk: k,
+        frame: i,
+        len: need,
     })
 }
 
