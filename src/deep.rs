@@ -128,7 +128,8 @@ impl SampleReader<'_> {
     }
 }
 
-fn to_dbfs(mean_square: f64) -> f64 {
+/// RMS level in dBFS of a mean square, rounded to 0.1 dB, [`FLOOR_DBFS`] at the least.
+pub(crate) fn to_dbfs(mean_square: f64) -> f64 {
     if mean_square <= 0.0 {
         return FLOOR_DBFS;
     }
@@ -155,12 +156,9 @@ pub fn analyse_audio(media: &Movie, limits: &Limits) -> Result<AudioAnalysis, St
     // Decoded samples are counted in the codec's rate; media time in the track's.
     let to_samples = |ticks: u64| (ticks as f64 * rate / f64::from(track.timescale)).round() as u64;
     let (start, end) = (to_samples(p.start), to_samples(p.start.saturating_add(p.length)));
-    let per_second = aac.sample_rate as u64;
     let channels = u64::from(aac.channels.max(1));
-
-    let mut out = AudioAnalysis::default();
+    let mut meter = Meter::new(aac.sample_rate, usize::from(aac.channels), start, end);
     let mut pcm: Vec<f32> = Vec::new();
-    let (mut second, mut second_sum, mut second_n) = (0u64, 0.0f64, 0u64);
     let mut ticks = 0u64;
     for (i, sample) in track.samples.iter().enumerate() {
         // Each packet's samples start at its own decode time, whatever the
@@ -179,37 +177,87 @@ pub fn analyse_audio(media: &Movie, limits: &Limits) -> Result<AudioAnalysis, St
         match decoder.decode_ref(&packet) {
             Ok(buf) => buf.copy_to_vec_interleaved(&mut pcm),
             Err(e) => {
-                let at = first.saturating_sub(start) as f64 / rate;
-                out.decode_errors.push((at, e.to_string()));
+                meter.decode_error(first, e.to_string());
                 decoder.reset();
                 pcm.clear();
                 pcm.resize((aac.frame_length as u64 * channels) as usize, 0.0);
             }
         }
-        for (pos, frame) in (first..).zip(pcm.chunks(channels as usize)) {
-            if pos >= start && pos < end {
-                let s = (pos - start) / per_second;
-                if s != second && second_n > 0 {
-                    out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
-                    (second_sum, second_n) = (0.0, 0);
-                }
-                second = s;
-                for &x in frame {
-                    second_sum += f64::from(x) * f64::from(x);
-                    if x.abs() >= CLIP_LEVEL {
-                        out.clipped_samples += 1;
-                        out.first_clip.get_or_insert((pos - start) as f64 / rate);
-                    }
-                }
-                second_n += channels;
-                out.samples += 1;
-            }
+        meter.add(first, &pcm);
+    }
+    Ok(meter.finish())
+}
+
+/// What the deep checks measure of decoded audio: the RMS level of each
+/// second of presented audio (samples `start..end`, counted from the
+/// chunk's first decoded sample), clipping, decode errors. One for AAC,
+/// MP3 and PCM alike.
+pub(crate) struct Meter {
+    out: AudioAnalysis,
+    rate: f64,
+    per_second: u64,
+    channels: usize,
+    start: u64,
+    end: u64,
+    second: u64,
+    sum: f64,
+    n: u64,
+}
+
+impl Meter {
+    /// A meter of `channels` interleaved channels at `rate` Hz presenting
+    /// samples `start..end`.
+    pub(crate) fn new(rate: u32, channels: usize, start: u64, end: u64) -> Self {
+        Meter {
+            out: AudioAnalysis::default(),
+            rate: f64::from(rate.max(1)),
+            per_second: u64::from(rate.max(1)),
+            channels: channels.max(1),
+            start,
+            end,
+            second: 0,
+            sum: 0.0,
+            n: 0,
         }
     }
-    if second_n > 0 {
-        out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
+
+    /// Decoded samples (interleaved, full scale 1.0) from sample `first` on.
+    pub(crate) fn add(&mut self, first: u64, pcm: &[f32]) {
+        for (pos, frame) in (first..).zip(pcm.chunks(self.channels)) {
+            if pos < self.start || pos >= self.end {
+                continue;
+            }
+            let s = (pos - self.start) / self.per_second;
+            if s != self.second && self.n > 0 {
+                self.out.levels_dbfs.push(to_dbfs(self.sum / self.n as f64));
+                (self.sum, self.n) = (0.0, 0);
+            }
+            self.second = s;
+            for &x in frame {
+                self.sum += f64::from(x) * f64::from(x);
+                if x.abs() >= CLIP_LEVEL {
+                    self.out.clipped_samples += 1;
+                    self.out.first_clip.get_or_insert((pos - self.start) as f64 / self.rate);
+                }
+            }
+            self.n += self.channels as u64;
+            self.out.samples += 1;
+        }
     }
-    Ok(out)
+
+    /// A packet from sample `first` on that did not decode, and why.
+    pub(crate) fn decode_error(&mut self, first: u64, why: String) {
+        let at = first.saturating_sub(self.start) as f64 / self.rate;
+        self.out.decode_errors.push((at, why));
+    }
+
+    /// The analysis, the last (partial) second included.
+    pub(crate) fn finish(mut self) -> AudioAnalysis {
+        if self.n > 0 {
+            self.out.levels_dbfs.push(to_dbfs(self.sum / self.n as f64));
+        }
+        self.out
+    }
 }
 
 /// Findings of the deep audio check of one chunk.

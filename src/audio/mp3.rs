@@ -906,15 +906,6 @@ pub fn probe_reader<R: Read + Seek>(r: R, file_size: u64, path: &Path, limits: &
     })
 }
 
-/// Level of a mean square, dBFS rounded to 0.1 (as [`crate::deep`] reports it).
-pub(crate) fn to_dbfs(mean_square: f64) -> f64 {
-    if mean_square <= 0.0 {
-        return crate::deep::FLOOR_DBFS;
-    }
-    let db = 10.0 * mean_square.log10();
-    (db.max(crate::deep::FLOOR_DBFS) * 10.0).round() / 10.0
-}
-
 /// Decodes every audio frame of the chunk with symphonia's MPEG audio
 /// decoder, fed the frames the probe found (`--deep`): the level of each
 /// second of presented audio, decode errors, clipping.
@@ -932,17 +923,14 @@ pub fn analyse(mp3: &Mp3, limits: &Limits) -> Result<crate::deep::AudioAnalysis,
     let named = |e: std::io::Error| format!("{}: {e}", mp3.path.display());
     let file = Input::open_scattered(&mp3.path).map_err(named)?;
     let file_len = file.len().map_err(named)?;
-    let rate = f64::from(mp3.sample_rate.max(1));
     let spf = u64::from(mp3.samples_per_frame);
     let (start, end) = (mp3.lead(), mp3.presented_end());
-    let per_second = u64::from(mp3.sample_rate.max(1));
     let channels = usize::from(mp3.channels.max(1));
     // Frames are read in runs of contiguous frames of at most this many bytes.
     let run_max = limits.get(Limit::SampleBytes).clamp(1 << 12, 1 << 20);
 
-    let mut out = crate::deep::AudioAnalysis::default();
+    let mut meter = crate::deep::Meter::new(mp3.sample_rate, channels, start, end);
     let mut pcm: Vec<f32> = Vec::new();
-    let (mut second, mut second_sum, mut second_n) = (0u64, 0.0f64, 0u64);
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_start = 0u64;
     let frames = &mp3.audio_frames;
@@ -981,35 +969,13 @@ pub fn analyse(mp3: &Mp3, limits: &Limits) -> Result<crate::deep::AudioAnalysis,
         match decoder.decode_ref(&packet) {
             Ok(b) => b.copy_to_vec_interleaved(&mut pcm),
             Err(e) => {
-                let at = first.saturating_sub(start) as f64 / rate;
-                out.decode_errors.push((at, e.to_string()));
+                meter.decode_error(first, e.to_string());
                 decoder.reset();
                 pcm.clear();
                 pcm.resize(usize::try_from(spf).unwrap_or(0) * channels, 0.0);
             }
         }
-        for (pos, frame) in (first..).zip(pcm.chunks(channels)) {
-            if pos >= start && pos < end {
-                let s = (pos - start) / per_second;
-                if s != second && second_n > 0 {
-                    out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
-                    (second_sum, second_n) = (0.0, 0);
-                }
-                second = s;
-                for &x in frame {
-                    second_sum += f64::from(x) * f64::from(x);
-                    if x.abs() >= crate::deep::CLIP_LEVEL {
-                        out.clipped_samples += 1;
-                        out.first_clip.get_or_insert((pos - start) as f64 / rate);
-                    }
-                }
-                second_n += channels as u64;
-                out.samples += 1;
-            }
-        }
+        meter.add(first, &pcm);
     }
-    if second_n > 0 {
-        out.levels_dbfs.push(to_dbfs(second_sum / second_n as f64));
-    }
-    Ok(out)
+    Ok(meter.finish())
 }

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use crate::io::Input;
 
-use crate::deep::{AudioAnalysis, CLIP_LEVEL, FLOOR_DBFS};
+use crate::deep::{to_dbfs, AudioAnalysis, CLIP_LEVEL, FLOOR_DBFS};
 use crate::error::{Here, Result};
 use crate::limits::{Limit, Limits};
 
@@ -243,6 +243,29 @@ pub(crate) struct Fmt {
     mask: Option<u32>,
 }
 
+/// The `WAVE_FORMAT_EXTENSIBLE` part of a `fmt ` body: the sub-format's
+/// format tag, the channel mask and the valid bits per sample.
+fn parse_extensible(b: &[u8], here: &Here) -> Result<(u16, u32, u16)> {
+    if b.len() < 40 {
+        return Err(here.invalid(format!(
+            "a WAVE_FORMAT_EXTENSIBLE fmt chunk of {} bytes, shorter than the 40 it needs",
+            b.len()
+        )));
+    }
+    let cb_size = le16(b, 16);
+    if cb_size < 22 {
+        return Err(here.invalid(format!("cbSize is {cb_size}: WAVE_FORMAT_EXTENSIBLE needs at least 22")));
+    }
+    let guid = b.get(24..40).unwrap_or(&[]);
+    if guid.get(2..) != Some(&GUID_TAIL[..]) {
+        let text: String = guid.iter().map(|x| format!("{x:02x}")).collect();
+        return Err(here.unsupported(format!(
+            "WAVE_FORMAT_EXTENSIBLE with sub-format GUID {text} (not a format tag; only integer PCM is stitched)"
+        )));
+    }
+    Ok((le16(b, 24), le32(b, 20), le16(b, 18)))
+}
+
 /// Parses and checks the first bytes of a `fmt ` body (`WAVEFORMATEX`,
 /// `WAVEFORMATEXTENSIBLE`); `quirks` gets what is odd but harmless.
 pub(crate) fn parse_fmt(b: &[u8], here: &Here, quirks: &mut Vec<String>) -> Result<Fmt> {
@@ -253,24 +276,8 @@ pub(crate) fn parse_fmt(b: &[u8], here: &Here, quirks: &mut Vec<String>) -> Resu
     let block_align = le16(b, 12);
     let bits = le16(b, 14);
     let (format_tag, extensible, mask, valid_bits) = if tag == WAVE_FORMAT_EXTENSIBLE {
-        if b.len() < 40 {
-            return Err(here.invalid(format!(
-                "a WAVE_FORMAT_EXTENSIBLE fmt chunk of {} bytes, shorter than the 40 it needs",
-                b.len()
-            )));
-        }
-        let cb_size = le16(b, 16);
-        if cb_size < 22 {
-            return Err(here.invalid(format!("cbSize is {cb_size}: WAVE_FORMAT_EXTENSIBLE needs at least 22")));
-        }
-        let guid = b.get(24..40).unwrap_or(&[]);
-        if guid.get(2..) != Some(&GUID_TAIL[..]) {
-            let text: String = guid.iter().map(|x| format!("{x:02x}")).collect();
-            return Err(here.unsupported(format!(
-                "WAVE_FORMAT_EXTENSIBLE with sub-format GUID {text} (not a format tag; only integer PCM is stitched)"
-            )));
-        }
-        (le16(b, 24), true, Some(le32(b, 20)), le16(b, 18))
+        let (format_tag, mask, valid_bits) = parse_extensible(b, here)?;
+        (format_tag, true, Some(mask), valid_bits)
     } else {
         (tag, false, None, bits)
     };
@@ -648,15 +655,6 @@ pub(crate) fn sample_value(b: &[u8], bits: u16) -> f64 {
         (32, [a, c, d, e, ..]) => f64::from(i32::from_le_bytes([*a, *c, *d, *e])) / 2_147_483_648.0,
         _ => 0.0,
     }
-}
-
-/// RMS level in dBFS, rounded to 0.1 dB, [`FLOOR_DBFS`] at the least.
-pub(crate) fn to_dbfs(mean_square: f64) -> f64 {
-    if mean_square <= 0.0 {
-        return FLOOR_DBFS;
-    }
-    let db = 10.0 * mean_square.log10();
-    (db.max(FLOOR_DBFS) * 10.0).round() / 10.0
 }
 
 /// Reads the chunk's frames in blocks, handing each block of whole frames to `f`.

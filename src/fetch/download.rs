@@ -761,6 +761,17 @@ fn finish(shared: &Shared, part: &Path, final_path: &Path, size: u64) -> Result<
 }
 
 /// One part: requests its remaining range until it is complete, retrying.
+/// Waits before a part's next attempt after `failure`, or gives up;
+/// counts the retries in the chunk's total.
+fn retry(shared: &Shared, attempts: &mut Attempts, failure: Failure) -> Result<(), ChunkError> {
+    let before = attempts.retries;
+    let result = shared.ctx.after(attempts, failure);
+    shared
+        .retries
+        .fetch_add(u64::from(attempts.retries.saturating_sub(before)), Ordering::SeqCst);
+    result
+}
+
 fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Option<First>) -> Result<(), ChunkError> {
     let ctx = shared.ctx;
     let (seg, size, validator) = {
@@ -806,12 +817,7 @@ fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Opti
                     }
                 }
                 Err(failure) => {
-                    let before = attempts.retries;
-                    let r = ctx.after(&mut attempts, failure);
-                    shared
-                        .retries
-                        .fetch_add(u64::from(attempts.retries - before), Ordering::SeqCst);
-                    r?;
+                    retry(shared, &mut attempts, failure)?;
                     continue;
                 }
             },
@@ -836,12 +842,7 @@ fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Opti
                 if let Some(e) = shared.stopped() {
                     return Err(e);
                 }
-                let before = attempts.retries;
-                let r = ctx.after(&mut attempts, Failure::transient(why));
-                shared
-                    .retries
-                    .fetch_add(u64::from(attempts.retries - before), Ordering::SeqCst);
-                r?;
+                retry(shared, &mut attempts, Failure::transient(why))?;
             }
         }
     }

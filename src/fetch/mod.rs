@@ -610,21 +610,6 @@ impl Fetcher {
             note: None,
             delete_location: task.delete_location.clone(),
         };
-        let fail = |mut report: ChunkReport, e: ChunkError| {
-            let (kind, message) = match e {
-                ChunkError::Auth(m) => ("authentication", m),
-                ChunkError::Untrusted(m) => ("untrusted", m),
-                ChunkError::Aborted => (
-                    "aborted",
-                    "not fetched: another chunk of this recording failed authentication".to_string(),
-                ),
-                ChunkError::Cancelled => ("cancelled", "cancelled".to_string()),
-                ChunkError::Failed(m) => ("failed", m),
-            };
-            report.error_kind = Some(kind.into());
-            report.error = Some(message);
-            report
-        };
         if abort.load(Ordering::SeqCst) {
             return fail(report, ChunkError::Aborted);
         }
@@ -808,6 +793,23 @@ fn archived(
         ));
     }
     Ok(())
+}
+
+/// `report` of a chunk that failed with `e`: its error kind and message.
+fn fail(mut report: ChunkReport, e: ChunkError) -> ChunkReport {
+    let (kind, message) = match e {
+        ChunkError::Auth(m) => ("authentication", m),
+        ChunkError::Untrusted(m) => ("untrusted", m),
+        ChunkError::Aborted => (
+            "aborted",
+            "not fetched: another chunk of this recording failed authentication".to_string(),
+        ),
+        ChunkError::Cancelled => ("cancelled", "cancelled".to_string()),
+        ChunkError::Failed(m) => ("failed", m),
+    };
+    report.error_kind = Some(kind.into());
+    report.error = Some(message);
+    report
 }
 
 /// What `--delete-after` did with one chunk.
