@@ -652,206 +652,13 @@ pub fn probe_reader<R: Read + Seek>(r: R, file_size: u64, path: &Path, limits: &
         end: file_size,
     };
     let mut quirks = Vec::new();
-
-    // ID3v2 tags at the start.
-    let mut start = 0u64;
-    for _ in 0..MAX_ID3V2_TAGS {
-        let Some(len) = id3v2_len(s.w.bytes(start, 10).map_err(|e| here.io(e))?) else {
-            break;
-        };
-        let next = start.saturating_add(len);
-        if next > file_size {
-            return Err(here.child("ID3v2").truncated(format!(
-                "the ID3v2 tag at byte {start} claims {len} bytes; the file ends {} bytes after its start",
-                file_size - start
-            )));
-        }
-        start = next;
-    }
-
-    // Tags at the end: ID3v1, then APEv2 before it.
-    let mut end = file_size;
-    if end >= start + 128 && s.w.bytes(end - 128, 3).map_err(|e| here.io(e))? == b"TAG" {
-        end -= 128;
-    }
-    if end >= start + 32 {
-        let footer = s.w.bytes(end - 32, 32).map_err(|e| here.io(e))?;
-        if footer.len() == 32 && &footer[..8] == b"APETAGEX" {
-            let size = u64::from(u32::from_le_bytes([footer[12], footer[13], footer[14], footer[15]]));
-            let flags = u32::from_le_bytes([footer[20], footer[21], footer[22], footer[23]]);
-            let total = size + if flags & 0x8000_0000 != 0 { 32 } else { 0 };
-            if total >= 32 && total <= end - start {
-                end -= total;
-            } else {
-                quirks.push(format!(
-                    "an APEv2 tag footer at byte {} states {total} bytes, more than there are: left in place",
-                    end - 32
-                ));
-            }
-        }
-    }
-    s.end = end;
-
-    // The first frame: confirmed by two more (or by the end of the audio).
-    let Some((first, h0)) = s.find(start, None, 2)? else {
-        if s.free_format(start)? {
-            return Err(
-                here.unsupported("free-format bitrate (bitrate index 0): the frame length is not in the header")
-            );
-        }
-        return Err(here.invalid("no MPEG audio frame found"));
-    };
-    if h0.layer != 3 {
-        return Err(here.child(format!("frame at byte {first}")).unsupported(format!(
-            "{} Layer {}: only Layer III (MP3) is handled",
-            h0.version,
-            ["I", "II"][usize::from(h0.layer - 1).min(1)]
-        )));
-    }
-    if first > start {
-        quirks.push(format!(
-            "{} bytes before the first frame skipped (from byte {start})",
-            first - start
-        ));
-    }
-    let spf = h0.samples_per_frame();
-
-    // A Xing/Info or VBRI header frame.
-    let mut pos = first;
-    let mut header_frame = None;
-    let mut lame = None;
-    let len0 = usize::try_from(h0.frame_len().unwrap_or(0)).unwrap_or(0);
-    {
-        let f = s.w.bytes(first, len0).map_err(|e| here.io(e))?;
-        let at = 4 + h0.side_info_len();
-        let tag = f.get(at..at + 4);
-        if tag == Some(b"Xing") || tag == Some(b"Info") {
-            lame = lame_tag(f, at);
-            header_frame = Some((first, first + len0 as u64));
-        } else if f.get(36..40) == Some(b"VBRI") {
-            header_frame = Some((first, first + len0 as u64));
-        }
-    }
-    if let Some((_, e)) = header_frame {
-        pos = e;
-    }
-
-    let mut frames: Vec<Frame> = Vec::new();
-    let mut truncated = None;
-    let mut lead_stream: Vec<u8> = Vec::new();
-    let mut lead_carry: Vec<Vec<u8>> = Vec::new();
-    let like = h0;
-    loop {
-        if pos >= end {
-            break;
-        }
-        if end - pos < 4 {
-            quirks.push(format!(
-                "{} bytes after the last frame ignored (from byte {pos})",
-                end - pos
-            ));
-            break;
-        }
-        let h = match s.w.header(pos).map_err(|e| here.io(e))? {
-            Some(h) if h.same_stream(&like) && h.frame_len().is_some() => Some(h),
-            _ => None,
-        };
-        let Some(h) = h else {
-            // Junk: find the next confirmed frame.
-            match s.find(pos + 1, Some(&like), 1)? {
-                Some((q, _)) => {
-                    quirks.push(format!("{} junk bytes skipped at byte {pos}", q - pos));
-                    pos = q;
-                    continue;
-                }
-                None => {
-                    quirks.push(format!(
-                        "{} bytes after the last frame ignored (from byte {pos})",
-                        end - pos
-                    ));
-                    break;
-                }
-            }
-        };
-        let len = h.frame_len().unwrap_or(0);
-        let next = pos.saturating_add(u64::from(len));
-        if next > end {
-            // Cut short, unless a confirmed frame starts inside it (then it is junk).
-            if let Some((q, _)) = s.find(pos + 1, Some(&like), 1)? {
-                quirks.push(format!(
-                    "{} junk bytes skipped at byte {pos} (a frame cut short)",
-                    q - pos
-                ));
-                pos = q;
-                continue;
-            }
-            truncated = Some(format!(
-                "the last frame, at byte {pos}, needs {len} bytes; the audio ends after {}: {} bytes missing",
-                end - pos,
-                next - end
-            ));
-            break;
-        }
-        if next < end && next + 4 <= end {
-            // A frame not followed by a frame may be a frame cut short by the one that follows.
-            let followed = matches!(s.w.header(next).map_err(|e| here.io(e))?, Some(n) if n.same_stream(&like));
-            if !followed {
-                if let Some((q, _)) = s.find(pos + 1, Some(&like), 1)? {
-                    if q < next {
-                        quirks.push(format!(
-                            "{} junk bytes skipped at byte {pos} (a frame cut short)",
-                            q - pos
-                        ));
-                        pos = q;
-                        continue;
-                    }
-                }
-            }
-        }
-        let f =
-            s.w.bytes(
-                pos,
-                if frames.len() < LEAD_FRAMES {
-                    usize::try_from(len).unwrap_or(WINDOW)
-                } else {
-                    h.region_start()
-                },
-            )
-            .map_err(|e| here.io(e))?;
-        let si = f
-            .get(h.region_start() - h.side_info_len()..h.region_start())
-            .unwrap_or(&[]);
-        let (mdb, mlen) = side_info(&h, si);
-        if frames.len() < LEAD_FRAMES {
-            let need = usize::from(mdb);
-            let mut carry = vec![0u8; need];
-            let have = need.min(lead_stream.len());
-            carry[need - have..].copy_from_slice(&lead_stream[lead_stream.len() - have..]);
-            if frames.is_empty() && need > 0 {
-                quirks.push(format!(
-                    "the first audio frame's main_data_begin is {mdb}: it refers to {mdb} bytes before the audio, which a decoder lacks"
-                ));
-            }
-            lead_carry.push(carry);
-            lead_stream.extend_from_slice(f.get(h.region_start()..).unwrap_or(&[]));
-        }
-        limits.check(
-            Limit::SamplesPerTrack,
-            frames.len() as u64 + 1,
-            &here,
-            "MPEG audio frames",
-        )?;
-        frames.push(Frame {
-            offset: pos,
-            size: u16::try_from(len).map_err(|_| here.invalid("frame length over 65535 bytes"))?,
-            bitrate_index: h.bitrate_index,
-            region_start: u8::try_from(h.region_start()).unwrap_or(u8::MAX),
-            main_data_begin: mdb,
-            main_data_len: mlen,
-        });
-        pos = next;
-    }
-    let (Some(f0), Some(fl)) = (frames.first(), frames.last()) else {
+    let start = s.leading_tags_end(file_size)?;
+    s.end = s.trailing_tags_start(start, file_size, &mut quirks)?;
+    let (first, h0) = s.first_frame(start, &mut quirks)?;
+    let (header_frame, lame) = s.header_frame(first, &h0)?;
+    let pos = header_frame.map_or(first, |(_, e)| e);
+    let walk = s.walk_frames(pos, &h0, limits, &mut quirks)?;
+    let (Some(f0), Some(fl)) = (walk.frames.first(), walk.frames.last()) else {
         return Err(here.invalid("no MPEG audio frame found after the Xing/Info header frame"));
     };
     let audio_range = (f0.offset, fl.end());
@@ -863,17 +670,8 @@ pub fn probe_reader<R: Read + Seek>(r: R, file_size: u64, path: &Path, limits: &
     )
     .map_or(h0.raw, |h| h.raw);
     let h1 = Header::parse(first_header).unwrap_or(h0);
-    let bytes: u64 = frames.iter().map(|f| u64::from(f.size)).sum();
-    let (mut min, mut max) = (u32::MAX, 0);
-    for f in &frames {
-        let b = h1.bitrate_of(f.bitrate_index);
-        min = min.min(b);
-        max = max.max(b);
-    }
-    let rate = h1.sample_rate();
-    let samples = frames.len() as u64 * u64::from(spf);
-    let avg =
-        u32::try_from(bytes.saturating_mul(8).saturating_mul(u64::from(rate)) / samples.max(1)).unwrap_or(u32::MAX);
+    let spf = h0.samples_per_frame();
+    let (bitrate_avg, bitrate_min, bitrate_max) = bitrates(&walk.frames, &h1, spf);
     let (delay, padding) = lame.map_or((0, 0), |t| {
         let v = (u32::from(t[21]) << 16) | (u32::from(t[22]) << 8) | u32::from(t[23]);
         (v >> 12, v & 0xFFF)
@@ -882,15 +680,15 @@ pub fn probe_reader<R: Read + Seek>(r: R, file_size: u64, path: &Path, limits: &
         path: path.to_path_buf(),
         version: h1.version,
         channel_mode: h1.mode,
-        sample_rate: rate,
+        sample_rate: h1.sample_rate(),
         channels: h1.channels(),
         samples_per_frame: spf,
-        audio_frames: frames,
+        audio_frames: walk.frames,
         audio_range,
         header_frame,
-        bitrate_avg: avg,
-        bitrate_min: min,
-        bitrate_max: max,
+        bitrate_avg,
+        bitrate_min,
+        bitrate_max,
         encoder: lame.map(|t| {
             String::from_utf8_lossy(&t[..9])
                 .trim_end_matches(['\0', ' '])
@@ -899,11 +697,274 @@ pub fn probe_reader<R: Read + Seek>(r: R, file_size: u64, path: &Path, limits: &
         encoder_delay: delay,
         encoder_padding: padding,
         quirks,
-        truncated,
+        truncated: walk.truncated,
         lame,
         first_header,
-        lead_carry,
+        lead_carry: walk.lead_carry,
     })
+}
+
+/// Average, lowest and highest bit rate of `frames` (bits per second).
+fn bitrates(frames: &[Frame], h: &Header, spf: u32) -> (u32, u32, u32) {
+    let bytes: u64 = frames.iter().map(|f| u64::from(f.size)).sum();
+    let (mut min, mut max) = (u32::MAX, 0);
+    for f in frames {
+        let b = h.bitrate_of(f.bitrate_index);
+        min = min.min(b);
+        max = max.max(b);
+    }
+    let samples = frames.len() as u64 * u64::from(spf);
+    let avg = u32::try_from(bytes.saturating_mul(8).saturating_mul(u64::from(h.sample_rate())) / samples.max(1))
+        .unwrap_or(u32::MAX);
+    (avg, min, max)
+}
+
+/// The audio frames the probe walked, and what it kept for the join.
+struct Walk {
+    frames: Vec<Frame>,
+    truncated: Option<String>,
+    /// The reservoir bytes each of the first [`LEAD_FRAMES`] frames needs.
+    lead_carry: Vec<Vec<u8>>,
+}
+
+/// What the frame walk does next at a position.
+enum Step {
+    /// A frame of this header and length starts here.
+    Frame(Header, u32),
+    /// Junk: go on at this byte.
+    Skip(u64),
+    /// The audio ends here.
+    End,
+}
+
+impl<R: Read + Seek> Scanner<'_, R> {
+    /// Where the audio can start: after the ID3v2 tags at the start.
+    fn leading_tags_end(&mut self, file_size: u64) -> Result<u64> {
+        let mut start = 0u64;
+        for _ in 0..MAX_ID3V2_TAGS {
+            let Some(len) = id3v2_len(self.w.bytes(start, 10).map_err(|e| self.here.io(e))?) else {
+                break;
+            };
+            let next = start.saturating_add(len);
+            if next > file_size {
+                return Err(self.here.child("ID3v2").truncated(format!(
+                    "the ID3v2 tag at byte {start} claims {len} bytes; the file ends {} bytes after its start",
+                    file_size - start
+                )));
+            }
+            start = next;
+        }
+        Ok(start)
+    }
+
+    /// Where the audio ends: before an ID3v1 tag, and an APEv2 tag before it.
+    fn trailing_tags_start(&mut self, start: u64, file_size: u64, quirks: &mut Vec<String>) -> Result<u64> {
+        let here = self.here.clone();
+        let mut end = file_size;
+        if end >= start + 128 && self.w.bytes(end - 128, 3).map_err(|e| here.io(e))? == b"TAG" {
+            end -= 128;
+        }
+        if end >= start + 32 {
+            let footer = self.w.bytes(end - 32, 32).map_err(|e| here.io(e))?;
+            if footer.len() == 32 && &footer[..8] == b"APETAGEX" {
+                let size = u64::from(u32::from_le_bytes([footer[12], footer[13], footer[14], footer[15]]));
+                let flags = u32::from_le_bytes([footer[20], footer[21], footer[22], footer[23]]);
+                let total = size + if flags & 0x8000_0000 != 0 { 32 } else { 0 };
+                if total >= 32 && total <= end - start {
+                    end -= total;
+                } else {
+                    quirks.push(format!(
+                        "an APEv2 tag footer at byte {} states {total} bytes, more than there are: left in place",
+                        end - 32
+                    ));
+                }
+            }
+        }
+        Ok(end)
+    }
+
+    /// The first frame from `start` on, confirmed by two more (or by the
+    /// end of the audio): Layer III, with a bit rate in its header.
+    fn first_frame(&mut self, start: u64, quirks: &mut Vec<String>) -> Result<(u64, Header)> {
+        let here = self.here.clone();
+        let Some((first, h0)) = self.find(start, None, 2)? else {
+            if self.free_format(start)? {
+                return Err(
+                    here.unsupported("free-format bitrate (bitrate index 0): the frame length is not in the header")
+                );
+            }
+            return Err(here.invalid("no MPEG audio frame found"));
+        };
+        if h0.layer != 3 {
+            return Err(here.child(format!("frame at byte {first}")).unsupported(format!(
+                "{} Layer {}: only Layer III (MP3) is handled",
+                h0.version,
+                ["I", "II"][usize::from(h0.layer - 1).min(1)]
+            )));
+        }
+        if first > start {
+            quirks.push(format!(
+                "{} bytes before the first frame skipped (from byte {start})",
+                first - start
+            ));
+        }
+        Ok((first, h0))
+    }
+
+    /// A Xing/Info (with its LAME tag) or VBRI header frame at `first`:
+    /// its byte range, and the LAME tag.
+    #[allow(clippy::type_complexity)]
+    fn header_frame(&mut self, first: u64, h0: &Header) -> Result<(Option<(u64, u64)>, Option<[u8; LAME_TAG_LEN]>)> {
+        let len0 = usize::try_from(h0.frame_len().unwrap_or(0)).unwrap_or(0);
+        let f = self.w.bytes(first, len0).map_err(|e| self.here.io(e))?;
+        let at = 4 + h0.side_info_len();
+        let tag = f.get(at..at + 4);
+        let range = Some((first, first + len0 as u64));
+        Ok(if tag == Some(b"Xing") || tag == Some(b"Info") {
+            (range, lame_tag(f, at))
+        } else if f.get(36..40) == Some(b"VBRI") {
+            (range, None)
+        } else {
+            (None, None)
+        })
+    }
+
+    /// Walks the audio frames of `like`'s stream from `pos` to the end of
+    /// the audio, skipping junk (a quirk each), noting a last frame cut short.
+    fn walk_frames(&mut self, mut pos: u64, like: &Header, limits: &Limits, quirks: &mut Vec<String>) -> Result<Walk> {
+        let here = self.here.clone();
+        let mut walk = Walk {
+            frames: Vec::new(),
+            truncated: None,
+            lead_carry: Vec::new(),
+        };
+        let mut lead_stream: Vec<u8> = Vec::new();
+        loop {
+            let (h, len) = match self.step(pos, like, quirks, &mut walk.truncated)? {
+                Step::End => break,
+                Step::Skip(q) => {
+                    pos = q;
+                    continue;
+                }
+                Step::Frame(h, len) => (h, len),
+            };
+            let lead = walk.frames.len() < LEAD_FRAMES;
+            let want = if lead {
+                usize::try_from(len).unwrap_or(WINDOW)
+            } else {
+                h.region_start()
+            };
+            let f = self.w.bytes(pos, want).map_err(|e| here.io(e))?;
+            let si = f
+                .get(h.region_start() - h.side_info_len()..h.region_start())
+                .unwrap_or(&[]);
+            let (mdb, mlen) = side_info(&h, si);
+            if lead {
+                let need = usize::from(mdb);
+                let mut carry = vec![0u8; need];
+                let have = need.min(lead_stream.len());
+                carry[need - have..].copy_from_slice(&lead_stream[lead_stream.len() - have..]);
+                if walk.frames.is_empty() && need > 0 {
+                    quirks.push(format!(
+                        "the first audio frame's main_data_begin is {mdb}: it refers to {mdb} bytes before the audio, which a decoder lacks"
+                    ));
+                }
+                walk.lead_carry.push(carry);
+                lead_stream.extend_from_slice(f.get(h.region_start()..).unwrap_or(&[]));
+            }
+            limits.check(
+                Limit::SamplesPerTrack,
+                walk.frames.len() as u64 + 1,
+                &here,
+                "MPEG audio frames",
+            )?;
+            walk.frames.push(Frame {
+                offset: pos,
+                size: u16::try_from(len).map_err(|_| here.invalid("frame length over 65535 bytes"))?,
+                bitrate_index: h.bitrate_index,
+                region_start: u8::try_from(h.region_start()).unwrap_or(u8::MAX),
+                main_data_begin: mdb,
+                main_data_len: mlen,
+            });
+            pos = pos.saturating_add(u64::from(len));
+        }
+        Ok(walk)
+    }
+
+    /// What is at `pos` of the audio: a frame of `like`'s stream, junk to
+    /// skip (a quirk), or the end (bytes left over are a quirk; a last frame
+    /// cut short sets `truncated`).
+    fn step(
+        &mut self,
+        pos: u64,
+        like: &Header,
+        quirks: &mut Vec<String>,
+        truncated: &mut Option<String>,
+    ) -> Result<Step> {
+        let (here, end) = (self.here.clone(), self.end);
+        if pos >= end {
+            return Ok(Step::End);
+        }
+        let left_over = |quirks: &mut Vec<String>| {
+            quirks.push(format!(
+                "{} bytes after the last frame ignored (from byte {pos})",
+                end - pos
+            ));
+            Step::End
+        };
+        if end - pos < 4 {
+            return Ok(left_over(quirks));
+        }
+        let h = match self.w.header(pos).map_err(|e| here.io(e))? {
+            Some(h) if h.same_stream(like) && h.frame_len().is_some() => h,
+            // Junk: find the next confirmed frame.
+            _ => {
+                return Ok(match self.find(pos + 1, Some(like), 1)? {
+                    Some((q, _)) => {
+                        quirks.push(format!("{} junk bytes skipped at byte {pos}", q - pos));
+                        Step::Skip(q)
+                    }
+                    None => left_over(quirks),
+                })
+            }
+        };
+        let len = h.frame_len().unwrap_or(0);
+        let next = pos.saturating_add(u64::from(len));
+        // A frame cut short: unless a confirmed frame starts inside it (then it is junk).
+        let cut_short = |s: &mut Self, quirks: &mut Vec<String>| -> Result<Option<Step>> {
+            Ok(match s.find(pos + 1, Some(like), 1)? {
+                Some((q, _)) if q < next => {
+                    quirks.push(format!(
+                        "{} junk bytes skipped at byte {pos} (a frame cut short)",
+                        q - pos
+                    ));
+                    Some(Step::Skip(q))
+                }
+                _ => None,
+            })
+        };
+        if next > end {
+            if let Some(skip) = cut_short(self, quirks)? {
+                return Ok(skip);
+            }
+            *truncated = Some(format!(
+                "the last frame, at byte {pos}, needs {len} bytes; the audio ends after {}: {} bytes missing",
+                end - pos,
+                next - end
+            ));
+            return Ok(Step::End);
+        }
+        if next + 4 <= end {
+            // A frame not followed by a frame may be a frame cut short by the one that follows.
+            let followed = matches!(self.w.header(next).map_err(|e| here.io(e))?, Some(n) if n.same_stream(like));
+            if !followed {
+                if let Some(skip) = cut_short(self, quirks)? {
+                    return Ok(skip);
+                }
+            }
+        }
+        Ok(Step::Frame(h, len))
+    }
 }
 
 /// Decodes every audio frame of the chunk with symphonia's MPEG audio
