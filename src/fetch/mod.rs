@@ -697,19 +697,9 @@ impl Fetcher {
                 .collect();
             let verdict = archived(event, &chunks, stitched, out_dir);
             for c in chunks {
-                let (deleted, reason) = match (&verdict, &c.delete_location) {
-                    (Err(why), _) => (false, format!("kept on the service: {why}")),
-                    (Ok(()), None) => (
-                        false,
-                        "kept on the service: the event gives no deleteLocation".to_string(),
-                    ),
-                    (Ok(()), Some(url)) => match self.deletable(url, &c.document_id) {
-                        Err(why) => (false, format!("kept on the service: {why}; nothing was sent")),
-                        Ok(location) => match self.delete(&location, &c.document_id) {
-                            Ok(()) => (true, "deleted from the service".to_string()),
-                            Err(why) => (false, format!("deleting failed: {why}")),
-                        },
-                    },
+                let (deleted, reason) = match &verdict {
+                    Err(why) => (false, format!("kept on the service: {why}")),
+                    Ok(()) => self.delete_one(c.delete_location.as_deref(), &c.document_id),
                 };
                 out.push(Deletion {
                     document_id: c.document_id.clone(),
@@ -720,6 +710,44 @@ impl Fetcher {
             }
         }
         out
+    }
+
+    /// `--delete-after` for a recording that an earlier delivery of its
+    /// event archived, found verified by the caller ([`verify_archived`]):
+    /// deletes each chunk of `event` from the service as
+    /// [`Fetcher::delete_archived`] does (its own `deleteLocation` only).
+    pub fn delete_verified(&self, event: &CompletionEvent) -> Vec<Deletion> {
+        event
+            .chunks
+            .iter()
+            .map(|c| {
+                let (deleted, reason) = self.delete_one(c.delete_location.as_deref(), &c.document_id);
+                Deletion {
+                    document_id: c.document_id.clone(),
+                    recording_id: event.recording_id.clone(),
+                    deleted,
+                    reason,
+                }
+            })
+            .collect()
+    }
+
+    /// Deletes one archived chunk at its `deleteLocation`: whether it was
+    /// deleted, and what happened.
+    fn delete_one(&self, delete_location: Option<&str>, document_id: &str) -> (bool, String) {
+        let Some(url) = delete_location else {
+            return (
+                false,
+                "kept on the service: the event gives no deleteLocation".to_string(),
+            );
+        };
+        match self.deletable(url, document_id) {
+            Err(why) => (false, format!("kept on the service: {why}; nothing was sent")),
+            Ok(location) => match self.delete(&location, document_id) {
+                Ok(()) => (true, "deleted from the service".to_string()),
+                Err(why) => (false, format!("deleting failed: {why}")),
+            },
+        }
     }
 
     /// The `deleteLocation` of chunk `document_id`, when a DELETE may go
@@ -780,8 +808,21 @@ fn archived(
             rec.status.as_str()
         ));
     }
+    verify_archived(&event.call_id, key, &event.chunks, out_dir).map(|_| ())
+}
+
+/// Whether recording `key` of call `call_id` is safely archived under
+/// `out_dir`: its manifest read back lists every chunk of `chunks`, and
+/// the stitched file's SHA-256 and size, computed again, equal the
+/// manifest's. The manifest, or why not.
+pub fn verify_archived(
+    call_id: &str,
+    key: &str,
+    chunks: &[String],
+    out_dir: &Path,
+) -> std::result::Result<Manifest, String> {
     // The manifest's name does not depend on the format; the media's is in it.
-    let mut paths = output_paths(&event.call_id, key, "mp4", out_dir);
+    let mut paths = output_paths(call_id, key, "mp4", out_dir);
     let bytes = crate::io::read_all(&paths.manifest).map_err(|e| format!("{}: {e}", paths.manifest.display()))?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a manifest: {e}", paths.manifest.display()))?;
@@ -789,7 +830,7 @@ fn archived(
         .file_name()
         .ok_or_else(|| format!("{}: names no stitched file", paths.manifest.display()))?;
     paths.media = paths.dir().join(name);
-    for doc in &event.chunks {
+    for doc in chunks {
         if !manifest.chunks.iter().any(|c| &c.document_id == doc) {
             return Err(format!("the manifest does not list chunk {doc}"));
         }
@@ -802,7 +843,7 @@ fn archived(
             manifest.output.sha256
         ));
     }
-    Ok(())
+    Ok(manifest)
 }
 
 /// What `--delete-after` did with one chunk.
