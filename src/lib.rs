@@ -82,6 +82,8 @@ pub mod store;
 pub mod synth;
 pub mod timeline;
 pub mod validate;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 pub use archive::{Archive, Chunk, FileKind, Orphan, Recording, ScanOptions};
 pub use error::{Error, Result};
