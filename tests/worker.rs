@@ -479,6 +479,9 @@ fn work_that_outlasts_the_visibility_timeout_gets_no_second_delivery() {
     let out = s.out();
     let q = s.queue("recordings");
     let e = s.serve(1);
+    // The reference first: the worker deletes the chunks from the service.
+    let reference = util::visible_files(&s.fetch_and_run(&[&e]));
+    s.service.clear_log();
     // About 10 s of work against a 3 s lease.
     s.throttle(&e, 4096);
     q.put(&base64_of(&e), None).unwrap();
@@ -487,6 +490,7 @@ fn work_that_outlasts_the_visibility_timeout_gets_no_second_delivery() {
         "recordings",
         "--out",
         &out,
+        "--delete-after",
         "--until-empty",
         "--visibility-timeout",
         "3",
@@ -507,5 +511,52 @@ fn work_that_outlasts_the_visibility_timeout_gets_no_second_delivery() {
     eprintln!("work: {seconds:.1} s against a 3 s visibility timeout");
     assert!(seconds > 6.0, "the work outlasted the lease twice over: {seconds}");
     assert_eq!(q.approximate_count().unwrap(), 0);
-    assert_matches_fetch_and_run(&s, &[&e]);
+    assert_eq!(s.stitched(), reference);
+    // --delete-after: each chunk deleted once, after its recording was verified.
+    let mut deleted: Vec<String> = s
+        .service
+        .log()
+        .iter()
+        .filter(|l| l.method == "DELETE" && l.status == 200)
+        .map(|l| l.document_id.clone())
+        .collect();
+    deleted.sort();
+    assert_eq!(deleted, s.docs(&e));
+    assert!(
+        lines[0]["note"].as_str().unwrap().contains("3 chunk(s) deleted"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_missing_queue_or_a_wrong_key_is_a_clear_error_without_secrets() {
+    let Some(s) = Setup::start("errors") else { return };
+    let out = s.dir.join("out");
+    let o = s
+        .worker(&["--queue", "missing", "--out", out.to_str().unwrap(), "--until-empty"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("queue missing on 127.0.0.1:"), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    s.queue("recordings");
+    let wrong = s.connection_string().replace(azurite::KEY, KEY_B64);
+    let o = s
+        .worker(&["--queue", "recordings", "--out", out.to_str().unwrap(), "--until-empty"])
+        .env("AZURE_STORAGE_CONNECTION_STRING", &wrong)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("queue recordings on 127.0.0.1:") && err.contains("HTTP 403"),
+        "{err}"
+    );
+    assert!(!err.contains(KEY_B64) && !err.contains(azurite::KEY), "{err}");
+    let o = s
+        .worker(&["--queue", "Bad_Name", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
