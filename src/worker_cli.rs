@@ -17,6 +17,9 @@ use super::{shown, ProgressMode, EXIT_FAILED, EXIT_FINDINGS, EXIT_OK};
 
 /// The arguments of `recstitch worker`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Exit codes:\n  0  the queue stayed empty (--until-empty), or SIGTERM/SIGINT stopped the worker\n  1  the queue service kept failing (5 minutes)\n  2  could not run: bad arguments, no credentials, a missing queue, a refused key, an unusable --out\nA message whose work fails is left on the queue (not an exit code); at --max-dequeue deliveries it goes to NAME-poison."
+)]
 pub struct WorkerArgs {
     /// The queue the Event Grid subscription delivers to (failed messages
     /// go to NAME-poison).
