@@ -55,6 +55,10 @@
 //! output folders may also be object-store URLs (`az://container/prefix`):
 //! see the `store` module.
 //!
+//! With the cargo feature `worker` (enabled by `cli`), the `worker` module
+//! takes completion events from an Azure Storage Queue and fetches,
+//! stitches and verifies each recording: the archival worker, as a type.
+//!
 //! Every size and count read from a file is bounded by [`Limits`]; errors
 //! are one [`Error`] type that names the file and the place in it.
 
@@ -82,6 +86,8 @@ pub mod store;
 pub mod synth;
 pub mod timeline;
 pub mod validate;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 pub use archive::{Archive, Chunk, FileKind, Orphan, Recording, ScanOptions};
 pub use error::{Error, Result};

@@ -11,6 +11,7 @@ use recstitch::report::ProbeReport;
 use recstitch::{Archive, GapMode, RecordingReport, Report, ScanOptions, Severity, StitchOptions, ValidateOptions};
 
 mod progress;
+mod worker_cli;
 
 /// Validate and stitch chunked call recordings.
 #[derive(Parser)]
@@ -18,7 +19,7 @@ mod progress;
     name = "recstitch",
     version,
     about,
-    after_help = "Exit codes:\n  0  everything fine: every recording valid, stitched or up to date\n  1  some recording has error findings, failed or was cancelled (or a probed file is truncated)\n  2  the command could not run: bad arguments, unreadable archive, unusable --out\n  3  the archive holds no recording at all (an empty folder, a volume that did not mount)\n  (participants: 1 when the --id asked for appears in no recording)\n  (fetch: 0 every chunk fetched, 1 some chunk not fetched, 2 could not run)\nA closed standard output (`| head`) ends a command quietly with 0."
+    after_help = "Exit codes:\n  0  everything fine: every recording valid, stitched or up to date\n  1  some recording has error findings, failed or was cancelled (or a probed file is truncated)\n  2  the command could not run: bad arguments, unreadable archive, unusable --out\n  3  the archive holds no recording at all (an empty folder, a volume that did not mount)\n  (fetch: 0 every chunk fetched, 1 some chunk not fetched, 2 could not run)\n  (participants: 1 when the --id asked for appears in no recording)\n  (worker: 0 the queue stayed empty (--until-empty) or SIGTERM/SIGINT stopped it, 1 the queue service kept failing, 2 could not run: bad arguments, credentials, a missing queue or a refused key)\nA closed standard output (`| head`) ends a command quietly with 0."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +70,12 @@ enum Command {
     /// complete, 1 some chunk could not be fetched (each is named), 2 could
     /// not run.
     Fetch(FetchArgs),
+    /// Archive the recordings whose completion events arrive on an Azure
+    /// Storage Queue (from an Event Grid subscription): fetch, stitch into
+    /// --out, verify, delete the message. The queue's account comes from
+    /// AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT_NAME and
+    /// AZURE_STORAGE_ACCOUNT_KEY), the service's credentials as for fetch.
+    Worker(worker_cli::WorkerArgs),
     /// Print the JSON Schema of one of the three documents recstitch writes:
     /// the manifest, the report of `validate`/`run`, the report of `fetch`.
     Schema {
@@ -331,6 +338,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             args.out = args.out.map(located).transpose()?;
             fetch(args)
         }
+        Command::Worker(args) => worker_cli::worker(args),
         Command::Timeline { archive, out, deep } => timeline(&located(archive)?, &located(out)?, deep),
         Command::Participants { archive, id, out, json } => participants(
             &located(archive)?,

@@ -682,19 +682,9 @@ impl Fetcher {
                 .collect();
             let verdict = archived(event, &chunks, stitched, out_dir);
             for c in chunks {
-                let (deleted, reason) = match (&verdict, &c.delete_location) {
-                    (Err(why), _) => (false, format!("kept on the service: {why}")),
-                    (Ok(()), None) => (
-                        false,
-                        "kept on the service: the event gives no deleteLocation".to_string(),
-                    ),
-                    (Ok(()), Some(url)) => match self.deletable(url, &c.document_id) {
-                        Err(why) => (false, format!("kept on the service: {why}; nothing was sent")),
-                        Ok(location) => match self.delete(&location, &c.document_id) {
-                            Ok(()) => (true, "deleted from the service".to_string()),
-                            Err(why) => (false, format!("deleting failed: {why}")),
-                        },
-                    },
+                let (deleted, reason) = match &verdict {
+                    Err(why) => (false, format!("kept on the service: {why}")),
+                    Ok(()) => self.delete_one(c.delete_location.as_deref(), &c.document_id),
                 };
                 out.push(Deletion {
                     document_id: c.document_id.clone(),
@@ -705,6 +695,44 @@ impl Fetcher {
             }
         }
         out
+    }
+
+    /// `--delete-after` for a recording that an earlier delivery of its
+    /// event archived, found verified by the caller ([`verify_archived`]):
+    /// deletes each chunk of `event` from the service as
+    /// [`Fetcher::delete_archived`] does (its own `deleteLocation` only).
+    pub fn delete_verified(&self, event: &CompletionEvent) -> Vec<Deletion> {
+        event
+            .chunks
+            .iter()
+            .map(|c| {
+                let (deleted, reason) = self.delete_one(c.delete_location.as_deref(), &c.document_id);
+                Deletion {
+                    document_id: c.document_id.clone(),
+                    recording_id: event.recording_id.clone(),
+                    deleted,
+                    reason,
+                }
+            })
+            .collect()
+    }
+
+    /// Deletes one archived chunk at its `deleteLocation`: whether it was
+    /// deleted, and what happened.
+    fn delete_one(&self, delete_location: Option<&str>, document_id: &str) -> (bool, String) {
+        let Some(url) = delete_location else {
+            return (
+                false,
+                "kept on the service: the event gives no deleteLocation".to_string(),
+            );
+        };
+        match self.deletable(url, document_id) {
+            Err(why) => (false, format!("kept on the service: {why}; nothing was sent")),
+            Ok(location) => match self.delete(&location, document_id) {
+                Ok(()) => (true, "deleted from the service".to_string()),
+                Err(why) => (false, format!("deleting failed: {why}")),
+            },
+        }
     }
 
     /// The `deleteLocation` of chunk `document_id`, when a DELETE may go
@@ -772,6 +800,21 @@ fn archived(
         .map(Path::new)
         .filter(|m| m.starts_with(out_dir))
         .ok_or("the stitch report names no manifest under the output folder")?;
+    verify_archived(at, &event.chunks).map(|_| ())
+}
+
+/// Where `run` puts the manifest of recording `key` of call `call_id` that
+/// starts at `start`, under `out_dir` (see [`crate::Recording::output_name`]).
+pub fn manifest_path(call_id: &str, key: &str, start: Option<crate::WallClock>, out_dir: &Path) -> PathBuf {
+    let name = crate::archive::output_name(start, key);
+    crate::io::output_paths(call_id, &name, "mp4", out_dir).manifest
+}
+
+/// Whether the recording whose manifest is `at` is safely archived: the
+/// manifest, read back, lists every chunk of `chunks`, and the stitched
+/// file beside it has the SHA-256 and size the manifest states, computed
+/// again. The manifest, or why not.
+pub fn verify_archived(at: &Path, chunks: &[String]) -> std::result::Result<Manifest, String> {
     let bytes = crate::io::read_all(at).map_err(|e| format!("{}: {e}", at.display()))?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a manifest: {e}", at.display()))?;
@@ -779,7 +822,7 @@ fn archived(
         .file_name()
         .ok_or_else(|| format!("{}: names no stitched file", at.display()))?;
     let media = at.with_file_name(name);
-    for doc in &event.chunks {
+    for doc in chunks {
         if !manifest.chunks.iter().any(|c| &c.document_id == doc) {
             return Err(format!("the manifest does not list chunk {doc}"));
         }
@@ -792,7 +835,7 @@ fn archived(
             manifest.output.sha256
         ));
     }
-    Ok(())
+    Ok(manifest)
 }
 
 /// `report` of a chunk that failed with `e`: its error kind and message.

@@ -1,6 +1,6 @@
-//! Azurite, Microsoft's storage emulator, for the object-store tests: one
-//! blob service per test on a free port of 127.0.0.1, in a temporary
-//! folder, killed when dropped.
+//! Azurite, Microsoft's storage emulator, for the object-store and worker
+//! tests: one blob (or queue) service per test on a free port of
+//! 127.0.0.1, in a temporary folder, killed when dropped.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 pub const ACCOUNT: &str = "devstoreaccount1";
 pub const KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-/// A running Azurite blob service.
+/// A running Azurite blob (or queue) service.
 pub struct Azurite {
     child: Child,
     pub port: u16,
@@ -39,16 +39,16 @@ fn on_path(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The `azurite-blob` program: on PATH, in the install folder, or installed
-/// there with npm (when node and npm are present).
-fn program() -> Option<PathBuf> {
+/// The `azurite-blob` (or `azurite-queue`) program: on PATH, in the
+/// install folder, or installed there with npm (when node and npm are present).
+fn program(service: &str) -> Option<PathBuf> {
     if !on_path("node") {
         return None;
     }
-    if on_path("azurite-blob") {
-        return Some("azurite-blob".into());
+    if on_path(service) {
+        return Some(service.into());
     }
-    let local = install_dir().join("node_modules/.bin/azurite-blob");
+    let local = install_dir().join("node_modules/.bin").join(service);
     if local.exists() {
         return Some(local);
     }
@@ -71,29 +71,43 @@ fn free_port() -> u16 {
 }
 
 impl Azurite {
-    /// Starts Azurite, or `None` (said loudly) where Node is missing;
-    /// panics instead when `RECSTITCH_REQUIRE_AZURITE=1`.
+    /// Starts Azurite's blob service, or `None` (said loudly) where Node is
+    /// missing; panics instead when `RECSTITCH_REQUIRE_AZURITE=1`.
     pub fn start(name: &str) -> Option<Azurite> {
-        let Some(program) = program() else {
+        Azurite::start_service(name, "blob")
+    }
+
+    /// Starts Azurite's queue service, as [`Azurite::start`] does the blob service.
+    #[allow(dead_code)] // the worker tests only
+    pub fn start_queue(name: &str) -> Option<Azurite> {
+        Azurite::start_service(name, "queue")
+    }
+
+    fn start_service(name: &str, service: &str) -> Option<Azurite> {
+        let Some(program) = program(&format!("azurite-{service}")) else {
             if std::env::var("RECSTITCH_REQUIRE_AZURITE").is_ok_and(|v| v == "1") {
-                panic!("Azurite is required (RECSTITCH_REQUIRE_AZURITE=1) but node/npm or azurite-blob is missing");
+                panic!(
+                    "Azurite is required (RECSTITCH_REQUIRE_AZURITE=1) but node/npm or azurite-{service} is missing"
+                );
             }
-            eprintln!(
-                "SKIPPED: Azurite is not available (no node/npm, no azurite-blob): object-store test {name} not run"
-            );
+            eprintln!("SKIPPED: Azurite is not available (no node/npm, no azurite-{service}): test {name} not run");
             return None;
         };
-        let dir = crate::util::temp_dir(&format!("azurite-{name}"));
+        let dir = crate::util::temp_dir(&format!("azurite-{service}-{name}"));
         for _ in 0..3 {
             let port = free_port();
             let child = Command::new(&program)
-                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
+                .arg(format!("--{service}Host"))
+                .arg("127.0.0.1")
+                .arg(format!("--{service}Port"))
+                .arg(port.to_string())
+                .arg("--location")
                 .arg(&dir)
                 .args(["--skipApiVersionCheck", "--loose", "--silent"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("start azurite-blob");
+                .unwrap_or_else(|e| panic!("start azurite-{service}: {e}"));
             let mut az = Azurite {
                 child,
                 port,
@@ -111,7 +125,7 @@ impl Azurite {
             }
             az.stop();
         }
-        panic!("Azurite did not start");
+        panic!("Azurite ({service}) did not start");
     }
 
     /// The endpoint, for `AZURITE_BLOB_STORAGE_URL`.

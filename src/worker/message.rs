@@ -1,0 +1,171 @@
+//! What a queue message holds: one event as Event Grid puts it on a
+//! Storage Queue — base64-encoded JSON (current deliveries) or plain JSON
+//! (some older ones), in the Event Grid or the CloudEvents 1.0 schema.
+//! Every message is hostile until parsed: a message that is not one event
+//! is an error (left to reappear, then set aside as poison), never a panic.
+
+use std::path::Path;
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::limits::{Limit, Limits};
+use crate::metadata::{self, CompletionEvent};
+
+/// What one event asks of the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A recording's completion event (`RecordingFileStatusUpdated`): its chunks to archive.
+    Completion(Box<CompletionEvent>),
+    /// Any other event (the subscription validation event, other events
+    /// of the resource): nothing to do; why, for the log.
+    Other {
+        /// Its type (`eventType` or `type`).
+        event_type: String,
+        /// Why nothing is done.
+        note: String,
+    },
+}
+
+/// The one event in a message's text: plain JSON, or base64 of JSON; an
+/// array of exactly one event is accepted too. `Err` says why the text is
+/// not one event.
+pub fn event_of(text: &str, limits: &Limits) -> Result<Value, String> {
+    let text = text.trim();
+    let max = usize::try_from(limits.max_json_bytes).unwrap_or(usize::MAX);
+    if text.len() > max {
+        return Err(format!(
+            "{} bytes: more than the {max} bytes a JSON document may have",
+            text.len()
+        ));
+    }
+    let bytes = if text.starts_with('{') || text.starts_with('[') {
+        text.as_bytes().to_vec()
+    } else {
+        let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .map_err(|_| "neither JSON nor base64-encoded JSON".to_string())?
+    };
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        if text.starts_with('{') || text.starts_with('[') {
+            format!("not valid JSON: {e}")
+        } else {
+            format!("base64 of something that is not JSON: {e}")
+        }
+    })?;
+    match value {
+        Value::Object(_) => Ok(value),
+        Value::Array(mut items) if items.len() == 1 => Ok(items.remove(0)),
+        Value::Array(items) => Err(format!(
+            "an array of {} events (a queue subscription puts one event per message)",
+            items.len()
+        )),
+        _ => Err("not an event (expected a JSON object)".into()),
+    }
+}
+
+/// What `event` asks for. `Err` for an object that is not an event at all
+/// (no `eventType` or `type`) or a completion event that cannot be parsed.
+pub fn classify(event: &Value, limits: &Limits) -> Result<EventKind, String> {
+    if !event.is_object() {
+        return Err("not an event (expected a JSON object)".into());
+    }
+    if metadata::is_completion_event(event) {
+        let here = Path::new("message");
+        let parsed = metadata::parse_one_event(event, here, None).map_err(|e| e.to_string())?;
+        limits
+            .check_count(
+                Limit::ChunksPerRecording,
+                parsed.chunks.len(),
+                &crate::error::Here::new(here, "data/recordingStorageInfo/recordingChunks"),
+                "number of chunks",
+            )
+            .map_err(|e| e.to_string())?;
+        if parsed.chunks.is_empty() {
+            return Err("a completion event that lists no chunk".into());
+        }
+        return Ok(EventKind::Completion(Box::new(parsed)));
+    }
+    let Some(event_type) = metadata::event_type(event) else {
+        return Err("not an event: no eventType or type".into());
+    };
+    let note = if event_type.ends_with("SubscriptionValidationEvent") {
+        "a subscription validation event: nothing to do (a queue endpoint needs no handshake)".to_string()
+    } else {
+        format!("an event of type {event_type}, not a recording's completion event: nothing to do")
+    };
+    Ok(EventKind::Other {
+        event_type: event_type.chars().take(200).collect(),
+        note,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completion() -> Value {
+        serde_json::json!({
+            "id": "e1",
+            "subject": "/recording/call/c1/serverCallId/s1/recordingId/r1",
+            "eventType": "Microsoft.Communication.RecordingFileStatusUpdated",
+            "eventTime": "2024-01-01T00:00:00Z",
+            "data": {"recordingStorageInfo": {"recordingChunks": [
+                {"documentId": "d0", "index": 0, "endReason": "SessionEnded"}
+            ]}}
+        })
+    }
+
+    #[test]
+    fn plain_base64_and_arrays_of_one() {
+        let limits = Limits::default();
+        let text = completion().to_string();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&text);
+        assert_eq!(event_of(&text, &limits).unwrap(), completion());
+        assert_eq!(event_of(&b64, &limits).unwrap(), completion());
+        assert_eq!(event_of(&format!("[{text}]"), &limits).unwrap(), completion());
+        assert!(event_of(&format!("[{text},{text}]"), &limits)
+            .unwrap_err()
+            .contains("array of 2"));
+        assert!(matches!(
+            classify(&completion(), &limits).unwrap(),
+            EventKind::Completion(e) if e.recording_id.as_deref() == Some("r1")
+        ));
+    }
+
+    #[test]
+    fn hostile_messages_are_errors() {
+        let limits = Limits::default();
+        let deep = "[".repeat(100_000);
+        for text in [
+            "not json at all",
+            "",
+            "42",
+            "\"a string\"",
+            "{",
+            deep.as_str(),
+            "e30", // base64 of "{}" without padding
+            "////",
+        ] {
+            let r = event_of(text, &limits).and_then(|v| classify(&v, &limits));
+            assert!(r.is_err(), "{text:.20}: {r:?}");
+        }
+        let no_chunks = serde_json::json!({"eventType": "Microsoft.Communication.RecordingFileStatusUpdated",
+            "subject": "/recording/call/c/serverCallId/s/recordingId/r", "data": {"recordingStorageInfo": {"recordingChunks": []}}});
+        assert!(classify(&no_chunks, &limits).is_err());
+    }
+
+    #[test]
+    fn other_events_are_noted() {
+        let limits = Limits::default();
+        let validation = serde_json::json!({"id": "v", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+            "data": {"validationCode": "x"}});
+        let EventKind::Other { note, .. } = classify(&validation, &limits).unwrap() else {
+            panic!("not a note")
+        };
+        assert!(note.contains("validation"));
+        let cloud = serde_json::json!({"specversion": "1.0", "type": "Microsoft.Communication.CallEnded", "id": "x"});
+        assert!(matches!(classify(&cloud, &limits).unwrap(), EventKind::Other { .. }));
+    }
+}
