@@ -403,188 +403,26 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Wav> {
 /// only used in error messages and kept in the [`Wav`].
 pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limits: &Limits) -> Result<Wav> {
     let here = Here::new(path, "");
-    let head_here = here.child("RIFF header");
-    if file_size < 12 {
-        return Err(head_here.invalid(format!(
-            "the file has {file_size} bytes, too few for a RIFF header: not a WAV file"
-        )));
-    }
-    let mut head = [0u8; 12];
-    read_exact_at(&mut r, 0, &mut head, &head_here)?;
-    let rf64 = match &head[..4] {
-        b"RIFF" => false,
-        b"RF64" | b"BW64" => true,
-        b"RIFX" => {
-            return Err(head_here.unsupported("RIFX (big-endian RIFF) is not supported"));
-        }
-        other => {
-            return Err(head_here.invalid(format!(
-                "the file starts with `{}`, not RIFF or RF64: not a WAV file",
-                fourcc([other[0], other[1], other[2], other[3]])
-            )));
-        }
+    let (rf64, riff_size32) = riff_header(&mut r, file_size, &here)?;
+    let mut walk = Chunks {
+        rf64,
+        file_size,
+        quirks: Vec::new(),
+        ds64: None,
+        fmt: None,
+        data: None,
+        after_data: Vec::new(),
+        count: 0,
     };
-    if &head[8..12] != b"WAVE" {
-        return Err(head_here.invalid(format!(
-            "a RIFF file of form `{}`, not WAVE: not a WAV file",
-            fourcc([head[8], head[9], head[10], head[11]])
-        )));
-    }
-    let riff_size32 = le32(&head, 4);
-
-    let mut quirks = Vec::new();
-    let mut ds64: Option<Ds64> = None;
-    let mut fmt: Option<Fmt> = None;
-    let mut data: Option<Data> = None;
-    let mut after_data: Vec<String> = Vec::new();
-    let mut count = 0u64;
-    let mut pos = 12u64;
-    while pos < file_size {
-        let left = file_size - pos;
-        if left < 8 {
-            if data.is_some() {
-                quirks.push(format!(
-                    "{left} stray bytes at the end of the file, too few for a chunk header, were ignored"
-                ));
-                break;
-            }
-            return Err(here.truncated(format!(
-                "the file ends inside a chunk header at byte {pos}, before any data chunk"
-            )));
-        }
-        let mut h = [0u8; 8];
-        read_exact_at(&mut r, pos, &mut h, &here)?;
-        let id = [h[0], h[1], h[2], h[3]];
-        let size32 = le32(&h, 4);
-        if !plausible_id(id) {
-            if data.is_some() {
-                quirks.push(format!(
-                    "{left} bytes from byte {pos} are not a chunk (id {}) and were ignored",
-                    fourcc(id)
-                ));
-                break;
-            }
-            return Err(here.invalid(format!("the bytes at {pos} are not a chunk header (id {})", fourcc(id))));
-        }
-        count += 1;
-        limits.check(Limit::TopLevelBoxes, count, &here, "number of chunks")?;
-        let chunk_here = here.child(format!("{} at byte {pos}", fourcc(id).trim_end()));
-        if rf64 && count == 1 && &id != b"ds64" {
-            return Err(chunk_here.invalid("an RF64 file whose first chunk is not ds64"));
-        }
-        // pos + 8 <= file_size: checked above.
-        let body = pos + 8;
-        let mut size = u64::from(size32);
-        if rf64 && size32 == u32::MAX {
-            let ds = ds64
-                .as_ref()
-                .ok_or_else(|| chunk_here.invalid("size 0xFFFFFFFF without a ds64 chunk"))?;
-            size = if &id == b"data" {
-                ds.data_size
-            } else {
-                ds.table
-                    .iter()
-                    .find(|(t, _)| *t == id)
-                    .map(|(_, s)| *s)
-                    .ok_or_else(|| chunk_here.invalid("size 0xFFFFFFFF, and the ds64 table has no size for it"))?
-            };
-        }
-        let mut streaming = false;
-        match &id {
-            b"ds64" if !rf64 => quirks.push(format!("a ds64 chunk at byte {pos} in a plain RIFF file was ignored")),
-            b"ds64" if ds64.is_some() => quirks.push(format!("a second ds64 chunk at byte {pos} was ignored")),
-            b"ds64" => ds64 = Some(parse_ds64(&mut r, body, size, file_size, &chunk_here)?),
-            b"fmt " if fmt.is_some() => quirks.push(format!("a second fmt chunk at byte {pos} was ignored")),
-            b"fmt " => {
-                if size < 16 {
-                    return Err(chunk_here.invalid(format!("fmt is {size} bytes, shorter than the 16 it needs")));
-                }
-                let want = size.min(FMT_EXTENSIBLE_LEN);
-                if body.checked_add(want).is_none_or(|end| end > file_size) {
-                    return Err(chunk_here.truncated("the file ends inside the fmt chunk"));
-                }
-                // want <= 40.
-                let mut b = vec![0u8; usize::try_from(want).unwrap_or(40)];
-                read_exact_at(&mut r, body, &mut b, &chunk_here)?;
-                fmt = Some(parse_fmt(&b, &chunk_here, &mut quirks)?);
-                if data.is_some() {
-                    quirks.push("the fmt chunk comes after the data chunk".into());
-                }
-            }
-            b"data" if data.is_some() => {
-                return Err(
-                    chunk_here.unsupported("a second data chunk: a WAV with more than one data chunk is not stitched")
-                );
-            }
-            b"data" => {
-                let available = file_size - body;
-                streaming = !rf64 && (size32 == u32::MAX || (size32 == 0 && available > 0));
-                let declared = size;
-                let present = if streaming {
-                    quirks.push(format!(
-                        "the data chunk's size is 0x{size32:08X}, as a streaming writer leaves it; the real size, {available} bytes to the end of the file, was used"
-                    ));
-                    available
-                } else {
-                    declared.min(available)
-                };
-                data = Some(Data {
-                    offset: body,
-                    declared,
-                    present,
-                    streaming,
-                });
-            }
-            _ if data.is_some() => after_data.push(fourcc(id)),
-            _ => {}
-        }
-        if streaming {
-            break;
-        }
-        let end = body
-            .checked_add(size)
-            .ok_or_else(|| chunk_here.invalid(format!("size {size} overflows")))?;
-        if end > file_size {
-            if &id == b"data" {
-                break;
-            }
-            if data.is_some() {
-                quirks.push(format!(
-                    "the chunk `{}` at byte {pos} claims {size} bytes; the file ends {} bytes short of it",
-                    fourcc(id),
-                    end - file_size
-                ));
-                break;
-            }
-            return Err(chunk_here.truncated(format!(
-                "the chunk claims {size} bytes; the file ends {} bytes short of it, before any data chunk",
-                end - file_size
-            )));
-        }
-        let mut next = end;
-        if size % 2 == 1 {
-            if end == file_size {
-                quirks.push(format!(
-                    "the chunk `{}` at byte {pos} has an odd size ({size}) and no pad byte at the end of the file",
-                    fourcc(id)
-                ));
-            } else {
-                // end < file_size, so end + 1 <= file_size.
-                let after_pad =
-                    end + 1 == file_size || peek_id(&mut r, end + 1, file_size, &here).is_some_and(plausible_id);
-                if !after_pad && peek_id(&mut r, end, file_size, &here).is_some_and(plausible_id) {
-                    quirks.push(format!(
-                        "the chunk `{}` at byte {pos} has an odd size ({size}) and no pad byte",
-                        fourcc(id)
-                    ));
-                } else {
-                    next = end + 1;
-                }
-            }
-        }
-        pos = next;
-    }
-
+    walk.walk(&mut r, &here, limits)?;
+    let Chunks {
+        mut quirks,
+        ds64,
+        fmt,
+        data,
+        after_data,
+        ..
+    } = walk;
     let data = data.ok_or_else(|| {
         here.truncated("no data chunk: the download is incomplete or the recording was never finalised")
     })?;
@@ -644,6 +482,246 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
         quirks,
         truncated,
     })
+}
+
+/// The RIFF (or RF64/BW64) header of a WAVE file: whether it is RF64, and
+/// its 32-bit RIFF size.
+fn riff_header<R: Read + Seek>(r: &mut R, file_size: u64, here: &Here) -> Result<(bool, u32)> {
+    let head_here = here.child("RIFF header");
+    if file_size < 12 {
+        return Err(head_here.invalid(format!(
+            "the file has {file_size} bytes, too few for a RIFF header: not a WAV file"
+        )));
+    }
+    let mut head = [0u8; 12];
+    read_exact_at(r, 0, &mut head, &head_here)?;
+    let rf64 = match &head[..4] {
+        b"RIFF" => false,
+        b"RF64" | b"BW64" => true,
+        b"RIFX" => {
+            return Err(head_here.unsupported("RIFX (big-endian RIFF) is not supported"));
+        }
+        other => {
+            return Err(head_here.invalid(format!(
+                "the file starts with `{}`, not RIFF or RF64: not a WAV file",
+                fourcc([other[0], other[1], other[2], other[3]])
+            )));
+        }
+    };
+    if &head[8..12] != b"WAVE" {
+        return Err(head_here.invalid(format!(
+            "a RIFF file of form `{}`, not WAVE: not a WAV file",
+            fourcc([head[8], head[9], head[10], head[11]])
+        )));
+    }
+    Ok((rf64, le32(&head, 4)))
+}
+
+/// What the walk over a WAVE file's chunks found.
+struct Chunks {
+    rf64: bool,
+    file_size: u64,
+    quirks: Vec<String>,
+    ds64: Option<Ds64>,
+    fmt: Option<Fmt>,
+    data: Option<Data>,
+    /// Ids of the chunks after `data`.
+    after_data: Vec<String>,
+    /// Chunks walked.
+    count: u64,
+}
+
+impl Chunks {
+    /// Walks the chunk headers from byte 12, reading `ds64` and `fmt ` and
+    /// seeking past every other body, to the end of the file (or of a
+    /// streaming `data` chunk).
+    fn walk<R: Read + Seek>(&mut self, r: &mut R, here: &Here, limits: &Limits) -> Result<()> {
+        let file_size = self.file_size;
+        let mut pos = 12u64;
+        while pos < file_size {
+            let left = file_size - pos;
+            if left < 8 {
+                if self.data.is_some() {
+                    self.quirks.push(format!(
+                        "{left} stray bytes at the end of the file, too few for a chunk header, were ignored"
+                    ));
+                    break;
+                }
+                return Err(here.truncated(format!(
+                    "the file ends inside a chunk header at byte {pos}, before any data chunk"
+                )));
+            }
+            let mut h = [0u8; 8];
+            read_exact_at(r, pos, &mut h, here)?;
+            let id = [h[0], h[1], h[2], h[3]];
+            let size32 = le32(&h, 4);
+            if !plausible_id(id) {
+                if self.data.is_some() {
+                    self.quirks.push(format!(
+                        "{left} bytes from byte {pos} are not a chunk (id {}) and were ignored",
+                        fourcc(id)
+                    ));
+                    break;
+                }
+                return Err(here.invalid(format!("the bytes at {pos} are not a chunk header (id {})", fourcc(id))));
+            }
+            self.count += 1;
+            limits.check(Limit::TopLevelBoxes, self.count, here, "number of chunks")?;
+            let chunk_here = here.child(format!("{} at byte {pos}", fourcc(id).trim_end()));
+            if self.rf64 && self.count == 1 && &id != b"ds64" {
+                return Err(chunk_here.invalid("an RF64 file whose first chunk is not ds64"));
+            }
+            let size = self.size_of(id, size32, &chunk_here)?;
+            // pos + 8 <= file_size: checked above.
+            let streaming = self.take(r, (id, pos + 8, size, size32), &chunk_here)?;
+            if streaming {
+                break;
+            }
+            match self.next_chunk(r, (id, pos, size), &chunk_here, here)? {
+                Some(next) => pos = next,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The size of chunk `id`: its 32-bit size, or in RF64 the `ds64`'s for
+    /// one marked 0xFFFFFFFF.
+    fn size_of(&self, id: [u8; 4], size32: u32, chunk_here: &Here) -> Result<u64> {
+        if !self.rf64 || size32 != u32::MAX {
+            return Ok(u64::from(size32));
+        }
+        let ds = self
+            .ds64
+            .as_ref()
+            .ok_or_else(|| chunk_here.invalid("size 0xFFFFFFFF without a ds64 chunk"))?;
+        if &id == b"data" {
+            return Ok(ds.data_size);
+        }
+        ds.table
+            .iter()
+            .find(|(t, _)| *t == id)
+            .map(|(_, s)| *s)
+            .ok_or_else(|| chunk_here.invalid("size 0xFFFFFFFF, and the ds64 table has no size for it"))
+    }
+
+    /// Takes what chunk `id` (body at `body`, `size` bytes) says; whether it
+    /// is a streaming `data` chunk that runs to the end of the file.
+    fn take<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        (id, body, size, size32): ([u8; 4], u64, u64, u32),
+        chunk_here: &Here,
+    ) -> Result<bool> {
+        let (rf64, file_size, pos) = (self.rf64, self.file_size, body - 8);
+        match &id {
+            b"ds64" if !rf64 => self
+                .quirks
+                .push(format!("a ds64 chunk at byte {pos} in a plain RIFF file was ignored")),
+            b"ds64" if self.ds64.is_some() => self
+                .quirks
+                .push(format!("a second ds64 chunk at byte {pos} was ignored")),
+            b"ds64" => self.ds64 = Some(parse_ds64(r, body, size, file_size, chunk_here)?),
+            b"fmt " if self.fmt.is_some() => self
+                .quirks
+                .push(format!("a second fmt chunk at byte {pos} was ignored")),
+            b"fmt " => {
+                if size < 16 {
+                    return Err(chunk_here.invalid(format!("fmt is {size} bytes, shorter than the 16 it needs")));
+                }
+                let want = size.min(FMT_EXTENSIBLE_LEN);
+                if body.checked_add(want).is_none_or(|end| end > file_size) {
+                    return Err(chunk_here.truncated("the file ends inside the fmt chunk"));
+                }
+                // want <= 40.
+                let mut b = vec![0u8; usize::try_from(want).unwrap_or(40)];
+                read_exact_at(r, body, &mut b, chunk_here)?;
+                self.fmt = Some(parse_fmt(&b, chunk_here, &mut self.quirks)?);
+                if self.data.is_some() {
+                    self.quirks.push("the fmt chunk comes after the data chunk".into());
+                }
+            }
+            b"data" if self.data.is_some() => {
+                return Err(
+                    chunk_here.unsupported("a second data chunk: a WAV with more than one data chunk is not stitched")
+                );
+            }
+            b"data" => {
+                let available = file_size - body;
+                let streaming = !rf64 && (size32 == u32::MAX || (size32 == 0 && available > 0));
+                let present = if streaming {
+                    self.quirks.push(format!(
+                        "the data chunk's size is 0x{size32:08X}, as a streaming writer leaves it; the real size, {available} bytes to the end of the file, was used"
+                    ));
+                    available
+                } else {
+                    size.min(available)
+                };
+                self.data = Some(Data {
+                    offset: body,
+                    declared: size,
+                    present,
+                    streaming,
+                });
+                return Ok(streaming);
+            }
+            _ if self.data.is_some() => self.after_data.push(fourcc(id)),
+            _ => {}
+        }
+        Ok(false)
+    }
+
+    /// Where the chunk after chunk `id` (at `pos`, `size` bytes) starts:
+    /// after its pad byte when it has one; `None` when the walk ends here.
+    fn next_chunk<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        (id, pos, size): ([u8; 4], u64, u64),
+        chunk_here: &Here,
+        here: &Here,
+    ) -> Result<Option<u64>> {
+        let file_size = self.file_size;
+        let end = (pos + 8)
+            .checked_add(size)
+            .ok_or_else(|| chunk_here.invalid(format!("size {size} overflows")))?;
+        if end > file_size {
+            if &id == b"data" {
+                return Ok(None);
+            }
+            if self.data.is_some() {
+                self.quirks.push(format!(
+                    "the chunk `{}` at byte {pos} claims {size} bytes; the file ends {} bytes short of it",
+                    fourcc(id),
+                    end - file_size
+                ));
+                return Ok(None);
+            }
+            return Err(chunk_here.truncated(format!(
+                "the chunk claims {size} bytes; the file ends {} bytes short of it, before any data chunk",
+                end - file_size
+            )));
+        }
+        if size % 2 == 0 {
+            return Ok(Some(end));
+        }
+        if end == file_size {
+            self.quirks.push(format!(
+                "the chunk `{}` at byte {pos} has an odd size ({size}) and no pad byte at the end of the file",
+                fourcc(id)
+            ));
+            return Ok(Some(end));
+        }
+        // end < file_size, so end + 1 <= file_size.
+        let after_pad = end + 1 == file_size || peek_id(r, end + 1, file_size, here).is_some_and(plausible_id);
+        if !after_pad && peek_id(r, end, file_size, here).is_some_and(plausible_id) {
+            self.quirks.push(format!(
+                "the chunk `{}` at byte {pos} has an odd size ({size}) and no pad byte",
+                fourcc(id)
+            ));
+            return Ok(Some(end));
+        }
+        Ok(Some(end + 1))
+    }
 }
 
 /// Decodes one sample of `bits` (little-endian; 8-bit unsigned) to full scale 1.0.
