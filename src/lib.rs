@@ -64,6 +64,8 @@
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// No function over 80 lines (clippy.toml): CI keeps it so.
+#![warn(clippy::too_many_lines)]
 
 pub mod archive;
 pub mod audio;

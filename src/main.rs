@@ -1,6 +1,9 @@
 //! The `recstitch` command: argument parsing, printing and exit codes around
 //! the library.
 
+// No function over 80 lines (clippy.toml): CI keeps it so.
+#![warn(clippy::too_many_lines)]
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

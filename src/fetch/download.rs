@@ -606,77 +606,50 @@ impl Shared<'_> {
     }
 }
 
-/// Downloads a chunk's media to `final_path`, resuming a partial download,
-/// unless it is there already.
-pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Transfer, ChunkError> {
-    let (part, progress) = part_paths(final_path);
-    // A link, a FIFO or a device planted in the archive under one of these
-    // names is never followed, written through or waited for.
-    for path in [final_path, &part, &progress] {
-        check_not_special(path).map_err(|e| ChunkError::Failed(e.to_string()))?;
-    }
-    if final_path.exists() {
-        let _ = std::fs::remove_file(&part);
-        let _ = std::fs::remove_file(&progress);
-        return up_to_date(ctx, location, final_path);
-    }
-    let mut attempts = Attempts::new(ctx.options);
-    let mut resumed = true;
-    let mut first = None;
-    let (resume, file) = match load_resume(&part, &progress) {
-        Some(found) => found,
-        None => {
-            resumed = false;
-            let f = loop {
-                if let Some(stop) = ctx.stopped() {
-                    return Err(stop.into());
-                }
-                match first_request(ctx, location) {
-                    Ok(f) => break f,
-                    Err(failure) => ctx.after(&mut attempts, failure)?,
-                }
-            };
-            let file = open_regular(
-                &part,
-                OpenOptions::new().read(true).write(true).create(true).truncate(true),
-                false,
-            )
-            .map_err(|e| ChunkError::Failed(e.to_string()))?;
-            file.set_len(f.size)
-                .map_err(|e| ChunkError::Failed(format!("{}: {e}", part.display())))?;
-            let resume = Resume {
-                size: f.size,
-                validator: f.validator.clone(),
-                inode: inode(&file),
-                segments: plan(f.size, ctx.options.parts, ctx.options.part_size, f.ranges),
-            };
-            first = Some(f);
-            (resume, file)
+/// A new download: the first request (retried), the `.part` file at its
+/// full size, the plan of its parts; and the first response, whose body
+/// part 0 goes on reading.
+fn start_download(
+    ctx: &Ctx,
+    location: &Location,
+    part: &Path,
+    attempts: &mut Attempts,
+) -> Result<(Resume, File, First), ChunkError> {
+    let f = loop {
+        if let Some(stop) = ctx.stopped() {
+            return Err(stop.into());
+        }
+        match first_request(ctx, location) {
+            Ok(f) => break f,
+            Err(failure) => ctx.after(attempts, failure)?,
         }
     };
-    let size = resume.size;
-    ctx.deadline.extend_for(size, ctx.options);
-    ctx.observer.progress(&FetchProgress::ChunkStarted {
-        document_id: ctx.document_id.to_string(),
-        bytes: size,
-        already: resume.segments.iter().map(|s| s.done).sum(),
-    });
-    let shared = Shared {
-        ctx,
-        written: resume.segments.iter().map(|s| AtomicU64::new(s.done)).collect(),
-        resume: Mutex::new(resume.clone()),
-        file,
-        progress_path: progress.clone(),
-        stop: AtomicBool::new(false),
-        transferred: AtomicU64::new(0),
-        retries: AtomicU64::new(u64::from(attempts.retries)),
+    let file = open_regular(
+        part,
+        OpenOptions::new().read(true).write(true).create(true).truncate(true),
+        false,
+    )
+    .map_err(|e| ChunkError::Failed(e.to_string()))?;
+    file.set_len(f.size)
+        .map_err(|e| ChunkError::Failed(format!("{}: {e}", part.display())))?;
+    let resume = Resume {
+        size: f.size,
+        validator: f.validator.clone(),
+        inode: inode(&file),
+        segments: plan(f.size, ctx.options.parts, ctx.options.part_size, f.ranges),
     };
-    shared
-        .checkpoint()
-        .map_err(|e| ChunkError::Failed(format!("{}: {e}", progress.display())))?;
-    // Part 0 takes the first response; every unfinished part runs on its own thread.
-    let results: Vec<Result<(), ChunkError>> = std::thread::scope(|scope| {
-        let shared = &shared;
+    Ok((resume, file, f))
+}
+
+/// Runs every unfinished part on its own thread (part 0 takes the first
+/// response, when there is one); the outcome of each.
+fn run_parts(
+    shared: &Shared,
+    resume: &Resume,
+    location: &Location,
+    mut first: Option<First>,
+) -> Vec<Result<(), ChunkError>> {
+    std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for (i, seg) in resume.segments.iter().enumerate() {
             let initial = if i == 0 { first.take() } else { None };
@@ -699,11 +672,12 @@ pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result
                     .unwrap_or_else(|_| Err(ChunkError::Failed("a download thread panicked".into())))
             })
             .collect()
-    });
-    let transferred = shared.transferred.load(Ordering::SeqCst);
-    let retries = u32::try_from(shared.retries.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
-    // The first real error (an auth failure before an abort, a failure
-    // before the stops it caused).
+    })
+}
+
+/// The first real error of the parts: an authentication failure before an
+/// abort, a failure before the stops it caused.
+fn first_error(results: Vec<Result<(), ChunkError>>) -> Option<ChunkError> {
     let mut errors: Vec<ChunkError> = results.into_iter().filter_map(Result::err).collect();
     errors.sort_by_key(|e| match e {
         ChunkError::Auth(_) | ChunkError::Untrusted(_) => 0,
@@ -711,7 +685,58 @@ pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result
         ChunkError::Cancelled => 2,
         ChunkError::Aborted => 3,
     });
-    if let Some(e) = errors.into_iter().next() {
+    errors.into_iter().next()
+}
+
+/// Downloads a chunk's media to `final_path`, resuming a partial download,
+/// unless it is there already.
+pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Transfer, ChunkError> {
+    let (part, progress) = part_paths(final_path);
+    // A link, a FIFO or a device planted in the archive under one of these
+    // names is never followed, written through or waited for.
+    for path in [final_path, &part, &progress] {
+        check_not_special(path).map_err(|e| ChunkError::Failed(e.to_string()))?;
+    }
+    if final_path.exists() {
+        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_file(&progress);
+        return up_to_date(ctx, location, final_path);
+    }
+    let mut attempts = Attempts::new(ctx.options);
+    let mut first = None;
+    let (resume, file) = match load_resume(&part, &progress) {
+        Some(found) => found,
+        None => {
+            let (resume, file, f) = start_download(ctx, location, &part, &mut attempts)?;
+            first = Some(f);
+            (resume, file)
+        }
+    };
+    let resumed = first.is_none();
+    let size = resume.size;
+    ctx.deadline.extend_for(size, ctx.options);
+    ctx.observer.progress(&FetchProgress::ChunkStarted {
+        document_id: ctx.document_id.to_string(),
+        bytes: size,
+        already: resume.segments.iter().map(|s| s.done).sum(),
+    });
+    let shared = Shared {
+        ctx,
+        written: resume.segments.iter().map(|s| AtomicU64::new(s.done)).collect(),
+        resume: Mutex::new(resume.clone()),
+        file,
+        progress_path: progress.clone(),
+        stop: AtomicBool::new(false),
+        transferred: AtomicU64::new(0),
+        retries: AtomicU64::new(u64::from(attempts.retries)),
+    };
+    shared
+        .checkpoint()
+        .map_err(|e| ChunkError::Failed(format!("{}: {e}", progress.display())))?;
+    let results = run_parts(&shared, &resume, location, first);
+    let transferred = shared.transferred.load(Ordering::SeqCst);
+    let retries = u32::try_from(shared.retries.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+    if let Some(e) = first_error(results) {
         let _ = shared.checkpoint();
         if let ChunkError::Failed(m) = &e {
             if m.contains(CHANGED) {

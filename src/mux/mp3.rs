@@ -1570,6 +1570,58 @@ mod tests {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// ffprobe lists the output's three chapters, and its duration is the
+    /// layout's (or, with ffmpeg 5, every frame's).
+    fn ffprobe_reads_chapters_and_duration(out: &Path, l: &AudioLayout) {
+        let spf = 576u64;
+        let chaps = ffprobe(
+            out,
+            &[
+                "-show_entries",
+                "chapter=start_time,end_time:chapter_tags=title",
+                "-of",
+                "csv",
+            ],
+        );
+        assert_eq!(chaps.lines().count(), 3, "{chaps}");
+        assert!(chaps.contains("Segment 2"), "{chaps}");
+        let d: f64 = ffprobe(out, &["-show_entries", "format=duration", "-of", "csv=p=0"])
+            .trim()
+            .parse()
+            .unwrap();
+        // ffmpeg 5 states the duration of all frames; later versions less delay and padding.
+        let all = (l.packets * spf) as f64 / 16000.0;
+        let frame = spf as f64 / 16000.0;
+        eprintln!("ffprobe duration {d}, layout {}, all frames {all}", l.duration);
+        assert!(
+            (d - l.duration).abs() <= frame || (d - all).abs() <= frame,
+            "ffprobe says {d} s"
+        );
+    }
+
+    /// A LAME chunk made by ffmpeg: the analysis decodes it without error,
+    /// its presented samples, two seconds at a sine's level.
+    fn analyses_like_ffmpeg(c: &Mp3) {
+        eprintln!(
+            "chunk: {} frames, encoder {:?}, delay {}, padding {}, frame 1 main_data_begin {}, last frame free tail {}",
+            c.frames(),
+            c.encoder,
+            c.encoder_delay,
+            c.encoder_padding,
+            c.audio_frames[1].main_data_begin,
+            c.audio_frames.last().unwrap().unused_tail()
+        );
+        let a = analyse(c, &Limits::default()).unwrap();
+        assert!(a.decode_errors.is_empty(), "{:?}", a.decode_errors);
+        assert_eq!(a.samples, c.samples());
+        assert_eq!(a.levels_dbfs.len(), 2);
+        assert!(
+            a.levels_dbfs.iter().all(|&l| l > -25.0 && l < -18.0),
+            "{:?}",
+            a.levels_dbfs
+        );
+    }
+
     #[test]
     fn ffmpeg_decodes_stitched_lame_chunks() {
         if !ffmpeg_present() {
@@ -1597,26 +1649,7 @@ mod tests {
         }
         let chunks: Vec<Mp3> = paths.iter().map(|p| probe(p, &Limits::default()).unwrap()).collect();
         let alone: u64 = paths.iter().map(|p| ffmpeg_decode(p).0).sum();
-        for c in &chunks {
-            eprintln!(
-                "chunk: {} frames, encoder {:?}, delay {}, padding {}, frame 1 main_data_begin {}, last frame free tail {}",
-                c.frames(),
-                c.encoder,
-                c.encoder_delay,
-                c.encoder_padding,
-                c.audio_frames[1].main_data_begin,
-                c.audio_frames.last().unwrap().unused_tail()
-            );
-            let a = analyse(c, &Limits::default()).unwrap();
-            assert!(a.decode_errors.is_empty(), "{:?}", a.decode_errors);
-            assert_eq!(a.samples, c.samples());
-            assert_eq!(a.levels_dbfs.len(), 2);
-            assert!(
-                a.levels_dbfs.iter().all(|&l| l > -25.0 && l < -18.0),
-                "{:?}",
-                a.levels_dbfs
-            );
-        }
+        chunks.iter().for_each(analyses_like_ffmpeg);
         let spf = 576u64;
         let chunk1 = ffmpeg_pcm(&paths[1]).0;
         for holds in [vec![], vec![vec![], vec![hold(0.0, 5.0), hold(1.0, 7.0)], vec![]]] {
@@ -1663,29 +1696,7 @@ mod tests {
                 "{extra} samples beyond the chunks and silence"
             );
             assert_eq!(decoded, l.samples, "ffmpeg honours the LAME tag's delay and padding");
-            let chaps = ffprobe(
-                &w.out,
-                &[
-                    "-show_entries",
-                    "chapter=start_time,end_time:chapter_tags=title",
-                    "-of",
-                    "csv",
-                ],
-            );
-            assert_eq!(chaps.lines().count(), 3, "{chaps}");
-            assert!(chaps.contains("Segment 2"), "{chaps}");
-            let d: f64 = ffprobe(&w.out, &["-show_entries", "format=duration", "-of", "csv=p=0"])
-                .trim()
-                .parse()
-                .unwrap();
-            // ffmpeg 5 states the duration of all frames; later versions less delay and padding.
-            let all = (l.packets * spf) as f64 / 16000.0;
-            let frame = spf as f64 / 16000.0;
-            eprintln!("ffprobe duration {d}, layout {}, all frames {all}", l.duration);
-            assert!(
-                (d - l.duration).abs() <= frame || (d - all).abs() <= frame,
-                "ffprobe says {d} s"
-            );
+            ffprobe_reads_chapters_and_duration(&w.out, l);
             // Our own analysis of the output.
             let out = probe(&w.out, &Limits::default()).unwrap();
             let a = analyse(&out, &Limits::default()).unwrap();

@@ -1100,6 +1100,32 @@ mod tests {
         }
     }
 
+    /// The labels (cue id, text) and regions (cue id, length) of a `LIST`/`adtl` body.
+    #[allow(clippy::type_complexity)]
+    fn adtl_of(adtl: &[u8]) -> (Vec<(u32, String)>, Vec<(u32, u32)>) {
+        assert_eq!(&adtl[..4], b"adtl");
+        let mut labels = Vec::new();
+        let mut regions = Vec::new();
+        let mut at = 4;
+        while at < adtl.len() {
+            let size = le32(adtl, at + 4) as usize;
+            let body = &adtl[at + 8..at + 8 + size];
+            match &adtl[at..at + 4] {
+                b"labl" => {
+                    assert_eq!(body.last(), Some(&0));
+                    labels.push((le32(body, 0), String::from_utf8(body[4..size - 1].to_vec()).unwrap()));
+                }
+                b"ltxt" => {
+                    assert_eq!(&body[8..12], b"rgn ");
+                    regions.push((le32(body, 0), le32(body, 4)));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            at += 8 + size + size % 2;
+        }
+        (labels, regions)
+    }
+
     #[test]
     fn a_stitched_wav_holds_the_chunks_frames_and_the_chapters() {
         let dir = Scratch::new();
@@ -1154,27 +1180,7 @@ mod tests {
             })
             .collect();
         assert_eq!(points, [(1, 0, 0), (2, 16000, 16000), (3, 16000, 16000)]);
-        let adtl = &cs[2].1;
-        assert_eq!(&adtl[..4], b"adtl");
-        let mut labels = Vec::new();
-        let mut regions = Vec::new();
-        let mut at = 4;
-        while at < adtl.len() {
-            let size = le32(adtl, at + 4) as usize;
-            let body = &adtl[at + 8..at + 8 + size];
-            match &adtl[at..at + 4] {
-                b"labl" => {
-                    assert_eq!(body.last(), Some(&0));
-                    labels.push((le32(body, 0), String::from_utf8(body[4..size - 1].to_vec()).unwrap()));
-                }
-                b"ltxt" => {
-                    assert_eq!(&body[8..12], b"rgn ");
-                    regions.push((le32(body, 0), le32(body, 4)));
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-            at += 8 + size + size % 2;
-        }
+        let (labels, regions) = adtl_of(&cs[2].1);
         assert_eq!(
             labels,
             [
