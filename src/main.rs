@@ -457,8 +457,8 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
         if recstitch::pipeline::selected(&scanned, Some(shard)).is_empty() {
             eprintln!(
                 "recstitch: shard {}/{} holds none of the archive's {} recording(s); nothing to do",
-                shard.index,
-                shard.count,
+                shard.index(),
+                shard.count(),
                 scanned.recordings.len()
             );
         }

@@ -34,13 +34,12 @@ use crate::report::{RecordingReport, Report, Status};
 use crate::stitch::{StitchOptions, Stitcher};
 use crate::validate::{ValidateOptions, ValidatedRecording};
 
-/// One of `count` disjoint parts of an archive (`--shard K/N`).
+/// One of `count` disjoint parts of an archive (`--shard K/N`); built
+/// only through [`Shard::new`] or parsing, so `index < count` always holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
-    /// This part, from 0.
-    pub index: u32,
-    /// How many parts.
-    pub count: u32,
+    index: u32,
+    count: u32,
 }
 
 impl std::str::FromStr for Shard {
@@ -52,14 +51,26 @@ impl std::str::FromStr for Shard {
             k.trim().parse().map_err(|_| bad())?,
             n.trim().parse().map_err(|_| bad())?,
         );
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
+        Shard::new(index, count).ok_or_else(bad)
     }
 }
 
 impl Shard {
+    /// Part `index` (from 0) of `count`; `None` unless `index < count`.
+    pub fn new(index: u32, count: u32) -> Option<Shard> {
+        (index < count).then_some(Shard { index, count })
+    }
+
+    /// This part, from 0.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// How many parts.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
     /// Whether `recording` belongs to this shard: a stable hash (FNV-1a, 64
     /// bits) of its call id and key, modulo the shard count. The same on
     /// every machine and every run.
@@ -487,6 +498,16 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_shard_is_only_made_with_its_index_below_its_count() {
+        assert_eq!(Shard::new(0, 0), None);
+        assert_eq!(Shard::new(3, 3), None);
+        assert_eq!(Shard::new(2, 3).map(|s| (s.index(), s.count())), Some((2, 3)));
+        assert!("0/0".parse::<Shard>().is_err());
+        assert!("1/0".parse::<Shard>().is_err());
+        assert_eq!("1/2".parse::<Shard>(), Ok(Shard::new(1, 2).unwrap()));
+    }
+
     use super::*;
     use crate::archive::ScanOptions;
 
@@ -527,7 +548,7 @@ mod tests {
         let mut listed = Vec::new();
         for index in 0..3 {
             let options = BatchOptions {
-                shard: Some(Shard { index, count: 3 }),
+                shard: Shard::new(index, 3),
                 ..BatchOptions::default()
             };
             options.cancel.cancel(); // the orphans only: nothing is written
