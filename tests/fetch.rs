@@ -91,15 +91,7 @@ fn serve_recording(service: &Service, name: &str, n: usize, locations: bool) -> 
             Media::Bytes(Arc::new(media)),
             service::metadata(&call, &doc, i as u32),
         );
-        chunks.push(ServedChunk {
-            document_id: doc,
-            index: i as u32,
-            end_reason: if i + 1 == n {
-                "SessionEnded"
-            } else {
-                "ChunkMaximumSizeExceeded"
-            },
-        });
+        chunks.push(ServedChunk::nth(doc, i, n));
     }
     let base = locations.then_some(service.storage.as_str());
     let ev = event(

@@ -28,15 +28,7 @@ fn serve_call(service: &Service, name: &str, call: &str, n: usize, len: u64) -> 
     for i in 0..n {
         let doc = format!("0-test-{name}-{i}");
         service.add(&doc, Media::Synthetic(len), service::metadata(call, &doc, i as u32));
-        chunks.push(ServedChunk {
-            document_id: doc,
-            index: i as u32,
-            end_reason: if i + 1 == n {
-                "SessionEnded"
-            } else {
-                "ChunkMaximumSizeExceeded"
-            },
-        });
+        chunks.push(ServedChunk::nth(doc, i, n));
     }
     let ev = event(
         &format!("ev-{name}"),

@@ -426,6 +426,20 @@ fn sigterm_mid_recording_exits_0_and_a_second_worker_completes_it() {
     assert_matches_fetch_and_run(&s, &[&e]);
 }
 
+/// Two workers started at once with `args`, each run to its exit (0):
+/// the message lines of each.
+fn two_workers(s: &Setup, args: &[&str]) -> Vec<Vec<Value>> {
+    let workers = [s.spawn(args), s.spawn(args)];
+    workers
+        .into_iter()
+        .map(|w| {
+            let o = wait_for(w, Duration::from_secs(120));
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+            message_lines(&o.stderr)
+        })
+        .collect()
+}
+
 #[test]
 fn two_workers_on_four_messages_write_each_recording_once() {
     let Some(s) = Setup::start("two") else { return };
@@ -452,15 +466,12 @@ fn two_workers_on_four_messages_write_each_recording_once() {
         "--progress",
         "json",
     ];
-    let workers = [s.spawn(&args), s.spawn(&args)];
-    let mut lines = Vec::new();
-    for w in workers {
-        let o = wait_for(w, Duration::from_secs(120));
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        let mine = message_lines(&o.stderr);
-        assert!(!mine.is_empty(), "each worker took a message: {}", text(&o));
-        lines.extend(mine);
-    }
+    let per_worker = two_workers(&s, &args);
+    assert!(
+        per_worker.iter().all(|mine| !mine.is_empty()),
+        "each worker took a message: {per_worker:?}"
+    );
+    let lines: Vec<Value> = per_worker.concat();
     assert_eq!(lines.len(), 4, "{lines:?}");
     let mut archived: Vec<String> = outcomes(&lines, "archived")
         .iter()
@@ -497,13 +508,7 @@ fn work_that_outlasts_the_visibility_timeout_gets_no_second_delivery() {
         "--progress",
         "json",
     ];
-    let workers = [s.spawn(&args), s.spawn(&args)];
-    let mut lines = Vec::new();
-    for w in workers {
-        let o = wait_for(w, Duration::from_secs(120));
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        lines.extend(message_lines(&o.stderr));
-    }
+    let lines: Vec<Value> = two_workers(&s, &args).concat();
     assert_eq!(lines.len(), 1, "one delivery only: {lines:?}");
     assert_eq!(lines[0]["outcome"], "archived");
     assert_eq!(lines[0]["dequeueCount"], 1);

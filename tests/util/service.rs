@@ -691,6 +691,22 @@ pub struct ServedChunk {
     pub end_reason: &'static str,
 }
 
+impl ServedChunk {
+    /// Chunk `index` of a recording of `count` chunks: the last one ends
+    /// the session, the others reached the size limit.
+    pub fn nth(document_id: String, index: usize, count: usize) -> ServedChunk {
+        ServedChunk {
+            document_id,
+            index: index as u32,
+            end_reason: if index + 1 == count {
+                "SessionEnded"
+            } else {
+                "ChunkMaximumSizeExceeded"
+            },
+        }
+    }
+}
+
 /// A completion event (Event Grid schema) for `chunks` of a recording.
 /// `locations`: `Some(storage base)` to give each chunk's locations on the
 /// storage host, `None` for the earliest schema (the endpoint's paths).
