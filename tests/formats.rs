@@ -46,28 +46,9 @@ fn chunk_files(case: &str, manifest: &Value) -> Vec<PathBuf> {
         .collect()
 }
 
-/// What ffmpeg decodes `path` to, as raw little-endian 16-bit PCM of all channels.
-fn decoded_pcm(path: &Path) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            path.to_str().unwrap(),
-            "-f",
-            "s16le",
-            "-",
-        ])
-        .output()
-        .expect("run ffmpeg");
-    assert!(out.status.success(), "ffmpeg cannot decode {}", path.display());
-    out.stdout
-}
-
 /// Samples per channel ffmpeg decodes from `path`.
 fn decoded_samples(path: &Path, channels: usize) -> usize {
-    decoded_pcm(path).len() / 2 / channels
+    util::oracle::raw_pcm(path).len() / 2 / channels
 }
 
 #[test]
@@ -201,10 +182,10 @@ fn mixed_wav_is_the_chunks_pcm_in_order() {
     assert_eq!(output.extension().unwrap(), "wav");
     let mut want = Vec::new();
     for c in chunk_files("good_wav", &manifest) {
-        want.extend(decoded_pcm(&c));
+        want.extend(util::oracle::raw_pcm(&c));
     }
     assert!(
-        decoded_pcm(&output) == want,
+        util::oracle::raw_pcm(&output) == want,
         "the stitched PCM is not the chunks' PCM in order"
     );
     assert_eq!(util::oracle::probe_field(&output, "a:0", "channels"), "1");
@@ -219,9 +200,9 @@ fn unmixed_wav_keeps_every_channel_and_maps_participants() {
     let (output, manifest) = outputs(&report).remove(0);
     let mut want = Vec::new();
     for c in chunk_files("good_wav_unmixed", &manifest) {
-        want.extend(decoded_pcm(&c));
+        want.extend(util::oracle::raw_pcm(&c));
     }
-    let got = decoded_pcm(&output);
+    let got = util::oracle::raw_pcm(&output);
     assert!(got == want, "the stitched PCM is not the chunks' PCM in order");
     assert_eq!(util::oracle::probe_field(&output, "a:0", "channels"), "4");
     let channels = manifest["channels"].as_array().unwrap();
@@ -233,7 +214,7 @@ fn unmixed_wav_keeps_every_channel_and_maps_participants() {
     // Each participant's mono WAV is that channel's samples, exactly.
     let dir = output.parent().unwrap();
     for ch in &channels[..3] {
-        let mono = decoded_pcm(&dir.join(ch["path"].as_str().unwrap()));
+        let mono = util::oracle::raw_pcm(&dir.join(ch["path"].as_str().unwrap()));
         let c = ch["channel"].as_u64().unwrap() as usize;
         let expected: Vec<u8> = got
             .chunks_exact(8)

@@ -176,9 +176,9 @@ pub fn joins(output: &Path, chunks: &[&Path], rate: u32) -> Vec<Join> {
     joins
 }
 
-/// Everything ffmpeg prints at `-v error` while decoding the whole file.
-pub fn decode_errors(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
+/// `ffmpeg -v error` decoding the whole of `path` into `format` on stdout.
+fn decode_to(path: &Path, format: &str) -> std::process::Output {
+    Command::new("ffmpeg")
         .args([
             "-nostdin",
             "-v",
@@ -186,11 +186,23 @@ pub fn decode_errors(path: &Path) -> String {
             "-i",
             path.to_str().unwrap(),
             "-f",
-            "null",
+            format,
             "-",
         ])
         .output()
-        .expect("run ffmpeg");
+        .expect("run ffmpeg")
+}
+
+/// What ffmpeg decodes `path` to, as raw little-endian 16-bit PCM of all channels.
+pub fn raw_pcm(path: &Path) -> Vec<u8> {
+    let out = decode_to(path, "s16le");
+    assert!(out.status.success(), "ffmpeg cannot decode {}", path.display());
+    out.stdout
+}
+
+/// Everything ffmpeg prints at `-v error` while decoding the whole file.
+pub fn decode_errors(path: &Path) -> String {
+    let out = decode_to(path, "null");
     let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         text.push_str("(ffmpeg failed)");
