@@ -34,7 +34,11 @@
 //! object's URL; query strings (a SAS token) are cut from every message.
 //!
 //! The library stays synchronous: a small internal runtime (two worker
-//! threads) runs the requests. The stitched MP4 reaches its upload through
+//! threads) runs the requests. An async caller (a tokio worker) may call the
+//! library from inside its own runtime: the wait for a request then happens
+//! on a thread of its own rather than panicking, though it still blocks the
+//! calling task's thread, so `tokio::task::spawn_blocking` is the better
+//! call (`tests/objstore.rs` runs the batch both ways). The stitched MP4 reaches its upload through
 //! a pipe: a failed upload closes it, and the writer stops with a broken
 //! pipe, which Rust programs ignore as a signal; a host program that does
 //! not ignore `SIGPIPE` should.
@@ -131,8 +135,24 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    runtime().block_on(f)
+fn block_on<F>(f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime().block_on(f);
+    }
+    // Called from inside the caller's own runtime (an async worker calling
+    // the library): blocking one of its threads on ours would panic, so
+    // the wait happens on a thread of its own. (From async code, prefer
+    // `tokio::task::spawn_blocking`: this still blocks the calling thread.)
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| runtime().block_on(f))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Whether `s` is a URL (`scheme://…`) rather than a local path.

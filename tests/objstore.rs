@@ -597,3 +597,35 @@ fn azurite_every_format_and_the_export_layout_match_local() {
     }
     assert_eq!(visible_objects(&output), local_files);
 }
+
+/// An async worker calls the library from inside its own tokio runtime:
+/// straight from async code (no panic: the store waits on a thread of its
+/// own) and through `spawn_blocking`, as the store's docs advise.
+#[test]
+fn the_batch_runs_on_an_az_archive_from_inside_a_tokio_runtime() {
+    use recstitch::pipeline::{run_batch, BatchOptions, Quiet};
+    let Some(az) = Azurite::start("async") else { return };
+    let archive = fixture_archive("objstore-async-in");
+    let input = az.container("async-in").join("archive");
+    let output = az.container("async-out").join("stitched");
+    upload_tree(&archive, &input);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (direct, blocking) = rt.block_on(async {
+        let scanned = recstitch::Archive::scan(&input, &recstitch::ScanOptions::default()).unwrap();
+        let direct = run_batch(&scanned, &output, &BatchOptions::default(), &Quiet);
+        let (input, output) = (input.clone(), output.clone());
+        let blocking = tokio::task::spawn_blocking(move || {
+            let scanned = recstitch::Archive::scan(&input, &recstitch::ScanOptions::default()).unwrap();
+            run_batch(&scanned, &output, &BatchOptions::default(), &Quiet)
+        })
+        .await
+        .unwrap();
+        (direct, blocking)
+    });
+    let statuses = |r: &recstitch::Report| r.recordings.iter().map(|x| x.status.as_str()).collect::<Vec<_>>();
+    assert_eq!(statuses(&direct), ["stitched"; 3], "{direct:?}");
+    assert_eq!(statuses(&blocking), ["skipped"; 3], "{blocking:?}");
+}
