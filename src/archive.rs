@@ -675,6 +675,24 @@ impl Found {
 }
 
 /// Pairs each metadata file with its media file, consuming those from `others`.
+/// The parsed metadata, or the `metadata.invalid` finding of `path` saying why not.
+fn parsed_or_finding(
+    parsed: std::result::Result<ChunkMetadata, String>,
+    path: &Path,
+) -> (Option<ChunkMetadata>, Option<Finding>) {
+    match parsed {
+        Ok(md) => (Some(md), None),
+        Err(why) => (
+            None,
+            Some(Finding::error(
+                Code::MetadataInvalid,
+                None,
+                format!("{}: {why}", path.display()),
+            )),
+        ),
+    }
+}
+
 fn pair(metas: Vec<MetaFile>, others: &mut Vec<(PathBuf, FileKind)>) -> Vec<(Chunk, Option<String>, Option<Finding>)> {
     let mut by_stem: HashMap<String, Vec<usize>> = HashMap::new();
     // The service's own Blob export names a chunk `<chunk>-<token>.<documentId>.<ext>`:
@@ -725,17 +743,7 @@ fn pair(metas: Vec<MetaFile>, others: &mut Vec<(PathBuf, FileKind)>) -> Vec<(Chu
             }
             None => (None, None),
         };
-        let (metadata, finding) = match m.parsed {
-            Ok(md) => (Some(md), None),
-            Err(why) => (
-                None,
-                Some(Finding::error(
-                    Code::MetadataInvalid,
-                    None,
-                    format!("{}: {why}", m.path.display()),
-                )),
-            ),
-        };
+        let (metadata, finding) = parsed_or_finding(m.parsed, &m.path);
         let call_id = metadata.as_ref().map(|md| md.call_id.clone()).or(m.call_id);
         out.push((
             Chunk {

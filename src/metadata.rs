@@ -684,6 +684,24 @@ fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
     })
 }
 
+/// A completion event parsed from `v` (item `position` of `path`), with no
+/// more chunks than [`crate::Limits::max_chunks_per_recording`].
+pub(crate) fn parse_completion_event(
+    v: &Value,
+    path: &Path,
+    position: Option<usize>,
+    limits: &crate::Limits,
+) -> Result<CompletionEvent> {
+    let event = parse_one_event(v, path, position)?;
+    limits.check_count(
+        crate::limits::Limit::ChunksPerRecording,
+        event.chunks.len(),
+        &Here::new(path, "data/recordingStorageInfo/recordingChunks"),
+        "number of chunks",
+    )?;
+    Ok(event)
+}
+
 /// Reads and parses a metadata file (its lists within the default
 /// [`Limits`](crate::Limits)).
 pub fn read_metadata(path: &Path, max_bytes: u64) -> Result<ChunkMetadata> {

@@ -489,8 +489,14 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
             reports[i] = Some(report);
         }
     });
+    batch_report(archive, reports, options.shard)
+}
+
+/// The batch's report: the recordings' reports in order, and the orphans
+/// this shard reports.
+fn batch_report(archive: &Archive, reports: Vec<Option<RecordingReport>>, shard: Option<Shard>) -> Report {
     let mut report = Report::new(archive, reports.into_iter().flatten().collect());
-    if let Some(shard) = options.shard {
+    if let Some(shard) = shard {
         report.orphans.retain(|o| shard.reports_orphan(&o.path));
     }
     report

@@ -1240,6 +1240,11 @@ pub(crate) mod tests {
 
     /// Scenarios of the rules about one chunk's media file.
     fn media_scenarios() -> Vec<Scenario> {
+        let to_probe = |c: &Chunk| {
+            run(|o| {
+                media_to_probe(c, Some(1), o);
+            })
+        };
         let mut missing = chunk(1);
         missing.media_path = None;
         let with_kind = |kind| {
@@ -1261,48 +1266,20 @@ pub(crate) mod tests {
             .quirks
             .push("3 bytes at the end of the file are not a box and were ignored".into());
         vec![
-            (
-                "no media file",
-                Code::MediaMissing,
-                run(|o| {
-                    let _ = media_to_probe(&missing, Some(1), o);
-                }),
-            ),
+            ("no media file", Code::MediaMissing, to_probe(&missing)),
             (
                 "a FLAC file",
                 Code::MediaUnsupportedFormat,
-                run(|o| {
-                    let _ = media_to_probe(&with_kind(FileKind::Flac), Some(1), o);
-                }),
+                to_probe(&with_kind(FileKind::Flac)),
             ),
             (
                 "an MP3 file where the metadata says mp4",
                 Code::MediaFormatMismatch,
-                run(|o| {
-                    let _ = media_to_probe(&with_kind(FileKind::Mp3), Some(1), o);
-                }),
+                to_probe(&with_kind(FileKind::Mp3)),
             ),
-            (
-                "unreadable",
-                Code::MediaUnreadable,
-                run(|o| {
-                    let _ = media_to_probe(&gone, Some(1), o);
-                }),
-            ),
-            (
-                "zero bytes",
-                Code::MediaEmpty,
-                run(|o| {
-                    let _ = media_to_probe(&with_kind(FileKind::Empty), Some(1), o);
-                }),
-            ),
-            (
-                "an HTML page",
-                Code::MediaNotMp4,
-                run(|o| {
-                    let _ = media_to_probe(&with_kind(FileKind::Html), Some(1), o);
-                }),
-            ),
+            ("unreadable", Code::MediaUnreadable, to_probe(&gone)),
+            ("zero bytes", Code::MediaEmpty, to_probe(&with_kind(FileKind::Empty))),
+            ("an HTML page", Code::MediaNotMp4, to_probe(&with_kind(FileKind::Html))),
             (
                 "samples past the end",
                 Code::MediaTruncated,

@@ -446,23 +446,12 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
             data.present
         ));
     }
-    let declared_end = if rf64 {
-        ds64.as_ref().and_then(|d| d.riff_size.checked_add(8))
-    } else if riff_size32 == 0 || riff_size32 == u32::MAX {
-        quirks.push(format!(
-            "the RIFF size is 0x{riff_size32:08X}, as a streaming writer leaves it; the file's size was used"
-        ));
-        None
-    } else {
-        Some(u64::from(riff_size32) + 8)
-    };
-    if let Some(end) = declared_end {
-        if end < file_size || (end > file_size && truncated.is_none()) {
-            quirks.push(format!(
-                "the RIFF header declares {end} bytes, the file has {file_size}"
-            ));
-        }
-    }
+    quirks.extend(riff_size_quirk(
+        rf64.then_some(ds64.as_ref()),
+        riff_size32,
+        file_size,
+        truncated.is_some(),
+    ));
     Ok(Wav {
         path: path.to_path_buf(),
         file_size,
@@ -482,6 +471,23 @@ pub fn probe_reader<R: Read + Seek>(mut r: R, file_size: u64, path: &Path, limit
         quirks,
         truncated,
     })
+}
+
+/// What is odd about the RIFF size (`Some(ds64)` in an RF64 file) against
+/// the file's `file_size`: a streaming writer's placeholder, or a size that
+/// disagrees (a longer one is expected of a `truncated` file).
+fn riff_size_quirk(ds64: Option<Option<&Ds64>>, riff_size32: u32, file_size: u64, truncated: bool) -> Option<String> {
+    let end = match ds64 {
+        Some(d) => d?.riff_size.checked_add(8)?,
+        None if riff_size32 == 0 || riff_size32 == u32::MAX => {
+            return Some(format!(
+                "the RIFF size is 0x{riff_size32:08X}, as a streaming writer leaves it; the file's size was used"
+            ))
+        }
+        None => u64::from(riff_size32) + 8,
+    };
+    (end < file_size || (end > file_size && !truncated))
+        .then(|| format!("the RIFF header declares {end} bytes, the file has {file_size}"))
 }
 
 /// The RIFF (or RF64/BW64) header of a WAVE file: whether it is RF64, and

@@ -168,16 +168,7 @@ fn read_file(
             continue;
         }
         if metadata::is_completion_event(&item) {
-            let parsed = metadata::parse_one_event(&item, path, position).and_then(|event| {
-                limits.check_count(
-                    crate::limits::Limit::ChunksPerRecording,
-                    event.chunks.len(),
-                    &crate::error::Here::new(path, "data/recordingStorageInfo/recordingChunks"),
-                    "number of chunks",
-                )?;
-                Ok(event)
-            });
-            let event = match parsed {
+            let event = match metadata::parse_completion_event(&item, path, position, limits) {
                 Ok(e) => e,
                 Err(e) => {
                     failed.push(fail(position, id, e));

@@ -1458,18 +1458,7 @@ mod tests {
                 &w.bytes[at..at + 100],
                 &files[1][last.offset as usize..last.offset as usize + 100]
             );
-            // The chapters.
-            let tag = id3::Tag::read_from_path(&w.out).unwrap();
-            use id3::TagLike;
-            assert_eq!(tag.title(), Some("Call"));
-            let chaps: Vec<_> = tag.chapters().collect();
-            assert_eq!(chaps.len(), 3);
-            assert_eq!((chaps[1].start_time, chaps[1].end_time), (1000, 1001));
-            assert_eq!(chaps[2].frames[0].content().text(), Some("Segment 2"));
-            let toc: Vec<_> = tag.tables_of_contents().collect();
-            assert_eq!(toc.len(), 1);
-            assert!(toc[0].top_level && toc[0].ordered);
-            assert_eq!(toc[0].elements, vec!["chp0", "chp1", "chp2"]);
+            id3_tag_holds_the_chapters(&w.out);
             // The LAME tag CRC.
             let x = out.header_frame.unwrap().0 as usize;
             let crc = crc16(&{
@@ -1570,6 +1559,22 @@ mod tests {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// The output's ID3v2 tag, read by the `id3` crate: the title, three
+    /// `CHAP`s (a point marker one millisecond long) and one ordered `CTOC`.
+    fn id3_tag_holds_the_chapters(out: &Path) {
+        use id3::TagLike;
+        let tag = id3::Tag::read_from_path(out).unwrap();
+        assert_eq!(tag.title(), Some("Call"));
+        let chaps: Vec<_> = tag.chapters().collect();
+        assert_eq!(chaps.len(), 3);
+        assert_eq!((chaps[1].start_time, chaps[1].end_time), (1000, 1001));
+        assert_eq!(chaps[2].frames[0].content().text(), Some("Segment 2"));
+        let toc: Vec<_> = tag.tables_of_contents().collect();
+        assert_eq!(toc.len(), 1);
+        assert!(toc[0].top_level && toc[0].ordered);
+        assert_eq!(toc[0].elements, vec!["chp0", "chp1", "chp2"]);
+    }
+
     /// ffprobe lists the output's three chapters, and its duration is the
     /// layout's (or, with ffmpeg 5, every frame's).
     fn ffprobe_reads_chapters_and_duration(out: &Path, l: &AudioLayout) {
@@ -1597,6 +1602,30 @@ mod tests {
             (d - l.duration).abs() <= frame || (d - all).abs() <= frame,
             "ffprobe says {d} s"
         );
+    }
+
+    /// Three 2-second chunks encoded by ffmpeg's libmp3lame (16 kHz mono,
+    /// 48 kbit/s) into `dir`. Chunk 1 is a chirp (a sine is periodic: its
+    /// samples cannot be matched to one place), at the sine's level.
+    fn lame_chunks(dir: &Path) -> Vec<PathBuf> {
+        let sources = [
+            "sine=frequency=440:sample_rate=16000:duration=2",
+            "aevalsrc=0.125*sin(2*PI*(200+300*t)*t):s=16000:d=2",
+            "sine=frequency=880:sample_rate=16000:duration=2",
+        ];
+        let mut paths = Vec::new();
+        for (i, source) in sources.iter().enumerate() {
+            let p = dir.join(format!("c{i}.mp3"));
+            let st = Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-f", "lavfi", "-i", source])
+                .args(["-ac", "1", "-c:a", "libmp3lame", "-b:a", "48k"])
+                .arg(&p)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            paths.push(p);
+        }
+        paths
     }
 
     /// A LAME chunk made by ffmpeg: the analysis decodes it without error,
@@ -1628,25 +1657,7 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut paths = Vec::new();
-        // Chunk 1 is a chirp (a sine is periodic: its samples cannot be
-        // matched to one place), at the sine's level.
-        let sources = [
-            "sine=frequency=440:sample_rate=16000:duration=2",
-            "aevalsrc=0.125*sin(2*PI*(200+300*t)*t):s=16000:d=2",
-            "sine=frequency=880:sample_rate=16000:duration=2",
-        ];
-        for (i, source) in sources.iter().enumerate() {
-            let p = dir.path().join(format!("c{i}.mp3"));
-            let st = Command::new("ffmpeg")
-                .args(["-v", "error", "-y", "-f", "lavfi", "-i", source])
-                .args(["-ac", "1", "-c:a", "libmp3lame", "-b:a", "48k"])
-                .arg(&p)
-                .status()
-                .unwrap();
-            assert!(st.success());
-            paths.push(p);
-        }
+        let paths = lame_chunks(dir.path());
         let chunks: Vec<Mp3> = paths.iter().map(|p| probe(p, &Limits::default()).unwrap()).collect();
         let alone: u64 = paths.iter().map(|p| ffmpeg_decode(p).0).sum();
         chunks.iter().for_each(analyses_like_ffmpeg);

@@ -450,21 +450,14 @@ fn pass(input: &WavOutput, emit: &mut dyn FnMut(Frames<'_>) -> Result<()>) -> Re
                         .checked_add(len)
                         .ok_or_else(|| Error::Internal("WAV plan: a piece overflows".into()))?;
                     // Bytes before the piece: hashed only.
-                    while pos < offset {
-                        input.cancel.check()?;
-                        let n = usize::try_from((offset - pos).min(step)).unwrap_or(buf.len());
-                        src.file.read_exact_at(&mut buf[..n], pos).map_err(io)?;
-                        hash.update(&buf[..n]);
-                        pos += n as u64;
-                    }
-                    while pos < end {
-                        input.cancel.check()?;
-                        let n = usize::try_from((end - pos).min(step)).unwrap_or(buf.len());
-                        src.file.read_exact_at(&mut buf[..n], pos).map_err(io)?;
-                        hash.update(&buf[..n]);
-                        emit(Frames::Pcm(&buf[..n]))?;
-                        pos += n as u64;
-                    }
+                    let mut span = Span {
+                        src,
+                        buf: &mut buf,
+                        hash: &mut hash,
+                        cancel: &input.cancel,
+                    };
+                    pos = span.read(pos, offset, None)?;
+                    pos = span.read(pos, end, Some(&mut *emit))?;
                 }
             }
         }
@@ -491,6 +484,39 @@ fn pass(input: &WavOutput, emit: &mut dyn FnMut(Frames<'_>) -> Result<()>) -> Re
         }
     }
     Ok(inputs)
+}
+
+/// Where a pass hands the output's frames.
+type Emit<'e> = &'e mut dyn FnMut(Frames<'_>) -> Result<()>;
+
+/// One input read in blocks of `buf`, every byte hashed.
+struct Span<'s> {
+    src: &'s Source,
+    buf: &'s mut [u8],
+    hash: &'s mut Sha256,
+    cancel: &'s Cancel,
+}
+
+impl Span<'_> {
+    /// Reads `pos..end`, handing the bytes to `emit` when given; returns `end`.
+    fn read(&mut self, mut pos: u64, end: u64, mut emit: Option<Emit<'_>>) -> Result<u64> {
+        let step = self.buf.len() as u64;
+        while pos < end {
+            self.cancel.check()?;
+            let n = usize::try_from((end - pos).min(step)).unwrap_or(self.buf.len());
+            let block = &mut self.buf[..n];
+            self.src
+                .file
+                .read_exact_at(block, pos)
+                .map_err(|e| Error::io(&self.src.path, e))?;
+            self.hash.update(&*block);
+            if let Some(emit) = emit.as_mut() {
+                emit(Frames::Pcm(block))?;
+            }
+            pos += n as u64;
+        }
+        Ok(pos)
+    }
 }
 
 /// Each chunk's output byte range, for frames of `frame` bytes from `base`.

@@ -9,7 +9,7 @@ use std::path::Path;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::limits::{Limit, Limits};
+use crate::limits::Limits;
 use crate::metadata::{self, CompletionEvent};
 
 /// What one event asks of the worker.
@@ -39,7 +39,7 @@ pub fn event_of(text: &str, limits: &Limits) -> Result<Value, String> {
             text.len()
         ));
     }
-    let bytes = if text.starts_with('{') || text.starts_with('[') {
+    let bytes = if looks_like_json(text) {
         text.as_bytes().to_vec()
     } else {
         let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -48,7 +48,7 @@ pub fn event_of(text: &str, limits: &Limits) -> Result<Value, String> {
             .map_err(|_| "neither JSON nor base64-encoded JSON".to_string())?
     };
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        if text.starts_with('{') || text.starts_with('[') {
+        if looks_like_json(text) {
             format!("not valid JSON: {e}")
         } else {
             format!("base64 of something that is not JSON: {e}")
@@ -65,6 +65,12 @@ pub fn event_of(text: &str, limits: &Limits) -> Result<Value, String> {
     }
 }
 
+/// Whether a message's text is JSON (an object or an array) rather than base64.
+fn looks_like_json(text: &str) -> bool {
+    // 0x7B: an opening brace.
+    matches!(text.bytes().next(), Some(0x7B | b'['))
+}
+
 /// What `event` asks for. `Err` for an object that is not an event at all
 /// (no `eventType` or `type`) or a completion event that cannot be parsed.
 pub fn classify(event: &Value, limits: &Limits) -> Result<EventKind, String> {
@@ -72,16 +78,8 @@ pub fn classify(event: &Value, limits: &Limits) -> Result<EventKind, String> {
         return Err("not an event (expected a JSON object)".into());
     }
     if metadata::is_completion_event(event) {
-        let here = Path::new("message");
-        let parsed = metadata::parse_one_event(event, here, None).map_err(|e| e.to_string())?;
-        limits
-            .check_count(
-                Limit::ChunksPerRecording,
-                parsed.chunks.len(),
-                &crate::error::Here::new(here, "data/recordingStorageInfo/recordingChunks"),
-                "number of chunks",
-            )
-            .map_err(|e| e.to_string())?;
+        let parsed =
+            metadata::parse_completion_event(event, Path::new("message"), None, limits).map_err(|e| e.to_string())?;
         if parsed.chunks.is_empty() {
             return Err("a completion event that lists no chunk".into());
         }
