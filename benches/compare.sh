@@ -38,7 +38,7 @@ TIME=/usr/bin/time
 [ -x "$TIME" ] || { echo "compare.sh needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 2; }
 command -v bc >/dev/null || { echo "compare.sh needs bc (apt-get install bc)" >&2; exit 2; }
 
-cargo build --release --quiet --bin recstitch --example synth
+cargo build --release --quiet --features bench-support --bin recstitch --example synth
 BIN=target/release/recstitch
 SYNTH=target/release/examples/synth
 mkdir -p "$WORK"

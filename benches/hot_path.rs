@@ -22,7 +22,7 @@ fn work_dir() -> PathBuf {
 fn long_chunk(seconds: u32) -> PathBuf {
     let path = work_dir().join(format!("chunk-{seconds}s.mp4"));
     if !path.exists() {
-        recstitch::synth::repeat_chunk(&fixture_chunk(), f64::from(seconds), &path).unwrap();
+        recstitch::output::synth::repeat_chunk(&fixture_chunk(), f64::from(seconds), &path).unwrap();
     }
     path
 }
@@ -90,7 +90,7 @@ fn build_moov(c: &mut Criterion) {
     let checked = archive.recordings[0].validate(&ValidateOptions::default());
     let media: Vec<&recstitch::Movie> = checked.checks.iter().map(|c| c.media.as_ref().unwrap()).collect();
     c.bench_function("moov/three_20min_chunks", |b| {
-        b.iter(|| recstitch::mux::header_of(&media).unwrap())
+        b.iter(|| recstitch::output::synth::header_of(&media).unwrap())
     });
 }
 
@@ -106,7 +106,7 @@ fn build_moov_twenty_hours(c: &mut Criterion) {
     g.throughput(Throughput::Elements(samples as u64));
     g.sample_size(10);
     g.bench_function("twenty_hours_1.7M_samples", |b| {
-        b.iter(|| recstitch::mux::header_of(&media).unwrap())
+        b.iter(|| recstitch::output::synth::header_of(&media).unwrap())
     });
     g.finish();
 }
@@ -133,7 +133,10 @@ fn decode_audio(c: &mut Criterion) {
     g.throughput(Throughput::Elements(frames));
     g.sample_size(10);
     g.bench_function("aac_decode_20min_chunk", |b| {
-        b.iter(|| recstitch::deep::analyse_audio(&media, &recstitch::Limits::default()).unwrap())
+        b.iter(|| {
+            recstitch::formats::deep::analyse_audio(&recstitch::Storage::local(), &media, &recstitch::Limits::default())
+                .unwrap()
+        })
     });
     g.finish();
 }

@@ -15,7 +15,7 @@ WORK=${OBJSTORE_BENCH_DIR:-target/objstore-bench}
 TIME=/usr/bin/time
 [ -x "$TIME" ] || { echo "needs GNU time at /usr/bin/time" >&2; exit 2; }
 
-cargo build --release --quiet --bin recstitch --example synth
+cargo build --release --quiet --features bench-support --bin recstitch --example synth
 BIN=$PWD/target/release/recstitch
 SYNTH=$PWD/target/release/examples/synth
 mkdir -p "$WORK"

@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use recstitch::fetch::{Credentials, FetchOptions, Fetcher, TrustedHosts};
+use recstitch::remote::fetch::{Credentials, FetchOptions, Fetcher, TrustedHosts};
 use recstitch::{Archive, ScanOptions, Severity, StitchOptions, Stitcher, ValidateOptions};
 
 /// Downloads the event's chunks into `folder`; `false` when one could not be fetched.

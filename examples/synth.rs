@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         eprintln!("synth: SECONDS must be a number, got {seconds:?}");
         return ExitCode::from(2);
     };
-    match recstitch::synth::repeat_chunk(&PathBuf::from(source), seconds, &PathBuf::from(out)) {
+    match recstitch::output::synth::repeat_chunk(&PathBuf::from(source), seconds, &PathBuf::from(out)) {
         Ok(m) => {
             println!("{}: {} bytes, {:.3} s", out, m.file_size, m.duration_ms() / 1000.0);
             ExitCode::SUCCESS

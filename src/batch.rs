@@ -14,7 +14,7 @@
 //!
 //! Any number of batches may run over the same archive and output folder at
 //! once (an event delivered twice, a retried job overlapping the original):
-//! each recording is stitched under its [`RecordingLock`], and whoever gets
+//! each recording is stitched under its lock (a lock file beside its outputs), and whoever gets
 //! the lock second finds the outputs up to date and skips them. A recording whose outputs are up to date
 //! (same inputs by path, size and modification time, same options, same
 //! tool version, outputs untouched) is `skipped` unless `force` is set; a
@@ -27,15 +27,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam_channel::bounded;
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{Archive, Recording};
 use crate::error::{Error, Result};
-use crate::io::{write_atomic, Cancel, OutputPaths, RecordingLock};
-use crate::report::{RecordingReport, Report, Status};
-use crate::stitch::{StitchOptions, Stitcher};
+use crate::input::archive::{Archive, Recording};
+use crate::io::{Cancel, OutputPaths};
+use crate::observe::Observer;
+use crate::output::report::{RecordingReport, Report, Status};
+use crate::output::stitch::{StitchOptions, Stitcher};
+use crate::storage::Storage;
 use crate::validate::{ValidateOptions, ValidatedRecording};
 
 /// One of `count` disjoint parts of an archive (`--shard K/N`); built
 /// only through [`Shard::new`] or parsing, so `index < count` always holds.
+///
+/// ```compile_fail
+/// // Private fields: no shard of 0 parts, nor one past its count.
+/// let none = recstitch::batch::Shard { index: 0, count: 0 };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     index: u32,
@@ -132,6 +139,9 @@ pub struct BatchOptions {
     /// Cancels the batch: recordings not yet started are reported
     /// `cancelled`, a stitch under way stops between blocks of its copy.
     pub cancel: Cancel,
+    /// Where the outputs (and the resumability state) are written: local
+    /// files by default. The chunks are read from the archive's storage.
+    pub storage: Storage,
 }
 
 impl Default for BatchOptions {
@@ -145,6 +155,7 @@ impl Default for BatchOptions {
             validate: ValidateOptions::default(),
             stitch: StitchOptions::default(),
             cancel: Cancel::default(),
+            storage: Storage::default(),
         }
     }
 }
@@ -194,17 +205,29 @@ pub enum Progress {
     },
 }
 
-/// Receives [`Progress`] events. Called from worker threads.
-pub trait Observer: Sync {
-    /// One event.
-    fn progress(&self, event: &Progress);
-}
+impl Progress {
+    /// `rec` starts stitching.
+    fn stitching(rec: &Recording) -> Progress {
+        Progress::Stitching {
+            call_id: rec.call_id.clone(),
+            recording_key: rec.key.clone(),
+            name: rec.output_name(),
+            input_bytes: input_bytes(rec),
+        }
+    }
 
-/// An observer that ignores everything.
-pub struct Quiet;
-
-impl Observer for Quiet {
-    fn progress(&self, _: &Progress) {}
+    /// `rec` is done: the `done`th of `total`.
+    fn finished(rec: &Recording, status: Status, bytes_written: u64, done: usize, total: usize) -> Progress {
+        Progress::Finished {
+            call_id: rec.call_id.clone(),
+            recording_key: rec.key.clone(),
+            name: rec.output_name(),
+            status,
+            bytes_written,
+            done,
+            total,
+        }
+    }
 }
 
 /// What the resumability check compares: one input's identity.
@@ -229,8 +252,8 @@ struct State {
     outputs: Vec<FileStamp>,
 }
 
-fn stamp(path: &Path) -> Option<FileStamp> {
-    let (bytes, modified_ns, etag) = crate::io::stamp(path)?;
+fn stamp(storage: &Storage, path: &Path) -> Option<FileStamp> {
+    let (bytes, modified_ns, etag) = storage.stamp(path)?;
     Some(FileStamp {
         path: path.to_path_buf(),
         bytes,
@@ -239,27 +262,28 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     })
 }
 
-fn current_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) -> Option<State> {
+fn current_state(rec: &Recording, paths: &OutputPaths, options: &BatchOptions) -> Option<State> {
     let mut inputs = Vec::new();
     for c in &rec.chunks {
-        inputs.push(stamp(&c.metadata_path)?);
-        inputs.push(stamp(c.media_path.as_ref()?)?);
+        inputs.push(stamp(&rec.storage, &c.metadata_path)?);
+        inputs.push(stamp(&rec.storage, c.media_path.as_ref()?)?);
     }
     Some(State {
         version: env!("CARGO_PKG_VERSION").into(),
-        options: serde_json::to_string(options).ok()?,
+        options: serde_json::to_string(&options.stitch).ok()?,
         inputs,
         outputs: [&paths.media, &paths.chapters, &paths.manifest]
             .iter()
-            .map(|p| stamp(p))
+            .map(|p| stamp(&options.storage, p))
             .collect::<Option<_>>()?,
     })
 }
 
-/// Whether the outputs of `rec` are up to date.
-pub fn up_to_date(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> bool {
+/// Whether the outputs of `rec` in `out_dir` (in `options.storage`) are up
+/// to date: made by this version with these stitch options from these inputs.
+fn up_to_date(rec: &Recording, out_dir: &Path, options: &BatchOptions) -> bool {
     let paths = rec.output_paths(out_dir);
-    let Ok(saved) = crate::io::read_own(&paths.state(), 64 << 20) else {
+    let Ok(saved) = options.storage.read_own(&paths.state(), 64 << 20) else {
         return false;
     };
     let Ok(saved) = serde_json::from_slice::<State>(&saved) else {
@@ -268,7 +292,7 @@ pub fn up_to_date(rec: &Recording, out_dir: &Path, options: &StitchOptions) -> b
     current_state(rec, &paths, options).is_some_and(|now| now == saved)
 }
 
-fn save_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) -> Result<()> {
+fn save_state(rec: &Recording, paths: &OutputPaths, options: &BatchOptions) -> Result<()> {
     let state = current_state(rec, paths, options).ok_or_else(|| {
         let vanished = std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -277,7 +301,7 @@ fn save_state(rec: &Recording, paths: &OutputPaths, options: &StitchOptions) -> 
         Error::io(paths.dir(), vanished)
     })?;
     let json = serde_json::to_vec(&state).map_err(|e| Error::encode(&paths.state(), "the state", e))?;
-    write_atomic(&paths.state(), &json)
+    options.storage.write(&paths.state(), &json)
 }
 
 /// Runs `work`, turning a panic inside it into an error message: the last
@@ -312,20 +336,20 @@ fn stitch_one(
     out_dir: &Path,
     options: &BatchOptions,
 ) -> Result<Option<u64>> {
-    let _lock = RecordingLock::acquire(paths)?;
+    let _lock = options.storage.lock(paths)?;
     // A link, a FIFO or a device planted where the state goes is refused,
     // never read or waited for.
-    if !crate::io::is_remote(&paths.state()) {
+    if !options.storage.is_remote(&paths.state()) {
         crate::io::check_not_special(&paths.state())?;
     }
     // Another process may have finished it while this one waited.
-    if !options.force && up_to_date(&validated.recording, out_dir, &options.stitch) {
+    if !options.force && up_to_date(&validated.recording, out_dir, options) {
         return Ok(None);
     }
     #[cfg(test)]
     tests::maybe_panic(&validated.recording, "stitch");
     let manifest = stitcher.stitch_locked_freeing(validated, paths)?;
-    save_state(&validated.recording, paths, &options.stitch)?;
+    save_state(&validated.recording, paths, options)?;
     Ok(Some(manifest.output.bytes))
 }
 
@@ -342,7 +366,7 @@ fn input_bytes(rec: &Recording) -> u64 {
     rec.chunks
         .iter()
         .filter_map(|c| c.media_path.as_ref())
-        .filter_map(|p| crate::io::stamp(p))
+        .filter_map(|p| rec.storage.stamp(p))
         .map(|(bytes, ..)| bytes)
         .sum()
 }
@@ -364,7 +388,7 @@ fn validate_stage(
         Err(e) => return (None, RecordingReport::from_validation(rec, Err(e))),
     };
     let mut report = RecordingReport::from_validated(&validated);
-    if validated.is_valid() && !options.force && up_to_date(rec, out_dir, &options.stitch) {
+    if validated.is_valid() && !options.force && up_to_date(rec, out_dir, options) {
         report.status = Status::Skipped;
         set_outputs(&mut report, &rec.output_paths(out_dir));
     }
@@ -372,7 +396,7 @@ fn validate_stage(
     // recordings too (a stitched one gets it from the stitcher).
     if report.status == Status::Invalid && options.stitch.timeline {
         let path = rec.output_paths(out_dir).timeline;
-        if let Err(e) = crate::picture::write_png(&validated, &path) {
+        if let Err(e) = crate::output::picture::write_png(&options.storage, &validated, &path) {
             report.error = Some(e.to_string());
         }
     }
@@ -411,28 +435,27 @@ fn set_outputs(report: &mut RecordingReport, paths: &OutputPaths) {
 
 /// Validates and stitches every selected recording of `archive` into
 /// `out_dir`; the report lists every recording with its status.
-pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, observer: &dyn Observer) -> Report {
+pub fn run_batch(
+    archive: &Archive,
+    out_dir: &Path,
+    options: &BatchOptions,
+    observer: &dyn Observer<Progress>,
+) -> Report {
     let recordings = selected(archive, options.shard);
     let total = recordings.len();
-    observer.progress(&Progress::Started {
+    observer.observe(&Progress::Started {
         recordings: total,
         input_bytes: recordings.iter().map(|r| input_bytes(r)).sum(),
     });
     let jobs = options.jobs.max(1);
     let stitch_jobs = options.stitch_jobs.max(1);
-    let stitcher = Stitcher::new(options.stitch.clone()).with_cancel(options.cancel.clone());
+    let stitcher = Stitcher::new(options.stitch.clone())
+        .with_cancel(options.cancel.clone())
+        .with_storage(options.storage.clone());
     let done = AtomicUsize::new(0);
     let finish = |i: usize, rec: &Recording, report: RecordingReport, bytes: u64| {
         let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-        observer.progress(&Progress::Finished {
-            call_id: rec.call_id.clone(),
-            recording_key: rec.key.clone(),
-            name: rec.output_name(),
-            status: report.status,
-            bytes_written: bytes,
-            done: n,
-            total,
-        });
+        observer.observe(&Progress::finished(rec, report.status, bytes, n, total));
         (i, report)
     };
 
@@ -471,12 +494,7 @@ pub fn run_batch(archive: &Archive, out_dir: &Path, options: &BatchOptions, obse
             s.spawn(move || {
                 for (i, rec, mut validated, report) in rx {
                     let rec: &Recording = rec;
-                    observer.progress(&Progress::Stitching {
-                        call_id: rec.call_id.clone(),
-                        recording_key: rec.key.clone(),
-                        name: rec.output_name(),
-                        input_bytes: input_bytes(rec),
-                    });
+                    observer.observe(&Progress::stitching(rec));
                     let (report, bytes) = stitch_stage(stitcher, &mut validated, report, out_dir, options);
                     if to_collect.send(finish(i, rec, report, bytes)).is_err() {
                         break;
@@ -515,7 +533,8 @@ mod tests {
     }
 
     use super::*;
-    use crate::archive::ScanOptions;
+    use crate::input::archive::ScanOptions;
+    use crate::observe::Quiet;
 
     /// The key prefix that makes a recording panic in a stage (tests only).
     const FORCE_PANIC: &str = "test-force-panic-in-";

@@ -7,7 +7,7 @@
 //! complete file or none. Several processes may work on one archive and one
 //! output folder at once (a retried job overlapping the original, an event
 //! delivered twice): the outputs of one recording are written only while
-//! holding that recording's lock ([`RecordingLock`]), so no process ever
+//! holding that recording's lock (`RecordingLock`), so no process ever
 //! removes or overwrites another's live temporary files.
 
 use std::fs::{File, OpenOptions};
@@ -100,25 +100,11 @@ pub(crate) fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>> {
     read_file_bounded(path, file, max)
 }
 
-/// [`read_regular`] of a local file (a file recstitch wrote: a link or a
-/// FIFO in its place is an error), or the object at `path`.
-pub(crate) fn read_own(path: &Path, max: u64) -> Result<Vec<u8>> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        return object.read_bounded(max);
-    }
-    read_regular(path, max)
-}
-
 /// Reads a whole file after checking its size against `max` bytes
 /// ([`Limits::max_json_bytes`](crate::Limits::max_json_bytes)). A link is
 /// followed; anything but a regular file (a FIFO, a device) is an error,
 /// never waited for.
 pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        return object.read_bounded(max);
-    }
     let file = open_regular(path, OpenOptions::new().read(true), true)?;
     read_file_bounded(path, file, max)
 }
@@ -133,10 +119,6 @@ fn read_file_bounded(path: &Path, file: File, max: u64) -> Result<Vec<u8>> {
 
 /// Reads up to `head.len()` bytes from the start of `path`; returns how many.
 pub(crate) fn read_head(path: &Path, head: &mut [u8]) -> Result<usize> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        return object.read_head(head);
-    }
     let mut file = open_regular(path, OpenOptions::new().read(true), true)?;
     let mut n = 0;
     while n < head.len() {
@@ -152,10 +134,6 @@ pub(crate) fn read_head(path: &Path, head: &mut [u8]) -> Result<usize> {
 
 /// Compares two files byte for byte, in blocks.
 pub(crate) fn files_equal(a: &Path, b: &Path) -> Result<bool> {
-    #[cfg(feature = "object-store")]
-    if is_remote(a) || is_remote(b) {
-        return inputs_equal(a, b);
-    }
     let mut fa = File::open(a).map_err(|e| Error::io(a, e))?;
     let mut fb = File::open(b).map_err(|e| Error::io(b, e))?;
     let la = fa.metadata().map_err(|e| Error::io(a, e))?.len();
@@ -177,11 +155,9 @@ pub(crate) fn files_equal(a: &Path, b: &Path) -> Result<bool> {
     }
 }
 
-/// [`files_equal`] through [`Input`]s (objects in a store).
-#[cfg(feature = "object-store")]
-fn inputs_equal(a: &Path, b: &Path) -> Result<bool> {
-    let ia = Input::open(a).map_err(|e| Error::io(a, e))?;
-    let ib = Input::open(b).map_err(|e| Error::io(b, e))?;
+/// [`files_equal`] through [`Input`]s (`ia` of `a`, `ib` of `b`: objects
+/// in a store).
+pub(crate) fn inputs_equal(ia: &Input, a: &Path, ib: &Input, b: &Path) -> Result<bool> {
     let len = ia.len().map_err(|e| Error::io(a, e))?;
     if len != ib.len().map_err(|e| Error::io(b, e))? {
         return Ok(false);
@@ -205,34 +181,16 @@ fn inputs_equal(a: &Path, b: &Path) -> Result<bool> {
 pub trait ReadSeek: Read + std::io::Seek {}
 impl<T: Read + std::io::Seek> ReadSeek for T {}
 
-/// Calls `probe` with a buffered reader of the file or object at `path` (of
-/// `buffer` bytes, for a file) and its size: the one way the MP4, MP3 and
-/// WAV probes open their input.
+/// Calls `probe` with a reader of the file at `path`, buffered with
+/// `buffer` bytes, and its size (see [`Storage::with_reader`](crate::Storage::with_reader)).
 pub(crate) fn with_reader<T>(
     path: &Path,
     buffer: usize,
     probe: impl FnOnce(&mut dyn ReadSeek, u64) -> Result<T>,
 ) -> Result<T> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        let (mut reader, size) = crate::store::probe_reader(&object).map_err(|e| Error::io(path, e))?;
-        return probe(&mut reader, size);
-    }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     probe(&mut std::io::BufReader::with_capacity(buffer, file), size)
-}
-
-/// Whether `path` names an object in a mounted object store (see
-/// [`crate::store`]) rather than a local file.
-pub fn is_remote(path: &Path) -> bool {
-    #[cfg(feature = "object-store")]
-    return crate::store::is_remote(path);
-    #[cfg(not(feature = "object-store"))]
-    {
-        let _ = path;
-        false
-    }
 }
 
 /// An input opened for positional reads: a local file, or an object in a
@@ -243,7 +201,7 @@ pub enum Input {
     File(File),
     /// An object in a store.
     #[cfg(feature = "object-store")]
-    Object(crate::store::Reader),
+    Object(crate::remote::store::Reader),
 }
 
 impl From<File> for Input {
@@ -253,24 +211,6 @@ impl From<File> for Input {
 }
 
 impl Input {
-    /// Opens the file or object at `path`, to be read from start to end.
-    pub fn open(path: &Path) -> std::io::Result<Input> {
-        #[cfg(feature = "object-store")]
-        if let Some(object) = crate::store::object(path) {
-            return object.reader(true).map(Input::Object);
-        }
-        File::open(path).map(Input::File)
-    }
-
-    /// Opens the file or object at `path`, for reads here and there.
-    pub fn open_scattered(path: &Path) -> std::io::Result<Input> {
-        #[cfg(feature = "object-store")]
-        if let Some(object) = crate::store::object(path) {
-            return object.reader(false).map(Input::Object);
-        }
-        File::open(path).map(Input::File)
-    }
-
     /// A hint that the input will be read from start to end (a larger
     /// readahead for a file; an object reads ahead anyway). Without it
     /// reading works the same.
@@ -323,10 +263,6 @@ impl Input {
 /// Size, modification time (ns since the epoch) and, for an object, its
 /// ETag, of the file or object at `path`; `None` when it cannot be read.
 pub(crate) fn stamp(path: &Path) -> Option<(u64, i128, Option<String>)> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        return object.stamp();
-    }
     let m = std::fs::metadata(path).ok()?;
     let modified_ns = m
         .modified()
@@ -336,70 +272,27 @@ pub(crate) fn stamp(path: &Path) -> Option<(u64, i128, Option<String>)> {
     Some((m.len(), modified_ns, None))
 }
 
-/// Whether `path` is a file, or an object that exists.
-pub(crate) fn is_file(path: &Path) -> bool {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        return object.stamp().is_some();
-    }
-    path.is_file()
-}
-
-/// The whole file or object at `path`.
-#[cfg(feature = "fetch")]
-pub(crate) fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        return object.read_all();
-    }
-    std::fs::read(path)
-}
-
-/// Creates the folder `dir` and its parents; nothing to do in a store.
-pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
-    if is_remote(dir) {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
-}
-
 /// Lower-case hex of bytes.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// SHA-256 (hex) and size of a file.
+/// SHA-256 (hex) and size of `input` (the file or object at `path`).
 #[cfg(feature = "fetch")]
-pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64)> {
+pub(crate) fn sha256_input(input: &Input, path: &Path) -> Result<(String, u64)> {
     use sha2::{Digest, Sha256};
-    #[cfg(feature = "object-store")]
-    if is_remote(path) {
-        let input = Input::open(path).map_err(|e| Error::io(path, e))?;
-        let len = input.len().map_err(|e| Error::io(path, e))?;
-        let (mut h, mut buf, mut at) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
-        while at < len {
-            let n = input.read_at(&mut buf, at).map_err(|e| Error::io(path, e))?;
-            if n == 0 {
-                return Err(Error::io(path, std::io::ErrorKind::UnexpectedEof.into()));
-            }
-            h.update(&buf[..n]);
-            at += n as u64;
-        }
-        return Ok((hex(&h.finalize()), len));
-    }
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+    input.advise_sequential();
+    let len = input.len().map_err(|e| Error::io(path, e))?;
+    let (mut h, mut buf, mut at) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
+    while at < len {
+        let n = input.read_at(&mut buf, at).map_err(|e| Error::io(path, e))?;
         if n == 0 {
-            break;
+            return Err(Error::io(path, std::io::ErrorKind::UnexpectedEof.into()));
         }
         h.update(&buf[..n]);
-        total = total.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        at += n as u64;
     }
-    Ok((hex(&h.finalize()), total))
+    Ok((hex(&h.finalize()), len))
 }
 
 /// A cancellation token: clones share one flag; [`Cancel::cancel`] asks all
@@ -474,20 +367,6 @@ impl OutputPaths {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         self.media.with_file_name(format!(".{stem}.{ext}"))
-    }
-
-    /// Removes the outputs a stitch that failed half-way had already put
-    /// under their final names (best effort: the error that stopped it is
-    /// what the caller reports), so that nothing incomplete is left there.
-    pub(crate) fn remove_outputs(&self) {
-        for path in [&self.manifest, &self.media, &self.chapters, &self.timeline] {
-            #[cfg(feature = "object-store")]
-            if let Some(object) = crate::store::object(path) {
-                let _ = object.delete();
-                continue;
-            }
-            let _ = std::fs::remove_file(path);
-        }
     }
 
     /// Every file the recording may have written, hidden state included.
@@ -566,11 +445,7 @@ pub fn output_paths(call_id: &str, name: &str, extension: &str, out_dir: &Path) 
 
 /// Checks that `out_dir` can take outputs before any work starts: it is a
 /// folder (created when missing) in which a file can be created.
-pub fn check_out_dir(out_dir: &Path) -> Result<()> {
-    #[cfg(feature = "object-store")]
-    if is_remote(out_dir) {
-        return crate::store::check_writable(out_dir);
-    }
+pub(crate) fn check_out_dir(out_dir: &Path) -> Result<()> {
     let usage = |what: &str| Error::Usage(format!("output folder {}: {what}", out_dir.display()));
     if out_dir.exists() && !out_dir.is_dir() {
         return Err(usage("exists and is not a folder"));
@@ -662,10 +537,6 @@ impl TempFile {
 
 /// Writes `bytes` to `path` atomically, creating its folder when missing.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        return object.put(bytes);
-    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -689,23 +560,18 @@ pub(crate) fn sync_dir(dir: &Path) {
 /// release; a waiter that finds it was removed while it waited takes the
 /// lock again on the new file.
 #[derive(Debug)]
-pub struct RecordingLock {
+pub(crate) struct RecordingLock {
     _lock: FileLock,
 }
 
 impl RecordingLock {
     /// Waits for the lock of the recording whose outputs are `paths`,
     /// creating their folder when missing, then removes the temporary files
-    /// a killed run may have left.
-    pub fn acquire(paths: &OutputPaths) -> Result<Self> {
-        let remote = is_remote(&paths.media);
+    /// a killed run may have left. Outputs in a store (`remote`) are locked
+    /// by a local file in the temporary folder (see [`remote_lock_path`]).
+    pub(crate) fn acquire(paths: &OutputPaths, remote: bool) -> Result<Self> {
         let path = if remote {
-            // Outputs in a store: the lock is a local file (see `store::lock_path`).
-            #[cfg(feature = "object-store")]
-            let path = crate::store::lock_path(&paths.media);
-            #[cfg(not(feature = "object-store"))]
-            let path = paths.lock();
-            path
+            remote_lock_path(&paths.media)
         } else {
             paths.lock()
         };
@@ -737,6 +603,20 @@ impl RecordingLock {
             }
         }
     }
+}
+
+/// Where the lock of the outputs at `path` in a store is kept: a local
+/// file, so that the processes of one machine take turns (processes on
+/// other machines are not held off: they write the same bytes).
+fn remote_lock_path(path: &Path) -> PathBuf {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.to_string_lossy().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    std::env::temp_dir()
+        .join("recstitch-store-locks")
+        .join(format!("{h:016x}.lock"))
 }
 
 /// An exclusive advisory lock on a lock file (created when missing, removed
@@ -823,7 +703,7 @@ mod tests {
     fn the_lock_excludes_a_second_holder_and_cleans_only_stale_temporaries() {
         let dir = temp("lock");
         let paths = output_paths("call", "rec", "mp4", &dir);
-        let lock = RecordingLock::acquire(&paths).unwrap();
+        let lock = RecordingLock::acquire(&paths, false).unwrap();
         let lock_path = paths.lock();
         assert!(lock_path.exists());
         // A temporary left by a killed writer, and one of another recording.
@@ -837,7 +717,7 @@ mod tests {
         let waiter = {
             let paths = paths.clone();
             std::thread::spawn(move || {
-                let second = RecordingLock::acquire(&paths).unwrap();
+                let second = RecordingLock::acquire(&paths, false).unwrap();
                 tx.send(()).unwrap();
                 drop(second);
             })

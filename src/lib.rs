@@ -6,18 +6,25 @@
 //! without re-encoding with audio and video in sync at every join, plus a
 //! manifest and WebVTT chapters.
 //!
-//! The data flows through the modules in order:
+//! The folders are the stages the data goes through, in order (the files at
+//! the top — `error`, `limits`, `finding`, `observe`, `io`, `storage` — are
+//! shared by all of them):
 //!
 //! ```text
-//! archive::Archive::scan    find metadata, media and event files; pair; group into recordings
-//! media::probe              per MP4 chunk: bounded box read of moov -> tracks, sample tables, codecs
-//! audio::AudioFile::probe   per MP3 / WAV chunk: frame walk or RIFF chunk walk
-//! Recording::validate       rules (and deep checks) -> Vec<Finding { code, severity, chunkIndex, message }>
-//! timeline                  wall clock <-> output time: segments, pauses, gaps, chapters
-//! stitch::Stitcher::stitch  join plan (mux: MP4, MP3, WAV), header first, media bytes copied; manifest + chapters .vtt, atomically
-//! pipeline::run_batch       all of it over an archive, in parallel, resumable
-//! report                    one JSON schema for every command
+//! input::archive::Archive::scan    find metadata, media and event files; pair; group into recordings
+//! formats::mp4::probe_in           per MP4 chunk: bounded box read of moov -> tracks, sample tables, codecs
+//! formats::AudioFile::probe_in     per MP3 / WAV chunk: frame walk or RIFF chunk walk
+//! validate (Recording::validate)   rules (and formats::deep for --deep) -> Vec<Finding { code, severity, chunkIndex, message }>
+//! output::timeline                 wall clock <-> output time: segments, pauses, gaps, chapters
+//! output::stitch::Stitcher::stitch join plan (MP4, MP3, WAV), header first, media bytes copied; manifest + chapters .vtt, atomically
+//! output::report                   one JSON schema for every command
+//! batch::run_batch                 all of it over an archive, in parallel, resumable
+//! remote                           fetch from the service, object stores, --delete-after, the queue worker
 //! ```
+//!
+//! Everything is read and written through a [`Storage`] the caller passes
+//! in (local files by default); the root re-exports what an embedding
+//! program needs.
 //!
 //! ```
 //! use recstitch::{Archive, ScanOptions, StitchOptions, Stitcher, ValidateOptions};
@@ -52,10 +59,10 @@
 //! a decoder cannot follow (picture size, sample rate, channels, format).
 //!
 //! With the cargo feature `object-store` (enabled by `cli`), archives and
-//! output folders may also be object-store URLs (`az://container/prefix`):
-//! see the `store` module.
+//! output folders may also be object-store URLs (`az://container/prefix`)
+//! mounted on a [`Storage`]: see the `remote::store` module.
 //!
-//! With the cargo feature `worker` (enabled by `cli`), the `worker` module
+//! With the cargo feature `worker` (enabled by `cli`), the `remote::worker` module
 //! takes completion events from an Azure Storage Queue and fetches,
 //! stitches and verifies each recording: the archival worker, as a type.
 //!
@@ -67,37 +74,48 @@
 // No function over 80 lines (clippy.toml): CI keeps it so.
 #![warn(clippy::too_many_lines)]
 
-pub mod archive;
-pub mod audio;
-pub mod deep;
+// README's Rust examples are compiled, and run unless marked `no_run`, with
+// the doc tests (the async one needs `object-store`).
+#[cfg(all(doctest, feature = "object-store"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
+// Shared by every stage.
 pub mod error;
-#[cfg(feature = "fetch")]
-pub mod fetch;
 pub mod finding;
 pub mod io;
 pub mod limits;
-pub mod media;
-pub mod metadata;
-pub mod mux;
-pub mod picture;
-pub mod pipeline;
-pub mod report;
-pub mod stitch;
-#[cfg(feature = "object-store")]
-pub mod store;
-pub mod synth;
-pub mod timeline;
-pub mod validate;
-#[cfg(feature = "worker")]
-pub mod worker;
+pub mod observe;
+pub mod storage;
 
-pub use archive::{Archive, Chunk, FileKind, Orphan, Recording, ScanOptions};
+// The stages, in the order the data goes through them.
+pub mod batch;
+pub mod formats;
+pub mod input;
+pub mod output;
+#[cfg(any(feature = "fetch", feature = "object-store"))]
+pub mod remote;
+pub mod validate;
+
+// What an embedding program (an archival worker) needs, at the root.
+pub use batch::{run_batch, BatchOptions, Progress, Shard};
 pub use error::{Error, Result};
 pub use finding::{Code, Finding, Severity};
-pub use limits::Limits;
-pub use media::{probe, Movie};
-pub use metadata::{ChunkMetadata, CompletionEvent, WallClock};
-pub use report::{RecordingReport, Report, Status};
-pub use stitch::{Manifest, StitchOptions, Stitcher};
-pub use timeline::GapMode;
+pub use formats::mp4::{probe, Movie};
+pub use formats::AudioFile;
+pub use input::archive::{Archive, Chunk, FileKind, Orphan, Recording, ScanOptions};
+pub use input::metadata::{ChunkMetadata, CompletionEvent, MediaFormat, WallClock};
+pub use io::Cancel;
+pub use limits::{Limit, Limits};
+pub use observe::{Observer, Quiet};
+pub use output::report::{RecordingReport, Report, Status};
+pub use output::stitch::{Manifest, StitchOptions, Stitcher};
+pub use output::timeline::GapMode;
+#[cfg(feature = "fetch")]
+pub use remote::archival::{delete_archived, verify_archived};
+#[cfg(feature = "fetch")]
+pub use remote::fetch::{Credentials, Deletion, FetchOptions, FetchReport, Fetcher, TrustedHosts};
+#[cfg(feature = "worker")]
+pub use remote::worker::{Worker, WorkerOptions};
+pub use storage::Storage;
 pub use validate::{ValidateOptions, ValidatedRecording};

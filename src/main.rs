@@ -9,12 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use recstitch::pipeline::{run_batch, validate_isolated, BatchOptions, Quiet, Shard};
-use recstitch::report::ProbeReport;
-use recstitch::{Archive, GapMode, RecordingReport, Report, ScanOptions, Severity, StitchOptions, ValidateOptions};
+use recstitch::batch::{run_batch, validate_isolated, BatchOptions, Shard};
+use recstitch::observe::Quiet;
+use recstitch::output::report::ProbeReport;
+use recstitch::{
+    Archive, GapMode, RecordingReport, Report, ScanOptions, Severity, StitchOptions, Storage, ValidateOptions,
+};
 
-mod progress;
-mod worker_cli;
+mod cli;
+
+use cli::{progress, worker as worker_cli};
 
 /// Validate and stitch chunked call recordings.
 #[derive(Parser)]
@@ -231,8 +235,9 @@ const EXIT_EMPTY: u8 = 3;
 /// Scans `archive`, leaving out `out` when it lies inside it. `Err` carries
 /// the exit code for an archive without recordings (after saying so on
 /// stderr).
-fn scan(archive: &Path, out: Option<&Path>) -> anyhow::Result<Result<Archive, u8>> {
+fn scan(storage: &Storage, archive: &Path, out: Option<&Path>) -> anyhow::Result<Result<Archive, u8>> {
     let mut options = ScanOptions::default();
+    options.storage = storage.clone();
     options.exclude = out.map(|o| vec![o.to_path_buf()]).unwrap_or_default();
     let scanned = Archive::scan(archive, &options)?;
     if let Some(why) = scanned.nothing_found() {
@@ -304,31 +309,42 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// `path` as given, or, for an object-store URL (`az://container/prefix`),
-/// the URL with its store mounted (credentials from the environment).
-fn located(path: PathBuf) -> anyhow::Result<PathBuf> {
+/// the URL with its store mounted on `storage` (credentials from the
+/// environment).
+fn located(storage: &Storage, path: PathBuf) -> anyhow::Result<PathBuf> {
     #[cfg(feature = "object-store")]
     if let Some(url) = path.to_str().filter(|s| is_url(s)) {
-        return Ok(recstitch::store::mount(url)?);
+        return Ok(storage.mount(url)?);
     }
+    let _ = storage;
     Ok(path)
 }
 
 /// Whether an argument is a URL (`scheme://...`) rather than a path.
 fn is_url(s: &str) -> bool {
     #[cfg(feature = "object-store")]
-    return recstitch::store::is_url(s);
+    return recstitch::remote::store::is_url(s);
     #[cfg(not(feature = "object-store"))]
     s.contains("://")
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    // Inputs and outputs: local files, and the stores that URL arguments name.
+    let storage = Storage::default();
+    let st = &storage;
     match cli.command {
-        Command::Probe { file, json } => probe(&located(file)?, json),
-        Command::Validate { archive, json, deep } => validate(&located(archive)?, json, deep),
+        Command::Probe { file, json } => {
+            let file = located(st, file)?;
+            probe(st, &file, json)
+        }
+        Command::Validate { archive, json, deep } => {
+            let archive = located(st, archive)?;
+            validate(st, &archive, json, deep)
+        }
         Command::Run(mut args) => {
-            args.archive = located(args.archive)?;
-            args.out = located(args.out)?;
-            stitch(args)
+            args.archive = located(st, args.archive)?;
+            args.out = located(st, args.out)?;
+            stitch(st, args)
         }
         Command::Fetch(mut args) => {
             if args.into.to_str().is_some_and(is_url) {
@@ -338,22 +354,24 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     args.into.display()
                 );
             }
-            args.out = args.out.map(located).transpose()?;
-            fetch(args)
+            args.out = args.out.map(|o| located(st, o)).transpose()?;
+            fetch(st, args)
         }
-        Command::Worker(args) => worker_cli::worker(args),
-        Command::Timeline { archive, out, deep } => timeline(&located(archive)?, &located(out)?, deep),
-        Command::Participants { archive, id, out, json } => participants(
-            &located(archive)?,
-            id.as_deref(),
-            out.map(located).transpose()?.as_deref(),
-            json,
-        ),
+        Command::Worker(args) => worker_cli::worker(st, args),
+        Command::Timeline { archive, out, deep } => {
+            let (archive, out) = (located(st, archive)?, located(st, out)?);
+            timeline(st, &archive, &out, deep)
+        }
+        Command::Participants { archive, id, out, json } => {
+            let archive = located(st, archive)?;
+            let out = out.map(|o| located(st, o)).transpose()?;
+            participants(st, &archive, id.as_deref(), out.as_deref(), json)
+        }
         Command::Schema { document } => {
             let text = match document {
-                SchemaDocument::Manifest => recstitch::stitch::MANIFEST_SCHEMA,
-                SchemaDocument::Report => recstitch::report::REPORT_SCHEMA,
-                SchemaDocument::FetchReport => recstitch::fetch::FETCH_REPORT_SCHEMA,
+                SchemaDocument::Manifest => recstitch::output::stitch::MANIFEST_SCHEMA,
+                SchemaDocument::Report => recstitch::output::report::REPORT_SCHEMA,
+                SchemaDocument::FetchReport => recstitch::remote::fetch::FETCH_REPORT_SCHEMA,
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(EXIT_OK)
@@ -361,19 +379,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn probe(file: &Path, json: bool) -> anyhow::Result<u8> {
+fn probe(storage: &Storage, file: &Path, json: bool) -> anyhow::Result<u8> {
     let limits = recstitch::Limits::default();
     let mut head = [0u8; 16];
-    let input = recstitch::io::Input::open(file).map_err(|e| recstitch::Error::io(file, e))?;
+    let input = storage.open(file).map_err(|e| recstitch::Error::io(file, e))?;
     let n = input.read_at(&mut head, 0).map_err(|e| recstitch::Error::io(file, e))?;
     let format = match recstitch::FileKind::sniff(&head[..n]) {
-        recstitch::FileKind::Mp3 => Some(recstitch::metadata::MediaFormat::Mp3),
-        recstitch::FileKind::Wav => Some(recstitch::metadata::MediaFormat::Wav),
+        recstitch::FileKind::Mp3 => Some(recstitch::input::metadata::MediaFormat::Mp3),
+        recstitch::FileKind::Wav => Some(recstitch::input::metadata::MediaFormat::Wav),
         _ => None,
     };
     if let Some(format) = format {
-        let audio = recstitch::audio::AudioFile::probe(file, format, &limits)?;
-        let report = recstitch::report::AudioProbeReport::new(&audio);
+        let audio = recstitch::formats::AudioFile::probe_in(storage, file, format, &limits)?;
+        let report = recstitch::output::report::AudioProbeReport::new(&audio);
         if json {
             print_json(&report)?;
         } else {
@@ -403,7 +421,7 @@ fn probe(file: &Path, json: bool) -> anyhow::Result<u8> {
             EXIT_OK
         });
     }
-    let media = recstitch::probe(file, &limits)?;
+    let media = recstitch::formats::mp4::probe_in(storage, file, &limits)?;
     let report = ProbeReport::new(&media);
     if json {
         print_json(&report)?;
@@ -417,8 +435,8 @@ fn probe(file: &Path, json: bool) -> anyhow::Result<u8> {
     })
 }
 
-fn validate(archive: &Path, json: bool, deep: bool) -> anyhow::Result<u8> {
-    let scanned = match scan(archive, None)? {
+fn validate(storage: &Storage, archive: &Path, json: bool, deep: bool) -> anyhow::Result<u8> {
+    let scanned = match scan(storage, archive, None)? {
         Ok(scanned) => scanned,
         Err(code) => return Ok(code),
     };
@@ -439,14 +457,15 @@ fn validate_options(deep: bool) -> ValidateOptions {
 }
 
 /// `recstitch run`.
-fn stitch(args: RunArgs) -> anyhow::Result<u8> {
+fn stitch(storage: &Storage, args: RunArgs) -> anyhow::Result<u8> {
     // The archive first: a command that fails creates no output folder.
-    let scanned = match scan(&args.archive, Some(&args.out))? {
+    let scanned = match scan(storage, &args.archive, Some(&args.out))? {
         Ok(scanned) => scanned,
         Err(code) => return Ok(code),
     };
-    recstitch::io::check_out_dir(&args.out)?;
+    storage.check_out_dir(&args.out)?;
     let mut options = BatchOptions::default();
+    options.storage = storage.clone();
     options.force = args.force;
     options.shard = args.shard;
     options.stitch = StitchOptions::with_gaps(args.gaps);
@@ -454,7 +473,7 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
     options.stitch.split_channels = args.split_channels;
     options.validate = validate_options(args.deep);
     if let Some(shard) = args.shard {
-        if recstitch::pipeline::selected(&scanned, Some(shard)).is_empty() {
+        if recstitch::batch::selected(&scanned, Some(shard)).is_empty() {
             eprintln!(
                 "recstitch: shard {}/{} holds none of the archive's {} recording(s); nothing to do",
                 shard.index(),
@@ -482,12 +501,12 @@ fn stitch(args: RunArgs) -> anyhow::Result<u8> {
 }
 
 /// `recstitch fetch`.
-fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
-    use recstitch::fetch::{Credentials, Fetcher};
+fn fetch(storage: &Storage, args: FetchArgs) -> anyhow::Result<u8> {
+    use recstitch::remote::fetch::{Credentials, Fetcher};
     let credentials = Credentials::from_env()?;
     let options = fetch_options(&args)?;
     if let Some(out) = &args.out {
-        recstitch::io::check_out_dir(out)?;
+        storage.check_out_dir(out)?;
     }
     let fetcher = Fetcher::new(credentials, options);
     let report = match args.progress {
@@ -508,8 +527,10 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
         let mut scan_options = ScanOptions::default();
         scan_options.exclude = vec![out.to_path_buf()];
         let scanned = Archive::scan(&args.into, &scan_options)?;
-        let stitched = run_batch(&scanned, out, &BatchOptions::default(), &Quiet);
-        let deletions = fetcher.delete_archived(&report, &stitched, out);
+        let mut batch = BatchOptions::default();
+        batch.storage = storage.clone();
+        let stitched = run_batch(&scanned, out, &batch, &Quiet);
+        let deletions = recstitch::remote::archival::delete_archived(&fetcher, &report, &stitched, storage, out);
         if !stitched.all_good() || deletions.iter().any(|d| !d.deleted) {
             code = EXIT_FINDINGS;
         }
@@ -528,9 +549,9 @@ fn fetch(args: FetchArgs) -> anyhow::Result<u8> {
 }
 
 /// The fetch options the arguments and the environment set.
-fn fetch_options(args: &FetchArgs) -> anyhow::Result<recstitch::fetch::FetchOptions> {
-    let mut options = recstitch::fetch::FetchOptions::default();
-    options.trusted_hosts = recstitch::fetch::TrustedHosts::from_env()?;
+fn fetch_options(args: &FetchArgs) -> anyhow::Result<recstitch::remote::fetch::FetchOptions> {
+    let mut options = recstitch::remote::fetch::FetchOptions::default();
+    options.trusted_hosts = recstitch::remote::fetch::TrustedHosts::from_env()?;
     if let Some(rate) = args.min_rate {
         options.min_rate = rate;
     }
@@ -556,7 +577,7 @@ fn fetch_options(args: &FetchArgs) -> anyhow::Result<recstitch::fetch::FetchOpti
 }
 
 /// Every event and chunk that could not be fetched, on stderr.
-fn print_fetch_failures(report: &recstitch::fetch::FetchReport) {
+fn print_fetch_failures(report: &recstitch::remote::fetch::FetchReport) {
     for f in &report.failed_events {
         eprintln!(
             "recstitch: {}{}: event not fetched: {}",
@@ -584,8 +605,8 @@ fn print_fetch_failures(report: &recstitch::fetch::FetchReport) {
 
 /// The fetch report as text: skipped and failed events, warnings, one line
 /// per chunk, the deletions, a summary.
-fn print_fetch_text(report: &recstitch::fetch::FetchReport, deletion_lines: &[String]) -> anyhow::Result<()> {
-    use recstitch::fetch::ChunkStatus;
+fn print_fetch_text(report: &recstitch::remote::fetch::FetchReport, deletion_lines: &[String]) -> anyhow::Result<()> {
+    use recstitch::remote::fetch::ChunkStatus;
     let mut out = std::io::stdout().lock();
     for s in &report.skipped {
         writeln!(
@@ -664,12 +685,12 @@ fn print_batch_report(report: &Report, json: bool) -> anyhow::Result<u8> {
     Ok(if report.all_good() { EXIT_OK } else { EXIT_FINDINGS })
 }
 
-fn timeline(archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
-    let scanned = match scan(archive, Some(out))? {
+fn timeline(storage: &Storage, archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
+    let scanned = match scan(storage, archive, Some(out))? {
         Ok(scanned) => scanned,
         Err(code) => return Ok(code),
     };
-    recstitch::io::check_out_dir(out)?;
+    storage.check_out_dir(out)?;
     let options = validate_options(deep);
     let mut stdout = std::io::stdout().lock();
     let mut code = EXIT_OK;
@@ -677,7 +698,7 @@ fn timeline(archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
         let path = r.output_paths(out).timeline;
         match validate_isolated(r, &options) {
             Ok(validated) => {
-                recstitch::picture::write_png(&validated, &path)?;
+                recstitch::output::picture::write_png(storage, &validated, &path)?;
                 writeln!(stdout, "{}", path.display())?;
             }
             Err(e) => {
@@ -691,12 +712,18 @@ fn timeline(archive: &Path, out: &Path, deep: bool) -> anyhow::Result<u8> {
 
 /// `recstitch participants`: exit 3 for an archive without recordings (as
 /// `validate`), 1 when the participant asked for appears in no recording.
-fn participants(archive: &Path, id: Option<&str>, out: Option<&Path>, json: bool) -> anyhow::Result<u8> {
-    let scanned = match scan(archive, None)? {
+fn participants(
+    storage: &Storage,
+    archive: &Path,
+    id: Option<&str>,
+    out: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let scanned = match scan(storage, archive, None)? {
         Ok(scanned) => scanned,
         Err(code) => return Ok(code),
     };
-    let list = recstitch::report::participants(&scanned, id, out);
+    let list = recstitch::output::report::participants(&scanned, id, out);
     let code = match id {
         Some(id) if list.is_empty() => {
             eprintln!(
@@ -772,7 +799,7 @@ fn print_probe(r: &ProbeReport) -> anyhow::Result<()> {
     for t in &r.tracks {
         let codec = t.codec.as_ref().map(|c| c.name()).unwrap_or_else(|| "-".into());
         let detail = match &t.codec {
-            Some(recstitch::media::Codec::Avc(a)) => format!(
+            Some(recstitch::formats::mp4::Codec::Avc(a)) => format!(
                 "{}x{} profile {} level {}{}",
                 a.width,
                 a.height,
@@ -782,7 +809,7 @@ fn print_probe(r: &ProbeReport) -> anyhow::Result<()> {
                     .map(|f| format!(" vui {:.3} fps", f as f64 / 1000.0))
                     .unwrap_or_default()
             ),
-            Some(recstitch::media::Codec::Aac(a)) => format!("{} Hz, {} channel(s)", a.sample_rate, a.channels),
+            Some(recstitch::formats::mp4::Codec::Aac(a)) => format!("{} Hz, {} channel(s)", a.sample_rate, a.channels),
             _ => String::new(),
         };
         writeln!(

@@ -5,13 +5,14 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::archive::{Chunk, FileKind, Recording};
-use crate::audio::AudioFile;
 use crate::error::Error;
 use crate::finding::{has_errors, sort_findings, Code, Finding};
+use crate::formats::mp4::{self, Codec, Movie, TrackKind};
+use crate::formats::AudioFile;
+use crate::input::archive::{Chunk, FileKind, Recording};
+use crate::input::metadata::{AudioConfiguration, ChunkMetadata, CompletionEvent, MediaFormat, VideoConfiguration};
 use crate::limits::Limits;
-use crate::media::{self, Codec, Movie, TrackKind};
-use crate::metadata::{AudioConfiguration, ChunkMetadata, CompletionEvent, MediaFormat, VideoConfiguration};
+use crate::storage::Storage;
 
 /// Options for [`Recording::validate`].
 #[derive(Debug, Clone, Default)]
@@ -19,7 +20,7 @@ use crate::metadata::{AudioConfiguration, ChunkMetadata, CompletionEvent, MediaF
 pub struct ValidateOptions {
     /// Resource budgets for probing.
     pub limits: Limits,
-    /// Also decode all audio and walk the H.264 bitstream ([`crate::deep`]).
+    /// Also decode all audio and walk the H.264 bitstream ([`crate::formats::deep`]).
     pub deep: bool,
 }
 
@@ -76,7 +77,7 @@ pub struct ChunkCheck {
     /// duration matched neither case).
     pub pauses_cut: Option<bool>,
     /// The deep audio analysis (`deep` only).
-    pub audio: Option<crate::deep::AudioAnalysis>,
+    pub audio: Option<crate::formats::deep::AudioAnalysis>,
     /// The probed audio file of an MP3 or WAV chunk (`media` is `None` then).
     pub audio_file: Option<AudioFile>,
     /// What the media holds, as found (for reports and manifests).
@@ -178,7 +179,7 @@ impl ValidatedRecording {
     pub(crate) fn drop_sample_tables(&mut self) {
         for media in self.checks.iter_mut().filter_map(|c| c.media.as_mut()) {
             for track in &mut media.tracks {
-                track.samples = crate::media::SampleTable::new();
+                track.samples = crate::formats::mp4::SampleTable::new();
             }
         }
     }
@@ -187,7 +188,11 @@ impl ValidatedRecording {
 impl Recording {
     /// Probes every chunk (in parallel) and applies every rule.
     pub fn validate(&self, options: &ValidateOptions) -> ValidatedRecording {
-        let probed: Vec<(ChunkCheck, Vec<Finding>)> = self.chunks.par_iter().map(|c| check_chunk(c, options)).collect();
+        let probed: Vec<(ChunkCheck, Vec<Finding>)> = self
+            .chunks
+            .par_iter()
+            .map(|c| check_chunk(&self.storage, c, options))
+            .collect();
         let mut findings = self.findings.clone();
         let mut checks = Vec::with_capacity(probed.len());
         for (check, f) in probed {
@@ -205,18 +210,18 @@ impl Recording {
 }
 
 /// Probes one chunk and checks it against its own metadata.
-fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Finding>) {
+fn check_chunk(storage: &Storage, chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Finding>) {
     let mut out = Vec::new();
     let mut check = ChunkCheck::default();
     let index = chunk.index();
-    let Some((path, format)) = media_to_probe(chunk, index, &mut out) else {
+    let Some((path, format)) = media_to_probe(storage, chunk, index, &mut out) else {
         return (check, out);
     };
     if format != MediaFormat::Mp4 {
-        check_audio_chunk(chunk, path, format, options, &mut check, &mut out);
+        check_audio_chunk(storage, chunk, (path, format), options, (&mut check, &mut out));
         return (check, out);
     }
-    let media = match media::probe(path, &options.limits) {
+    let media = match mp4::probe_in(storage, path, &options.limits) {
         Ok(m) => m,
         Err(e) => {
             out.push(probe_failure(e, index));
@@ -235,7 +240,7 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
     }
     // A truncated chunk is reported as such; its samples are not decoded.
     if options.deep && whole && edits_ok {
-        check.audio = deep_checks(&media, index, &options.limits, &mut out);
+        check.audio = deep_checks(storage, &media, index, &options.limits, &mut out);
     }
     check.streams = Some(Streams::of_movie(&media, chunk.metadata.as_ref()));
     check.media = Some(media);
@@ -245,15 +250,14 @@ fn check_chunk(chunk: &Chunk, options: &ValidateOptions) -> (ChunkCheck, Vec<Fin
 /// Probes an MP3 or WAV chunk and checks it against its metadata: the
 /// counterpart of the MP4 rules, with the same finding codes.
 fn check_audio_chunk(
+    storage: &Storage,
     chunk: &Chunk,
-    path: &Path,
-    format: MediaFormat,
+    (path, format): (&Path, MediaFormat),
     options: &ValidateOptions,
-    check: &mut ChunkCheck,
-    out: &mut Vec<Finding>,
+    (check, out): (&mut ChunkCheck, &mut Vec<Finding>),
 ) {
     let index = chunk.index();
-    let file = match AudioFile::probe(path, format, &options.limits) {
+    let file = match AudioFile::probe_in(storage, path, format, &options.limits) {
         Ok(f) => f,
         Err(e) => return out.push(probe_failure(e, index)),
     };
@@ -279,12 +283,12 @@ fn check_audio_chunk(
         check.pauses_cut = check_duration(md, duration, TOLERANCE_MS, index, out);
     }
     if options.deep && file.truncated().is_none() {
-        match file.analyse(&options.limits) {
+        match file.analyse(storage, &options.limits) {
             Ok(a) => {
-                out.extend(crate::deep::audio_findings(&a, index));
+                out.extend(crate::formats::deep::audio_findings(&a, index));
                 check.audio = Some(a);
             }
-            Err(why) => out.push(Finding::error(Code::AudioDecodeError, index, why)),
+            Err(why) => out.push(Finding::error(Code::AudioDecodeError, index, why.to_string())),
         }
     }
     check.streams = Some(Streams::of_audio(&file));
@@ -357,7 +361,12 @@ fn check_audio_file(md: &ChunkMetadata, file: &AudioFile, index: Option<u32>, ou
 /// otherwise the finding that says why not (`media.missing`,
 /// `media.unsupported_format`, `media.format_mismatch`, `media.unreadable`,
 /// `media.empty`, `media.not_mp4`).
-fn media_to_probe<'c>(chunk: &'c Chunk, index: Option<u32>, out: &mut Vec<Finding>) -> Option<(&'c Path, MediaFormat)> {
+fn media_to_probe<'c>(
+    storage: &Storage,
+    chunk: &'c Chunk,
+    index: Option<u32>,
+    out: &mut Vec<Finding>,
+) -> Option<(&'c Path, MediaFormat)> {
     let stated = chunk.metadata.as_ref().and_then(|m| m.recording.media_format());
     let Some(path) = &chunk.media_path else {
         // Without metadata nothing says this was a chunk: metadata.invalid says enough.
@@ -382,7 +391,7 @@ fn media_to_probe<'c>(chunk: &'c Chunk, index: Option<u32>, out: &mut Vec<Findin
         Err((code, why)) => Finding::error(code, index, format!("{shown}: {why}")),
         Ok(None) => match chunk.media_kind {
             Some(FileKind::Unreadable) => {
-                let why = crate::archive::unreadable_reason(path)
+                let why = crate::input::archive::unreadable_reason(storage, path)
                     .unwrap_or_else(|| "it could not be read while scanning".into());
                 Finding::error(Code::MediaUnreadable, index, format!("{shown} cannot be read: {why}"))
             }
@@ -504,22 +513,23 @@ fn check_quirks(media: &Movie, index: Option<u32>, out: &mut Vec<Finding>) {
 
 /// `--deep`: decodes the audio and walks the video bitstream.
 fn deep_checks(
+    storage: &Storage,
     media: &Movie,
     index: Option<u32>,
     limits: &Limits,
     out: &mut Vec<Finding>,
-) -> Option<crate::deep::AudioAnalysis> {
-    let audio = match crate::deep::analyse_audio(media, limits) {
+) -> Option<crate::formats::deep::AudioAnalysis> {
+    let audio = match crate::formats::deep::analyse_audio(storage, media, limits) {
         Ok(a) => {
-            out.extend(crate::deep::audio_findings(&a, index));
+            out.extend(crate::formats::deep::audio_findings(&a, index));
             Some(a)
         }
         Err(why) => {
-            out.push(Finding::error(Code::AudioDecodeError, index, why));
+            out.push(Finding::error(Code::AudioDecodeError, index, why.to_string()));
             None
         }
     };
-    out.extend(crate::deep::check_video(media, index, limits));
+    out.extend(crate::formats::deep::check_video(storage, media, index, limits));
     audio
 }
 
@@ -634,7 +644,7 @@ fn check_streams(md: &ChunkMetadata, media: &Movie, index: Option<u32>, out: &mu
 /// `video.codec`, `video.resolution`, `video.frame_rate`, `video.bitrate`.
 fn check_video_stream(
     expected: Option<&VideoConfiguration>,
-    track: &media::Track,
+    track: &mp4::Track,
     index: Option<u32>,
     out: &mut Vec<Finding>,
 ) {
@@ -692,7 +702,7 @@ fn check_video_stream(
 /// `audio.codec`, `audio.sample_rate`, `audio.channels`, `audio.bitrate`.
 fn check_audio_stream(
     expected: Option<&AudioConfiguration>,
-    track: &media::Track,
+    track: &mp4::Track,
     index: Option<u32>,
     out: &mut Vec<Finding>,
 ) {
@@ -748,7 +758,7 @@ fn codec_name(codec: Option<&Codec>) -> String {
 fn check_bitrate(
     code: Code,
     what: &str,
-    track: &media::Track,
+    track: &mp4::Track,
     nominal: Option<u64>,
     index: Option<u32>,
     out: &mut Vec<Finding>,
@@ -958,7 +968,7 @@ fn check_codec_changes(rec: &Recording, checks: &[ChunkCheck], out: &mut Vec<Fin
             None => first = Some((c.index().unwrap_or(0), codecs)),
             Some((fi, first)) => {
                 for (a, b) in first.iter().zip(&codecs) {
-                    if let Err(why) = crate::media::codec::switchable(a, b) {
+                    if let Err(why) = crate::formats::mp4::codec::switchable(a, b) {
                         out.push(Finding::error(
                             Code::ChunkCodecChange,
                             c.index(),
@@ -1034,8 +1044,12 @@ fn check_recording_silence(checks: &[ChunkCheck], out: &mut Vec<Finding>) {
         .flat_map(|a| a.levels_dbfs.iter().copied())
         .collect();
     if checks.len() > 1 && !levels.is_empty() {
-        let share = levels.iter().filter(|&&l| l < crate::deep::SILENCE_DBFS).count() as f64 / levels.len() as f64;
-        if share >= crate::deep::SILENT_SHARE {
+        let share = levels
+            .iter()
+            .filter(|&&l| l < crate::formats::deep::SILENCE_DBFS)
+            .count() as f64
+            / levels.len() as f64;
+        if share >= crate::formats::deep::SILENT_SHARE {
             out.push(Finding::warning(
                 Code::AudioSilent,
                 None,
@@ -1128,7 +1142,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::finding::Severity;
-    use crate::metadata::{CompletionEvent, EventChunk};
+    use crate::input::metadata::{CompletionEvent, EventChunk};
 
     /// What a unit test of a rule expects: a name, the code it must give,
     /// and the findings it gave.
@@ -1156,7 +1170,7 @@ pub(crate) mod tests {
         let path = good(&format!("{}.json", DOCS[i]));
         let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         edit(&mut v);
-        crate::metadata::parse_metadata(&v, &path).unwrap()
+        crate::input::metadata::parse_metadata(&v, &path).unwrap()
     }
 
     fn metadata(i: usize) -> ChunkMetadata {
@@ -1182,6 +1196,7 @@ pub(crate) mod tests {
             event: None,
             findings: Vec::new(),
             root: good(""),
+            storage: Storage::local(),
         }
     }
 
@@ -1242,7 +1257,7 @@ pub(crate) mod tests {
     fn media_scenarios() -> Vec<Scenario> {
         let to_probe = |c: &Chunk| {
             run(|o| {
-                media_to_probe(c, Some(1), o);
+                media_to_probe(&Storage::local(), c, Some(1), o);
             })
         };
         let mut missing = chunk(1);
@@ -1445,7 +1460,7 @@ pub(crate) mod tests {
             }),
             ("a silent recording", Code::AudioSilent, {
                 let silent = |n| ChunkCheck {
-                    audio: Some(crate::deep::AudioAnalysis {
+                    audio: Some(crate::formats::deep::AudioAnalysis {
                         levels_dbfs: vec![-90.0; n],
                         ..Default::default()
                     }),
@@ -1471,8 +1486,8 @@ pub(crate) mod tests {
     fn every_finding_code_is_triggered_by_a_unit_test() {
         let triggered: std::collections::BTreeSet<Code> = scenarios()
             .into_iter()
-            .chain(crate::archive::tests::scenarios())
-            .chain(crate::deep::tests::scenarios())
+            .chain(crate::input::archive::tests::scenarios())
+            .chain(crate::formats::deep::tests::scenarios())
             .filter(|(_, code, findings)| findings.iter().any(|f| f.code == *code))
             .map(|(_, code, _)| code)
             .collect();

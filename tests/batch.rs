@@ -5,7 +5,7 @@ mod util;
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
-use recstitch::pipeline::{selected, Shard};
+use recstitch::batch::{selected, Shard};
 use recstitch::{Archive, ScanOptions};
 use serde_json::Value;
 
@@ -230,7 +230,7 @@ fn run_counts_statuses_draws_invalid_recordings_and_refuses_zero_jobs() {
 /// (`--gaps wallclock` plans from the tables) and the timeline picture.
 #[test]
 fn a_stitch_that_frees_the_tables_writes_the_same_bytes() {
-    use recstitch::timeline::GapMode;
+    use recstitch::output::timeline::GapMode;
     use recstitch::{StitchOptions, Stitcher, ValidateOptions};
     let mut options = StitchOptions::with_gaps(GapMode::Wallclock);
     options.timeline = true;

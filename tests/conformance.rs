@@ -257,7 +257,8 @@ fn fragmented_chunks_hold_the_same_samples_as_progressive_ones() {
                     ta.kind
                 );
                 // The offsets from trun/tfhd point at the same bytes.
-                let bytes = |f: &[u8], s: recstitch::media::Sample| f[s.offset as usize..][..s.size as usize].to_vec();
+                let bytes =
+                    |f: &[u8], s: recstitch::formats::mp4::Sample| f[s.offset as usize..][..s.size as usize].to_vec();
                 assert!(
                     bytes(&fa, sa) == bytes(&fb, sb),
                     "{name} {:?} sample {i}: different bytes",

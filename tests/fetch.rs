@@ -1,4 +1,4 @@
-//! `recstitch fetch` and `recstitch::fetch` against a stand-in for the
+//! `recstitch fetch` and `recstitch::remote::fetch` against a stand-in for the
 //! service (tests/util/service.rs): real HTTP on 127.0.0.1, every request's
 //! signature checked by the server, faults injected per document id.
 
@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use recstitch::fetch::{ChunkStatus, Credentials, FetchOptions, FetchReport, Fetcher, HostPattern};
+use recstitch::remote::fetch::{ChunkStatus, Credentials, FetchOptions, FetchReport, Fetcher, HostPattern};
 use serde_json::Value;
 use util::service::{self, event, Fault, Media, ServedChunk, Service, KEY_B64};
 
@@ -109,7 +109,7 @@ fn source_media(i: usize) -> Vec<u8> {
     good_chunks()[i % 3].1.clone()
 }
 
-fn chunk<'a>(report: &'a FetchReport, doc: &str) -> &'a recstitch::fetch::ChunkReport {
+fn chunk<'a>(report: &'a FetchReport, doc: &str) -> &'a recstitch::remote::fetch::ChunkReport {
     report.chunks.iter().find(|c| c.document_id == doc).unwrap()
 }
 

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use recstitch::fetch::{ChunkStatus, Credentials, FetchOptions, Fetcher, HostPattern};
+use recstitch::remote::fetch::{ChunkStatus, Credentials, FetchOptions, Fetcher, HostPattern};
 use serde_json::Value;
 use util::service::{self, event, Fault, Media, Recorder, ServedChunk, Service, KEY_B64};
 
@@ -182,9 +182,10 @@ fn a_bearer_token_goes_to_the_endpoints_own_host_but_not_to_the_service_storage_
         30_000
     ));
     // The library's rule: a storage domain takes a signature, never a token.
-    let t = recstitch::fetch::TrustedHosts::default();
-    let storage = recstitch::fetch::Location::parse("https://us.asm.skype.com/v1/objects/x/content/video").unwrap();
-    let endpoint = recstitch::fetch::Location::parse("https://acs.example.com/").unwrap();
+    let t = recstitch::remote::fetch::TrustedHosts::default();
+    let storage =
+        recstitch::remote::fetch::Location::parse("https://us.asm.skype.com/v1/objects/x/content/video").unwrap();
+    let endpoint = recstitch::remote::fetch::Location::parse("https://acs.example.com/").unwrap();
     assert!(t.check(&storage, Some(&endpoint), false).is_ok());
     assert!(t.check(&storage, Some(&endpoint), true).is_err());
 }

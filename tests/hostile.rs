@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use recstitch::{media, Limits};
+use recstitch::formats::mp4;
+use recstitch::Limits;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(util::cases().join(name)).unwrap()
@@ -70,7 +71,7 @@ fn twenty_thousand_mutated_headers_never_panic_or_hang() {
                 }
             }
             let len = bytes.len() as u64;
-            match media::probe_reader(Cursor::new(bytes), len, Path::new("mutated.mp4"), &limits) {
+            match mp4::probe_reader(Cursor::new(bytes), len, Path::new("mutated.mp4"), &limits) {
                 Ok(_) => ok += 1,
                 Err(_) => err += 1,
             }

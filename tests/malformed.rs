@@ -13,7 +13,8 @@ use std::io::Cursor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use recstitch::{media, Limits};
+use recstitch::formats::mp4;
+use recstitch::Limits;
 use serde_json::Value;
 
 /// Counts the bytes each thread has allocated, to cap what one variant may take.
@@ -257,7 +258,7 @@ fn malformed_media_gives_typed_errors_never_panics() {
         let len = bytes.len() as u64;
         let (result, mem, time) = measured(|| {
             std::panic::catch_unwind(|| {
-                media::probe_reader(Cursor::new(bytes.as_slice()), len, Path::new("variant.mp4"), &limits)
+                mp4::probe_reader(Cursor::new(bytes.as_slice()), len, Path::new("variant.mp4"), &limits)
             })
         });
         let result = result.unwrap_or_else(|_| panic!("probe panicked on variant {name:?}"));
@@ -270,7 +271,7 @@ fn malformed_media_gives_typed_errors_never_panics() {
                 ok += 1;
                 // Whatever probes must also survive the rest of the checks.
                 let _ = m.first_sample_past_end();
-                let _ = recstitch::report::ProbeReport::new(&m);
+                let _ = recstitch::output::report::ProbeReport::new(&m);
             }
             Err(e) => *errors.entry(e.category()).or_default() += 1,
         }
@@ -281,7 +282,7 @@ fn malformed_media_gives_typed_errors_never_panics() {
     );
     // The depth bombs end in a limit error that names the limit.
     let bomb = nesting_bomb(b"mdia", 100_000);
-    let e = media::probe_reader(
+    let e = mp4::probe_reader(
         Cursor::new(&bomb[..]),
         bomb.len() as u64,
         Path::new("bomb.mp4"),
@@ -289,6 +290,36 @@ fn malformed_media_gives_typed_errors_never_panics() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("max_box_depth"), "{e}");
+}
+
+/// The deepest box nesting `Limits::with` accepts is walked on half a
+/// worker thread's default stack, and deeper ends in the limit error.
+#[test]
+fn the_deepest_box_nesting_limits_accept_fits_a_small_stack() {
+    use recstitch::limits::{Limit, MAX_BOX_DEPTH};
+    let limits = Limits::default().with(Limit::BoxDepth, MAX_BOX_DEPTH as u64).unwrap();
+    assert!(Limits::default()
+        .with(Limit::BoxDepth, MAX_BOX_DEPTH as u64 + 1)
+        .is_err());
+    for kind in [b"mdia", b"minf"] {
+        let bomb = nesting_bomb(kind, MAX_BOX_DEPTH + 10);
+        let limits = limits.clone();
+        let e = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                mp4::probe_reader(
+                    Cursor::new(&bomb[..]),
+                    bomb.len() as u64,
+                    Path::new("bomb.mp4"),
+                    &limits,
+                )
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap_err();
+        assert!(e.to_string().contains("max_box_depth"), "{e}");
+    }
 }
 
 /// Every way to give a metadata field the wrong type.
@@ -345,9 +376,9 @@ fn metadata_and_events_with_every_field_of_the_wrong_type() {
                 let (result, mem, time) = measured(|| {
                     std::panic::catch_unwind(|| {
                         if is_event {
-                            recstitch::metadata::parse_events(&v, Path::new("event.json")).map(|_| ())
+                            recstitch::input::metadata::parse_events(&v, Path::new("event.json")).map(|_| ())
                         } else {
-                            recstitch::metadata::parse_metadata(&v, Path::new("meta.json")).map(|_| ())
+                            recstitch::input::metadata::parse_metadata(&v, Path::new("meta.json")).map(|_| ())
                         }
                     })
                 });
@@ -435,12 +466,21 @@ fn regression_deep_check_does_not_allocate_a_huge_sample() {
     assert!(media.first_sample_past_end().is_some());
     let ((audio, video), mem, _) = measured(|| {
         (
-            recstitch::deep::analyse_audio(&media, &recstitch::Limits::default()),
-            recstitch::deep::check_video(&media, Some(1), &recstitch::Limits::default()),
+            recstitch::formats::deep::analyse_audio(
+                &recstitch::Storage::local(),
+                &media,
+                &recstitch::Limits::default(),
+            ),
+            recstitch::formats::deep::check_video(
+                &recstitch::Storage::local(),
+                &media,
+                Some(1),
+                &recstitch::Limits::default(),
+            ),
         )
     });
     assert!(mem <= MEMORY_CAP, "the deep check allocated {mem} bytes");
-    assert!(audio.unwrap_err().contains("does not fit the file"));
+    assert!(audio.unwrap_err().to_string().contains("does not fit the file"));
     // Only the audio sample was made huge: the video walks cleanly, within the same memory cap.
     assert_eq!(video, Vec::new(), "the video of the chunk is intact");
     // Through validate --deep: reported as truncated, not decoded.

@@ -245,7 +245,7 @@ fn azurite_blob_to_blob_matches_local() {
     let local_out = util::temp_dir("objstore-az-local-out");
     let input = az.container("recordings").join("archive");
     let output = az.container("stitched").join("out");
-    upload_tree(&archive, &input);
+    upload_tree(&az.storage, &archive, &input);
     let env = az.env();
     let (archive_s, out_s) = (archive.display().to_string(), local_out.display().to_string());
     let (input_s, output_s) = (input.display().to_string(), output.display().to_string());
@@ -269,13 +269,15 @@ fn azurite_blob_to_blob_matches_local() {
         .map(|e| e.metadata().unwrap().len())
         .sum();
     let headers: u64 = media.iter().map(|p| non_sample_bytes(p)).sum();
-    let before = recstitch::store::bytes_fetched("az://recordings");
-    let scanned = recstitch::Archive::scan(&input, &recstitch::ScanOptions::default()).unwrap();
+    let before = az.storage.bytes_fetched("az://recordings");
+    let mut scan = recstitch::ScanOptions::default();
+    scan.storage = az.storage.clone();
+    let scanned = recstitch::Archive::scan(&input, &scan).unwrap();
     assert_eq!(scanned.recordings.len(), 3);
     for r in &scanned.recordings {
         assert!(r.validate(&recstitch::ValidateOptions::default()).is_valid());
     }
-    let fetched = recstitch::store::bytes_fetched("az://recordings") - before;
+    let fetched = az.storage.bytes_fetched("az://recordings") - before;
     let budget = headers + json_bytes + 1024 * media.len() as u64;
     assert!(
         fetched <= budget,
@@ -318,7 +320,7 @@ fn azurite_blob_to_blob_matches_local() {
     assert_eq!(renamed(&local, &[(&archive_s, &input_s), (&out_s, &output_s)]), remote);
     let local_files = util::visible_files(&local_out);
     assert_eq!(local_files.len(), 9, "3 recordings: mp4, manifest, chapters");
-    assert_eq!(visible_objects(&output), local_files);
+    assert_eq!(visible_objects(&az.storage, &output), local_files);
 
     // participants names the stitched objects.
     let (code, local_p, _) = run_env(&["participants", "--json", &archive_s, "--out", &out_s], &[]);
@@ -338,7 +340,7 @@ fn azurite_blob_to_blob_matches_local() {
     let some_json = media[0].with_extension("json");
     let rel = some_json.strip_prefix(&archive).unwrap().to_str().unwrap();
     let key = PathBuf::from(format!("{input_s}/{rel}"));
-    recstitch::store::write(&key, &std::fs::read(&some_json).unwrap()).unwrap();
+    az.storage.write(&key, &std::fs::read(&some_json).unwrap()).unwrap();
     let (code, third, stderr) = run(&input_s, &output_s, &env);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
@@ -346,7 +348,7 @@ fn azurite_blob_to_blob_matches_local() {
         1,
         "{third}"
     );
-    assert_eq!(visible_objects(&output), local_files);
+    assert_eq!(visible_objects(&az.storage, &output), local_files);
 }
 
 #[test]
@@ -363,7 +365,7 @@ fn azurite_mixed_directions() {
     let output = az.container("mixed-out").join("stitched");
     let (code, report, stderr) = run(s(&archive), s(&output), &env);
     assert_eq!(code, 0, "{report}\n{stderr}");
-    assert_eq!(visible_objects(&output), expected);
+    assert_eq!(visible_objects(&az.storage, &output), expected);
 
     // timeline pictures into a store: the local bytes.
     let pictures = util::temp_dir("objstore-mixed-pictures");
@@ -378,11 +380,11 @@ fn azurite_mixed_directions() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let expected_pictures = util::visible_files(&pictures);
     assert_eq!(expected_pictures.len(), 3);
-    assert_eq!(visible_objects(&remote_pictures), expected_pictures);
+    assert_eq!(visible_objects(&az.storage, &remote_pictures), expected_pictures);
 
     // blob archive -> local output.
     let input = az.container("mixed-in").join("a/b");
-    upload_tree(&archive, &input);
+    upload_tree(&az.storage, &archive, &input);
     let back = util::temp_dir("objstore-mixed-back");
     let (code, report, stderr) = run(s(&input), s(&back), &env);
     assert_eq!(code, 0, "{report}\n{stderr}");
@@ -423,8 +425,8 @@ fn start_run(archive: &str, out: &str, env: &[(&str, String)], key: &str) -> std
     child
 }
 
-fn sha256_of_object(path: &Path) -> (String, u64) {
-    let input = recstitch::io::Input::open(path).unwrap();
+fn sha256_of_object(storage: &recstitch::Storage, path: &Path) -> (String, u64) {
+    let input = storage.open(path).unwrap();
     let len = input.len().unwrap();
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -463,7 +465,9 @@ fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
         "only {staged} bytes reached Azurite before the kill"
     );
     eprintln!("killed with {staged} bytes of parts staged in Azurite");
-    let left: Vec<String> = recstitch::store::list_all(&output)
+    let left: Vec<String> = az
+        .storage
+        .list_all(&output)
         .unwrap()
         .into_iter()
         .map(|(p, _)| p.display().to_string())
@@ -485,7 +489,7 @@ fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
     let (code, _, _) = run(s(&archive), s(&local_out), &[]);
     assert_eq!(code, 0);
     // MP4s left out (big).
-    let objects = visible_objects_where(&output, |rel| !rel.ends_with(".mp4"));
+    let objects = visible_objects_where(&az.storage, &output, |rel| !rel.ends_with(".mp4"));
     let local: Vec<(String, Vec<u8>)> = util::visible_files(&local_out)
         .into_iter()
         .filter(|(n, _)| !n.ends_with(".mp4"))
@@ -493,7 +497,7 @@ fn azurite_sigkill_mid_upload_leaves_nothing_and_a_rerun_completes() {
     assert_eq!(objects, local);
     let manifest: Value = serde_json::from_slice(&local.iter().find(|(n, _)| n.ends_with(".json")).unwrap().1).unwrap();
     let mp4 = report["recordings"][0]["output"].as_str().unwrap();
-    let (sha, len) = sha256_of_object(Path::new(mp4));
+    let (sha, len) = sha256_of_object(&az.storage, Path::new(mp4));
     assert_eq!(sha, manifest["output"]["sha256"].as_str().unwrap());
     assert_eq!(len, manifest["output"]["bytes"].as_u64().unwrap());
     let _ = std::fs::remove_dir_all(&local_out);
@@ -568,8 +572,6 @@ fn azurite_helpers_encode() {
 
 #[test]
 fn azurite_every_format_and_the_export_layout_match_local() {
-    // Containers of its own: stores are mounted process-wide by URL, and
-    // the tests of this file run side by side.
     let Some(az) = Azurite::start("formats") else { return };
     let archive = util::temp_dir("objstore-formats-in");
     for case in ["good_export_layout", "good_wav", "good_wav_unmixed", "good_mp3_pause"] {
@@ -578,7 +580,7 @@ fn azurite_every_format_and_the_export_layout_match_local() {
     let local_out = util::temp_dir("objstore-formats-local-out");
     let input = az.container("formats-in").join("archive");
     let output = az.container("formats-out").join("stitched");
-    upload_tree(&archive, &input);
+    upload_tree(&az.storage, &archive, &input);
     let env = az.env();
     let (archive_s, out_s) = (archive.display().to_string(), local_out.display().to_string());
     let (input_s, output_s) = (input.display().to_string(), output.display().to_string());
@@ -595,37 +597,5 @@ fn azurite_every_format_and_the_export_layout_match_local() {
     for ext in [".mp4", ".mp3", ".wav"] {
         assert!(names.iter().any(|n| n.ends_with(ext)), "no {ext} output in {names:?}");
     }
-    assert_eq!(visible_objects(&output), local_files);
-}
-
-/// An async worker calls the library from inside its own tokio runtime:
-/// straight from async code (no panic: the store waits on a thread of its
-/// own) and through `spawn_blocking`, as the store's docs advise.
-#[test]
-fn the_batch_runs_on_an_az_archive_from_inside_a_tokio_runtime() {
-    use recstitch::pipeline::{run_batch, BatchOptions, Quiet};
-    let Some(az) = Azurite::start("async") else { return };
-    let archive = fixture_archive("objstore-async-in");
-    let input = az.container("async-in").join("archive");
-    let output = az.container("async-out").join("stitched");
-    upload_tree(&archive, &input);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    let (direct, blocking) = rt.block_on(async {
-        let scanned = recstitch::Archive::scan(&input, &recstitch::ScanOptions::default()).unwrap();
-        let direct = run_batch(&scanned, &output, &BatchOptions::default(), &Quiet);
-        let (input, output) = (input.clone(), output.clone());
-        let blocking = tokio::task::spawn_blocking(move || {
-            let scanned = recstitch::Archive::scan(&input, &recstitch::ScanOptions::default()).unwrap();
-            run_batch(&scanned, &output, &BatchOptions::default(), &Quiet)
-        })
-        .await
-        .unwrap();
-        (direct, blocking)
-    });
-    let statuses = |r: &recstitch::Report| r.recordings.iter().map(|x| x.status.as_str()).collect::<Vec<_>>();
-    assert_eq!(statuses(&direct), ["stitched"; 3], "{direct:?}");
-    assert_eq!(statuses(&blocking), ["skipped"; 3], "{blocking:?}");
+    assert_eq!(visible_objects(&az.storage, &output), local_files);
 }

@@ -248,7 +248,7 @@ fn probe_prints_the_chunk() {
 
 #[test]
 fn timeline_picture_shows_the_chunks_and_the_pause() {
-    use recstitch::picture::{BACKGROUND, CHUNK_COLOR, HEIGHT, PAUSE_COLOR, PLOT_LEFT, PLOT_WIDTH, WIDTH};
+    use recstitch::output::picture::{BACKGROUND, CHUNK_COLOR, HEIGHT, PAUSE_COLOR, PLOT_LEFT, PLOT_WIDTH, WIDTH};
     let out = util::temp_dir("timeline-good");
     let dir = cases().join("good");
     let o = util::recstitch(&["timeline", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);

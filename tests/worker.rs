@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use recstitch::worker::{QueueClient, StorageAccount};
+use recstitch::remote::worker::{QueueClient, StorageAccount};
 use serde_json::Value;
 use util::service::{Media, Service, KEY_B64};
 
@@ -253,7 +253,7 @@ impl Setup {
 
     /// Every visible object under [`Setup::out`], by relative name.
     fn stitched(&self) -> Vec<(String, Vec<u8>)> {
-        azurite::visible_objects(Path::new(&format!("az://{}/out", self.container)))
+        azurite::visible_objects(&self.blob.storage, Path::new(&format!("az://{}/out", self.container)))
     }
 }
 

@@ -7,8 +7,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
-        let _ = recstitch::metadata::parse_metadata(&v, Path::new("fuzz.json"));
-        let _ = recstitch::metadata::parse_events(&v, Path::new("fuzz.json"));
+        let _ = recstitch::input::metadata::parse_metadata(&v, Path::new("fuzz.json"));
+        let _ = recstitch::input::metadata::parse_events(&v, Path::new("fuzz.json"));
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = recstitch::WallClock::parse(s);

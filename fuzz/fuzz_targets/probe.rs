@@ -5,13 +5,14 @@ use std::io::Cursor;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use recstitch::{media, Limits};
+use recstitch::formats::mp4;
+use recstitch::Limits;
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
-    if let Ok(m) = media::probe_reader(Cursor::new(data), data.len() as u64, Path::new("fuzz.mp4"), &limits) {
+    if let Ok(m) = mp4::probe_reader(Cursor::new(data), data.len() as u64, Path::new("fuzz.mp4"), &limits) {
         let _ = m.first_sample_past_end();
         let _ = m.duration_ms();
-        let _ = recstitch::report::ProbeReport::new(&m);
+        let _ = recstitch::output::report::ProbeReport::new(&m);
     }
 });

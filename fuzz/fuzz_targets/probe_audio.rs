@@ -6,8 +6,8 @@ use std::io::Cursor;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use recstitch::audio::AudioFile;
-use recstitch::metadata::MediaFormat;
+use recstitch::formats::AudioFile;
+use recstitch::input::metadata::MediaFormat;
 use recstitch::Limits;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(a) = probed {
             let _ = a.duration_ms();
             let _ = a.bit_rate();
-            let _ = recstitch::report::AudioProbeReport::new(&a);
+            let _ = recstitch::output::report::AudioProbeReport::new(&a);
         }
     }
 });

@@ -5,14 +5,15 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use recstitch::fetch::{FetchObserver, FetchProgress};
-use recstitch::pipeline::{Observer, Progress};
+use recstitch::batch::Progress;
+use recstitch::observe::Observer;
+use recstitch::remote::fetch::FetchProgress;
 
 /// NDJSON progress events on stderr, one object per line.
 pub struct Ndjson;
 
-impl Observer for Ndjson {
-    fn progress(&self, event: &Progress) {
+impl Observer<Progress> for Ndjson {
+    fn observe(&self, event: &Progress) {
         if let Ok(line) = serde_json::to_string(event) {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{line}");
@@ -46,8 +47,8 @@ impl Bar {
     }
 }
 
-impl Observer for Bar {
-    fn progress(&self, event: &Progress) {
+impl Observer<Progress> for Bar {
+    fn observe(&self, event: &Progress) {
         match event {
             Progress::Started { recordings, .. } => self.bar.set_length(*recordings as u64),
             Progress::Stitching { name, .. } => {
@@ -88,8 +89,8 @@ pub struct FetchNdjson {
     pending: Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
 }
 
-impl FetchObserver for FetchNdjson {
-    fn progress(&self, event: &FetchProgress) {
+impl Observer<FetchProgress> for FetchNdjson {
+    fn observe(&self, event: &FetchProgress) {
         let line = match event {
             FetchProgress::Bytes { document_id, bytes } => {
                 let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -160,8 +161,8 @@ impl FetchBar {
     }
 }
 
-impl FetchObserver for FetchBar {
-    fn progress(&self, event: &FetchProgress) {
+impl Observer<FetchProgress> for FetchBar {
+    fn observe(&self, event: &FetchProgress) {
         match event {
             FetchProgress::Started { chunks, .. } => {
                 self.chunks.lock().unwrap_or_else(|e| e.into_inner()).1 = *chunks;

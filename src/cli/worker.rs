@@ -1,5 +1,5 @@
 //! `recstitch worker`: arguments, signals, the per-message lines and the
-//! exit code around `recstitch::worker`.
+//! exit code around `recstitch::remote::worker`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use recstitch::fetch::{Credentials, FetchProgress, TrustedHosts};
-use recstitch::pipeline::Progress;
-use recstitch::worker::{
-    MessageReport, QueueClient, QueueErrorKind, StorageAccount, Worker, WorkerObserver, WorkerOptions,
+use recstitch::remote::fetch::{Credentials, TrustedHosts};
+use recstitch::remote::worker::{
+    MessageReport, QueueClient, QueueErrorKind, StorageAccount, Worker, WorkerEvent, WorkerOptions,
 };
+use recstitch::Observer;
 
-use super::{shown, ProgressMode, EXIT_FAILED, EXIT_FINDINGS, EXIT_OK};
+use crate::{shown, ProgressMode, EXIT_FAILED, EXIT_FINDINGS, EXIT_OK};
 
 /// The arguments of `recstitch worker`.
 #[derive(clap::Args)]
@@ -61,28 +61,29 @@ pub struct WorkerArgs {
 }
 
 /// `recstitch worker`.
-pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
+pub fn worker(storage: &recstitch::Storage, args: WorkerArgs) -> anyhow::Result<u8> {
     let account = StorageAccount::from_env()?;
     let queue = QueueClient::new(account.clone(), &args.queue)?;
     let poison = format!("{}-poison", args.queue);
-    if !recstitch::worker::queue::valid_queue_name(&poison) {
+    if !recstitch::remote::worker::queue::valid_queue_name(&poison) {
         anyhow::bail!(
             "--queue {}: too long for its poison queue {poison} (63 characters at most)",
             args.queue
         );
     }
     let mut out = args.out.clone();
-    if let Some(url) = out.to_str().filter(|s| super::is_url(s)) {
+    if let Some(url) = out.to_str().filter(|s| crate::is_url(s)) {
         // `az://` outputs on the queue's account when a connection string gave it.
         if url.starts_with("az://") {
-            account.mount_container(url)?;
+            account.mount_container(storage, url)?;
         }
-        out = super::located(out)?;
+        out = crate::located(storage, out)?;
     }
-    recstitch::io::check_out_dir(&out)?;
+    storage.check_out_dir(&out)?;
     let credentials = Credentials::from_env()?;
     let mut options = WorkerOptions::default();
     options.fetch.trusted_hosts = TrustedHosts::from_env()?;
+    options.batch.storage = storage.clone();
     options.archive = args.archive.clone();
     options.delete_after = args.delete_after;
     options.until_empty = args.until_empty;
@@ -155,7 +156,19 @@ impl Lines {
     }
 }
 
-impl WorkerObserver for Lines {
+impl Observer<WorkerEvent> for Lines {
+    fn observe(&self, event: &WorkerEvent) {
+        match event {
+            WorkerEvent::Message(r) => self.message(r),
+            WorkerEvent::Fetch(e) if self.json => self.ndjson(e),
+            WorkerEvent::Batch(e) if self.json => self.ndjson(e),
+            WorkerEvent::Note(text) => self.note(text),
+            _ => {}
+        }
+    }
+}
+
+impl Lines {
     fn message(&self, r: &MessageReport) {
         if self.json {
             return self.ndjson(r);
@@ -181,18 +194,6 @@ impl WorkerObserver for Lines {
             if detail.is_empty() { "" } else { ": " },
             shown(detail)
         );
-    }
-
-    fn fetch(&self, event: &FetchProgress) {
-        if self.json {
-            self.ndjson(event);
-        }
-    }
-
-    fn batch(&self, event: &Progress) {
-        if self.json {
-            self.ndjson(event);
-        }
     }
 
     fn note(&self, text: &str) {

@@ -13,6 +13,7 @@
 //! The thresholds are the public constants below.
 
 use crate::io::Input;
+use crate::storage::Storage;
 
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
@@ -23,8 +24,8 @@ use symphonia::default::codecs::AacDecoder;
 use h264_reader::rbsp::{BitRead, BitReader};
 
 use crate::finding::{Code, Finding};
+use crate::formats::mp4::{AvcConfig, Codec, Movie, Sample, SampleTable, Track};
 use crate::limits::{Limit, Limits};
-use crate::media::{AvcConfig, Codec, Movie, Sample, SampleTable, Track};
 
 /// A second whose RMS level is below this (dBFS) counts as silent.
 pub const SILENCE_DBFS: f64 = -60.0;
@@ -137,20 +138,57 @@ pub(crate) fn to_dbfs(mean_square: f64) -> f64 {
     ((db.max(FLOOR_DBFS)) * 10.0).round() / 10.0
 }
 
+/// Why the deep audio check could not decode a chunk at all (frames that
+/// do not decode are counted in [`AudioAnalysis::decode_errors`] instead).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalysisError {
+    /// The chunk has no audio track.
+    #[error("no audio track")]
+    NoAudioTrack,
+    /// The MP4's audio is not AAC, the one codec decoded there.
+    #[error("the audio is not AAC")]
+    NotAac,
+    /// A WAV's samples are not integer PCM of 8, 16, 24 or 32 bits.
+    #[error("format tag 0x{format_tag:04X} with {bits_per_sample} bits is not integer PCM")]
+    NotIntegerPcm {
+        /// The `fmt ` chunk's format tag.
+        format_tag: u16,
+        /// Bits per sample.
+        bits_per_sample: u16,
+    },
+    /// The decoder refuses the stream's configuration.
+    #[error("the {codec} decoder refuses this configuration: {message}")]
+    Decoder {
+        /// `AAC` or `MP3`.
+        codec: &'static str,
+        /// The decoder's words.
+        message: String,
+    },
+    /// The file could not be read, or a frame lies outside it: the
+    /// library's error, naming the file.
+    #[error(transparent)]
+    File(#[from] crate::Error),
+}
+
 /// Decodes every AAC frame of the chunk's audio track.
-pub fn analyse_audio(media: &Movie, limits: &Limits) -> Result<AudioAnalysis, String> {
-    let track = media.audio().ok_or("no audio track")?;
+pub fn analyse_audio(storage: &Storage, media: &Movie, limits: &Limits) -> Result<AudioAnalysis, AnalysisError> {
+    let track = media.audio().ok_or(AnalysisError::NoAudioTrack)?;
     let Some(Codec::Aac(aac)) = track.codec() else {
-        return Err("the audio is not AAC".into());
+        return Err(AnalysisError::NotAac);
     };
     let mut params = AudioCodecParameters::new();
     params
         .for_codec(CODEC_ID_AAC)
         .with_extra_data(aac.asc.clone().into_boxed_slice());
-    let mut decoder = AacDecoder::try_new(&params, &AudioDecoderOptions::default())
-        .map_err(|e| format!("the AAC decoder refuses this configuration: {e}"))?;
-    let file = Input::open_scattered(&media.path).map_err(|e| format!("{}: {e}", media.path.display()))?;
-    let mut reader = SampleReader::new(&file, limits).map_err(|e| format!("{}: {e}", media.path.display()))?;
+    let mut decoder =
+        AacDecoder::try_new(&params, &AudioDecoderOptions::default()).map_err(|e| AnalysisError::Decoder {
+            codec: "AAC",
+            message: e.to_string(),
+        })?;
+    let named = |e: std::io::Error| AnalysisError::File(crate::Error::io(&media.path, e));
+    let file = storage.open_scattered(&media.path).map_err(named)?;
+    let mut reader = SampleReader::new(&file, limits).map_err(named)?;
     let p = track.presentation(media.movie_timescale);
     let rate = f64::from(aac.sample_rate);
     // Decoded samples are counted in the codec's rate; media time in the track's.
@@ -165,9 +203,7 @@ pub fn analyse_audio(media: &Movie, limits: &Limits) -> Result<AudioAnalysis, St
         // decoder's output delay.
         let first = to_samples(ticks);
         ticks += u64::from(sample.duration);
-        let data = reader
-            .bytes(&track.samples, i, sample)
-            .map_err(|e| format!("{}: {e}", media.path.display()))?;
+        let data = reader.bytes(&track.samples, i, sample).map_err(named)?;
         let packet = PacketRef::new(
             0,
             Timestamp::new(i64::try_from(first).unwrap_or(i64::MAX)),
@@ -317,7 +353,7 @@ fn pps_id(nal: &[u8]) -> Option<u32> {
 }
 
 /// Checks the H.264 bitstream structure of a chunk's video track.
-pub fn check_video(media: &Movie, index: Option<u32>, limits: &Limits) -> Vec<Finding> {
+pub fn check_video(storage: &Storage, media: &Movie, index: Option<u32>, limits: &Limits) -> Vec<Finding> {
     let Some(track) = media.video() else { return Vec::new() };
     let Some(Codec::Avc(avc)) = track.codec() else {
         return Vec::new();
@@ -331,7 +367,7 @@ pub fn check_video(media: &Movie, index: Option<u32>, limits: &Limits) -> Vec<Fi
     if track.samples.first().is_some_and(|s| !s.sync) {
         note("the chunk does not start with a sync sample (it cannot be decoded on its own)".into());
     }
-    match Input::open_scattered(&media.path) {
+    match storage.open_scattered(&media.path) {
         Ok(file) => walk_nals(track, avc, &file, limits, &mut note),
         Err(e) => note(format!("{}: {e}", media.path.display())),
     }
@@ -478,7 +514,7 @@ pub(crate) mod tests {
             (
                 "no sync sample first",
                 Code::VideoBitstream,
-                check_video(&not_sync, Some(1), &Limits::default()),
+                check_video(&crate::Storage::local(), &not_sync, Some(1), &Limits::default()),
             ),
         ]
     }
@@ -486,8 +522,11 @@ pub(crate) mod tests {
     #[test]
     fn an_intact_chunk_gives_no_deep_finding() {
         let m = media(1);
-        assert_eq!(check_video(&m, Some(1), &Limits::default()), Vec::new());
-        let a = analyse_audio(&m, &Limits::default()).unwrap();
+        assert_eq!(
+            check_video(&crate::Storage::local(), &m, Some(1), &Limits::default()),
+            Vec::new()
+        );
+        let a = analyse_audio(&crate::Storage::local(), &m, &Limits::default()).unwrap();
         assert_eq!(audio_findings(&a, Some(1)), Vec::new());
         assert_eq!(a.levels_dbfs.len(), 3, "2.5 s of audio: three seconds started");
     }

@@ -1,14 +1,21 @@
-//! Audio-only recordings: mixed MP3, mixed WAV and unmixed (one participant
-//! per channel) WAV chunks, probed and stitched without re-encoding.
+//! The container formats, read: the stage between the archive's files and
+//! the checks.
 //!
-//! This module reads them (`mp3::probe`, `wav::probe`, [`AudioFile`]), the
-//! counterpart of [`crate::media`] for MP4; validation checks what it
-//! found. The join plans and writers are in [`crate::mux`] (`mux::mp3`,
-//! `mux::wav`): a plan says where each chunk lands in the output
+//! * [`mp4`]: the MP4 reader (bounded box walk, sample tables, codecs) → [`mp4::Movie`];
+//! * [`mp3`] and [`wav`]: the audio-only readers, mixed MP3, mixed WAV and
+//!   unmixed (one participant per channel) WAV, and [`AudioFile`], either of them;
+//! * [`deep`]: decoding for `--deep` (AAC, MP3 and PCM levels; the H.264 NAL walk).
+//!
+//! Every reader takes a `Read + Seek` (`probe_reader`) or the file or object
+//! that a [`Storage`](crate::Storage) opens (`probe_in`), and never learns
+//! where its bytes live. Validation checks what they found. The join plans and writers are in
+//! `output::mux` (`mux::mp3`, `mux::wav`): a plan says where each chunk lands in the output
 //! ([`AudioPlacement`]) before anything is written, so that the timeline and
 //! its chapters can be made first and written into the file's head.
 
+pub mod deep;
 pub mod mp3;
+pub mod mp4;
 pub mod wav;
 
 /// Where one chunk landed in an audio-only output: the counterpart of the
@@ -48,10 +55,10 @@ pub struct AudioLayout {
 
 use std::path::Path;
 
-use crate::deep::AudioAnalysis;
 use crate::error::{Error, Result};
+use crate::formats::deep::{AnalysisError, AudioAnalysis};
+use crate::input::metadata::MediaFormat;
 use crate::limits::Limits;
-use crate::metadata::MediaFormat;
 
 /// A probed audio-only chunk: an MP3 or a WAV.
 #[derive(Debug, Clone)]
@@ -63,11 +70,16 @@ pub enum AudioFile {
 }
 
 impl AudioFile {
-    /// Probes the file or object at `path` as `format` (`Mp3` or `Wav`).
+    /// Probes the file at `path` as `format` (`Mp3` or `Wav`).
     pub fn probe(path: &Path, format: MediaFormat, limits: &Limits) -> Result<AudioFile> {
+        Self::probe_in(&crate::Storage::local(), path, format, limits)
+    }
+
+    /// [`AudioFile::probe`] of the file or object at `path` in `storage`.
+    pub fn probe_in(storage: &crate::Storage, path: &Path, format: MediaFormat, limits: &Limits) -> Result<AudioFile> {
         match format {
-            MediaFormat::Mp3 => mp3::probe(path, limits).map(AudioFile::Mp3),
-            MediaFormat::Wav => wav::probe(path, limits).map(AudioFile::Wav),
+            MediaFormat::Mp3 => mp3::probe_in(storage, path, limits).map(AudioFile::Mp3),
+            MediaFormat::Wav => wav::probe_in(storage, path, limits).map(AudioFile::Wav),
             MediaFormat::Mp4 => Self::probe_reader(std::io::empty(), 0, path, format, limits),
         }
     }
@@ -171,10 +183,10 @@ impl AudioFile {
     }
 
     /// Decodes every sample (`--deep`): levels, decode errors, clipping.
-    pub fn analyse(&self, limits: &Limits) -> std::result::Result<AudioAnalysis, String> {
+    pub fn analyse(&self, storage: &crate::Storage, limits: &Limits) -> Result<AudioAnalysis, AnalysisError> {
         match self {
-            AudioFile::Mp3(m) => mp3::analyse(m, limits),
-            AudioFile::Wav(w) => wav::analyse(w, limits),
+            AudioFile::Mp3(m) => mp3::analyse(storage, m, limits),
+            AudioFile::Wav(w) => wav::analyse(storage, w, limits),
         }
     }
 

@@ -33,7 +33,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Here, Result};
-use crate::io::Input;
+use crate::formats::deep::{AnalysisError, AudioAnalysis};
 
 use crate::limits::{Limit, Limits};
 
@@ -637,9 +637,14 @@ pub(crate) fn lame_tag(f: &[u8], at: usize) -> Option<[u8; LAME_TAG_LEN]> {
         .then_some(tag)
 }
 
-/// Probes an MP3 file (or, with the `object-store` feature, an object).
+/// Probes an MP3 file.
 pub fn probe(path: &Path, limits: &Limits) -> Result<Mp3> {
-    crate::io::with_reader(path, WINDOW, |r, size| probe_reader(r, size, path, limits))
+    probe_in(&crate::Storage::local(), path, limits)
+}
+
+/// [`probe`] of the file or object at `path` in `storage`.
+pub fn probe_in(storage: &crate::Storage, path: &Path, limits: &Limits) -> Result<Mp3> {
+    storage.with_reader(path, WINDOW, |r, size| probe_reader(r, size, path, limits))
 }
 
 /// Probes an MP3 from any seekable reader of `file_size` bytes; `path` is
@@ -970,7 +975,7 @@ impl<R: Read + Seek> Scanner<'_, R> {
 /// Decodes every audio frame of the chunk with symphonia's MPEG audio
 /// decoder, fed the frames the probe found (`--deep`): the level of each
 /// second of presented audio, decode errors, clipping.
-pub fn analyse(mp3: &Mp3, limits: &Limits) -> Result<crate::deep::AudioAnalysis, String> {
+pub fn analyse(storage: &crate::Storage, mp3: &Mp3, limits: &Limits) -> Result<AudioAnalysis, AnalysisError> {
     use symphonia::core::codecs::audio::well_known::CODEC_ID_MP3;
     use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
     use symphonia::core::packet::PacketRef;
@@ -979,10 +984,15 @@ pub fn analyse(mp3: &Mp3, limits: &Limits) -> Result<crate::deep::AudioAnalysis,
 
     let mut params = AudioCodecParameters::new();
     params.for_codec(CODEC_ID_MP3);
-    let mut decoder = MpaDecoder::try_new(&params, &AudioDecoderOptions::default())
-        .map_err(|e| format!("the MP3 decoder refuses this configuration: {e}"))?;
-    let named = |e: std::io::Error| format!("{}: {e}", mp3.path.display());
-    let file = Input::open_scattered(&mp3.path).map_err(named)?;
+    let mut decoder =
+        MpaDecoder::try_new(&params, &AudioDecoderOptions::default()).map_err(|e| AnalysisError::Decoder {
+            codec: "MP3",
+            message: e.to_string(),
+        })?;
+    let named = |e: std::io::Error| AnalysisError::File(Error::io(&mp3.path, e));
+    // A frame the probe found that the file no longer holds whole.
+    let outside = |message: String| AnalysisError::File(Here::new(&mp3.path, "").invalid(message));
+    let file = storage.open_scattered(&mp3.path).map_err(named)?;
     let file_len = file.len().map_err(named)?;
     let spf = u64::from(mp3.samples_per_frame);
     let (start, end) = (mp3.lead(), mp3.presented_end());
@@ -990,7 +1000,7 @@ pub fn analyse(mp3: &Mp3, limits: &Limits) -> Result<crate::deep::AudioAnalysis,
     // Frames are read in runs of contiguous frames of at most this many bytes.
     let run_max = limits.get(Limit::SampleBytes).clamp(1 << 12, 1 << 20);
 
-    let mut meter = crate::deep::Meter::new(mp3.sample_rate, channels, start, end);
+    let mut meter = crate::formats::deep::Meter::new(mp3.sample_rate, channels, start, end);
     let mut pcm: Vec<f32> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_start = 0u64;
@@ -998,11 +1008,10 @@ pub fn analyse(mp3: &Mp3, limits: &Limits) -> Result<crate::deep::AudioAnalysis,
     for (i, f) in frames.iter().enumerate() {
         let first = i as u64 * spf;
         if f.end() > file_len {
-            return Err(format!(
-                "{}: frame {i} at byte {} lies past the end of the file",
-                mp3.path.display(),
+            return Err(outside(format!(
+                "frame {i} at byte {} lies past the end of the file",
                 f.offset
-            ));
+            )));
         }
         if f.offset < buf_start || f.end() > buf_start + buf.len() as u64 {
             let mut run_end = f.end();
@@ -1013,14 +1022,15 @@ pub fn analyse(mp3: &Mp3, limits: &Limits) -> Result<crate::deep::AudioAnalysis,
                 run_end = n.end();
             }
             // At most `run_max` bytes, or one frame (under 2 KiB).
-            buf.resize(usize::try_from(run_end - f.offset).map_err(|e| e.to_string())?, 0);
+            let len = usize::try_from(run_end - f.offset).map_err(|e| outside(format!("frame {i}: {e}")))?;
+            buf.resize(len, 0);
             file.read_exact_at(&mut buf, f.offset).map_err(named)?;
             buf_start = f.offset;
         }
-        let from = usize::try_from(f.offset - buf_start).map_err(|e| e.to_string())?;
+        let from = usize::try_from(f.offset - buf_start).map_err(|e| outside(format!("frame {i}: {e}")))?;
         let data = buf
             .get(from..from + usize::from(f.size))
-            .ok_or_else(|| format!("{}: frame {i} outside its read", mp3.path.display()))?;
+            .ok_or_else(|| outside(format!("frame {i} outside its read")))?;
         let packet = PacketRef::new(
             0,
             Timestamp::new(i64::try_from(first).unwrap_or(i64::MAX)),

@@ -35,10 +35,8 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::io::Input;
-
-use crate::deep::{to_dbfs, AudioAnalysis, CLIP_LEVEL, FLOOR_DBFS};
-use crate::error::{Here, Result};
+use crate::error::{Error, Here, Result};
+use crate::formats::deep::{to_dbfs, AnalysisError, AudioAnalysis, CLIP_LEVEL, FLOOR_DBFS};
 use crate::limits::{Limit, Limits};
 
 /// `WAVE_FORMAT_PCM`: integer PCM.
@@ -388,15 +386,20 @@ pub(crate) struct Data {
 
 /// Probes the WAV at `path`.
 ///
-/// Errors are typed: [`Error::Invalid`](crate::Error::Invalid) for a file that is not RIFF/WAVE (or
+/// Errors are typed: [`Error::Invalid`] for a file that is not RIFF/WAVE (or
 /// RF64/WAVE) or whose `fmt ` fields disagree (the field is named),
-/// [`Error::Unsupported`](crate::Error::Unsupported) for a format other than integer PCM (the format
-/// tag is named), [`Error::Truncated`](crate::Error::Truncated) when the file ends before a `data`
-/// chunk, [`Error::Limit`](crate::Error::Limit) when it has more chunks than
+/// [`Error::Unsupported`] for a format other than integer PCM (the format
+/// tag is named), [`Error::Truncated`] when the file ends before a `data`
+/// chunk, [`Error::Limit`] when it has more chunks than
 /// [`Limits::max_top_level_boxes`]. A `data` chunk that claims more bytes
 /// than the file holds is not an error: see [`Wav::truncated`].
 pub fn probe(path: &Path, limits: &Limits) -> Result<Wav> {
-    crate::io::with_reader(path, 4 << 10, |r, size| probe_reader(r, size, path, limits))
+    probe_in(&crate::Storage::local(), path, limits)
+}
+
+/// [`probe`] of the file or object at `path` in `storage`.
+pub fn probe_in(storage: &crate::Storage, path: &Path, limits: &Limits) -> Result<Wav> {
+    storage.with_reader(path, 4 << 10, |r, size| probe_reader(r, size, path, limits))
 }
 
 /// Probes a WAV from any seekable reader of `file_size` bytes; `path` is
@@ -742,16 +745,17 @@ pub(crate) fn sample_value(b: &[u8], bits: u16) -> f64 {
 }
 
 /// Reads the chunk's frames in blocks, handing each block of whole frames to `f`.
-pub(crate) fn each_block(wav: &Wav, mut f: impl FnMut(&[u8])) -> Result<(), String> {
+pub(crate) fn each_block(storage: &crate::Storage, wav: &Wav, mut f: impl FnMut(&[u8])) -> Result<(), AnalysisError> {
     if wav.format_tag != WAVE_FORMAT_PCM || !matches!(wav.bits_per_sample, 8 | 16 | 24 | 32) {
-        return Err(format!(
-            "format tag 0x{:04X} with {} bits is not integer PCM",
-            wav.format_tag, wav.bits_per_sample
-        ));
+        return Err(AnalysisError::NotIntegerPcm {
+            format_tag: wav.format_tag,
+            bits_per_sample: wav.bits_per_sample,
+        });
     }
+    let named = |e: std::io::Error| AnalysisError::File(Error::io(&wav.path, e));
     let frame = u64::from(wav.block_align).max(1);
     let step = (BLOCK as u64 / frame).max(1) * frame;
-    let file = Input::open(&wav.path).map_err(|e| format!("{}: {e}", wav.path.display()))?;
+    let file = storage.open(&wav.path).map_err(named)?;
     file.advise_sequential();
     let mut buf = vec![0u8; usize::try_from(step).unwrap_or(BLOCK)];
     let len = wav.data_len - wav.data_len % frame;
@@ -759,8 +763,7 @@ pub(crate) fn each_block(wav: &Wav, mut f: impl FnMut(&[u8])) -> Result<(), Stri
     while done < len {
         let n = usize::try_from((len - done).min(step)).unwrap_or(buf.len());
         let at = wav.data_offset.saturating_add(done);
-        file.read_exact_at(&mut buf[..n], at)
-            .map_err(|e| format!("{}: {e}", wav.path.display()))?;
+        file.read_exact_at(&mut buf[..n], at).map_err(named)?;
         f(&buf[..n]);
         done += n as u64;
     }
@@ -768,11 +771,11 @@ pub(crate) fn each_block(wav: &Wav, mut f: impl FnMut(&[u8])) -> Result<(), Stri
 }
 
 /// The deep audio check of a WAV chunk (`--deep`), the counterpart of
-/// [`crate::deep::analyse_audio`]: the RMS level of each second over all
+/// [`crate::formats::deep::analyse_audio`]: the RMS level of each second over all
 /// channels, clipped samples (at or above [`CLIP_LEVEL`] of full scale),
 /// frames counted in `samples`; `decode_errors` names a cut-off last frame.
 /// PCM is read in fixed blocks, so `limits` sets no budget here.
-pub fn analyse(wav: &Wav, limits: &Limits) -> Result<AudioAnalysis, String> {
+pub fn analyse(storage: &crate::Storage, wav: &Wav, limits: &Limits) -> Result<AudioAnalysis, AnalysisError> {
     let _ = limits;
     let rate = u64::from(wav.sample_rate.max(1));
     let channels = usize::from(wav.channels.max(1));
@@ -782,7 +785,7 @@ pub fn analyse(wav: &Wav, limits: &Limits) -> Result<AudioAnalysis, String> {
     let mut out = AudioAnalysis::default();
     let (mut sum, mut n) = (0.0f64, 0u64);
     let mut pos = 0u64;
-    each_block(wav, |block| {
+    each_block(storage, wav, |block| {
         for fr in block.chunks_exact(frame) {
             for s in fr.chunks_exact(sample) {
                 let x = sample_value(s, wav.bits_per_sample);
@@ -818,14 +821,14 @@ pub fn analyse(wav: &Wav, limits: &Limits) -> Result<AudioAnalysis, String> {
 
 /// The RMS level (dBFS, rounded to 0.1 dB) of each channel over the whole
 /// chunk; [`FLOOR_DBFS`] for digital silence.
-pub fn channel_levels(wav: &Wav, limits: &Limits) -> Result<Vec<f64>, String> {
+pub fn channel_levels(storage: &crate::Storage, wav: &Wav, limits: &Limits) -> Result<Vec<f64>, AnalysisError> {
     let _ = limits;
     let channels = usize::from(wav.channels.max(1));
     let sample = usize::from(wav.bits_per_sample / 8).max(1);
     let frame = channels * sample;
     let mut sums = vec![0.0f64; channels];
     let mut frames = 0u64;
-    each_block(wav, |block| {
+    each_block(storage, wav, |block| {
         for fr in block.chunks_exact(frame) {
             for (sum, s) in sums.iter_mut().zip(fr.chunks_exact(sample)) {
                 let x = sample_value(s, wav.bits_per_sample);

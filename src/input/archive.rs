@@ -14,9 +14,10 @@ use serde_json::Value;
 
 use crate::error::{Error, Here, Result};
 use crate::finding::{Code, Finding};
-use crate::io::{files_equal, output_paths, read_bounded, read_head, OutputPaths};
+use crate::input::metadata::{self, ChunkMetadata, CompletionEvent, EventChunk, MediaFormat};
+use crate::io::{output_paths, OutputPaths};
 use crate::limits::{Limit, Limits};
-use crate::metadata::{self, ChunkMetadata, CompletionEvent, EventChunk, MediaFormat};
+use crate::storage::Storage;
 
 /// Options for [`Archive::scan`].
 #[derive(Debug, Clone, Default)]
@@ -30,6 +31,9 @@ pub struct ScanOptions {
     /// Folders not to scan: the output folder, when it lies inside the
     /// archive (its files are recstitch's own, never inputs).
     pub exclude: Vec<PathBuf>,
+    /// Where the archive is read: local files by default, or an object
+    /// store mounted on it. The recordings found keep it.
+    pub storage: Storage,
 }
 
 /// What a file holds, judged from its first bytes.
@@ -240,6 +244,8 @@ pub struct Recording {
     pub findings: Vec<Finding>,
     /// The archive folder it was found in (manifest paths are relative to it).
     pub root: PathBuf,
+    /// Where its chunks are read (the storage the archive was scanned with).
+    pub storage: Storage,
 }
 
 /// A file that belongs to no chunk.
@@ -263,6 +269,8 @@ pub struct Archive {
     /// How many files the scan examined (hidden files and excluded folders
     /// left out).
     pub files: usize,
+    /// Where it was read ([`ScanOptions::storage`]).
+    pub storage: Storage,
 }
 
 impl Archive {
@@ -286,8 +294,8 @@ impl Archive {
 }
 
 /// The operating system's reason why `path` cannot be read, if it cannot.
-pub(crate) fn unreadable_reason(path: &Path) -> Option<String> {
-    match sniff_file(path) {
+pub(crate) fn unreadable_reason(storage: &Storage, path: &Path) -> Option<String> {
+    match sniff_file(storage, path) {
         Ok(_) => None,
         Err(e) => Some(e.detail()),
     }
@@ -299,9 +307,9 @@ pub const MAX_LEADING_WHITESPACE: usize = 1 << 20;
 /// Sniffs the head of the file at `path`. A head that is only whitespace
 /// (JSON may start with any amount of it) is read further, in blocks, up to
 /// [`MAX_LEADING_WHITESPACE`], and the kind decided by what follows it.
-fn sniff_file(path: &Path) -> Result<FileKind> {
+fn sniff_file(storage: &Storage, path: &Path) -> Result<FileKind> {
     let mut head = vec![0u8; 64];
-    let n = read_head(path, &mut head)?;
+    let n = storage.read_head(path, &mut head)?;
     head.truncate(n);
     let blank = |b: &[u8]| {
         let text = b.strip_prefix(b"\xef\xbb\xbf").unwrap_or(b);
@@ -312,7 +320,7 @@ fn sniff_file(path: &Path) -> Result<FileKind> {
     }
     // Only whitespace so far: read on until something else (bounded).
     let mut more = vec![0u8; MAX_LEADING_WHITESPACE.saturating_add(64)];
-    let m = read_head(path, &mut more)?;
+    let m = storage.read_head(path, &mut more)?;
     more.truncate(m);
     let text = more.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&more);
     match text.iter().position(|b| !b.is_ascii_whitespace()) {
@@ -423,7 +431,7 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 /// A metadata file on its way to becoming a [`Chunk`].
 struct MetaFile {
     path: PathBuf,
-    parsed: std::result::Result<ChunkMetadata, String>,
+    parsed: Result<ChunkMetadata>,
     /// Document id: from the metadata, else recovered from the JSON, else the file stem.
     document_id: String,
     /// Call id: from the metadata, else recovered from the JSON.
@@ -438,8 +446,8 @@ impl Archive {
     pub fn scan(root: &Path, options: &ScanOptions) -> Result<Archive> {
         let limits = &options.limits;
         #[cfg(feature = "object-store")]
-        if crate::io::is_remote(root) {
-            let files = crate::store::list(root, &options.exclude, limits)?;
+        if options.storage.is_remote(root) {
+            let files = options.storage.list(root, &options.exclude, limits)?;
             return Archive::from_walk(
                 root,
                 Walk {
@@ -472,13 +480,14 @@ impl Archive {
         let file_count = walked.files.len();
         let mut found = Found {
             orphans: walked.unreadable,
+            storage: options.storage.clone(),
             ..Found::default()
         };
         for path in walked.files {
             found.classify(path, limits);
         }
         for path in &options.events {
-            let bytes = read_bounded(path, limits.max_json_bytes)?;
+            let bytes = options.storage.read_bounded(path, limits.max_json_bytes)?;
             let list = metadata::parse_events(&metadata::parse_json(&bytes, path)?, path)?;
             found.events.extend(list.into_iter().map(|e| (path.clone(), e)));
         }
@@ -487,7 +496,7 @@ impl Archive {
         found.set_outputs_aside();
         let chunks = pair(std::mem::take(&mut found.metas), &mut found.others);
         found.orphan_the_rest();
-        let mut recordings = group(chunks, events, limits)?;
+        let mut recordings = group(chunks, events, options)?;
         for r in &mut recordings {
             r.root = root.to_path_buf();
         }
@@ -498,6 +507,7 @@ impl Archive {
             recordings,
             orphans,
             files: file_count,
+            storage: options.storage.clone(),
         })
     }
 }
@@ -525,29 +535,34 @@ struct Found {
     other_json: Vec<PathBuf>,
     /// (folder, stem) of each manifest recstitch wrote: its siblings are outputs too.
     outputs: Vec<(PathBuf, String)>,
+    /// Where the files are read.
+    storage: Storage,
 }
 
 impl Found {
     /// Files `path` by its content (and, for failed downloads, its name).
     fn classify(&mut self, path: PathBuf, limits: &Limits) {
         let json_named = has_extension(&path, "json");
-        let kind = match sniff_file(&path) {
+        let kind = match sniff_file(&self.storage, &path) {
             Ok(k) => k,
             // Metadata that cannot be read is still this chunk's metadata.
-            Err(e) if json_named => return self.failed_metadata(path, format!("cannot be read: {}", e.detail())),
+            Err(e) if json_named => {
+                let why = Here::new(&path, "").invalid(format!("cannot be read: {}", e.detail()));
+                return self.failed_metadata(path, why);
+            }
             Err(_) => FileKind::Unreadable,
         };
         if kind != FileKind::Json {
             if json_named {
                 // A `.json` that is not JSON: a metadata download that failed.
-                let why = format!("not JSON: the file is {}", kind.describe());
+                let why = Here::new(&path, "").invalid(format!("not JSON: the file is {}", kind.describe()));
                 return self.failed_metadata(path, why);
             }
             return self.others.push((path, kind));
         }
-        let bytes = match read_bounded(&path, limits.max_json_bytes) {
+        let bytes = match self.storage.read_bounded(&path, limits.max_json_bytes) {
             Ok(bytes) => bytes,
-            Err(e) if json_named => return self.failed_metadata(path, e.detail()),
+            Err(e) if json_named => return self.failed_metadata(path, e),
             Err(_) => return self.others.push((path, kind)),
         };
         // Lists over their budgets are refused before they are parsed into memory.
@@ -561,7 +576,7 @@ impl Found {
                 path,
                 reason: format!("completion event that is not valid JSON (cut short?): {}", e.detail()),
             }),
-            Err(e) if json_named => self.failed_metadata(path, e.detail()),
+            Err(e) if json_named => self.failed_metadata(path, e),
             Err(_) => self.others.push((path, kind)),
         }
     }
@@ -576,7 +591,7 @@ impl Found {
                 reason: "a manifest written by recstitch: an output, not an input".into(),
             });
         } else if metadata::looks_like_metadata(v) {
-            let parsed = metadata::parse_metadata(v, &path).map_err(|e| e.detail());
+            let parsed = metadata::parse_metadata(v, &path);
             let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
             self.metas.push(MetaFile {
                 document_id: field("chunkDocumentId").unwrap_or_else(|| stem(&path)),
@@ -599,8 +614,8 @@ impl Found {
         }
     }
 
-    /// A metadata file that did not parse, named after its file.
-    fn failed_metadata(&mut self, path: PathBuf, why: String) {
+    /// A metadata file that did not parse (`why`), named after its file.
+    fn failed_metadata(&mut self, path: PathBuf, why: Error) {
         self.metas.push(MetaFile {
             document_id: stem(&path),
             call_id: None,
@@ -615,8 +630,9 @@ impl Found {
         for path in std::mem::take(&mut self.other_json) {
             let name = stem(&path);
             if self.others.iter().any(|(p, _)| stem(p) == name) {
-                let why = "JSON that is not chunk metadata (an error response saved in its place?)";
-                self.failed_metadata(path, why.into());
+                let why = Here::new(&path, "")
+                    .invalid("JSON that is not chunk metadata (an error response saved in its place?)");
+                self.failed_metadata(path, why);
             } else {
                 self.others.push((path, FileKind::Json));
             }
@@ -656,7 +672,7 @@ impl Found {
             let reason = match kind {
                 FileKind::Unreadable => format!(
                     "cannot be read: {}",
-                    unreadable_reason(&path).unwrap_or_else(|| "unknown error".into())
+                    unreadable_reason(&self.storage, &path).unwrap_or_else(|| "unknown error".into())
                 ),
                 FileKind::Mp4 | FileKind::Mp3 | FileKind::Wav => format!(
                     "{} without metadata: no metadata file names it (by chunkDocumentId or file name)",
@@ -676,18 +692,15 @@ impl Found {
 
 /// Pairs each metadata file with its media file, consuming those from `others`.
 /// The parsed metadata, or the `metadata.invalid` finding of `path` saying why not.
-fn parsed_or_finding(
-    parsed: std::result::Result<ChunkMetadata, String>,
-    path: &Path,
-) -> (Option<ChunkMetadata>, Option<Finding>) {
+fn parsed_or_finding(parsed: Result<ChunkMetadata>, path: &Path) -> (Option<ChunkMetadata>, Option<Finding>) {
     match parsed {
         Ok(md) => (Some(md), None),
-        Err(why) => (
+        Err(e) => (
             None,
             Some(Finding::error(
                 Code::MetadataInvalid,
                 None,
-                format!("{}: {why}", path.display()),
+                format!("{}: {}", path.display(), e.detail()),
             )),
         ),
     }
@@ -774,19 +787,19 @@ type Item = (Chunk, Option<Finding>);
 fn group(
     chunks: Vec<(Chunk, Option<String>, Option<Finding>)>,
     events: Vec<(PathBuf, CompletionEvent)>,
-    limits: &Limits,
+    scan: &ScanOptions,
 ) -> Result<Vec<Recording>> {
     let sorted = sort_by_event(chunks, &events);
     let mut recordings = Vec::new();
     let (mut by_event, mut extras) = (sorted.by_event, sorted.extras);
     for (i, (_, event)) in events.into_iter().enumerate() {
         let chunks = by_event.remove(&i).unwrap_or_default();
-        let mut rec = event_recording(i, event, chunks, limits)?;
+        let mut rec = event_recording(i, event, chunks, scan)?;
         rec.findings.extend(extras.remove(&i).unwrap_or_default());
         recordings.push(rec);
     }
     for (call_id, chunks) in sorted.by_call {
-        recordings.extend(call_sessions(call_id, chunks, limits)?);
+        recordings.extend(call_sessions(call_id, chunks, scan)?);
     }
     recordings.sort_by(|a, b| (&a.call_id, &a.key).cmp(&(&b.call_id, &b.key)));
     Ok(recordings)
@@ -853,7 +866,7 @@ fn sort_by_event(
 
 /// The recording of event number `i`: its call and recording id from the
 /// event (else from the chunks, else made up), its chunks as listed.
-fn event_recording(i: usize, event: CompletionEvent, chunks: Vec<Item>, limits: &Limits) -> Result<Recording> {
+fn event_recording(i: usize, event: CompletionEvent, chunks: Vec<Item>, scan: &ScanOptions) -> Result<Recording> {
     let call_id = event
         .call_id
         .clone()
@@ -871,18 +884,18 @@ fn event_recording(i: usize, event: CompletionEvent, chunks: Vec<Item>, limits: 
             .map(|c| c.document_id.clone());
         first.unwrap_or_else(|| format!("event-{i}"))
     });
-    make_recording(call_id, Some(key), chunks, Some(event), limits)
+    make_recording(call_id, Some(key), chunks, Some(event), scan)
 }
 
 /// The recordings of one call that no event describes: sessions in start
 /// order, a new one wherever the index goes back (a stop and a new start).
 /// Chunks whose metadata did not parse stay alone: nothing says where they belong.
-fn call_sessions(call_id: String, chunks: Vec<Item>, limits: &Limits) -> Result<Vec<Recording>> {
+fn call_sessions(call_id: String, chunks: Vec<Item>, scan: &ScanOptions) -> Result<Vec<Recording>> {
     let mut recordings = Vec::new();
     let (mut good, bad): (Vec<_>, Vec<_>) = chunks.into_iter().partition(|(c, _)| c.metadata.is_some());
     for b in bad {
         let key = b.0.document_id.clone();
-        recordings.push(make_recording(call_id.clone(), Some(key), vec![b], None, limits)?);
+        recordings.push(make_recording(call_id.clone(), Some(key), vec![b], None, scan)?);
     }
     good.sort_by(|(a, _), (b, _)| {
         let (ma, mb) = (a.metadata.as_ref(), b.metadata.as_ref());
@@ -901,12 +914,12 @@ fn call_sessions(call_id: String, chunks: Vec<Item>, limits: &Limits) -> Result<
         });
         if restart {
             let chunks = std::mem::take(&mut session);
-            recordings.push(make_recording(call_id.clone(), None, chunks, None, limits)?);
+            recordings.push(make_recording(call_id.clone(), None, chunks, None, scan)?);
         }
         session.push(item);
     }
     if !session.is_empty() {
-        recordings.push(make_recording(call_id, None, session, None, limits)?);
+        recordings.push(make_recording(call_id, None, session, None, scan)?);
     }
     Ok(recordings)
 }
@@ -928,11 +941,12 @@ fn make_recording(
     key: Option<String>,
     mut items: Vec<(Chunk, Option<Finding>)>,
     event: Option<CompletionEvent>,
-    limits: &Limits,
+    scan: &ScanOptions,
 ) -> Result<Recording> {
     if let Some((first, _)) = items.first() {
         let here = Here::new(&first.metadata_path, format!("recording of call {call_id}"));
-        limits.check_count(Limit::ChunksPerRecording, items.len(), &here, "number of chunks")?;
+        scan.limits
+            .check_count(Limit::ChunksPerRecording, items.len(), &here, "number of chunks")?;
     }
     items.sort_by(|(a, _), (b, _)| {
         (a.index(), &a.document_id, &a.metadata_path).cmp(&(b.index(), &b.document_id, &b.metadata_path))
@@ -947,7 +961,7 @@ fn make_recording(
         });
         findings.extend(chunk_finding);
         if let Some(prev) = chunks.iter().find(|c| c.document_id == chunk.document_id) {
-            let same = same_chunk(prev, &chunk);
+            let same = same_chunk(&scan.storage, prev, &chunk);
             let where_ = format!("{} and {}", prev.metadata_path.display(), chunk.metadata_path.display());
             match same {
                 Ok(true) => {
@@ -988,16 +1002,17 @@ fn make_recording(
         event,
         findings,
         root: PathBuf::new(),
+        storage: scan.storage.clone(),
     })
 }
 
 /// Whether two copies of a chunk have the same metadata and media bytes.
-fn same_chunk(a: &Chunk, b: &Chunk) -> Result<bool> {
+fn same_chunk(storage: &Storage, a: &Chunk, b: &Chunk) -> Result<bool> {
     if a.metadata != b.metadata {
         return Ok(false);
     }
     match (&a.media_path, &b.media_path) {
-        (Some(pa), Some(pb)) => files_equal(pa, pb),
+        (Some(pa), Some(pb)) => storage.files_equal(pa, pb),
         (None, None) => Ok(true),
         _ => Ok(false),
     }
@@ -1269,7 +1284,7 @@ pub(crate) mod tests {
             let bom = if name == "bom.json" { "\u{feff}" } else { "" };
             let text = format!("{bom}{}{body}", " \n\t\r".repeat(pad / 4 + 1));
             std::fs::write(dir.join(name), text).unwrap();
-            assert_eq!(sniff_file(&dir.join(name)).unwrap(), kind, "{name}");
+            assert_eq!(sniff_file(&Storage::local(), &dir.join(name)).unwrap(), kind, "{name}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -686,6 +686,7 @@ fn parse_event(v: &Value, here: Here) -> Result<CompletionEvent> {
 
 /// A completion event parsed from `v` (item `position` of `path`), with no
 /// more chunks than [`crate::Limits::max_chunks_per_recording`].
+#[cfg(feature = "fetch")]
 pub(crate) fn parse_completion_event(
     v: &Value,
     path: &Path,

@@ -14,7 +14,7 @@
 use image::{Rgb, RgbImage};
 
 use crate::finding::{Code, Severity};
-use crate::metadata::{ChunkMetadata, WallClock};
+use crate::input::metadata::{ChunkMetadata, WallClock};
 use crate::validate::ValidatedRecording;
 
 /// Picture width.
@@ -265,10 +265,11 @@ fn draw_levels(c: &mut Canvas, plot: &Plot, rec: &ValidatedRecording) {
             let right = i64::from(PLOT_LEFT + PLOT_WIDTH);
             let x0 = plot.x_of(m.start.plus_ms(wall_ms)).min(right - 1);
             let x1 = plot.x_of(m.start.plus_ms(wall_ms + 1000.0)).clamp(x0 + 1, right);
-            if level < crate::deep::SILENCE_DBFS {
+            if level < crate::formats::deep::SILENCE_DBFS {
                 c.rect(x0, ly1 - 2, x1, ly1, SILENT_COLOR);
             } else {
-                let h = ((level - crate::deep::SILENCE_DBFS) / -crate::deep::SILENCE_DBFS * (ly1 - ly0) as f64) as i64;
+                let h = ((level - crate::formats::deep::SILENCE_DBFS) / -crate::formats::deep::SILENCE_DBFS
+                    * (ly1 - ly0) as f64) as i64;
                 c.rect(x0, ly1 - h.max(1), x1, ly1, LEVEL_COLOR);
             }
         }
@@ -353,9 +354,10 @@ fn draw_findings(c: &mut Canvas, plot: &Plot, rec: &ValidatedRecording) {
     }
 }
 
-/// Draws and writes the PNG atomically to `path`.
-pub fn write_png(rec: &ValidatedRecording, path: &std::path::Path) -> crate::Result<()> {
-    write_png_bytes(path, &png(rec, path)?)
+/// Draws and writes the PNG atomically to `path` in `storage` (a local
+/// file's folder created when missing).
+pub fn write_png(storage: &crate::Storage, rec: &ValidatedRecording, path: &std::path::Path) -> crate::Result<()> {
+    storage.write(path, &png(rec, path)?)
 }
 
 /// The PNG bytes of `rec`'s timeline (`path` names it in an error).
@@ -367,18 +369,10 @@ pub(crate) fn png(rec: &ValidatedRecording, path: &std::path::Path) -> crate::Re
     Ok(bytes)
 }
 
-/// Writes PNG `bytes` at `path`, creating its folder.
-pub(crate) fn write_png_bytes(path: &std::path::Path, bytes: &[u8]) -> crate::Result<()> {
-    if let Some(dir) = path.parent() {
-        crate::io::create_dir_all(dir)?;
-    }
-    crate::io::write_atomic(path, bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{Archive, ScanOptions};
+    use crate::input::archive::{Archive, ScanOptions};
 
     fn drawn(case: &str) -> RgbImage {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -10,8 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{Archive, Orphan};
 use crate::finding::Finding;
+use crate::input::archive::{Archive, Orphan};
 use crate::validate::ValidatedRecording;
 
 /// What happened to a recording.
@@ -38,7 +38,7 @@ pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// The report's JSON Schema (`schemas/report.v2.json`; version 2 added
 /// each chunk's `streams`).
-pub const REPORT_SCHEMA: &str = include_str!("../schemas/report.v2.json");
+pub const REPORT_SCHEMA: &str = include_str!("../../schemas/report.v2.json");
 
 /// The whole report. Reads back with serde; `schemas/report.v2.json` is its
 /// published JSON Schema.
@@ -242,13 +242,13 @@ pub struct TrackReport {
     /// Track id.
     pub id: u32,
     /// Video, audio or other.
-    pub kind: crate::media::TrackKind,
+    pub kind: crate::formats::mp4::TrackKind,
     /// Handler code.
     pub handler: String,
     /// Media timescale.
     pub timescale: u32,
     /// Codec configuration of the first sample description.
-    pub codec: Option<crate::media::Codec>,
+    pub codec: Option<crate::formats::mp4::Codec>,
     /// Number of sample descriptions.
     pub sample_descriptions: usize,
     /// Number of samples.
@@ -258,7 +258,7 @@ pub struct TrackReport {
     /// Sum of sample durations, ticks.
     pub media_duration: u64,
     /// How the edit list presents the media.
-    pub presentation: crate::media::Presentation,
+    pub presentation: crate::formats::mp4::Presentation,
     /// Presented duration, milliseconds.
     pub presented_ms: f64,
     /// Frames (or packets) per second from the sample durations.
@@ -266,7 +266,7 @@ pub struct TrackReport {
     /// Average bit rate, bits per second.
     pub bit_rate: Option<f64>,
     /// The edit list.
-    pub edits: Vec<crate::media::Edit>,
+    pub edits: Vec<crate::formats::mp4::Edit>,
     /// Whether any sample has a composition offset (B-frames).
     pub composition_offsets: bool,
 }
@@ -282,7 +282,7 @@ pub struct AudioProbeReport {
     /// The file.
     pub path: String,
     /// Its format (`mp3`, `wav`).
-    pub format: crate::metadata::MediaFormat,
+    pub format: crate::input::metadata::MediaFormat,
     /// Samples per second.
     pub sample_rate: u32,
     /// Channels.
@@ -299,7 +299,7 @@ pub struct AudioProbeReport {
 
 impl AudioProbeReport {
     /// Summarises a probed MP3 or WAV.
-    pub fn new(a: &crate::audio::AudioFile) -> Self {
+    pub fn new(a: &crate::formats::AudioFile) -> Self {
         AudioProbeReport {
             path: a.path().display().to_string(),
             format: a.format(),
@@ -315,8 +315,8 @@ impl AudioProbeReport {
 
 impl ProbeReport {
     /// Summarises a probed file.
-    pub fn new(m: &crate::media::Movie) -> Self {
-        use crate::media::Movie;
+    pub fn new(m: &crate::formats::mp4::Movie) -> Self {
+        use crate::formats::mp4::Movie;
         let tracks = m
             .tracks
             .iter()
@@ -376,9 +376,9 @@ pub struct ParticipantRecording {
     /// The recording's key.
     pub recording_key: String,
     /// Wall-clock start of its first chunk.
-    pub start: crate::metadata::WallClock,
+    pub start: crate::input::metadata::WallClock,
     /// Wall-clock end of its last chunk.
-    pub end: crate::metadata::WallClock,
+    pub end: crate::input::metadata::WallClock,
     /// The stitched file, when `out` was given and it exists.
     pub output: Option<String>,
     /// The participant's channel in an unmixed recording
@@ -388,11 +388,12 @@ pub struct ParticipantRecording {
 }
 
 /// Every participant of `archive` (or only `id`) with its recordings,
-/// sorted by participant id.
+/// sorted by participant id; the stitched files looked for under `out`
+/// through the archive's storage.
 pub fn participants(archive: &Archive, id: Option<&str>, out: Option<&std::path::Path>) -> Vec<ParticipantReport> {
     let mut by_id: std::collections::BTreeMap<String, Vec<ParticipantRecording>> = Default::default();
     for rec in &archive.recordings {
-        let metas: Vec<&crate::metadata::ChunkMetadata> =
+        let metas: Vec<&crate::input::metadata::ChunkMetadata> =
             rec.chunks.iter().filter_map(|c| c.metadata.as_ref()).collect();
         let (Some(start), Some(end)) = (metas.iter().map(|m| m.start).min(), metas.iter().map(|m| m.end()).max())
         else {
@@ -400,7 +401,7 @@ pub fn participants(archive: &Archive, id: Option<&str>, out: Option<&std::path:
         };
         let output = out
             .map(|o| rec.output_paths(o).media)
-            .filter(|p| crate::io::is_file(p))
+            .filter(|p| archive.storage.is_file(p))
             .map(|p| p.display().to_string());
         let mut ids: Vec<&str> = metas
             .iter()

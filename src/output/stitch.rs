@@ -7,24 +7,25 @@
 //! them as subtitles). Each file is
 //! written under a temporary name in the same folder, synced, then renamed;
 //! the manifest is renamed last, so its presence means the set is complete.
-//! The join itself is planned and written by [`crate::mux`].
+//! The join itself is planned and written by `output::mux` (internal).
 
 use std::fs::File;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{AudioFile, AudioPlacement};
 use crate::error::{Error, Result};
 use crate::finding::Finding;
-use crate::io::{sync_dir, write_atomic, Cancel, Input, OutputPaths, RecordingLock, TempFile};
-use crate::media::Movie;
-use crate::metadata::{seconds_as_ms, MediaFormat, WallClock};
-use crate::mux::mp3::{self, Mp3Output, Mp3Plan};
-use crate::mux::plan::{self, Placement, Plan};
-use crate::mux::wav::{self, WavOutput, WavPlan};
-use crate::mux::write::{self, MuxInput, Source, Written};
-use crate::timeline::{self, Chapter, GapMode, Hold, Interruption, Segment};
+use crate::formats::mp4::Movie;
+use crate::formats::{AudioFile, AudioPlacement};
+use crate::input::metadata::{seconds_as_ms, MediaFormat, WallClock};
+use crate::io::{sync_dir, Cancel, OutputPaths, TempFile};
+use crate::output::mux::mp3::{self, Mp3Output, Mp3Plan};
+use crate::output::mux::plan::{self, Placement, Plan};
+use crate::output::mux::wav::{self, WavOutput, WavPlan};
+use crate::output::mux::write::{self, MuxInput, Source, Written};
+use crate::output::timeline::{self, Chapter, GapMode, Hold, Interruption, Segment};
+use crate::storage::Storage;
 use crate::validate::{Streams, ValidatedRecording};
 
 /// Options for [`Stitcher`].
@@ -57,6 +58,7 @@ impl StitchOptions {
 pub struct Stitcher {
     options: StitchOptions,
     cancel: Cancel,
+    storage: Storage,
 }
 
 /// The version of the manifest's layout ([`Manifest::schema_version`]);
@@ -64,7 +66,7 @@ pub struct Stitcher {
 pub const MANIFEST_SCHEMA_VERSION: u32 = 2;
 
 /// The manifest's JSON Schema (`schemas/manifest.v2.json`).
-pub const MANIFEST_SCHEMA: &str = include_str!("../schemas/manifest.v2.json");
+pub const MANIFEST_SCHEMA: &str = include_str!("../../schemas/manifest.v2.json");
 
 /// The manifest written beside each stitched file. Reads back with serde
 /// (`serde_json::from_slice::<Manifest>`); `schemas/manifest.v2.json` is its
@@ -294,7 +296,15 @@ impl Stitcher {
         Stitcher {
             options,
             cancel: Cancel::default(),
+            storage: Storage::default(),
         }
+    }
+
+    /// The same stitcher, writing its outputs to `storage` (local files by
+    /// default). The chunks are read from their recording's own storage.
+    pub fn with_storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
+        self
     }
 
     /// The same stitcher, stopping its copies (with [`Error::Cancelled`],
@@ -311,12 +321,12 @@ impl Stitcher {
 
     /// Stitches `rec` (which must be valid) into `out_dir`.
     ///
-    /// Waits for the recording's [`RecordingLock`] first, so that any number
+    /// Waits for the recording's lock first, so that any number
     /// of threads and processes may stitch the same recording into the same
     /// folder: each writes the same bytes in turn.
     pub fn stitch(&self, rec: &ValidatedRecording, out_dir: &Path) -> Result<Manifest> {
         let paths = rec.recording.output_paths(out_dir);
-        let _lock = RecordingLock::acquire(&paths)?;
+        let _lock = self.storage.lock(&paths)?;
         let prepared = self.prepare(rec, &paths)?;
         self.finish(rec, prepared, &paths)
     }
@@ -328,7 +338,7 @@ impl Stitcher {
     /// are the same bytes as [`Stitcher::stitch`]'s.
     pub fn stitch_owned(&self, mut rec: ValidatedRecording, out_dir: &Path) -> Result<Manifest> {
         let paths = rec.recording.output_paths(out_dir);
-        let _lock = RecordingLock::acquire(&paths)?;
+        let _lock = self.storage.lock(&paths)?;
         self.stitch_locked_freeing(&mut rec, &paths)
     }
 
@@ -353,7 +363,7 @@ impl Stitcher {
         let plan = self.plan(rec)?;
         let timeline = timeline::build(rec, &plan.audio_starts(), plan.duration(), self.options.gaps);
         let picture = if self.options.timeline {
-            Some(crate::picture::png(rec, &paths.timeline)?)
+            Some(crate::output::picture::png(rec, &paths.timeline)?)
         } else {
             None
         };
@@ -374,13 +384,13 @@ impl Stitcher {
         } = prepared;
         let inputs = input_paths(rec)?;
         let dir = paths.dir();
-        crate::io::create_dir_all(dir)?;
+        self.storage.create_dir_all(dir)?;
         self.cancel.check()?;
         let written = self.write_media(rec, &inputs, &plan, &tl.chapters, paths)?;
         // A stitch that fails after its media is in place (no room for the
         // chapters or the manifest) leaves nothing under its final names.
         self.write_the_rest(rec, &inputs, plan, tl, picture, written, paths)
-            .inspect_err(|_| paths.remove_outputs())
+            .inspect_err(|_| self.storage.remove_outputs(paths))
     }
 
     /// [`Stitcher::finish`] after the media: the channels, chapters,
@@ -397,9 +407,10 @@ impl Stitcher {
         paths: &OutputPaths,
     ) -> Result<Manifest> {
         let channels = self.write_channels(rec, inputs, &plan, &tl.chapters, paths)?;
-        write_atomic(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
+        self.storage
+            .write(&paths.chapters, timeline::webvtt(&tl.chapters).as_bytes())?;
         if let Some(png) = picture {
-            crate::picture::write_png_bytes(&paths.timeline, &png)?;
+            self.storage.write(&paths.timeline, &png)?;
         }
         let chunks = manifest_chunks(rec, inputs, &plan, &written);
         let streams = rec
@@ -442,7 +453,7 @@ impl Stitcher {
         let mut json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::encode(&paths.manifest, "the manifest", e))?;
         json.push(b'\n');
-        write_atomic(&paths.manifest, &json)?;
+        self.storage.write(&paths.manifest, &json)?;
         sync_dir(paths.dir());
         Ok(manifest)
     }
@@ -464,15 +475,15 @@ impl Stitcher {
 
     /// The MP4 join plan of `rec`.
     fn plan_mp4(&self, rec: &ValidatedRecording, media: &[&Movie], holds: &[Vec<Hold>]) -> Result<Plan> {
-        plan::plan(media, holds).map_err(|why| Error::Unsupported {
-            path: rec
-                .recording
-                .chunks
-                .first()
-                .map(|c| c.metadata_path.clone())
-                .unwrap_or_default(),
-            context: format!("recording {}", rec.recording.key),
-            message: why,
+        plan::plan(media, holds).map_err(|e| {
+            e.unsupported(
+                rec.recording
+                    .chunks
+                    .first()
+                    .map(|c| c.metadata_path.clone())
+                    .unwrap_or_default(),
+                format!("recording {}", rec.recording.key),
+            )
         })
     }
 
@@ -486,7 +497,7 @@ impl Stitcher {
         chapters: &[Chapter],
         paths: &OutputPaths,
     ) -> Result<Written> {
-        let sources = open_sources(inputs)?;
+        let sources = open_sources(&rec.recording.storage, inputs)?;
         let write = |out: &File| -> Result<Written> {
             match plan {
                 Joined::Mp4(plan) => {
@@ -530,7 +541,7 @@ impl Stitcher {
                 }
             }
         };
-        commit(&paths.media, Some(&paths.manifest), write)
+        commit(&self.storage, &paths.media, Some(&paths.manifest), write)
     }
 
     /// `--split-channels` of an unmixed WAV: one mono WAV per channel that
@@ -572,7 +583,7 @@ impl Stitcher {
             return Ok(map);
         }
         let chunks = audio_files(rec, AudioFile::as_wav)?;
-        let sources = open_sources(inputs)?;
+        let sources = open_sources(&rec.recording.storage, inputs)?;
         let input = WavOutput {
             plan: wav_plan,
             chunks: &chunks,
@@ -581,13 +592,13 @@ impl Stitcher {
             cancel: self.cancel.clone(),
         };
         let dir = paths.dir().join(crate::io::CHANNELS_DIR);
-        crate::io::create_dir_all(&dir)?;
+        self.storage.create_dir_all(&dir)?;
         for m in map.iter_mut().filter(|m| m.participant_id.is_some()) {
             let who = crate::io::safe_name(m.participant_id.as_deref().unwrap_or_default());
             let name = format!("{}.ch{}.{who}.wav", file_stem(&paths.media), m.channel);
             let path = dir.join(&name);
             let channel = u16::try_from(m.channel).map_err(|_| Error::Usage("channel out of range".into()))?;
-            commit(&path, None, |out| {
+            commit(&self.storage, &path, None, |out| {
                 wav::write_channels(&input, &[(channel, out, path.as_path())])?
                     .pop()
                     .ok_or_else(|| Error::Internal("no channel written".into()))
@@ -628,15 +639,20 @@ fn title(rec: &ValidatedRecording) -> String {
 /// Writes `path` through `write`: into an object store (an old manifest
 /// deleted first, when given: the manifest is the commit marker), or into a
 /// temporary file that is synced and renamed.
-fn commit(path: &Path, manifest: Option<&Path>, write: impl FnOnce(&File) -> Result<Written>) -> Result<Written> {
+fn commit(
+    storage: &Storage,
+    path: &Path,
+    manifest: Option<&Path>,
+    write: impl FnOnce(&File) -> Result<Written>,
+) -> Result<Written> {
     #[cfg(feature = "object-store")]
-    if let Some(object) = crate::store::object(path) {
-        if let Some(old) = manifest.and_then(crate::store::object) {
+    if let Some(object) = storage.object(path) {
+        if let Some(old) = manifest.and_then(|m| storage.object(m)) {
             old.delete()?;
         }
-        return crate::store::upload(&object, write);
+        return crate::remote::store::upload(&object, write);
     }
-    let _ = manifest;
+    let _ = (storage, manifest);
     let mut tmp = TempFile::create(path)?;
     let written = write(tmp.file())?;
     tmp.commit(path)?;
@@ -742,11 +758,12 @@ fn input_paths(rec: &ValidatedRecording) -> Result<Vec<&Path>> {
 }
 
 /// The inputs, opened for the copy.
-fn open_sources(inputs: &[&Path]) -> Result<Vec<Source>> {
+fn open_sources(storage: &Storage, inputs: &[&Path]) -> Result<Vec<Source>> {
     inputs
         .iter()
         .map(|path| {
-            Input::open(path)
+            storage
+                .open(path)
                 .map(|file| Source {
                     file,
                     path: path.to_path_buf(),

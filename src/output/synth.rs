@@ -6,15 +6,19 @@
 //! The video is cut only at clean points (after a frame no later frame
 //! refers back across), so the result decodes without errors; each
 //! repetition restarts at the source's first (sync) sample.
+//!
+//! Behind the cargo feature `bench-support`, which the benches, tests and
+//! `examples/synth.rs` turn on: a tool of this repository, not part of the
+//! library's API.
 
 use std::fs::File;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::formats::mp4::{probe, Movie, SampleTable, Track};
 use crate::limits::Limits;
-use crate::media::{probe, Movie, SampleTable, Track};
-use crate::mux::plan::{OutTrack, Plan};
-use crate::mux::write::{self, MuxInput, Source};
+use crate::output::mux::plan::{OutTrack, Plan};
+use crate::output::mux::write::{self, MuxInput, Source};
 
 fn repeat(track: &Track, movie_timescale: u32, until: u64, cut_at_clean_points: bool) -> Result<OutTrack> {
     let p = track.presentation(movie_timescale);
@@ -30,7 +34,7 @@ fn repeat(track: &Track, movie_timescale: u32, until: u64, cut_at_clean_points: 
     }
     let clean: Vec<bool> = if cut_at_clean_points {
         let mut flags = vec![false; track.samples.len() + 1];
-        for (i, _) in crate::mux::plan::clean_splits(track) {
+        for (i, _) in clean_splits(track) {
             flags[i] = true;
         }
         flags[track.samples.len()] = true;
@@ -74,7 +78,7 @@ pub fn repeat_chunk(source: &Path, seconds: f64, out: &Path) -> Result<Movie> {
         .transpose()?;
     // Audio ends where the video does, at most.
     let until_a = video.as_ref().map_or(until_a, |v| {
-        crate::media::rescale(v.presented, v.timescale, audio.timescale).min(until_a.max(1))
+        crate::formats::mp4::rescale(v.presented, v.timescale, audio.timescale).min(until_a.max(1))
     });
     let audio = repeat(audio, media.movie_timescale, until_a, false)?;
     let plan = Plan {
@@ -98,4 +102,44 @@ pub fn repeat_chunk(source: &Path, seconds: f64, out: &Path) -> Result<Movie> {
     write::write_mp4(&input, &file, out)?;
     file.sync_all().map_err(|e| Error::io(out, e))?;
     probe(out, &limits)
+}
+
+/// Decode indices `i` (1..n) before which the video can be split without
+/// reordering: every frame decoded before `i` is presented before every
+/// frame decoded from `i` on. Returned with the split's presentation time
+/// (ticks, chunk media time).
+fn clean_splits(track: &Track) -> Vec<(usize, i64)> {
+    let n = track.samples.len();
+    let mut cts = Vec::with_capacity(n);
+    let mut t = 0i64;
+    for s in &track.samples {
+        cts.push(t + i64::from(s.composition_offset));
+        t += i64::from(s.duration);
+    }
+    let mut suffix_min = vec![i64::MAX; n + 1];
+    for i in (0..n).rev() {
+        suffix_min[i] = suffix_min[i + 1].min(cts[i]);
+    }
+    let mut prefix_max = i64::MIN;
+    let mut out = Vec::new();
+    for i in 1..n {
+        prefix_max = prefix_max.max(cts[i - 1]);
+        if prefix_max < suffix_min[i] {
+            out.push((i, suffix_min[i]));
+        }
+    }
+    out
+}
+
+/// The `ftyp`, `moov` and `mdat` header a stitch of `chunks` (in index
+/// order, `--gaps collapse`) would write; for inspection and benchmarks.
+/// The plan behind it stays internal.
+pub fn header_of(chunks: &[&Movie]) -> Result<Vec<u8>> {
+    let plan = crate::output::mux::plan::plan(chunks, &[]).map_err(|e| {
+        e.unsupported(
+            chunks.first().map(|m| m.path.clone()).unwrap_or_default(),
+            "the join plan",
+        )
+    })?;
+    crate::output::mux::write::moov_bytes(&plan, &[])
 }

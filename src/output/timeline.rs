@@ -12,9 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metadata::seconds_as_ms;
+use crate::input::metadata::seconds_as_ms;
 
-use crate::metadata::WallClock;
+use crate::input::metadata::WallClock;
 use crate::validate::{tolerance_ms, ValidatedRecording};
 
 /// A chapter: a start time in seconds, a length (0 for a point marker) and a title.

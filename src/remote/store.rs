@@ -1,16 +1,18 @@
-//! Archives and outputs on object stores (cargo feature `object-store`).
+//! Archives and outputs on object stores (cargo feature `object-store`):
+//! the object-store side of [`Storage`](crate::Storage).
 //!
 //! An archive or an output folder may be an object-store URL instead of a
 //! local folder: `az://container/prefix` (also `abfs://`, `abfss://`,
 //! `azure://`, `adl://`) for Azure Blob Storage, `file:///abs/path` and
-//! `memory://name/prefix`, through the `object_store` crate. [`mount`]
-//! builds the store of a URL from the crate's standard environment
-//! variables (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`,
-//! `AZURE_STORAGE_SAS_KEY`, managed identity, `AZURE_STORAGE_USE_EMULATOR`
-//! with `AZURITE_BLOB_STORAGE_URL`) and returns the URL as a path; a worker
-//! with its own configured store registers it with [`mount_store`]. From
-//! then on, every path under that URL (`az://container/prefix/call/x.mp4`)
-//! names an object, and the rest of the library reads and writes it as it
+//! `memory://name/prefix`, through the `object_store` crate.
+//! [`Storage::mount`](crate::Storage::mount) builds the store of a URL from
+//! the crate's standard environment variables (`AZURE_STORAGE_ACCOUNT_NAME`,
+//! `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_SAS_KEY`, managed identity,
+//! `AZURE_STORAGE_USE_EMULATOR` with `AZURITE_BLOB_STORAGE_URL`) and returns
+//! the URL as a path; a worker with its own configured store gives it with
+//! [`Storage::mount_store`](crate::Storage::mount_store). From then on,
+//! every path under that URL (`az://container/prefix/call/x.mp4`) names an
+//! object for that storage, and the library reads and writes it as it
 //! would a file:
 //!
 //! * discovery lists the prefix (keys with a component starting with `.`
@@ -19,7 +21,7 @@
 //!   ranged GETs, never the sample data;
 //! * the stitch reads each input start to end in ranged GETs of
 //!   [`RANGE_BYTES`], [`RANGES_AHEAD`] in flight beyond the one being read;
-//! * the stitched MP4 is written as one multipart upload, in order, with at
+//! * the stitched file is written as one multipart upload, in order, with at
 //!   most [`PARTS_IN_FLIGHT`] parts uploading besides the one being filled;
 //!   a failed or cancelled stitch aborts it, and nothing appears under the
 //!   final name (the object exists once the upload completes);
@@ -33,32 +35,13 @@
 //! and `RECSTITCH_STORE_RETRY_TIMEOUT_SECS` change them). Errors name the
 //! object's URL; query strings (a SAS token) are cut from every message.
 //!
-//! The library stays synchronous: a small internal runtime (two worker
-//! threads) runs the requests. An async caller (a tokio worker) may call the
-//! library from inside its own runtime: the wait for a request then happens
-//! on a thread of its own rather than panicking, though it still blocks the
-//! calling task's thread, so `tokio::task::spawn_blocking` is the better
-//! call (`tests/objstore.rs` runs the batch both ways). The stitched MP4 reaches its upload through
-//! a pipe: a failed upload closes it, and the writer stops with a broken
-//! pipe, which Rust programs ignore as a signal; a host program that does
-//! not ignore `SIGPIPE` should.
-//!
-//! A worker with a store of its own:
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use recstitch::store::{self, object_store::azure::MicrosoftAzureBuilder};
-//! use recstitch::pipeline::{run_batch, BatchOptions, Quiet};
-//! use recstitch::{Archive, ScanOptions};
-//!
-//! store::install_crypto_provider(); // TLS on ring, before building an Azure client
-//! let azure = MicrosoftAzureBuilder::from_env().with_container_name("recordings").build().unwrap();
-//! store::mount_store("az://recordings", Arc::new(azure));
-//! let archive = Archive::scan("az://recordings/archive".as_ref(), &ScanOptions::default())?;
-//! let out = store::mount("az://stitched/out")?; // built from the environment
-//! let report = run_batch(&archive, &out, &BatchOptions::default(), &Quiet);
-//! # Ok::<(), recstitch::Error>(())
-//! ```
+//! Nothing here is global: the mounts belong to the storage value the
+//! caller passes in, and the requests run on the caller's runtime
+//! ([`Storage::on_runtime`](crate::Storage::on_runtime)) or on a small one
+//! the storage starts at its first request and stops when dropped. The
+//! stitched file reaches its upload through a pipe: a failed upload closes
+//! it, and the writer stops with a broken pipe, which Rust programs ignore
+//! as a signal; a host program that does not ignore `SIGPIPE` should.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -76,8 +59,6 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::{Error, Here, Result};
 use crate::limits::{Limit, Limits};
-
-pub use object_store;
 
 /// Bytes of one ranged GET of the stitch's sequential read.
 pub const RANGE_BYTES: u64 = 4 << 20;
@@ -98,19 +79,6 @@ struct Mount {
     fetched: Arc<AtomicU64>,
 }
 
-static MOUNTS: RwLock<Vec<Mount>> = RwLock::new(Vec::new());
-
-/// Bytes fetched by GETs from the store mounted at the URL root `root`
-/// (`az://container`) in this process, for tests and measurements.
-pub fn bytes_fetched(root: &str) -> u64 {
-    MOUNTS
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .find(|m| m.root == root.trim_end_matches('/'))
-        .map_or(0, |m| m.fetched.load(Ordering::Relaxed))
-}
-
 /// Makes rustls on *ring* the process's TLS crypto when no other is set:
 /// the Azure client is built on rustls without a crypto of its own (so the
 /// build needs no C compiler), and ring is what the rest of recstitch
@@ -123,36 +91,222 @@ pub fn install_crypto_provider() {
     }
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("recstitch-store")
-            .enable_all()
-            .build()
-            .expect("the object-store runtime starts (threads and a timer)")
-    })
+/// Where the requests of a [`Storage`](crate::Storage)'s stores run: the
+/// caller's runtime (a handle given to
+/// [`Storage::on_runtime`](crate::Storage::on_runtime)), or a small one of
+/// the storage's own (two worker threads), started at its first request and
+/// stopped when the last clone of the storage is dropped. Nothing is global.
+pub(crate) struct Exec {
+    given: Option<tokio::runtime::Handle>,
+    own: OnceLock<OwnRuntime>,
 }
 
-fn block_on<F>(f: F) -> F::Output
-where
-    F: std::future::Future + Send,
-    F::Output: Send,
-{
-    if tokio::runtime::Handle::try_current().is_err() {
-        return runtime().block_on(f);
+/// A runtime that shuts down in the background when dropped, so that
+/// dropping it is safe from async code too.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
     }
-    // Called from inside the caller's own runtime (an async worker calling
-    // the library): blocking one of its threads on ours would panic, so
-    // the wait happens on a thread of its own. (From async code, prefer
-    // `tokio::task::spawn_blocking`: this still blocks the calling thread.)
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| runtime().block_on(f))
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+}
+
+impl Exec {
+    fn handle(&self) -> tokio::runtime::Handle {
+        if let Some(h) = &self.given {
+            return h.clone();
+        }
+        let own = self.own.get_or_init(|| {
+            OwnRuntime(Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("recstitch-store")
+                    .enable_all()
+                    .build()
+                    .expect("the object-store runtime starts (threads and a timer)"),
+            ))
+        });
+        own.0.as_ref().expect("a runtime until dropped").handle().clone()
+    }
+
+    /// Runs `f` to completion and waits for it.
+    fn block_on<F>(&self, f: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        let handle = self.handle();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return handle.block_on(f);
+        }
+        // Called from inside an async task (a worker calling the library
+        // straight from async code): blocking the task's thread on a
+        // runtime would panic, so the wait happens on a thread of its own.
+        // (From async code, prefer `tokio::task::spawn_blocking`: this still
+        // blocks the calling thread.)
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| handle.block_on(f))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle().spawn(f)
+    }
+}
+
+/// The object stores of a [`Storage`](crate::Storage), each under its URL
+/// root, and where their requests run. Clones of a storage share them.
+pub(crate) struct Stores {
+    mounts: RwLock<Vec<Mount>>,
+    exec: Arc<Exec>,
+}
+
+impl Stores {
+    /// No store yet; requests on a runtime of their own, started at the
+    /// first one.
+    pub(crate) fn new() -> Self {
+        Self::with_exec(None)
+    }
+
+    /// No store yet; requests on `handle`'s runtime, which must be
+    /// multi-thread (a current-thread one cannot drive requests while the
+    /// library waits for them).
+    pub(crate) fn on(handle: tokio::runtime::Handle) -> Result<Self> {
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return Err(Error::Usage(
+                "the storage needs a multi-thread tokio runtime: a current-thread runtime cannot \
+                 drive requests while the library waits for them (use Storage::default() instead)"
+                    .into(),
+            ));
+        }
+        Ok(Self::with_exec(Some(handle)))
+    }
+
+    fn with_exec(given: Option<tokio::runtime::Handle>) -> Self {
+        Stores {
+            mounts: RwLock::new(Vec::new()),
+            exec: Arc::new(Exec {
+                given,
+                own: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The URL roots mounted, in order.
+    pub(crate) fn roots(&self) -> Vec<String> {
+        let mounts = self.mounts.read().unwrap_or_else(PoisonError::into_inner);
+        mounts.iter().map(|m| m.root.clone()).collect()
+    }
+
+    /// Bytes fetched by GETs from the store mounted at `root`.
+    pub(crate) fn bytes_fetched(&self, root: &str) -> u64 {
+        self.mounts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|m| m.root == root.trim_end_matches('/'))
+            .map_or(0, |m| m.fetched.load(Ordering::Relaxed))
+    }
+
+    /// Mounts the store of `url` (built from the environment) and returns the
+    /// URL, normalised (no trailing `/`), as the path that names it: pass it
+    /// where a folder is taken ([`Archive::scan`](crate::Archive::scan),
+    /// [`Stitcher::stitch`](crate::Stitcher::stitch), the batch). A URL whose
+    /// root is already mounted reuses that store.
+    pub(crate) fn mount(&self, url: &str) -> Result<PathBuf> {
+        let (root, key) = split_url(url).ok_or_else(|| usage(url, "not a URL"))?;
+        let path = PathBuf::from(join(&root, &key));
+        if self.mounted(&root) {
+            return Ok(path);
+        }
+        let scheme = root.split_once("://").map_or("", |(s, _)| s);
+        let store: Arc<dyn ObjectStore> = match scheme {
+            "az" | "abfs" | "abfss" | "azure" | "adl" => {
+                // Client options (timeouts, proxy, `AZURE_ALLOW_HTTP`) stay as the
+                // environment sets them.
+                install_crypto_provider();
+                let built = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(root.clone())
+                    .with_retry(retry_config())
+                    .build()
+                    .map_err(|e| match e.to_string() {
+                        why if why.contains("Account must be specified") => usage(url, ACCOUNT_SETTINGS),
+                        why => usage(url, format!("cannot open the container: {why}")),
+                    })?;
+                Arc::new(built)
+            }
+            "memory" => Arc::new(object_store::memory::InMemory::new()),
+            "file" => Arc::new(object_store::local::LocalFileSystem::new()),
+            _ => {
+                return Err(usage(
+                    url,
+                    format!(
+                        "{scheme}:// is not supported by this build (az://, abfs://, abfss://, file://, memory://)"
+                    ),
+                ))
+            }
+        };
+        self.mount_store(&root, store);
+        Ok(path)
+    }
+
+    fn mounted(&self, root: &str) -> bool {
+        self.mounts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|m| m.root == root)
+    }
+
+    /// Registers a configured store under the URL root `root`
+    /// (`scheme://authority`, e.g. `az://recordings`): paths under it name its
+    /// objects from then on. Replaces a store mounted there before.
+    pub(crate) fn mount_store(&self, root: &str, store: Arc<dyn ObjectStore>) {
+        let root = root.trim_end_matches('/');
+        let root = if root.ends_with(':') {
+            format!("{root}//")
+        } else {
+            root.to_string()
+        };
+        let mut mounts = self.mounts.write().unwrap_or_else(PoisonError::into_inner);
+        mounts.retain(|m| m.root != root);
+        mounts.push(Mount {
+            root,
+            store,
+            fetched: Arc::default(),
+        });
+    }
+
+    /// The object that `path` names, when it lies in a mounted store.
+    pub(crate) fn object(&self, path: &Path) -> Option<Object> {
+        let s = path.to_str()?;
+        if !s.contains("://") {
+            return None;
+        }
+        let mounts = self.mounts.read().unwrap_or_else(PoisonError::into_inner);
+        let m = mounts.iter().find(|m| {
+            s.strip_prefix(m.root.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || m.root.ends_with("://"))
+        })?;
+        let key = s[m.root.len()..].trim_matches('/');
+        let key = Key::parse(key).unwrap_or_else(|_| Key::from(key));
+        Some(Object {
+            store: m.store.clone(),
+            key,
+            url: path.to_path_buf(),
+            fetched: m.fetched.clone(),
+            exec: self.exec.clone(),
+        })
+    }
 }
 
 /// Whether `s` is a URL (`scheme://…`) rather than a local path.
@@ -214,73 +368,6 @@ fn retry_config() -> object_store::RetryConfig {
     retry
 }
 
-/// Mounts the store of `url` (built from the environment) and returns the
-/// URL, normalised (no trailing `/`), as the path that names it: pass it
-/// where a folder is taken ([`Archive::scan`](crate::Archive::scan),
-/// [`Stitcher::stitch`](crate::Stitcher::stitch), the batch). A URL whose
-/// root is already mounted reuses that store.
-pub fn mount(url: &str) -> Result<PathBuf> {
-    let (root, key) = split_url(url).ok_or_else(|| usage(url, "not a URL"))?;
-    let path = PathBuf::from(join(&root, &key));
-    if mounted(&root) {
-        return Ok(path);
-    }
-    let scheme = root.split_once("://").map_or("", |(s, _)| s);
-    let store: Arc<dyn ObjectStore> = match scheme {
-        "az" | "abfs" | "abfss" | "azure" | "adl" => {
-            // Client options (timeouts, proxy, `AZURE_ALLOW_HTTP`) stay as the
-            // environment sets them.
-            install_crypto_provider();
-            let built = object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(root.clone())
-                .with_retry(retry_config())
-                .build()
-                .map_err(|e| match e.to_string() {
-                    why if why.contains("Account must be specified") => usage(url, ACCOUNT_SETTINGS),
-                    why => usage(url, format!("cannot open the container: {why}")),
-                })?;
-            Arc::new(built)
-        }
-        "memory" => Arc::new(object_store::memory::InMemory::new()),
-        "file" => Arc::new(object_store::local::LocalFileSystem::new()),
-        _ => {
-            return Err(usage(
-                url,
-                format!("{scheme}:// is not supported by this build (az://, abfs://, abfss://, file://, memory://)"),
-            ))
-        }
-    };
-    mount_store(&root, store);
-    Ok(path)
-}
-
-fn mounted(root: &str) -> bool {
-    MOUNTS
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|m| m.root == root)
-}
-
-/// Registers a configured store under the URL root `root`
-/// (`scheme://authority`, e.g. `az://recordings`): paths under it name its
-/// objects from then on. Replaces a store mounted there before.
-pub fn mount_store(root: &str, store: Arc<dyn ObjectStore>) {
-    let root = root.trim_end_matches('/');
-    let root = if root.ends_with(':') {
-        format!("{root}//")
-    } else {
-        root.to_string()
-    };
-    let mut mounts = MOUNTS.write().unwrap_or_else(PoisonError::into_inner);
-    mounts.retain(|m| m.root != root);
-    mounts.push(Mount {
-        root,
-        store,
-        fetched: Arc::default(),
-    });
-}
-
 /// One object: its store, key and URL.
 #[derive(Clone)]
 pub(crate) struct Object {
@@ -288,32 +375,7 @@ pub(crate) struct Object {
     key: Key,
     url: PathBuf,
     fetched: Arc<AtomicU64>,
-}
-
-/// Whether `path` lies in a mounted object store.
-pub(crate) fn is_remote(path: &Path) -> bool {
-    object(path).is_some()
-}
-
-/// The object that `path` names, when it lies in a mounted store.
-pub(crate) fn object(path: &Path) -> Option<Object> {
-    let s = path.to_str()?;
-    if !s.contains("://") {
-        return None;
-    }
-    let mounts = MOUNTS.read().unwrap_or_else(PoisonError::into_inner);
-    let m = mounts.iter().find(|m| {
-        s.strip_prefix(m.root.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || m.root.ends_with("://"))
-    })?;
-    let key = s[m.root.len()..].trim_matches('/');
-    let key = Key::parse(key).unwrap_or_else(|_| Key::from(key));
-    Some(Object {
-        store: m.store.clone(),
-        key,
-        url: path.to_path_buf(),
-        fetched: m.fetched.clone(),
-    })
+    exec: Arc<Exec>,
 }
 
 /// Removes query strings (a SAS token) from a message.
@@ -397,14 +459,17 @@ fn join_err(e: tokio::task::JoinError) -> std::io::Error {
 
 impl Object {
     pub(crate) fn head(&self) -> std::io::Result<ObjectMeta> {
-        block_on(self.store.head(&self.key)).map_err(io_err)
+        self.exec.block_on(self.store.head(&self.key)).map_err(io_err)
     }
 
     fn get_range(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
         if start >= end {
             return Ok(Bytes::new());
         }
-        let bytes = block_on(self.store.get_range(&self.key, start..end)).map_err(io_err)?;
+        let bytes = self
+            .exec
+            .block_on(self.store.get_range(&self.key, start..end))
+            .map_err(io_err)?;
         self.fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(bytes)
     }
@@ -435,14 +500,15 @@ impl Object {
     /// Writes `bytes` in one PUT (atomic: readers see the old object or the new one).
     pub(crate) fn put(&self, bytes: &[u8]) -> Result<()> {
         let payload = PutPayload::from(Bytes::copy_from_slice(bytes));
-        block_on(self.store.put(&self.key, payload))
+        self.exec
+            .block_on(self.store.put(&self.key, payload))
             .map(|_| ())
             .map_err(|e| Error::io(&self.url, io_err(e)))
     }
 
     /// Deletes the object (gone already is fine).
     pub(crate) fn delete(&self) -> Result<()> {
-        match block_on(self.store.delete(&self.key)) {
+        match self.exec.block_on(self.store.delete(&self.key)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::io(&self.url, io_err(e))),
         }
@@ -560,11 +626,11 @@ impl Reader {
             let bytes = match a.pending.front() {
                 Some((i, _)) if *i == idx => {
                     let (_, h) = a.pending.pop_front().expect("a front");
-                    block_on(h).map_err(join_err)??
+                    self.object.exec.block_on(h).map_err(join_err)??
                 }
                 _ => {
                     let buf = a.spare.pop().unwrap_or_default();
-                    block_on(self.fetch(idx, buf))?
+                    self.object.exec.block_on(self.fetch(idx, buf))?
                 }
             };
             if let Some((_, old)) = a.current.replace((idx, bytes)) {
@@ -619,7 +685,7 @@ impl Reader {
         let mut next = a.pending.back().map_or(idx + 1, |(i, _)| i + 1);
         while a.pending.len() < RANGES_AHEAD && next * RANGE_BYTES < self.size {
             let buf = a.spare.pop().unwrap_or_default();
-            let h = runtime().spawn(self.fetch(next, buf));
+            let h = self.object.exec.spawn(self.fetch(next, buf));
             a.pending.push_back((next, h));
             next += 1;
         }
@@ -672,8 +738,8 @@ pub(crate) fn probe_reader(object: &Object) -> std::io::Result<(impl Read + Seek
 
 /// The objects under the folder URL `root`, sorted: keys with a component
 /// starting with `.` left out, and those under an `exclude`d URL.
-pub(crate) fn list(root: &Path, exclude: &[PathBuf], limits: &Limits) -> Result<Vec<PathBuf>> {
-    let object = object(root).ok_or_else(|| usage(&root.display().to_string(), "no store is mounted there"))?;
+pub(crate) fn list(object: &Object, exclude: &[PathBuf], limits: &Limits) -> Result<Vec<PathBuf>> {
+    let root = object.url.as_path();
     let prefix = (!object.key.as_ref().is_empty()).then_some(&object.key);
     let base = root.to_string_lossy().trim_end_matches('/').to_string();
     let exclude: Vec<String> = exclude
@@ -682,7 +748,7 @@ pub(crate) fn list(root: &Path, exclude: &[PathBuf], limits: &Limits) -> Result<
         .map(|p| format!("{}/", p.trim_end_matches('/')))
         .collect();
     let mut files = Vec::new();
-    block_on(async {
+    object.exec.block_on(async {
         let mut listing = object.store.list(prefix);
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| Error::io(root, io_err(e)))?;
@@ -722,9 +788,11 @@ pub(crate) fn list(root: &Path, exclude: &[PathBuf], limits: &Limits) -> Result<
 
 /// Checks that the folder URL `out` can take outputs: a small object can
 /// be written there (and is removed).
-pub(crate) fn check_writable(out: &Path) -> Result<()> {
+pub(crate) fn check_writable(stores: &Stores, out: &Path) -> Result<()> {
     let probe = out.join(format!(".recstitch-write-check.{}", std::process::id()));
-    let object = object(&probe).ok_or_else(|| usage(&out.display().to_string(), "no store is mounted there"))?;
+    let object = stores
+        .object(&probe)
+        .ok_or_else(|| usage(&out.display().to_string(), "no store is mounted there"))?;
     object.put(b"").map_err(|e| {
         let why = e.detail();
         let url = out.display().to_string();
@@ -738,20 +806,6 @@ pub(crate) fn check_writable(out: &Path) -> Result<()> {
     })?;
     let _ = object.delete();
     Ok(())
-}
-
-/// Where the lock of the outputs at `path` is kept: a local file, so that
-/// the processes of one machine take turns (processes on other machines
-/// are not held off: they write the same bytes).
-pub(crate) fn lock_path(path: &Path) -> PathBuf {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in path.to_string_lossy().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    std::env::temp_dir()
-        .join("recstitch-store-locks")
-        .join(format!("{h:016x}.lock"))
 }
 
 fn part_bytes() -> usize {
@@ -817,7 +871,10 @@ impl Drop for PooledPart {
 /// Reads the pipe into parts and uploads them; completes at the end of the
 /// pipe unless `failed`, else aborts.
 fn upload_from(object: &Object, mut from: std::io::PipeReader, failed: &AtomicBool) -> std::io::Result<()> {
-    let mut upload = block_on(object.store.put_multipart(&object.key)).map_err(io_err)?;
+    let mut upload = object
+        .exec
+        .block_on(object.store.put_multipart(&object.key))
+        .map_err(io_err)?;
     let part = part_bytes();
     let mut in_flight: VecDeque<tokio::task::JoinHandle<object_store::Result<()>>> = VecDeque::new();
     let result = (|| {
@@ -841,7 +898,7 @@ fn upload_from(object: &Object, mut from: std::io::PipeReader, failed: &AtomicBo
             while buf.len() >= part || (n == 0 && !buf.is_empty()) {
                 while in_flight.len() >= PARTS_IN_FLIGHT {
                     let h = in_flight.pop_front().expect("a part in flight");
-                    block_on(h).map_err(join_err)?.map_err(io_err)?;
+                    object.exec.block_on(h).map_err(join_err)?.map_err(io_err)?;
                 }
                 let mut rest = returned.try_recv().unwrap_or_else(|_| Vec::with_capacity(room));
                 rest.clear();
@@ -853,19 +910,19 @@ fn upload_from(object: &Object, mut from: std::io::PipeReader, failed: &AtomicBo
                     pool: give_back.clone(),
                 };
                 let put = upload.put_part(PutPayload::from(Bytes::from_owner(owner)));
-                in_flight.push_back(runtime().spawn(put));
+                in_flight.push_back(object.exec.spawn(put));
             }
             if n == 0 {
                 break;
             }
         }
         while let Some(h) = in_flight.pop_front() {
-            block_on(h).map_err(join_err)?.map_err(io_err)?;
+            object.exec.block_on(h).map_err(join_err)?.map_err(io_err)?;
         }
         if failed.load(Ordering::SeqCst) {
             return Err(std::io::Error::other("the stitch stopped; upload aborted"));
         }
-        block_on(upload.complete()).map(|_| ()).map_err(io_err)
+        object.exec.block_on(upload.complete()).map(|_| ()).map_err(io_err)
     })();
     if result.is_err() {
         // Stops the writer at its next write (a broken pipe).
@@ -873,30 +930,18 @@ fn upload_from(object: &Object, mut from: std::io::PipeReader, failed: &AtomicBo
         for h in in_flight.drain(..) {
             h.abort();
         }
-        let _ = block_on(upload.abort());
+        let _ = object.exec.block_on(upload.abort());
     }
     result
 }
 
-/// The whole object at the URL `path` (its store mounted).
-pub fn read(path: &Path) -> Result<Vec<u8>> {
-    let object = object(path).ok_or_else(|| usage(&path.display().to_string(), "no store is mounted there"))?;
-    object.read_all().map_err(|e| Error::io(path, e))
-}
-
-/// Writes `bytes` to the object at the URL `path` (its store mounted), in one PUT.
-pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let object = object(path).ok_or_else(|| usage(&path.display().to_string(), "no store is mounted there"))?;
-    object.put(bytes)
-}
-
 /// Every object under the folder URL `root` (its store mounted), hidden
 /// ones included, sorted, with its size.
-pub fn list_all(root: &Path) -> Result<Vec<(PathBuf, u64)>> {
-    let object = object(root).ok_or_else(|| usage(&root.display().to_string(), "no store is mounted there"))?;
+pub(crate) fn list_all(object: &Object) -> Result<Vec<(PathBuf, u64)>> {
+    let root = object.url.as_path();
     let prefix = (!object.key.as_ref().is_empty()).then_some(&object.key);
     let base = root.to_string_lossy().trim_end_matches('/').to_string();
-    let mut out = block_on(async {
+    let mut out = object.exec.block_on(async {
         let mut listing = object.store.list(prefix);
         let mut out = Vec::new();
         while let Some(meta) = listing.next().await {
@@ -919,6 +964,25 @@ pub fn list_all(root: &Path) -> Result<Vec<(PathBuf, u64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_storages_keep_their_own_mounts() {
+        let (a, b) = (Stores::new(), Stores::new());
+        let root = a.mount("memory://mine/x").unwrap();
+        a.object(&root.join("k")).unwrap().put(b"a").unwrap();
+        assert!(b.object(&root.join("k")).is_none(), "b mounted nothing");
+        b.mount("memory://mine").unwrap();
+        let theirs = b.object(&root.join("k")).unwrap();
+        assert_eq!(theirs.head().unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(a.roots(), vec!["memory://mine".to_string()]);
+    }
+
+    #[test]
+    fn a_current_thread_runtime_is_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let e = Stores::on(rt.handle().clone()).err().unwrap();
+        assert!(e.to_string().contains("multi-thread"), "{e}");
+    }
 
     #[test]
     fn urls_are_told_from_paths() {
@@ -968,9 +1032,10 @@ mod tests {
     #[test]
     fn a_failed_write_aborts_the_upload_and_leaves_no_object() {
         use std::io::Write;
-        let root = mount("memory://abort").unwrap();
+        let stores = Stores::new();
+        let root = stores.mount("memory://abort").unwrap();
         let path = root.join("call/rec.mp4");
-        let o = object(&path).unwrap();
+        let o = stores.object(&path).unwrap();
         let e = upload(&o, |mut f| {
             f.write_all(&vec![7u8; 3 * PART_BYTES + 5]).unwrap();
             Err::<(), _>(Error::Cancelled)
@@ -981,14 +1046,15 @@ mod tests {
         // And a write that succeeds gives the object, in order.
         let bytes: Vec<u8> = (0..PART_BYTES * 2 + 12345).map(|i| (i % 251) as u8).collect();
         upload(&o, |mut f| f.write_all(&bytes).map_err(|e| Error::io(&path, e))).unwrap();
-        assert_eq!(read(&path).unwrap(), bytes);
+        assert_eq!(o.read_all().unwrap(), bytes);
     }
 
     #[test]
     fn objects_read_and_write_in_memory() {
-        let root = mount("memory://unit/a").unwrap();
+        let stores = Stores::new();
+        let root = stores.mount("memory://unit/a").unwrap();
         assert_eq!(root, PathBuf::from("memory://unit/a"));
-        let o = object(&root.join("x/y.bin")).unwrap();
+        let o = stores.object(&root.join("x/y.bin")).unwrap();
         o.put(&(0..=255u8).cycle().take(10 << 20).collect::<Vec<_>>()).unwrap();
         let r = o.reader(true).unwrap();
         let mut buf = vec![0u8; 300_000];
@@ -1008,8 +1074,8 @@ mod tests {
         let mut small = [0u8; 4];
         assert_eq!(r.read_at(&mut small, 9_000_000).unwrap(), 4);
         assert_eq!(small[0], (9_000_000 % 256) as u8);
-        let files = list(&root, &[], &Limits::default()).unwrap();
+        let files = list(&stores.object(&root).unwrap(), &[], &Limits::default()).unwrap();
         assert_eq!(files, vec![PathBuf::from("memory://unit/a/x/y.bin")]);
-        assert!(object(Path::new("memory://other/x")).is_none());
+        assert!(stores.object(Path::new("memory://other/x")).is_none());
     }
 }

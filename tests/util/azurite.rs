@@ -20,6 +20,8 @@ pub struct Azurite {
     child: Child,
     pub port: u16,
     dir: PathBuf,
+    /// The storage its containers are mounted on (see [`Azurite::container`]).
+    pub storage: recstitch::Storage,
 }
 
 /// Where `npm install azurite` puts it (and `.ci/run` too).
@@ -112,6 +114,7 @@ impl Azurite {
                 child,
                 port,
                 dir: dir.clone(),
+                storage: recstitch::Storage::default(),
             };
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(30) {
@@ -181,12 +184,17 @@ impl Azurite {
         );
     }
 
-    /// Creates the container and mounts it in this process under
+    /// Creates the container and mounts it on [`Azurite::storage`] under
     /// `az://<name>` (built without the environment, which tests share).
     pub fn container(&self, name: &str) -> PathBuf {
         self.create_container(name);
-        recstitch::store::install_crypto_provider();
-        let store = recstitch::store::object_store::azure::MicrosoftAzureBuilder::new()
+        self.mount_on(&self.storage, name)
+    }
+
+    /// Mounts the existing container `name` on `storage` under `az://<name>`.
+    pub fn mount_on(&self, storage: &recstitch::Storage, name: &str) -> PathBuf {
+        recstitch::remote::store::install_crypto_provider();
+        let store = object_store::azure::MicrosoftAzureBuilder::new()
             .with_account(ACCOUNT)
             .with_access_key(KEY)
             .with_container_name(name)
@@ -195,7 +203,7 @@ impl Azurite {
             .build()
             .unwrap();
         let root = format!("az://{name}");
-        recstitch::store::mount_store(&root, Arc::new(store));
+        storage.mount_store(&root, Arc::new(store));
         PathBuf::from(root)
     }
 }
@@ -207,34 +215,42 @@ impl Drop for Azurite {
     }
 }
 
-/// Copies every file under the local folder `from` to the folder URL `to`.
-pub fn upload_tree(from: &Path, to: &Path) {
+/// Copies every file under the local folder `from` to the folder URL `to`
+/// (its store mounted on `storage`).
+pub fn upload_tree(storage: &recstitch::Storage, from: &Path, to: &Path) {
     for e in walkdir::WalkDir::new(from) {
         let e = e.unwrap();
         if e.file_type().is_file() {
             let rel = e.path().strip_prefix(from).unwrap().to_str().unwrap().to_string();
             let bytes = std::fs::read(e.path()).unwrap();
-            recstitch::store::write(&PathBuf::from(format!("{}/{rel}", to.display())), &bytes).unwrap();
+            storage
+                .write(&PathBuf::from(format!("{}/{rel}", to.display())), &bytes)
+                .unwrap();
         }
     }
 }
 
 /// Every visible object under the folder URL `root` with its bytes, by relative name.
-pub fn visible_objects(root: &Path) -> Vec<(String, Vec<u8>)> {
-    visible_objects_where(root, |_| true)
+pub fn visible_objects(storage: &recstitch::Storage, root: &Path) -> Vec<(String, Vec<u8>)> {
+    visible_objects_where(storage, root, |_| true)
 }
 
 /// [`visible_objects`] whose relative names `keep` accepts (the others are
 /// not read).
-pub fn visible_objects_where(root: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, Vec<u8>)> {
+pub fn visible_objects_where(
+    storage: &recstitch::Storage,
+    root: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<(String, Vec<u8>)> {
     let base = format!("{}/", root.display());
-    recstitch::store::list_all(root)
+    storage
+        .list_all(root)
         .unwrap()
         .into_iter()
         .filter_map(|(p, _)| {
             let rel = p.to_str().unwrap().strip_prefix(&base).unwrap().to_string();
             let hidden = rel.split('/').any(|c| c.starts_with('.'));
-            (!hidden && keep(&rel)).then(|| (rel, recstitch::store::read(&p).unwrap()))
+            (!hidden && keep(&rel)).then(|| (rel, storage.read(&p).unwrap()))
         })
         .collect()
 }

@@ -117,7 +117,7 @@ pub fn archive(name: &str, specs: &[Spec]) -> (PathBuf, Vec<PathBuf>) {
 }
 
 /// A recording of three 20-minute chunks made from a fixture chunk (by
-/// `recstitch::synth`), made once and shared by the tests that need one;
+/// `recstitch::output::synth`), made once and shared by the tests that need one;
 /// one test binary at a time makes it.
 pub fn long_recording() -> PathBuf {
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -134,7 +134,7 @@ pub fn long_recording() -> PathBuf {
     let mut start_ms = 0u64;
     for i in 0..3 {
         let doc = format!("0-test-long-{i}");
-        let media = recstitch::synth::repeat_chunk(&source, 1200.0, &dir.join(format!("{doc}.mp4"))).unwrap();
+        let media = recstitch::output::synth::repeat_chunk(&source, 1200.0, &dir.join(format!("{doc}.mp4"))).unwrap();
         let ms = media.duration_ms().round() as u64;
         let spec = Spec {
             seconds: 0.0,

@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use crate::error::{Here, Result};
-use crate::media::boxes::{BoxSlice, Children};
+use crate::formats::mp4::boxes::{BoxSlice, Children};
 
 /// One sample description (`stsd` entry) of a track.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,26 +144,60 @@ pub(crate) fn parse_sample_entry(entry: &BoxSlice, here: &Here, quirks: &mut Vec
     })
 }
 
+/// Why a decoder cannot switch from one sample description to another
+/// mid-stream ([`switchable`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecChange {
+    /// H.264 whose picture size changes.
+    #[error("picture size changes from {}x{} to {}x{}", .from.0, .from.1, .to.0, .to.1)]
+    PictureSize {
+        /// Width and height before.
+        from: (u32, u32),
+        /// Width and height after.
+        to: (u32, u32),
+    },
+    /// AAC whose object type, sample rate, channels or frame length change.
+    #[error("audio changes from {} Hz/{} ch to {} Hz/{} ch", .from.sample_rate, .from.channels, .to.sample_rate, .to.channels)]
+    Audio {
+        /// The configuration before.
+        from: Box<AacConfig>,
+        /// The configuration after.
+        to: Box<AacConfig>,
+    },
+    /// Another codec altogether.
+    #[error("codec changes from {from} to {to}")]
+    Codec {
+        /// The codec's name before ([`Codec::name`]).
+        from: String,
+        /// The codec's name after.
+        to: String,
+    },
+}
+
 /// Whether a decoder can switch from `a` to `b` mid-stream: same codec and
 /// picture size, or same audio object type, rate and channels.
-pub fn switchable(a: &Codec, b: &Codec) -> Result<(), String> {
+pub fn switchable(a: &Codec, b: &Codec) -> Result<(), CodecChange> {
     match (a, b) {
         (Codec::Avc(x), Codec::Avc(y)) if (x.width, x.height) == (y.width, y.height) => Ok(()),
-        (Codec::Avc(x), Codec::Avc(y)) => Err(format!(
-            "picture size changes from {}x{} to {}x{}",
-            x.width, x.height, y.width, y.height
-        )),
+        (Codec::Avc(x), Codec::Avc(y)) => Err(CodecChange::PictureSize {
+            from: (x.width, x.height),
+            to: (y.width, y.height),
+        }),
         (Codec::Aac(x), Codec::Aac(y))
             if (x.object_type, x.sample_rate, x.channels, x.frame_length)
                 == (y.object_type, y.sample_rate, y.channels, y.frame_length) =>
         {
             Ok(())
         }
-        (Codec::Aac(x), Codec::Aac(y)) => Err(format!(
-            "audio changes from {} Hz/{} ch to {} Hz/{} ch",
-            x.sample_rate, x.channels, y.sample_rate, y.channels
-        )),
-        _ => Err(format!("codec changes from {} to {}", a.name(), b.name())),
+        (Codec::Aac(x), Codec::Aac(y)) => Err(CodecChange::Audio {
+            from: Box::new(x.clone()),
+            to: Box::new(y.clone()),
+        }),
+        _ => Err(CodecChange::Codec {
+            from: a.name(),
+            to: b.name(),
+        }),
     }
 }
 

@@ -239,7 +239,12 @@ impl Movie {
 /// the end of the file are not an error here: see
 /// [`Movie::first_sample_past_end`].
 pub fn probe(path: &Path, limits: &Limits) -> Result<Movie> {
-    crate::io::with_reader(path, 64 << 10, |r, size| probe_reader(r, size, path, limits))
+    probe_in(&crate::Storage::local(), path, limits)
+}
+
+/// [`probe`] of the file or object at `path` in `storage`.
+pub fn probe_in(storage: &crate::Storage, path: &Path, limits: &Limits) -> Result<Movie> {
+    storage.with_reader(path, 64 << 10, |r, size| probe_reader(r, size, path, limits))
 }
 
 /// Probes an MP4 from any seekable reader of `file_size` bytes; `path` is only

@@ -1,6 +1,6 @@
 //! Stitched MP3: the join plan of MP3 chunks and the writer of one MP3
 //! with ID3v2 chapters and a Xing/LAME header; reading is in
-//! [`crate::audio::mp3`].
+//! [`crate::formats::mp3`].
 //!
 //! # Planning
 //!
@@ -29,13 +29,13 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::audio::mp3::*;
-use crate::audio::{AudioLayout, AudioPlacement};
 use crate::error::{Error, Here, Result};
+use crate::formats::mp3::*;
+use crate::formats::{AudioLayout, AudioPlacement};
 use crate::io::{hex, Cancel};
-use crate::mux::sink::Sink;
-use crate::mux::write::{Source, Written};
-use crate::timeline::{Chapter, Hold, MAX_HOLD_SECONDS};
+use crate::output::mux::sink::Sink;
+use crate::output::mux::write::{Source, Written};
+use crate::output::timeline::{Chapter, Hold, MAX_HOLD_SECONDS};
 
 /// Bytes of the main-data stream that frame `frame` of chunk `chunk` points
 /// back to (its `main_data_begin`, `len` bytes), to be written at the end
@@ -131,10 +131,13 @@ impl Builder {
         self.bitrates[usize::from(f.bitrate_index & 15)] = true;
     }
 
-    fn push_silence(&mut self, count: u64, index: u8, carry: Option<Carry>) -> Result<(), String> {
+    /// `count` silent frames at bitrate `index`; the last one carries the
+    /// reservoir bytes `carry` says, unsupported (at `here`) when no frame
+    /// of the stream can.
+    fn push_silence(&mut self, count: u64, index: u8, carry: Option<Carry>, here: &Here) -> Result<()> {
         let need = carry.map_or(0, |c| c.len);
         let last_index = carrying_index(&self.template, index, need)
-            .ok_or_else(|| format!("no frame of this stream can carry {need} reservoir bytes"))?;
+            .ok_or_else(|| here.unsupported(format!("no frame of this stream can carry {need} reservoir bytes")))?;
         let len = |i: u8| u64::from(self.template.frame_len_with(i, false).unwrap_or(0));
         self.bytes += (count - 1) * len(index) + len(last_index);
         self.frames += count;
@@ -487,8 +490,7 @@ impl Join {
             silence = before_silence(d, b.frames)?;
         }
         if silence > 0 {
-            b.push_silence(silence, silence_index(m), carry(k, m, d))
-                .map_err(|e| here.unsupported(e))?;
+            b.push_silence(silence, silence_index(m), carry(k, m, d), &here)?;
         } else if let Some(c) = carry(k, m, d) {
             b.patch(c);
         }
@@ -532,8 +534,7 @@ impl Join {
                 let now = ((b.frames * spf) as f64 - self.out_lead as f64) / rate;
                 let count = hold_frames(h.resume_at - now, rate, spf, here)?;
                 if count > 0 && b.frames > 0 {
-                    b.push_silence(count, silence_index(m), carry(k, m, i))
-                        .map_err(|e| here.unsupported(e))?;
+                    b.push_silence(count, silence_index(m), carry(k, m, i), here)?;
                     inside_silence += count;
                 }
             }
@@ -892,7 +893,7 @@ pub fn write(input: &Mp3Output, out: &File, out_path: &Path) -> Result<Written> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::mp3::{analyse, probe, probe_reader, Mp3};
+    use crate::formats::mp3::{analyse, probe, probe_reader, Mp3};
     use crate::io::Input;
     use crate::limits::Limits;
     use std::path::PathBuf;
@@ -1640,7 +1641,7 @@ mod tests {
             c.audio_frames[1].main_data_begin,
             c.audio_frames.last().unwrap().unused_tail()
         );
-        let a = analyse(c, &Limits::default()).unwrap();
+        let a = analyse(&crate::Storage::local(), c, &Limits::default()).unwrap();
         assert!(a.decode_errors.is_empty(), "{:?}", a.decode_errors);
         assert_eq!(a.samples, c.samples());
         assert_eq!(a.levels_dbfs.len(), 2);
@@ -1710,7 +1711,7 @@ mod tests {
             ffprobe_reads_chapters_and_duration(&w.out, l);
             // Our own analysis of the output.
             let out = probe(&w.out, &Limits::default()).unwrap();
-            let a = analyse(&out, &Limits::default()).unwrap();
+            let a = analyse(&crate::Storage::local(), &out, &Limits::default()).unwrap();
             assert!(a.decode_errors.is_empty(), "{:?}", a.decode_errors);
             assert_eq!(a.samples, l.samples);
         }

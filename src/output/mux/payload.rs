@@ -24,8 +24,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use sha2::{Digest, Sha256};
 
 use super::write::Source;
+use crate::error::Error;
+use crate::formats::mp4::SILENCE;
 use crate::io::{hex, Cancel, Input};
-use crate::media::SILENCE;
 
 /// Size of one read block.
 const BLOCK: usize = 128 << 10;
@@ -52,14 +53,15 @@ pub(crate) struct Piece {
 /// samples), encoded as it is written: a long recording's `moov` is never
 /// held whole.
 pub(crate) trait Head: Sync {
-    /// Hands the bytes to `put` in order, until it says stop (`false`).
-    fn write(&self, put: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), String>;
+    /// Hands the bytes to `put` in order, until it says stop (`false`);
+    /// `Err` when a part of the head cannot be encoded.
+    fn write(&self, put: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Error>;
 }
 
 /// A head held as bytes (in tests).
 #[cfg(test)]
 impl<const N: usize> Head for [u8; N] {
-    fn write(&self, put: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), String> {
+    fn write(&self, put: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Error> {
         put(self);
         Ok(())
     }
@@ -103,6 +105,8 @@ pub(crate) enum PassError {
     Cancelled,
     /// An I/O error, on the source of that index (`Some`) or the output (`None`).
     Io(Option<usize>, std::io::Error),
+    /// The head could not be encoded ([`Head::write`]).
+    Head(Error),
 }
 
 /// What the pass produced.
@@ -367,7 +371,7 @@ impl Writer<'_> {
         if let Some(e) = failed {
             return Err(e);
         }
-        encoded.map_err(|e| PassError::Io(None, std::io::Error::other(e)))?;
+        encoded.map_err(PassError::Head)?;
         let mut pieces = Vec::new();
         let mut keep = Vec::new();
         for (i, &after) in self.keep_after.iter().enumerate() {

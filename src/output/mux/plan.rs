@@ -30,10 +30,13 @@
 //! The original timescales are kept; times are moved between timescales by
 //! rounding cumulative times, never by summing rounded durations.
 
-use crate::media::codec::switchable;
-pub use crate::media::SILENCE;
-use crate::media::{rescale, Codec, Movie, Sample, SampleEntry, SampleTable, Track};
-use crate::timeline::{Hold, MAX_HOLD_SECONDS};
+use std::path::PathBuf;
+
+use crate::error::Error;
+use crate::formats::mp4::codec::{switchable, CodecChange};
+pub use crate::formats::mp4::SILENCE;
+use crate::formats::mp4::{rescale, Codec, Movie, Sample, SampleEntry, SampleTable, Track};
+use crate::output::timeline::{Hold, MAX_HOLD_SECONDS};
 
 /// A sample of the output: [`Sample::source`] is the input chunk that holds
 /// its bytes ([`SILENCE`] for generated audio), its times are in output ticks.
@@ -110,34 +113,105 @@ impl Plan {
     }
 }
 
-/// Why a recording cannot be stitched.
-pub type PlanError = String;
+/// Why a recording cannot be stitched: what of which chunk the output
+/// cannot hold. `chunk` is the chunk's position in the recording (from 0).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum PlanError {
+    /// No chunk at all.
+    #[error("the recording has no chunk")]
+    NoChunk,
+    /// The first chunk has no audio track, which every output has.
+    #[error("chunk 0 has no audio track")]
+    FirstHasNoAudio,
+    /// More chunks than a sample's source index holds.
+    #[error("too many chunks")]
+    TooManyChunks,
+    /// A later chunk has no audio track.
+    #[error("chunk {chunk}: no audio track")]
+    NoAudioTrack { chunk: usize },
+    /// A later chunk has no video track though chunk 0 has one.
+    #[error("chunk {chunk}: no video track (chunk 0 has one)")]
+    NoVideoTrack { chunk: usize },
+    /// A track without samples.
+    #[error("chunk {chunk}: the {track} track has no samples")]
+    NoSamples { chunk: usize, track: &'static str },
+    /// A sample description a decoder cannot switch to mid-stream.
+    #[error("chunk {chunk}: {track}: {change}")]
+    CodecChange {
+        chunk: usize,
+        track: &'static str,
+        #[source]
+        change: CodecChange,
+    },
+    /// More distinct sample descriptions than an output sample can name.
+    #[error("chunk {chunk}: {track}: more than 255 distinct sample descriptions")]
+    TooManyEntries { chunk: usize, track: &'static str },
+    /// A sample names a sample description (`entry`, from 1) its track lacks.
+    #[error("chunk {chunk}: sample description {entry} does not exist")]
+    NoSuchEntry { chunk: usize, entry: u32 },
+    /// The audio edit list starts at or past the end of the audio (ticks).
+    #[error(
+        "chunk {chunk}: the audio edit list starts at {trim} ticks, at or past the end of the audio ({end} ticks)"
+    )]
+    EditPastEnd { chunk: usize, trim: u64, end: u64 },
+    /// What the audio edit list trims leaves no audio after the samples kept.
+    #[error("chunk {chunk}: the audio edit list starts past the chunk's audio")]
+    EditPastAudio { chunk: usize },
+    /// The chunk's audio would start before chunk 0's.
+    #[error("chunk {chunk}: audio starts before chunk 0's")]
+    AudioBeforeFirst { chunk: usize },
+    /// The output audio would be longer than its times can count.
+    #[error("chunk {chunk}: the audio is too long")]
+    AudioTooLong { chunk: usize },
+    /// More priming packets than a count holds.
+    #[error("chunk {chunk}: too many priming packets")]
+    TooManyPrimingPackets { chunk: usize },
+    /// A pause or gap longer than `--gaps wallclock` holds (seconds).
+    #[error("chunk {chunk}: a pause or gap of {seconds:.0} s is longer than {max:.0} s, the longest wait `--gaps wallclock` holds; check the chunks' times or stitch with `--gaps collapse`", max = MAX_HOLD_SECONDS)]
+    HoldTooLong { chunk: usize, seconds: f64 },
+    /// Silence is needed but no silent frame can be made for the audio.
+    #[error("chunk {chunk}: no silent frame for this audio configuration")]
+    NoSilentFrame { chunk: usize },
+    /// More silent frames than memory can count.
+    #[error("chunk {chunk}: too many silent frames")]
+    TooManySilentFrames { chunk: usize },
+    /// The silent frame is longer than a sample size holds.
+    #[error("silent frame too long")]
+    SilentFrameTooLong,
+    /// The AAC frame is longer than a sample duration holds.
+    #[error("AAC frame too long")]
+    FrameTooLong,
+    /// A join with no video sample before it to lengthen.
+    #[error("no video sample before a join")]
+    NoVideoBeforeJoin,
+    /// The gap before a chunk is longer than one sample duration holds.
+    #[error("chunk {chunk}: the gap before this chunk is too long")]
+    GapTooLong { chunk: usize },
+    /// A pause inside a chunk is longer than one sample duration holds.
+    #[error("chunk {chunk}: a pause is too long for one sample duration")]
+    PauseTooLong { chunk: usize },
+    /// A composition offset (output ticks) that does not fit 32 bits.
+    #[error("composition offset {offset} does not fit the output")]
+    CompositionOffset { offset: i64 },
+    /// A sample duration (output ticks) that does not fit 32 bits.
+    #[error("sample duration {duration} is too long")]
+    SampleDuration { duration: u64 },
+    /// More samples than one MP4 track holds.
+    #[error("{count} {track} samples do not fit one MP4 track (at most 4294967295)")]
+    TooManySamples { track: &'static str, count: usize },
+}
 
-/// Decode indices `i` (1..n) before which the video can be split without
-/// reordering: every frame decoded before `i` is presented before every
-/// frame decoded from `i` on. Returned with the split's presentation time
-/// (ticks, chunk media time).
-pub(crate) fn clean_splits(track: &Track) -> Vec<(usize, i64)> {
-    let n = track.samples.len();
-    let mut cts = Vec::with_capacity(n);
-    let mut t = 0i64;
-    for s in &track.samples {
-        cts.push(t + i64::from(s.composition_offset));
-        t += i64::from(s.duration);
-    }
-    let mut suffix_min = vec![i64::MAX; n + 1];
-    for i in (0..n).rev() {
-        suffix_min[i] = suffix_min[i + 1].min(cts[i]);
-    }
-    let mut prefix_max = i64::MIN;
-    let mut out = Vec::new();
-    for i in 1..n {
-        prefix_max = prefix_max.max(cts[i - 1]);
-        if prefix_max < suffix_min[i] {
-            out.push((i, suffix_min[i]));
+impl PlanError {
+    /// The library's error for a plan of the recording whose first file is
+    /// `path`, `context` naming it: [`Error::Unsupported`], the plan's
+    /// message kept word for word.
+    pub(crate) fn unsupported(self, path: PathBuf, context: impl Into<String>) -> Error {
+        Error::Unsupported {
+            path,
+            context: context.into(),
+            message: self.to_string(),
         }
     }
-    out
 }
 
 /// Decode times of a track's samples rescaled to `timescale`, plus the end.
@@ -153,36 +227,40 @@ fn rescaled_decode_times(track: &Track, timescale: u32) -> Vec<u64> {
 }
 
 fn to_i32(v: i64) -> Result<i32, PlanError> {
-    i32::try_from(v).map_err(|_| format!("composition offset {v} does not fit the output"))
+    i32::try_from(v).map_err(|_| PlanError::CompositionOffset { offset: v })
 }
 
 /// Maps the sample descriptions of a track onto the output's list, reusing
 /// an entry when the configuration is the same. Returns the index map.
-fn merge_entries(out: &mut Vec<SampleEntry>, track: &Track, what: &str) -> Result<Vec<u8>, PlanError> {
-    let mut map = Vec::with_capacity(track.entries.len());
-    for e in &track.entries {
+/// `track` (of chunk `chunk`) is `audio` or `video`, for errors.
+fn merge_entries(
+    out: &mut Vec<SampleEntry>,
+    source: &Track,
+    chunk: usize,
+    track: &'static str,
+) -> Result<Vec<u8>, PlanError> {
+    let mut map = Vec::with_capacity(source.entries.len());
+    let number = |i: usize| u8::try_from(i).map_err(|_| PlanError::TooManyEntries { chunk, track });
+    for e in &source.entries {
         if let Some(i) = out.iter().position(|o| o.codec == e.codec) {
-            map.push(entry_number(i, what)?);
+            map.push(number(i)?);
             continue;
         }
         if let Some(first) = out.first() {
-            switchable(&first.codec, &e.codec).map_err(|why| format!("{what}: {why}"))?;
+            switchable(&first.codec, &e.codec).map_err(|change| PlanError::CodecChange { chunk, track, change })?;
         }
-        map.push(entry_number(out.len(), what)?);
+        map.push(number(out.len())?);
         out.push(e.clone());
     }
     Ok(map)
 }
 
-fn entry_number(i: usize, what: &str) -> Result<u8, PlanError> {
-    u8::try_from(i).map_err(|_| format!("{what}: more than 255 distinct sample descriptions"))
-}
-
-/// The output sample description of a chunk's sample (`map` from [`merge_entries`]).
-fn mapped_entry(map: &[u8], s: Sample) -> Result<u8, PlanError> {
-    map.get(usize::from(s.entry))
-        .copied()
-        .ok_or_else(|| format!("sample description {} does not exist", u32::from(s.entry) + 1))
+/// The output sample description of chunk `chunk`'s sample (`map` from [`merge_entries`]).
+fn mapped_entry(map: &[u8], s: Sample, chunk: usize) -> Result<u8, PlanError> {
+    map.get(usize::from(s.entry)).copied().ok_or(PlanError::NoSuchEntry {
+        chunk,
+        entry: u32::from(s.entry) + 1,
+    })
 }
 
 /// `a - b` as a signed tick count, saturating at the ends of `i64`.
@@ -213,8 +291,8 @@ fn frame_length(track: &Track) -> u64 {
 /// Plans the output of `chunks` (in index order), waiting for the wall clock
 /// at `holds[k]` (sorted by `at`; empty for `--gaps collapse`).
 pub fn plan(chunks: &[&Movie], holds: &[Vec<Hold>]) -> Result<Plan, PlanError> {
-    let first = chunks.first().ok_or("the recording has no chunk")?;
-    let first_audio = first.audio().ok_or("chunk 0 has no audio track")?;
+    let first = chunks.first().ok_or(PlanError::NoChunk)?;
+    let first_audio = first.audio().ok_or(PlanError::FirstHasNoAudio)?;
     let video_timescale = first.video().map(|v| v.timescale);
     let mut planner = Planner::new(first_audio.timescale, video_timescale, holds, chunks.len() - 1);
     // The output holds about as many samples as the inputs: reserved once
@@ -232,11 +310,6 @@ pub fn plan(chunks: &[&Movie], holds: &[Vec<Hold>]) -> Result<Plan, PlanError> {
         planner.placements.push(placement);
     }
     planner.finish()
-}
-
-/// `chunk k: what`, for errors.
-fn at_chunk(k: usize, what: &str) -> PlanError {
-    format!("chunk {k}: {what}")
 }
 
 /// The plan being built, chunk by chunk. Times are output media times in
@@ -300,12 +373,11 @@ impl AudioTrim {
         let trim = rescale(pa.start, a.timescale, ats);
         let media_end = times.last().copied().unwrap_or(0);
         if trim >= media_end {
-            return Err(at_chunk(
-                k,
-                &format!(
-                    "the audio edit list starts at {trim} ticks, at or past the end of the audio ({media_end} ticks)"
-                ),
-            ));
+            return Err(PlanError::EditPastEnd {
+                chunk: k,
+                trim,
+                end: media_end,
+            });
         }
         let drop = if k == 0 { 0 } else { priming_packets(&times, trim) };
         // times[drop] <= trim < media_end: some audio remains after the trim.
@@ -347,20 +419,22 @@ impl<'h> Planner<'h> {
     /// trimmed by the leading edit), silence inserted where a hold waits for
     /// the wall clock, the last packet before a join given a whole frame.
     fn add_audio(&mut self, k: usize, chunk: &Movie) -> Result<(Placement, AudioJoin), PlanError> {
-        let name = |what: &str| at_chunk(k, what);
-        let src = u32::try_from(k).map_err(|_| "too many chunks")?;
+        let src = u32::try_from(k).map_err(|_| PlanError::TooManyChunks)?;
         let ats = self.audio.timescale;
-        let a = chunk.audio().ok_or_else(|| name("no audio track"))?;
+        let a = chunk.audio().ok_or(PlanError::NoAudioTrack { chunk: k })?;
         if a.samples.is_empty() {
-            return Err(name("the audio track has no samples"));
+            return Err(PlanError::NoSamples {
+                chunk: k,
+                track: "audio",
+            });
         }
-        let entry_map = merge_entries(&mut self.audio.entries, a, &name("audio"))?;
+        let entry_map = merge_entries(&mut self.audio.entries, a, k, "audio")?;
         let cut = AudioTrim::new(k, a, chunk.movie_timescale, ats)?;
         let (times, trim, drop, leftover) = (&cut.times, cut.trim, cut.drop, cut.leftover);
         let mut start = self
             .audio_end
             .checked_add(leftover)
-            .ok_or_else(|| name("the audio is too long"))?;
+            .ok_or(PlanError::AudioTooLong { chunk: k })?;
         if k == 0 {
             self.first_audio_start = start;
             self.audio.edit_start = start;
@@ -380,7 +454,7 @@ impl<'h> Planner<'h> {
                     continue;
                 }
                 let content_start = self.audio_end + if i == drop { leftover } else { 0 };
-                let entry = mapped_entry(&entry_map, s).map_err(|e| name(&e))?;
+                let entry = mapped_entry(&entry_map, s, k)?;
                 let ticks = self.hold_silence(k, a, entry, hold, content_start, frame)?;
                 if ticks > 0 && i == drop {
                     start += ticks;
@@ -393,7 +467,7 @@ impl<'h> Planner<'h> {
                 // The decoder outputs a whole frame: keep the padding in the timeline.
                 duration = duration.max(frame);
             }
-            let entry = mapped_entry(&entry_map, s).map_err(|e| name(&e))?;
+            let entry = mapped_entry(&entry_map, s, k)?;
             self.audio.samples.push(out_sample(src, s, duration, 0, entry)?);
             self.audio_end += duration;
         }
@@ -409,20 +483,20 @@ impl<'h> Planner<'h> {
         start: u64,
         inserted: Vec<(i64, u64)>,
     ) -> Result<(Placement, AudioJoin), PlanError> {
-        let name = |what: &str| at_chunk(k, what);
         let ats = f64::from(self.audio.timescale);
         let kept_after_start = self
             .audio_end
             .checked_sub(start)
             .and_then(|t| t.checked_sub(inserted.iter().map(|(_, t)| t).sum::<u64>()))
-            .ok_or_else(|| name("the audio edit list starts past the chunk's audio"))?;
+            .ok_or(PlanError::EditPastAudio { chunk: k })?;
         let since_first = start
             .checked_sub(self.first_audio_start)
-            .ok_or_else(|| name("audio starts before chunk 0's"))?;
+            .ok_or(PlanError::AudioBeforeFirst { chunk: k })?;
         let placement = Placement {
             audio_start: since_first as f64 / ats,
             audio_presented: cut.presented as f64 / ats,
-            dropped_priming_packets: u32::try_from(cut.drop).map_err(|_| name("too many priming packets"))?,
+            dropped_priming_packets: u32::try_from(cut.drop)
+                .map_err(|_| PlanError::TooManyPrimingPackets { chunk: k })?,
             leftover_priming_samples: cut.leftover,
             tail_padding_samples: kept_after_start.saturating_sub(cut.presented),
             ..Placement::default()
@@ -452,9 +526,10 @@ impl<'h> Planner<'h> {
         let now = content_start.saturating_sub(self.first_audio_start) as f64 / f64::from(ats);
         let wait = hold.resume_at - now;
         if wait > MAX_HOLD_SECONDS {
-            return Err(at_chunk(k, &format!(
-                "a pause or gap of {wait:.0} s is longer than {MAX_HOLD_SECONDS:.0} s, the longest wait `--gaps wallclock` holds; check the chunks' times or stitch with `--gaps collapse`"
-            )));
+            return Err(PlanError::HoldTooLong {
+                chunk: k,
+                seconds: wait,
+            });
         }
         let frames = (wait * f64::from(ats) / frame as f64).round();
         if frames < 1.0 {
@@ -463,19 +538,18 @@ impl<'h> Planner<'h> {
         // 1 <= frames <= MAX_HOLD_SECONDS * ats: exact as an integer.
         let frames = frames as u64;
         if self.silence.is_empty() {
-            self.silence =
-                silent_frame(a).ok_or_else(|| at_chunk(k, "no silent frame for this audio configuration"))?;
+            self.silence = silent_frame(a).ok_or(PlanError::NoSilentFrame { chunk: k })?;
         }
         let silent = OutSample {
             source: SILENCE,
             offset: 0,
-            size: u32::try_from(self.silence.len()).map_err(|_| "silent frame too long")?,
-            duration: u32::try_from(frame).map_err(|_| "AAC frame too long")?,
+            size: u32::try_from(self.silence.len()).map_err(|_| PlanError::SilentFrameTooLong)?,
+            duration: u32::try_from(frame).map_err(|_| PlanError::FrameTooLong)?,
             composition_offset: 0,
             sync: true,
             entry,
         };
-        let count = usize::try_from(frames).map_err(|_| at_chunk(k, "too many silent frames"))?;
+        let count = usize::try_from(frames).map_err(|_| PlanError::TooManySilentFrames { chunk: k })?;
         self.audio.samples.extend(std::iter::repeat_n(silent, count));
         let ticks = frames * frame;
         self.audio_end += ticks;
@@ -492,18 +566,20 @@ impl<'h> Planner<'h> {
         join: &AudioJoin,
         placement: &mut Placement,
     ) -> Result<(), PlanError> {
-        let name = |what: &str| at_chunk(k, what);
-        let src = u32::try_from(k).map_err(|_| "too many chunks")?;
+        let src = u32::try_from(k).map_err(|_| PlanError::TooManyChunks)?;
         let ats = self.audio.timescale;
         let Some(video) = self.video.as_mut() else {
             return Ok(());
         };
         let vts = video.timescale;
-        let v = chunk.video().ok_or_else(|| name("no video track (chunk 0 has one)"))?;
+        let v = chunk.video().ok_or(PlanError::NoVideoTrack { chunk: k })?;
         if v.samples.is_empty() {
-            return Err(name("the video track has no samples"));
+            return Err(PlanError::NoSamples {
+                chunk: k,
+                track: "video",
+            });
         }
-        let entry_map = merge_entries(&mut video.entries, v, &name("video"))?;
+        let entry_map = merge_entries(&mut video.entries, v, k, "video")?;
         let pv = v.presentation(chunk.movie_timescale);
         let edit_start = rescale(pv.start, v.timescale, vts);
         let vtimes = rescaled_decode_times(v, vts);
@@ -516,15 +592,11 @@ impl<'h> Planner<'h> {
             let target = rescale(join.start, ats, vts)
                 .saturating_add(self.first_video_edit)
                 .checked_sub(edit_start);
-            let last = video
-                .samples
-                .len()
-                .checked_sub(1)
-                .ok_or("no video sample before a join")?;
-            let prev = video.samples.get(last).ok_or("no video sample before a join")?;
+            let last = video.samples.len().checked_sub(1).ok_or(PlanError::NoVideoBeforeJoin)?;
+            let prev = video.samples.get(last).ok_or(PlanError::NoVideoBeforeJoin)?;
             let prev_start = self.video_end - u64::from(prev.duration);
             let wanted = target.map_or(0, |t| t.saturating_sub(prev_start)).max(1);
-            let duration = u32::try_from(wanted).map_err(|_| name("the gap before this chunk is too long"))?;
+            let duration = u32::try_from(wanted).map_err(|_| PlanError::GapTooLong { chunk: k })?;
             if let Some(p) = self.placements.last_mut() {
                 p.video_adjust_ticks = i64::from(duration) - i64::from(prev.duration);
             }
@@ -535,11 +607,11 @@ impl<'h> Planner<'h> {
         for (i, s) in v.samples.iter().enumerate() {
             let duration = vtimes[i + 1] - vtimes[i];
             let cts = rescale_signed(i64::from(s.composition_offset), v.timescale, vts);
-            let entry = mapped_entry(&entry_map, s).map_err(|e| name(&e))?;
+            let entry = mapped_entry(&entry_map, s, k)?;
             video.samples.push(out_sample(src, s, duration, to_i32(cts)?, entry)?);
             self.video_end += duration;
         }
-        let held = hold_picture(video, v, &join.inserted, ats, pv.start).map_err(|e| name(&e))?;
+        let held = hold_picture(video, (k, v), &join.inserted, ats, pv.start)?;
         self.video_end += held;
         let v_start = decode_start.saturating_add(edit_start) as f64 - self.first_video_edit as f64;
         placement.video_start = Some(v_start / f64::from(vts));
@@ -559,9 +631,7 @@ impl<'h> Planner<'h> {
         for (what, track) in [("audio", Some(&self.audio)), ("video", self.video.as_ref())] {
             let n = track.map_or(0, |t| t.samples.len());
             if u32::try_from(n).is_err() {
-                return Err(format!(
-                    "{n} {what} samples do not fit one MP4 track (at most 4294967295)"
-                ));
+                return Err(PlanError::TooManySamples { track: what, count: n });
             }
         }
         Ok(Plan {
@@ -576,7 +646,7 @@ impl<'h> Planner<'h> {
 /// The most samples after a hold over which its decode-time gap is spread.
 const HOLD_STRETCH: usize = 64;
 
-/// Holds the picture where silence was `inserted` inside a chunk (its
+/// Holds the picture where silence was `inserted` inside chunk `k` (its
 /// video `v`, the last `v.samples.len()` samples of `video`): every frame
 /// the chunk presents before the pause point keeps its time, every frame at
 /// or after it presents later by the silence, so the picture on screen
@@ -595,7 +665,7 @@ const HOLD_STRETCH: usize = 64;
 /// spread, none. Returns the ticks added.
 fn hold_picture(
     video: &mut OutTrack,
-    v: &Track,
+    (k, v): (usize, &Track),
     inserted: &[(i64, u64)],
     audio_timescale: u32,
     edit_start: u64,
@@ -615,7 +685,7 @@ fn hold_picture(
         })
         .collect();
     let base = video.samples.len() - v.samples.len();
-    let too_long = || "a pause is too long for one sample duration".to_string();
+    let too_long = || PlanError::PauseTooLong { chunk: k };
     let frames = i64::try_from(v.samples.len()).unwrap_or(i64::MAX).max(1);
     let half_frame = i64::try_from(v.media_duration()).unwrap_or(0) / frames / 2;
     let mut added = 0u64;
@@ -735,7 +805,7 @@ fn out_sample(source: u32, s: Sample, duration: u64, cts: i32, entry: u8) -> Res
         source,
         offset: s.offset,
         size: s.size,
-        duration: u32::try_from(duration).map_err(|_| format!("sample duration {duration} is too long"))?,
+        duration: u32::try_from(duration).map_err(|_| PlanError::SampleDuration { duration })?,
         composition_offset: cts,
         sync: s.sync,
         entry,
@@ -745,7 +815,7 @@ fn out_sample(source: u32, s: Sample, duration: u64, cts: i32, entry: u8) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::{AacConfig, AvcConfig, Edit, Movie, SampleEntry, TrackKind};
+    use crate::formats::mp4::{AacConfig, AvcConfig, Edit, Movie, SampleEntry, TrackKind};
     use std::path::PathBuf;
 
     const VTS: u32 = 16384;
@@ -922,7 +992,10 @@ mod tests {
             cfg.height = 720;
         }
         let err = plan(&[&a, &b], &[]).unwrap_err();
-        assert!(err.contains("picture size changes from 1920x1080 to 1280x720"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "chunk 1: video: picture size changes from 1920x1080 to 1280x720"
+        );
         // A new SPS with the same size becomes a second sample description.
         let mut c = chunk(24, 48, 896, 1024);
         if let Codec::Avc(cfg) = &mut c.tracks[0].entries[0].codec {

@@ -4,7 +4,7 @@
 //! made, so a long recording's tables cost nothing beyond the plan.
 
 use crate::error::{Error, Result};
-use crate::media::SampleTable;
+use crate::formats::mp4::SampleTable;
 
 fn encode_err(what: &str, message: impl std::fmt::Display) -> Error {
     Error::encode(std::path::Path::new(""), what, message)
@@ -295,7 +295,7 @@ pub(super) fn chunk_offsets(out: &mut Out, offsets: &[u64], co64: bool) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::Sample;
+    use crate::formats::mp4::Sample;
     use mp4_atom::{Atom, Ctts, Decode, Stsc, Stss, Stsz, StszSamples, Stts};
 
     fn s(duration: u32, cts: i32, sync: bool, size: u32) -> Sample {

@@ -1,19 +1,19 @@
 //! Stitched WAV: the join plan of WAV chunks and the writer of one
 //! RIFF/WAVE (RF64 past 4 GiB) with `cue ` points and `LIST`/`adtl` labels;
-//! the formats are described in [`crate::audio::wav`].
+//! the formats are described in [`crate::formats::wav`].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::audio::wav::*;
-use crate::audio::{AudioLayout, AudioPlacement};
 use crate::error::{Error, Result};
+use crate::formats::wav::*;
+use crate::formats::{AudioLayout, AudioPlacement};
 use crate::io::{hex, Cancel};
-use crate::mux::sink::Sink;
-use crate::mux::write::{Source, Written};
-use crate::timeline::{Chapter, Hold, MAX_HOLD_SECONDS};
+use crate::output::mux::sink::Sink;
+use crate::output::mux::write::{Source, Written};
+use crate::output::timeline::{Chapter, Hold, MAX_HOLD_SECONDS};
 
 /// A stretch of the output's frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -654,8 +654,8 @@ fn write_channels_limited(input: &WavOutput, outs: &[(u16, &File, &Path)], max32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::wav::{analyse, channel_levels, probe, probe_reader, Wav};
-    use crate::deep::FLOOR_DBFS;
+    use crate::formats::deep::FLOOR_DBFS;
+    use crate::formats::wav::{analyse, channel_levels, probe, probe_reader, Wav};
     use crate::io::Input;
     use crate::limits::Limits;
     use std::io::Cursor;
@@ -1374,14 +1374,14 @@ mod tests {
         let mut bytes = wav(2, 1000, 16, &pcm);
         bytes.truncate(bytes.len() - 2); // half of the last frame
         let w = probe(&dir.file("0.wav", &bytes), &Limits::default()).unwrap();
-        let a = analyse(&w, &Limits::default()).unwrap();
+        let a = analyse(&crate::Storage::local(), &w, &Limits::default()).unwrap();
         assert_eq!(a.samples, 1499);
         assert_eq!(a.levels_dbfs, [-3.0, -3.0]);
         assert_eq!(a.clipped_samples, 1499);
         assert_eq!(a.first_clip, Some(0.0));
         assert_eq!(a.decode_errors.len(), 1);
         assert_eq!(a.decode_errors[0].0, 1.499);
-        let levels = channel_levels(&w, &Limits::default()).unwrap();
+        let levels = channel_levels(&crate::Storage::local(), &w, &Limits::default()).unwrap();
         assert_eq!(levels, [0.0, FLOOR_DBFS]);
         // 24-bit and 8-bit samples decode to full scale.
         assert_eq!(sample_value(&[0xFF, 0xFF, 0x7F], 24), 8_388_607.0 / 8_388_608.0);

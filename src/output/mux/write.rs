@@ -24,9 +24,9 @@ use super::plan::{OutSample, OutTrack, Plan, SILENCE};
 use super::stbl;
 use super::stbl::{write_box, Out};
 use crate::error::{Error, Result};
+use crate::formats::mp4::SampleTable;
 use crate::io::Cancel;
-use crate::media::SampleTable;
-use crate::timeline::Chapter;
+use crate::output::timeline::Chapter;
 
 /// Longest run of one track's samples stored together, in seconds.
 const MAX_RUN_SECONDS: f64 = 1.0;
@@ -125,7 +125,7 @@ fn interleave(plan: &Plan) -> Vec<Run> {
     struct Cursor<'a> {
         which: AvTrack,
         track: &'a OutTrack,
-        samples: std::iter::Peekable<crate::media::samples::Timing<'a>>,
+        samples: std::iter::Peekable<crate::formats::mp4::samples::Timing<'a>>,
         chunks: Vec<u32>,
         next: usize,
         time: u64,
@@ -539,7 +539,7 @@ fn media_track_box<'p>(
         AvTrack::Audio => (b"soun", "SoundHandler", AUDIO_ID),
     };
     let size = match (which, t.entries.first().map(|e| &e.codec)) {
-        (AvTrack::Video, Some(crate::media::Codec::Avc(a))) => Some((
+        (AvTrack::Video, Some(crate::formats::mp4::Codec::Avc(a))) => Some((
             u16::try_from(a.width).unwrap_or(0),
             u16::try_from(a.height).unwrap_or(0),
         )),
@@ -638,13 +638,14 @@ impl Head<'_> {
 }
 
 impl payload::Head for Head<'_> {
-    fn write(&self, put: &mut dyn FnMut(&[u8]) -> bool) -> std::result::Result<(), String> {
-        Head::write(self, put).map_err(|e| e.to_string())
+    fn write(&self, put: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        Head::write(self, put)
     }
 }
 
 /// The `ftyp`, `moov` and `mdat` header a stitch of `plan` would write, with
 /// chunk offsets as they would be; for inspection and benchmarks.
+#[cfg(any(test, feature = "bench-support"))]
 pub(crate) fn moov_bytes(plan: &Plan, chapters: &[Chapter]) -> Result<Vec<u8>> {
     let input = MuxInput {
         plan,
@@ -706,6 +707,7 @@ pub fn write_mp4(input: &MuxInput, file: &File, out_path: &std::path::Path) -> R
         PassError::Cancelled => Error::Cancelled,
         PassError::Io(None, e) => Error::io(out_path, e),
         PassError::Io(Some(i), e) => Error::io(&input.sources[i].path, e),
+        PassError::Head(e) => e.with_path(out_path),
     })?;
     Ok(Written {
         size: passed.size,
@@ -806,7 +808,7 @@ mod tests {
 
     /// A plan whose samples add up to more than 4 GiB (bytes are never read).
     fn huge_plan(sample: u32, count: usize) -> Plan {
-        use crate::media::{AacConfig, Codec, SampleEntry};
+        use crate::formats::mp4::{AacConfig, Codec, SampleEntry};
         let entry = SampleEntry {
             fourcc: "mp4a".into(),
             raw: vec![0, 0, 0, 8, b'm', b'p', b'4', b'a'],

@@ -65,6 +65,59 @@ impl Scheme {
     }
 }
 
+/// Why a URL is not a [`Location`]. The messages never repeat the URL (its
+/// query may hold a signature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// Another scheme than `http://` or `https://`.
+    #[error("not an http:// or https:// URL")]
+    NotHttp,
+    /// Spaces or control characters in the URL.
+    #[error("the URL holds spaces or control characters")]
+    Whitespace,
+    /// `user:password@` before the host.
+    #[error("user information in a URL is not accepted")]
+    UserInfo,
+    /// `[` without its `]`.
+    #[error("an IPv6 host without its closing bracket")]
+    UnclosedIpv6,
+    /// Something other than `:port` after `[v6]`.
+    #[error("junk after an IPv6 host")]
+    AfterIpv6,
+    /// An empty host, or one with characters a host name cannot hold.
+    #[error("no valid host name")]
+    Host,
+    /// A port that is not a number from 0 to 65535.
+    #[error("the port is not a number from 0 to 65535")]
+    Port,
+}
+
+/// Why a connection string does not give [`Credentials`]. The messages
+/// never repeat the string or the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialsError {
+    /// A part that is not `name=value`.
+    #[error("expected name=value pairs separated by `;`")]
+    NotPairs,
+    /// No `endpoint=`.
+    #[error("no `endpoint=` in the connection string")]
+    NoEndpoint,
+    /// No `accesskey=`.
+    #[error("no `accesskey=` in the connection string")]
+    NoAccessKey,
+    /// The endpoint is not a usable URL.
+    #[error("the endpoint: {0}")]
+    Endpoint(#[source] UrlError),
+    /// The access key is not base64.
+    #[error("the access key is not valid base64")]
+    KeyNotBase64,
+    /// The access key decodes to nothing.
+    #[error("the access key is empty")]
+    EmptyKey,
+}
+
 /// An `http(s)` URL, split into what signing needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -80,29 +133,29 @@ pub struct Location {
 impl Location {
     /// Parses an absolute `http://` or `https://` URL. User information
     /// (`user:password@`) is refused, as are spaces and control characters.
-    pub fn parse(s: &str) -> std::result::Result<Location, String> {
+    pub fn parse(s: &str) -> std::result::Result<Location, UrlError> {
         let s = s.trim();
         let (scheme, rest) = if let Some(r) = strip_prefix_ignore_case(s, "https://") {
             (Scheme::Https, r)
         } else if let Some(r) = strip_prefix_ignore_case(s, "http://") {
             (Scheme::Http, r)
         } else {
-            return Err("not an http:// or https:// URL".into());
+            return Err(UrlError::NotHttp);
         };
         if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("the URL holds spaces or control characters".into());
+            return Err(UrlError::Whitespace);
         }
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
         if authority.contains('@') {
-            return Err("user information in a URL is not accepted".into());
+            return Err(UrlError::UserInfo);
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let close = v6.find(']').ok_or("an IPv6 host without its closing bracket")?;
+            let close = v6.find(']').ok_or(UrlError::UnclosedIpv6)?;
             let after = &v6[close + 1..];
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or("junk after an IPv6 host")?),
+                p => Some(p.strip_prefix(':').ok_or(UrlError::AfterIpv6)?),
             };
             (format!("[{}]", &v6[..close]), port)
         } else {
@@ -116,14 +169,11 @@ impl Location {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'));
         if !host_ok {
-            return Err("no valid host name".into());
+            return Err(UrlError::Host);
         }
         let port = match port {
             None => None,
-            Some(p) => Some(
-                p.parse::<u16>()
-                    .map_err(|_| "the port is not a number from 0 to 65535")?,
-            ),
+            Some(p) => Some(p.parse::<u16>().map_err(|_| UrlError::Port)?),
         };
         let tail = tail.split('#').next().unwrap_or_default();
         let path_and_query = if tail.starts_with('/') {
@@ -296,12 +346,12 @@ impl Credentials {
 
     /// From a connection string `endpoint=https://…/;accesskey=<base64>`
     /// (keys in any case, in any order). The error never repeats the string.
-    pub fn from_connection_string(s: &str) -> std::result::Result<Credentials, String> {
+    pub fn from_connection_string(s: &str) -> std::result::Result<Credentials, CredentialsError> {
         let mut endpoint = None;
         let mut key = None;
         for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((name, value)) = part.split_once('=') else {
-                return Err("expected name=value pairs separated by `;`".into());
+                return Err(CredentialsError::NotPairs);
             };
             match name.trim().to_ascii_lowercase().as_str() {
                 "endpoint" => endpoint = Some(value.trim()),
@@ -309,14 +359,12 @@ impl Credentials {
                 _ => {}
             }
         }
-        let endpoint = endpoint.ok_or("no `endpoint=` in the connection string")?;
-        let key = key.ok_or("no `accesskey=` in the connection string")?;
-        let endpoint = Location::parse(endpoint).map_err(|e| format!("the endpoint: {e}"))?;
-        let key = B64
-            .decode(key)
-            .map_err(|_| "the access key is not valid base64".to_string())?;
+        let endpoint = endpoint.ok_or(CredentialsError::NoEndpoint)?;
+        let key = key.ok_or(CredentialsError::NoAccessKey)?;
+        let endpoint = Location::parse(endpoint).map_err(CredentialsError::Endpoint)?;
+        let key = B64.decode(key).map_err(|_| CredentialsError::KeyNotBase64)?;
         if key.is_empty() {
-            return Err("the access key is empty".into());
+            return Err(CredentialsError::EmptyKey);
         }
         Ok(Credentials {
             endpoint: Some(endpoint),
@@ -324,8 +372,9 @@ impl Credentials {
         })
     }
 
-    /// A bearer token, with the endpoint for events without download locations.
-    pub fn from_token(token: &str, endpoint: Option<&str>) -> std::result::Result<Credentials, String> {
+    /// A bearer token, with the endpoint for events without download
+    /// locations; `Err` when the endpoint is not a usable URL.
+    pub fn from_token(token: &str, endpoint: Option<&str>) -> std::result::Result<Credentials, UrlError> {
         let endpoint = endpoint.map(Location::parse).transpose()?;
         Ok(Credentials {
             endpoint,
@@ -506,7 +555,7 @@ mod tests {
             format!("endpoint=nonsense;accesskey={KEY}"),
             "garbage-SECRETPART".to_string(),
         ] {
-            let e = Credentials::from_connection_string(&bad).unwrap_err();
+            let e = Credentials::from_connection_string(&bad).unwrap_err().to_string();
             assert!(!e.contains("SECRETPART") && !e.contains(KEY), "{e}");
         }
     }

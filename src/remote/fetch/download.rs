@@ -19,18 +19,20 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::auth::Location;
+use super::auth::{Location, UrlError, ENDPOINT_VAR};
 use super::http::{self, excerpt, header, parse_content_range, Attempts, Client, Failure, Method};
-use super::{FetchObserver, FetchOptions, FetchProgress};
-use crate::archive::FileKind;
+use super::trust::Untrusted;
+use super::{FetchOptions, FetchProgress};
+use crate::input::archive::FileKind;
+use crate::input::metadata::{self, MediaFormat};
 use crate::io::{check_not_special, open_regular, read_head, read_regular, sync_dir, write_atomic};
-use crate::metadata::{self, MediaFormat};
+use crate::observe::Observer;
 
 /// What a chunk's transfer needs from its surroundings.
 pub(crate) struct Ctx<'a> {
     pub client: &'a Client,
     pub options: &'a FetchOptions,
-    pub observer: &'a dyn FetchObserver,
+    pub observer: &'a dyn Observer<FetchProgress>,
     /// Set when a chunk of the same recording met an authentication failure.
     pub abort: &'a AtomicBool,
     pub document_id: &'a str,
@@ -133,10 +135,10 @@ impl<R: Read> Read for Paced<'_, '_, R> {
 }
 
 fn deadline_message(deadline: &Deadline) -> String {
-    format!(
-        "the chunk's deadline of {} s passed (stall windows, --stall-timeout, plus its size at --deadline-rate); a rerun resumes it",
-        deadline.allowed().as_secs()
-    )
+    ChunkError::Deadline {
+        seconds: deadline.allowed().as_secs(),
+    }
+    .to_string()
 }
 
 /// The file kind a body of `format` starts as.
@@ -155,7 +157,7 @@ impl Ctx<'_> {
         } else if self.abort.load(Ordering::SeqCst) {
             Some(Stop::Aborted)
         } else if self.deadline.passed() {
-            Some(Stop::Deadline(deadline_message(&self.deadline)))
+            Some(Stop::Deadline(self.deadline.allowed().as_secs()))
         } else {
             None
         }
@@ -170,12 +172,12 @@ impl Ctx<'_> {
         retry_after: Option<std::time::Duration>,
     ) -> Result<(), ChunkError> {
         let Some(delay) = attempts.next_delay(retry_after) else {
-            return Err(ChunkError::Failed(format!(
-                "gave up after {} attempt(s): {why}",
-                attempts.retries.saturating_add(1)
-            )));
+            return Err(ChunkError::GaveUp {
+                attempts: attempts.retries.saturating_add(1),
+                why: why.to_string(),
+            });
         };
-        self.observer.progress(&FetchProgress::Retrying {
+        self.observer.observe(&FetchProgress::Retrying {
             document_id: self.document_id.to_string(),
             attempt: attempts.retries,
             delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
@@ -199,7 +201,8 @@ impl Ctx<'_> {
                 Err(ChunkError::Auth(why))
             }
             Failure::Untrusted(why) => Err(ChunkError::Untrusted(why)),
-            other => Err(ChunkError::Failed(other.message())),
+            Failure::Changed(change) => Err(ChunkError::Changed(change)),
+            other => Err(ChunkError::Refused(other)),
         }
     }
 }
@@ -208,8 +211,8 @@ impl Ctx<'_> {
 enum Stop {
     Cancelled,
     Aborted,
-    /// The chunk's deadline passed (the message says which).
-    Deadline(String),
+    /// The chunk's deadline (seconds from its start) passed.
+    Deadline(u64),
 }
 
 impl From<Stop> for ChunkError {
@@ -217,24 +220,115 @@ impl From<Stop> for ChunkError {
         match s {
             Stop::Cancelled => ChunkError::Cancelled,
             Stop::Aborted => ChunkError::Aborted,
-            Stop::Deadline(why) => ChunkError::Failed(why),
+            Stop::Deadline(seconds) => ChunkError::Deadline { seconds },
         }
     }
 }
 
-/// Why a chunk was not fetched.
-#[derive(Debug, Clone)]
+/// Why a chunk was not fetched. The message is the chunk's `error` in the
+/// fetch report, [`ChunkError::kind`] its `errorKind`.
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum ChunkError {
-    /// 401/403: the recording's other chunks are not tried.
+    /// 401/403 (what the service said): the recording's other chunks are not tried.
+    #[error("{0}")]
     Auth(String),
     /// A location (or a redirect) on a host credentials may not go to.
+    #[error("{0}")]
     Untrusted(String),
     /// Not tried, or stopped: another chunk of the recording failed authentication.
+    #[error("not fetched: another chunk of this recording failed authentication")]
     Aborted,
     /// The fetch was cancelled.
+    #[error("cancelled")]
     Cancelled,
-    /// Anything else, said in full.
-    Failed(String),
+    /// The event gives no location that may be used.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// Failures worth another attempt, until the attempts ran out: the last one.
+    #[error("gave up after {attempts} attempt(s): {why}")]
+    GaveUp { attempts: u32, why: String },
+    /// The chunk's deadline (seconds from its start) passed.
+    #[error("the chunk's deadline of {seconds} s passed (stall windows, --stall-timeout, plus its size at --deadline-rate); a rerun resumes it")]
+    Deadline { seconds: u64 },
+    /// An answer not worth another attempt ([`Failure::Fatal`], [`Failure::RangeNotSatisfiable`]).
+    #[error("{}", .0.message())]
+    Refused(Failure),
+    /// The object changed on the service under a partial download, which is discarded.
+    #[error(transparent)]
+    Changed(ObjectChanged),
+    /// A file in the archive (the media, its `.part`, its progress, the
+    /// metadata, the chunk's lock) could not be checked, read or written.
+    #[error(transparent)]
+    File(#[from] crate::Error),
+    /// Writing bytes received, or the progress, failed (`what` was being done).
+    #[error("{what}: {source}")]
+    Write {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The complete `.part` does not have the object's length.
+    #[error("{}: {len} bytes where {expected} were expected", path.display())]
+    Length { path: PathBuf, len: u64, expected: u64 },
+    /// The complete download does not start as the media its metadata names.
+    #[error("the downloaded media is {}, not an {}", found.describe(), expected.name())]
+    NotMedia { found: FileKind, expected: MediaFormat },
+    /// The media is already under its final name with another size than the service's.
+    #[error("{} exists with {local} bytes but the service has {remote}: move it aside to fetch it again", path.display())]
+    Differs { path: PathBuf, local: u64, remote: u64 },
+    /// A part's thread panicked.
+    #[error("a download thread panicked")]
+    Panicked,
+    /// The error of one of the chunk's two downloads (`metadata`, `media`).
+    #[error("{what}: {source}")]
+    Of {
+        what: &'static str,
+        #[source]
+        source: Box<ChunkError>,
+    },
+}
+
+impl ChunkError {
+    /// The fetch report's `errorKind`: `authentication`, `untrusted`,
+    /// `aborted`, `cancelled` or `failed`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            ChunkError::Auth(_) => "authentication",
+            ChunkError::Untrusted(_) | ChunkError::Location(LocationError::Untrusted { .. }) => "untrusted",
+            ChunkError::Aborted => "aborted",
+            ChunkError::Cancelled => "cancelled",
+            ChunkError::Of { source, .. } => source.kind(),
+            _ => "failed",
+        }
+    }
+}
+
+/// Why the event's location of a chunk's media or metadata (`what`:
+/// `contentLocation`, `metadataLocation`) is not used: nothing is sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LocationError {
+    /// Not an `http(s)` URL that may be used.
+    #[error("the event's {what} is not usable: {source}")]
+    Unusable { what: &'static str, source: UrlError },
+    /// No location, and no endpoint to make one from.
+    #[error("the event has no {what} and no endpoint is known (set {ENDPOINT_VAR} with the bearer token)")]
+    NoEndpoint { what: &'static str },
+    /// On a host credentials may not go to.
+    #[error("the event's {what}: {source}")]
+    Untrusted { what: &'static str, source: Untrusted },
+}
+
+/// How the object changed on the service under a partial download.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ObjectChanged {
+    /// Its `ETag` (or `Last-Modified`) is another.
+    #[error(
+        "the media {CHANGED} during the download (validator {was} became {now}); the partial download is discarded"
+    )]
+    Validator { was: String, now: String },
+    /// Its size is another.
+    #[error("the media {CHANGED}: it had {was} bytes, now {now} ; the partial download is discarded")]
+    Size { was: u64, now: u64 },
 }
 
 /// What one file's transfer did.
@@ -257,7 +351,7 @@ pub(crate) struct Transfer {
 /// Downloads a chunk's metadata to `final_path` unless it is there already.
 pub(crate) fn metadata(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Transfer, ChunkError> {
     let max = ctx.options.limits.max_json_bytes;
-    check_not_special(final_path).map_err(|e| ChunkError::Failed(e.to_string()))?;
+    check_not_special(final_path)?;
     if let Ok(bytes) = read_regular(final_path, max) {
         if metadata::parse_json(&bytes, final_path).is_ok() {
             return Ok(Transfer {
@@ -274,7 +368,7 @@ pub(crate) fn metadata(ctx: &Ctx, location: &Location, final_path: &Path) -> Res
         }
         let failure = match get_metadata(ctx, location, max) {
             Ok(bytes) => {
-                write_atomic(final_path, &bytes).map_err(|e| ChunkError::Failed(e.to_string()))?;
+                write_atomic(final_path, &bytes)?;
                 let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
                 return Ok(Transfer {
                     size,
@@ -290,13 +384,15 @@ pub(crate) fn metadata(ctx: &Ctx, location: &Location, final_path: &Path) -> Res
     }
 }
 
-/// The error with `what` failed in front of its message.
-pub(crate) fn with_context(e: ChunkError, what: &str) -> ChunkError {
+/// The error as one of `what` (`metadata`, `media`) that failed; a stop
+/// (aborted, cancelled) is the chunk's, not one download's.
+pub(crate) fn with_context(e: ChunkError, what: &'static str) -> ChunkError {
     match e {
-        ChunkError::Failed(m) => ChunkError::Failed(format!("{what}: {m}")),
-        ChunkError::Auth(m) => ChunkError::Auth(format!("{what}: {m}")),
-        ChunkError::Untrusted(m) => ChunkError::Untrusted(format!("{what}: {m}")),
-        other => other,
+        ChunkError::Aborted | ChunkError::Cancelled => e,
+        source => ChunkError::Of {
+            what,
+            source: Box::new(source),
+        },
     }
 }
 
@@ -628,10 +724,8 @@ fn start_download(
         part,
         OpenOptions::new().read(true).write(true).create(true).truncate(true),
         false,
-    )
-    .map_err(|e| ChunkError::Failed(e.to_string()))?;
-    file.set_len(f.size)
-        .map_err(|e| ChunkError::Failed(format!("{}: {e}", part.display())))?;
+    )?;
+    file.set_len(f.size).map_err(|e| crate::Error::io(part, e))?;
     let resume = Resume {
         size: f.size,
         validator: f.validator.clone(),
@@ -667,10 +761,7 @@ fn run_parts(
         }
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(ChunkError::Failed("a download thread panicked".into())))
-            })
+            .map(|h| h.join().unwrap_or(Err(ChunkError::Panicked)))
             .collect()
     })
 }
@@ -679,11 +770,11 @@ fn run_parts(
 /// abort, a failure before the stops it caused.
 fn first_error(results: Vec<Result<(), ChunkError>>) -> Option<ChunkError> {
     let mut errors: Vec<ChunkError> = results.into_iter().filter_map(Result::err).collect();
-    errors.sort_by_key(|e| match e {
-        ChunkError::Auth(_) | ChunkError::Untrusted(_) => 0,
-        ChunkError::Failed(_) => 1,
-        ChunkError::Cancelled => 2,
-        ChunkError::Aborted => 3,
+    errors.sort_by_key(|e| match e.kind() {
+        "authentication" | "untrusted" => 0,
+        "cancelled" => 2,
+        "aborted" => 3,
+        _ => 1,
     });
     errors.into_iter().next()
 }
@@ -695,7 +786,7 @@ pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result
     // A link, a FIFO or a device planted in the archive under one of these
     // names is never followed, written through or waited for.
     for path in [final_path, &part, &progress] {
-        check_not_special(path).map_err(|e| ChunkError::Failed(e.to_string()))?;
+        check_not_special(path)?;
     }
     if final_path.exists() {
         let _ = std::fs::remove_file(&part);
@@ -715,7 +806,7 @@ pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result
     let resumed = first.is_none();
     let size = resume.size;
     ctx.deadline.extend_for(size, ctx.options);
-    ctx.observer.progress(&FetchProgress::ChunkStarted {
+    ctx.observer.observe(&FetchProgress::ChunkStarted {
         document_id: ctx.document_id.to_string(),
         bytes: size,
         already: resume.segments.iter().map(|s| s.done).sum(),
@@ -730,23 +821,19 @@ pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result
         transferred: AtomicU64::new(0),
         retries: AtomicU64::new(u64::from(attempts.retries)),
     };
-    shared
-        .checkpoint()
-        .map_err(|e| ChunkError::Failed(format!("{}: {e}", progress.display())))?;
+    shared.checkpoint().map_err(|e| crate::Error::io(&progress, e))?;
     let results = run_parts(&shared, &resume, location, first);
     let transferred = shared.transferred.load(Ordering::SeqCst);
     let retries = u32::try_from(shared.retries.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
     if let Some(e) = first_error(results) {
         let _ = shared.checkpoint();
-        if let ChunkError::Failed(m) = &e {
-            if m.contains(CHANGED) {
-                let _ = std::fs::remove_file(&part);
-                let _ = std::fs::remove_file(&progress);
-            }
+        if matches!(e, ChunkError::Changed(_)) {
+            let _ = std::fs::remove_file(&part);
+            let _ = std::fs::remove_file(&progress);
         }
         return Err(e);
     }
-    finish(&shared, &part, final_path, size).map_err(ChunkError::Failed)?;
+    finish(&shared, &part, final_path, size)?;
     let _ = std::fs::remove_file(&progress);
     if let Some(dir) = final_path.parent() {
         sync_dir(dir);
@@ -765,24 +852,27 @@ pub(crate) fn media(ctx: &Ctx, location: &Location, final_path: &Path) -> Result
 const CHANGED: &str = "changed on the service";
 
 /// Checks the complete `.part` and renames it to its final name.
-fn finish(shared: &Shared, part: &Path, final_path: &Path, size: u64) -> Result<(), String> {
-    let io = |e: std::io::Error| format!("{}: {e}", part.display());
+fn finish(shared: &Shared, part: &Path, final_path: &Path, size: u64) -> Result<(), ChunkError> {
+    let io = |e: std::io::Error| crate::Error::io(part, e);
     shared.file.sync_all().map_err(io)?;
     let len = shared.file.metadata().map_err(io)?.len();
     if len != size {
-        return Err(format!("{}: {len} bytes where {size} were expected", part.display()));
+        return Err(ChunkError::Length {
+            path: part.to_path_buf(),
+            len,
+            expected: size,
+        });
     }
     let mut head = [0u8; 16];
-    let n = read_head(part, &mut head).map_err(|e| e.to_string())?;
+    let n = read_head(part, &mut head)?;
     let kind = FileKind::sniff(&head[..n]);
     if kind != kind_of(shared.ctx.format) {
-        return Err(format!(
-            "the downloaded media is {}, not an {}",
-            kind.describe(),
-            shared.ctx.format.name()
-        ));
+        return Err(ChunkError::NotMedia {
+            found: kind,
+            expected: shared.ctx.format,
+        });
     }
-    std::fs::rename(part, final_path).map_err(|e| format!("{}: {e}", final_path.display()))
+    std::fs::rename(part, final_path).map_err(|e| crate::Error::io(final_path, e).into())
 }
 
 /// One part: requests its remaining range until it is complete, retrying.
@@ -818,7 +908,10 @@ fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Opti
             Some(f) => {
                 // The head was read already: write it first.
                 let n = u64::try_from(f.head.len()).unwrap_or(0);
-                write_at(&shared.file, &f.head, 0).map_err(|e| ChunkError::Failed(format!("writing: {e}")))?;
+                write_at(&shared.file, &f.head, 0).map_err(|source| ChunkError::Write {
+                    what: "writing",
+                    source,
+                })?;
                 shared.written[i].store(n, Ordering::SeqCst);
                 shared.transferred.fetch_add(n, Ordering::SeqCst);
                 (f.reader, f.covers, n)
@@ -862,7 +955,7 @@ fn run_segment(shared: &Shared, location: &Location, i: usize, mut initial: Opti
         }
         match result {
             Ok(()) => {}
-            Err(StreamError::Write(e)) => return Err(ChunkError::Failed(e)),
+            Err(StreamError::Write(what, source)) => return Err(ChunkError::Write { what, source }),
             Err(StreamError::Read(why)) => {
                 if let Some(e) = shared.stopped() {
                     return Err(e);
@@ -892,9 +985,10 @@ fn range_request(
     let got = header(&response, "etag").or_else(|| header(&response, "last-modified"));
     if let (Some(was), Some(now)) = (validator, got.as_deref()) {
         if was != now {
-            return Err(Failure::Fatal(format!(
-                "the media {CHANGED} during the download (validator {was} became {now}); the partial download is discarded"
-            )));
+            return Err(Failure::Changed(ObjectChanged::Validator {
+                was: was.to_string(),
+                now: now.to_string(),
+            }));
         }
     }
     let (covers, restarted) = match response.status().as_u16() {
@@ -902,10 +996,10 @@ fn range_request(
             let cr = header(&response, "content-range").and_then(|v| parse_content_range(&v));
             match cr {
                 Some(cr) if cr.total.is_some_and(|t| t != size) => {
-                    return Err(Failure::Fatal(format!(
-                        "the media {CHANGED}: it had {size} bytes, now {} ; the partial download is discarded",
-                        cr.total.unwrap_or(0)
-                    )))
+                    return Err(Failure::Changed(ObjectChanged::Size {
+                        was: size,
+                        now: cr.total.unwrap_or(0),
+                    }))
                 }
                 Some(cr) => match cr.range {
                     Some((a, b)) if a == start => (b.saturating_add(1), false),
@@ -942,8 +1036,10 @@ fn range_request(
 }
 
 enum StreamError {
+    /// Reading the body failed (worth another attempt): why.
     Read(String),
-    Write(String),
+    /// Writing the bytes or the progress failed: what was being done, and the error.
+    Write(&'static str, std::io::Error),
 }
 
 /// Copies the body into part `i` from `offset` (relative to its start)
@@ -964,7 +1060,7 @@ fn stream(
     let mut pos = seg_start.saturating_add(offset);
     let mut since_report = 0u64;
     let report = |bytes: u64| {
-        ctx.observer.progress(&FetchProgress::Bytes {
+        ctx.observer.observe(&FetchProgress::Bytes {
             document_id: ctx.document_id.to_string(),
             bytes,
         })
@@ -988,7 +1084,7 @@ fn stream(
             Err(e) => break Err(StreamError::Read(format!("the transfer broke off at byte {pos}: {e}"))),
         };
         if let Err(e) = write_at(&shared.file, &buf[..n], pos) {
-            break Err(StreamError::Write(format!("writing the partial download: {e}")));
+            break Err(StreamError::Write("writing the partial download", e));
         }
         let n = n as u64;
         pos += n;
@@ -1003,7 +1099,7 @@ fn stream(
         let every = ctx.options.checkpoint_bytes.max(1);
         if old / every != old.saturating_add(n) / every {
             if let Err(e) = shared.checkpoint() {
-                break Err(StreamError::Write(format!("recording the download's progress: {e}")));
+                break Err(StreamError::Write("recording the download's progress", e));
             }
         }
     };
@@ -1019,7 +1115,7 @@ fn stream(
 /// service still has it.
 fn up_to_date(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Transfer, ChunkError> {
     let local = std::fs::metadata(final_path)
-        .map_err(|e| ChunkError::Failed(format!("{}: {e}", final_path.display())))?
+        .map_err(|e| crate::Error::io(final_path, e))?
         .len();
     let mut attempts = Attempts::new(ctx.options);
     let remote = loop {
@@ -1044,10 +1140,11 @@ fn up_to_date(ctx: &Ctx, location: &Location, final_path: &Path) -> Result<Trans
     let note = match remote {
         Ok(remote) if remote == local => None,
         Ok(remote) => {
-            return Err(ChunkError::Failed(format!(
-                "{} exists with {local} bytes but the service has {remote}: move it aside to fetch it again",
-                final_path.display()
-            )))
+            return Err(ChunkError::Differs {
+                path: final_path.to_path_buf(),
+                local,
+                remote,
+            })
         }
         Err(why) => Some(format!("kept as it is; its size could not be confirmed: {why}")),
     };
@@ -1136,5 +1233,45 @@ mod tests {
         assert!(load_resume(&part, &progress).is_none());
         assert!(!part.exists() && !progress.exists(), "both are removed");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn chunk_errors_give_the_report_its_kind_and_message() {
+        let changed = with_context(ChunkError::Changed(ObjectChanged::Size { was: 10, now: 12 }), "media");
+        assert_eq!(changed.kind(), "failed");
+        assert_eq!(
+            changed.to_string(),
+            "media: the media changed on the service: it had 10 bytes, now 12 ; the partial download is discarded"
+        );
+        let untrusted = with_context(ChunkError::Untrusted("host h is not trusted".into()), "metadata");
+        assert_eq!(
+            (untrusted.kind(), untrusted.to_string().as_str()),
+            ("untrusted", "metadata: host h is not trusted")
+        );
+        let aborted = with_context(ChunkError::Aborted, "media");
+        assert_eq!(aborted.kind(), "aborted");
+        assert_eq!(
+            aborted.to_string(),
+            "not fetched: another chunk of this recording failed authentication"
+        );
+        let location = ChunkError::from(LocationError::NoEndpoint {
+            what: "contentLocation",
+        });
+        assert_eq!(
+            location.to_string(),
+            "the event has no contentLocation and no endpoint is known (set RECSTITCH_ENDPOINT with the bearer token)"
+        );
+        assert_eq!(
+            ChunkError::Deadline { seconds: 90 }.to_string(),
+            "the chunk's deadline of 90 s passed (stall windows, --stall-timeout, plus its size at --deadline-rate); a rerun resumes it"
+        );
+        let gave_up = ChunkError::GaveUp {
+            attempts: 3,
+            why: "HTTP 503".into(),
+        };
+        assert_eq!(
+            (gave_up.kind(), gave_up.to_string().as_str()),
+            ("failed", "gave up after 3 attempt(s): HTTP 503")
+        );
     }
 }

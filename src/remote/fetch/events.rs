@@ -9,9 +9,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::input::metadata::{self, CompletionEvent};
 use crate::io::{read_bounded, read_regular};
 use crate::limits::Limits;
-use crate::metadata::{self, CompletionEvent};
 
 /// One completion event to fetch.
 #[derive(Debug, Clone)]

@@ -5,8 +5,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::auth::{parse_http_date, Credentials, Location};
-use super::trust::TrustedHosts;
+use super::auth::{parse_http_date, Credentials, Location, UrlError};
+use super::download::ObjectChanged;
+use super::trust::{TrustedHosts, Untrusted};
 use super::FetchOptions;
 use crate::io::Cancel;
 
@@ -32,6 +33,9 @@ pub(crate) enum Failure {
     /// 416: the range asked for lies outside the object (its size, when the
     /// server said it).
     RangeNotSatisfiable(Option<u64>),
+    /// The object changed under a partial download: not worth another
+    /// attempt, and the partial download is of no use.
+    Changed(ObjectChanged),
     /// Not worth another attempt (404, another 4xx, a TLS failure, a body
     /// that contradicts what was asked).
     Fatal(String),
@@ -51,6 +55,7 @@ impl Failure {
             Failure::Transient { why, .. } | Failure::Auth(why) | Failure::Untrusted(why) | Failure::Fatal(why) => {
                 why.clone()
             }
+            Failure::Changed(change) => change.to_string(),
             Failure::RangeNotSatisfiable(size) => format!(
                 "the server refused the range asked for (416){}",
                 size.map(|s| format!("; the object has {s} bytes")).unwrap_or_default()
@@ -90,7 +95,7 @@ impl Client {
     }
 
     /// Whether credentials may go to `location` ([`TrustedHosts::check`]).
-    pub(crate) fn check_trusted(&self, location: &Location) -> Result<(), String> {
+    pub(crate) fn check_trusted(&self, location: &Location) -> Result<(), Untrusted> {
         self.trusted.check(
             location,
             self.credentials.endpoint(),
@@ -115,7 +120,8 @@ impl Client {
     ) -> Result<Response, Failure> {
         let mut target = location.clone();
         for _ in 0..=MAX_REDIRECTS {
-            self.check_trusted(&target).map_err(Failure::Untrusted)?;
+            self.check_trusted(&target)
+                .map_err(|e| Failure::Untrusted(e.to_string()))?;
             let response = self.send_once(method, &target, range)?;
             let status = response.status().as_u16();
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
@@ -128,7 +134,8 @@ impl Client {
             }
             let next = header(&response, "location")
                 .ok_or_else(|| Failure::Fatal(format!("a redirect (HTTP {status}) without a Location")))?;
-            target = redirect_target(&target, &next).map_err(|e| Failure::Fatal(format!("a redirect to {e}")))?;
+            target = redirect_target(&target, &next)
+                .map_err(|e| Failure::Fatal(format!("a redirect to `{}`: {e}", excerpt(next.trim().as_bytes()))))?;
             self.check_trusted(&target)
                 .map_err(|e| Failure::Untrusted(format!("the service redirected to {}: {e}", target.authority())))?;
         }
@@ -191,6 +198,7 @@ impl Failure {
             Failure::Auth(why) => Failure::Auth(place(why)),
             Failure::Fatal(why) => Failure::Fatal(place(why)),
             range @ Failure::RangeNotSatisfiable(_) => range,
+            changed @ Failure::Changed(_) => changed,
             // Names its host already.
             untrusted @ Failure::Untrusted(_) => untrusted,
         }
@@ -199,7 +207,7 @@ impl Failure {
 
 /// Where a redirect's `Location` points from `from`: an absolute `http(s)`
 /// URL, or an absolute path on the same host.
-fn redirect_target(from: &Location, to: &str) -> Result<Location, String> {
+fn redirect_target(from: &Location, to: &str) -> Result<Location, UrlError> {
     let to = to.trim();
     if to.starts_with('/') && !to.starts_with("//") {
         let base = format!(
@@ -211,9 +219,9 @@ fn redirect_target(from: &Location, to: &str) -> Result<Location, String> {
             },
             from.authority()
         );
-        return Location::parse(&format!("{base}{to}")).map_err(|e| format!("`{}`: {e}", excerpt(to.as_bytes())));
+        return Location::parse(&format!("{base}{to}"));
     }
-    Location::parse(to).map_err(|e| format!("`{}`: {e}", excerpt(to.as_bytes())))
+    Location::parse(to)
 }
 
 /// The methods used.

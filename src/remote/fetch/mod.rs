@@ -24,7 +24,7 @@
 //! about: the service keeps recordings for 24 hours.
 //!
 //! ```no_run
-//! use recstitch::fetch::{Credentials, FetchOptions, Fetcher};
+//! use recstitch::remote::fetch::{Credentials, FetchOptions, Fetcher};
 //!
 //! let fetcher = Fetcher::new(Credentials::from_env()?, FetchOptions::default());
 //! let report = fetcher.fetch(&["event.json".into()], "archive".as_ref())?;
@@ -47,17 +47,16 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-pub use auth::{Credentials, Location};
+pub use auth::{Credentials, CredentialsError, Location, UrlError};
 pub use events::{FailedEvent, SkippedEvent};
-pub use trust::{HostPattern, TrustedHosts, TRUSTED_HOSTS_VAR};
+pub use trust::{HostPattern, HostPatternError, TrustedHosts, Untrusted, TRUSTED_HOSTS_VAR};
 
 use crate::error::{Error, Result};
-use crate::io::{check_out_dir, safe_name, sha256_file, write_atomic, Cancel, FileLock};
+use crate::input::metadata::{CompletionEvent, EventChunk, MediaFormat, WallClock};
+use crate::io::{check_out_dir, safe_name, write_atomic, Cancel, FileLock};
 use crate::limits::Limits;
-use crate::metadata::{CompletionEvent, MediaFormat, WallClock};
-use crate::report::{Report, Status};
-use crate::stitch::Manifest;
-use download::{ChunkError, Ctx};
+use crate::observe::{Observer, Quiet};
+use download::{ChunkError, Ctx, LocationError};
 use http::{Client, Failure, Method};
 
 /// Options for a [`Fetcher`]. `#[non_exhaustive]`: start from `Default`.
@@ -144,7 +143,8 @@ impl Default for FetchOptions {
     }
 }
 
-/// What a fetch reports while it runs (NDJSON with `--progress json`).
+/// What a fetch reports while it runs, to an [`Observer<FetchProgress>`]
+/// (NDJSON with `--progress json`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "camelCase")]
 pub enum FetchProgress {
@@ -215,16 +215,6 @@ pub enum FetchProgress {
         /// Bytes received.
         bytes_transferred: u64,
     },
-}
-
-/// Receives [`FetchProgress`] events (from several threads).
-pub trait FetchObserver: Sync {
-    /// One event.
-    fn progress(&self, event: &FetchProgress);
-}
-
-impl FetchObserver for crate::pipeline::Quiet {
-    fn progress(&self, _: &FetchProgress) {}
 }
 
 /// What became of one chunk.
@@ -310,7 +300,7 @@ pub struct EventReport {
 pub const FETCH_REPORT_SCHEMA_VERSION: u32 = 1;
 /// The JSON Schema of [`FetchReport`] as `fetch --json` prints it
 /// (`schemas/fetch-report.v1.json`; `recstitch schema fetch-report`).
-pub const FETCH_REPORT_SCHEMA: &str = include_str!("../../schemas/fetch-report.v1.json");
+pub const FETCH_REPORT_SCHEMA: &str = include_str!("../../../schemas/fetch-report.v1.json");
 
 /// What a fetch did, chunk by chunk.
 #[derive(Debug, Clone, Serialize)]
@@ -360,8 +350,8 @@ struct Task {
     document_id: String,
     index: u32,
     dir: PathBuf,
-    media: std::result::Result<Location, ChunkError>,
-    metadata: std::result::Result<Location, ChunkError>,
+    media: std::result::Result<Location, LocationError>,
+    metadata: std::result::Result<Location, LocationError>,
     delete_location: Option<String>,
 }
 
@@ -381,7 +371,7 @@ impl Fetcher {
 
     /// [`Fetcher::fetch_with`] without progress.
     pub fn fetch(&self, events: &[PathBuf], archive: &Path) -> Result<FetchReport> {
-        self.fetch_with(events, archive, &crate::pipeline::Quiet)
+        self.fetch_with(events, archive, &Quiet)
     }
 
     /// Fetches every chunk of the completion events in `events` (files, or
@@ -393,13 +383,18 @@ impl Fetcher {
     /// in the archive, is in [`FetchReport::failed_events`] and the other
     /// events are fetched; a chunk that could not be fetched is `failed` in
     /// the report, with the reason.
-    pub fn fetch_with(&self, events: &[PathBuf], archive: &Path, observer: &dyn FetchObserver) -> Result<FetchReport> {
+    pub fn fetch_with(
+        &self,
+        events: &[PathBuf],
+        archive: &Path,
+        observer: &dyn Observer<FetchProgress>,
+    ) -> Result<FetchReport> {
         let inputs = events::read_inputs(events, &self.options.limits)?;
         check_out_dir(archive)?;
         let now = SystemTime::now();
         let mut warnings = Vec::new();
         for s in &inputs.skipped {
-            observer.progress(&FetchProgress::Warning {
+            observer.observe(&FetchProgress::Warning {
                 message: format!("{}{}: skipped: {}", s.source.display(), position(s.position), s.reason),
             });
         }
@@ -422,7 +417,7 @@ impl Fetcher {
             };
             let (report, warning) = self.plan_event(&inc, dir, saved, incoming.len(), now, &mut tasks);
             if let Some(message) = warning {
-                observer.progress(&FetchProgress::Warning {
+                observer.observe(&FetchProgress::Warning {
                     message: message.clone(),
                 });
                 warnings.push(message);
@@ -431,7 +426,7 @@ impl Fetcher {
             incoming.push(inc);
         }
         for f in &failed_events {
-            observer.progress(&FetchProgress::Warning {
+            observer.observe(&FetchProgress::Warning {
                 message: format!(
                     "{}{}: not fetched: {}",
                     f.source.display(),
@@ -440,7 +435,7 @@ impl Fetcher {
                 ),
             });
         }
-        observer.progress(&FetchProgress::Started {
+        observer.observe(&FetchProgress::Started {
             events: incoming.len(),
             chunks: tasks.len(),
         });
@@ -455,7 +450,7 @@ impl Fetcher {
             chunks,
             warnings,
         };
-        observer.progress(&FetchProgress::Finished {
+        observer.observe(&FetchProgress::Finished {
             complete: report.chunks.len() - report.failed().count(),
             failed: report.failed().count(),
             bytes_transferred: report.bytes_transferred,
@@ -517,22 +512,20 @@ impl Fetcher {
         given: Option<&str>,
         document_id: &str,
         metadata: bool,
-    ) -> std::result::Result<Location, ChunkError> {
+    ) -> std::result::Result<Location, LocationError> {
         let what = if metadata {
             "metadataLocation"
         } else {
             "contentLocation"
         };
         let location = match given {
-            Some(url) => Location::parse(url)
-                .map_err(|e| ChunkError::Failed(format!("the event's {what} is not usable: {e}")))?,
+            Some(url) => Location::parse(url).map_err(|source| LocationError::Unusable { what, source })?,
             None => {
-                let endpoint = self.client.credentials().endpoint().ok_or_else(|| {
-                    ChunkError::Failed(format!(
-                        "the event has no {what} and no endpoint is known (set {} with the bearer token)",
-                        auth::ENDPOINT_VAR
-                    ))
-                })?;
+                let endpoint = self
+                    .client
+                    .credentials()
+                    .endpoint()
+                    .ok_or(LocationError::NoEndpoint { what })?;
                 let mut segments = vec!["recording", "download", document_id];
                 if metadata {
                     segments.push("metadata");
@@ -542,7 +535,7 @@ impl Fetcher {
         };
         self.client
             .check_trusted(&location)
-            .map_err(|e| ChunkError::Untrusted(format!("the event's {what}: {e}")))?;
+            .map_err(|source| LocationError::Untrusted { what, source })?;
         Ok(location)
     }
 
@@ -551,7 +544,7 @@ impl Fetcher {
         &self,
         incoming: &[events::Incoming],
         tasks: &[Task],
-        observer: &dyn FetchObserver,
+        observer: &dyn Observer<FetchProgress>,
     ) -> Vec<ChunkReport> {
         let aborts: Vec<AtomicBool> = incoming.iter().map(|_| AtomicBool::new(false)).collect();
         let results: Mutex<Vec<Option<ChunkReport>>> = Mutex::new(vec![None; tasks.len()]);
@@ -564,7 +557,7 @@ impl Fetcher {
                     let Some(task) = tasks.get(i) else { break };
                     let event = &incoming[task.event].event;
                     let report = self.run_task(task, event, &aborts[task.event], observer);
-                    observer.progress(&FetchProgress::ChunkFinished {
+                    observer.observe(&FetchProgress::ChunkFinished {
                         document_id: report.document_id.clone(),
                         status: report.status,
                         bytes_transferred: report.bytes_transferred,
@@ -590,7 +583,7 @@ impl Fetcher {
         task: &Task,
         event: &CompletionEvent,
         abort: &AtomicBool,
-        observer: &dyn FetchObserver,
+        observer: &dyn Observer<FetchProgress>,
     ) -> ChunkReport {
         let mut report = ChunkReport {
             document_id: task.document_id.clone(),
@@ -615,13 +608,13 @@ impl Fetcher {
         }
         let (media_loc, meta_loc) = match (&task.media, &task.metadata) {
             (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return fail(report, e.clone()),
+            (Err(e), _) | (_, Err(e)) => return fail(report, e.clone().into()),
         };
         let name = safe_name(&task.document_id);
         let meta_path = task.dir.join(format!("{name}.json"));
         let _lock = match FileLock::acquire(&task.dir.join(format!(".{name}.lock"))) {
             Ok(l) => l,
-            Err(e) => return fail(report, ChunkError::Failed(e.to_string())),
+            Err(e) => return fail(report, e.into()),
         };
         let mut ctx = Ctx {
             client: &self.client,
@@ -637,7 +630,7 @@ impl Fetcher {
             Err(e) => return fail(report, e),
         };
         // The media's format (and so its extension) is the metadata's.
-        ctx.format = crate::metadata::read_metadata(&meta_path, crate::Limits::default().max_json_bytes)
+        ctx.format = crate::input::metadata::read_metadata(&meta_path, crate::Limits::default().max_json_bytes)
             .ok()
             .and_then(|m| m.recording.media_format())
             .unwrap_or(MediaFormat::Mp4);
@@ -664,52 +657,22 @@ impl Fetcher {
         report
     }
 
-    /// `--delete-after`: deletes from the service every chunk of each
-    /// recording of `fetched` that is safely archived — every chunk
-    /// fetched, the recording stitched (or up to date) in `stitched`, its
-    /// manifest under `out_dir` read back, listing every chunk of the event,
-    /// and the stitched file's SHA-256 computed again and equal to the
-    /// manifest's. Never before; never for a recording that failed any of it.
-    pub fn delete_archived(&self, fetched: &FetchReport, stitched: &Report, out_dir: &Path) -> Vec<Deletion> {
-        let mut out = Vec::new();
-        for event in &fetched.events {
-            let chunks: Vec<&ChunkReport> = fetched
-                .chunks
-                .iter()
-                .filter(|c| {
-                    c.event_id == event.id && c.call_id == event.call_id && event.chunks.contains(&c.document_id)
-                })
-                .collect();
-            let verdict = archived(event, &chunks, stitched, out_dir);
-            for c in chunks {
-                let (deleted, reason) = match &verdict {
-                    Err(why) => (false, format!("kept on the service: {why}")),
-                    Ok(()) => self.delete_one(c.delete_location.as_deref(), &c.document_id),
-                };
-                out.push(Deletion {
-                    document_id: c.document_id.clone(),
-                    recording_id: event.recording_id.clone(),
-                    deleted,
-                    reason,
-                });
-            }
-        }
-        out
-    }
-
-    /// `--delete-after` for a recording that an earlier delivery of its
-    /// event archived, found verified by the caller ([`verify_archived`]):
-    /// deletes each chunk of `event` from the service as
-    /// [`Fetcher::delete_archived`] does (its own `deleteLocation` only).
-    pub fn delete_verified(&self, event: &CompletionEvent) -> Vec<Deletion> {
-        event
-            .chunks
+    /// Deletes from the service the chunks `chunks` of recording
+    /// `recording_id`, which the caller found safely archived (`--delete-after`:
+    /// see [`crate::remote::archival`]), each at its own `deleteLocation` only: a
+    /// trusted host ([`FetchOptions::trusted_hosts`]), and a path naming that
+    /// chunk's object (`…/v1/objects/{documentId}`). A chunk without a
+    /// `deleteLocation`, or whose location fails either check, is kept, with
+    /// the reason, and nothing is sent for it. One [`Deletion`] per chunk,
+    /// in order.
+    pub fn delete_chunks(&self, recording_id: Option<&str>, chunks: &[EventChunk]) -> Vec<Deletion> {
+        chunks
             .iter()
             .map(|c| {
                 let (deleted, reason) = self.delete_one(c.delete_location.as_deref(), &c.document_id);
                 Deletion {
                     document_id: c.document_id.clone(),
-                    recording_id: event.recording_id.clone(),
+                    recording_id: recording_id.map(str::to_owned),
                     deleted,
                     reason,
                 }
@@ -738,124 +701,71 @@ impl Fetcher {
     /// The `deleteLocation` of chunk `document_id`, when a DELETE may go
     /// there: on a trusted host, and naming that chunk's own object
     /// (`…/v1/objects/{documentId}`, as the service gives it); else why not.
-    fn deletable(&self, url: &str, document_id: &str) -> std::result::Result<Location, String> {
-        let location = Location::parse(url).map_err(|e| format!("the deleteLocation is not usable: {e}"))?;
-        self.client
-            .check_trusted(&location)
-            .map_err(|e| format!("the deleteLocation's {e}"))?;
+    fn deletable(&self, url: &str, document_id: &str) -> std::result::Result<Location, DeleteError> {
+        let location = Location::parse(url).map_err(DeleteError::Unusable)?;
+        self.client.check_trusted(&location).map_err(DeleteError::Untrusted)?;
         let path = location.path_and_query().split('?').next().unwrap_or_default();
         let segments: Vec<&str> = path.trim_end_matches('/').rsplit('/').take(3).collect();
         let named = segments.first().map(|s| auth::percent_decode(s)).unwrap_or_default();
         if segments.get(1..3) != Some(&["objects", "v1"][..]) || named != document_id {
-            return Err(format!(
-                "the deleteLocation {} does not name this chunk's object (…/v1/objects/{document_id})",
-                location.url()
-            ));
+            return Err(DeleteError::OtherObject {
+                url: location.url(),
+                document_id: document_id.to_string(),
+            });
         }
         Ok(location)
     }
 
     /// One signed DELETE, retried on transient failures.
-    fn delete(&self, location: &Location, document_id: &str) -> std::result::Result<(), String> {
+    fn delete(&self, location: &Location, document_id: &str) -> std::result::Result<(), DeleteError> {
         let mut attempts = http::Attempts::new(&self.options);
         loop {
             match self.client.send(Method::Delete, location, None) {
                 Ok(_) => return Ok(()),
                 Err(Failure::Transient { why, retry_after }) => match attempts.next_delay(retry_after) {
                     Some(d) => http::sleep(d, &self.options.cancel, &|| false),
-                    None => return Err(format!("{document_id}: gave up: {why}")),
+                    None => {
+                        return Err(DeleteError::GaveUp {
+                            document_id: document_id.to_string(),
+                            why,
+                        })
+                    }
                 },
-                Err(other) => return Err(other.message()),
+                Err(other) => return Err(DeleteError::Refused(other)),
             }
         }
     }
 }
 
-/// Whether the recording of `event` is safely archived: `Ok`, or why not.
-fn archived(
-    event: &EventReport,
-    chunks: &[&ChunkReport],
-    stitched: &Report,
-    out_dir: &Path,
-) -> std::result::Result<(), String> {
-    if chunks.len() != event.chunks.len() || chunks.iter().any(|c| c.status == ChunkStatus::Failed) {
-        return Err("not every chunk was fetched".into());
-    }
-    let key = event.recording_id.as_deref().ok_or("the event names no recording id")?;
-    let rec = stitched
-        .recordings
-        .iter()
-        .find(|r| r.call_id == event.call_id && r.recording_key == key)
-        .ok_or("the recording is not in the stitch report")?;
-    if !matches!(rec.status, Status::Stitched | Status::Skipped) {
-        return Err(format!(
-            "the recording was not stitched (status {})",
-            rec.status.as_str()
-        ));
-    }
-    // The manifest is where the stitch put it; the media's name is in it.
-    let at = rec
-        .manifest
-        .as_deref()
-        .map(Path::new)
-        .filter(|m| m.starts_with(out_dir))
-        .ok_or("the stitch report names no manifest under the output folder")?;
-    verify_archived(at, &event.chunks).map(|_| ())
-}
-
-/// Where `run` puts the manifest of recording `key` of call `call_id` that
-/// starts at `start`, under `out_dir` (see [`crate::Recording::output_name`]).
-pub fn manifest_path(call_id: &str, key: &str, start: Option<crate::WallClock>, out_dir: &Path) -> PathBuf {
-    let name = crate::archive::output_name(start, key);
-    crate::io::output_paths(call_id, &name, "mp4", out_dir).manifest
-}
-
-/// Whether the recording whose manifest is `at` is safely archived: the
-/// manifest, read back, lists every chunk of `chunks`, and the stitched
-/// file beside it has the SHA-256 and size the manifest states, computed
-/// again. The manifest, or why not.
-pub fn verify_archived(at: &Path, chunks: &[String]) -> std::result::Result<Manifest, String> {
-    let bytes = crate::io::read_all(at).map_err(|e| format!("{}: {e}", at.display()))?;
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a manifest: {e}", at.display()))?;
-    let name = Path::new(&manifest.output.path)
-        .file_name()
-        .ok_or_else(|| format!("{}: names no stitched file", at.display()))?;
-    let media = at.with_file_name(name);
-    for doc in chunks {
-        if !manifest.chunks.iter().any(|c| &c.document_id == doc) {
-            return Err(format!("the manifest does not list chunk {doc}"));
-        }
-    }
-    let (sha, size) = sha256_file(&media).map_err(|e| e.to_string())?;
-    if sha != manifest.output.sha256 || size != manifest.output.bytes {
-        return Err(format!(
-            "{} does not match its manifest (SHA-256 {sha}, manifest {})",
-            media.display(),
-            manifest.output.sha256
-        ));
-    }
-    Ok(manifest)
+/// Why a chunk is kept on the service (`deleteLocation` not used), or its
+/// DELETE failed.
+#[derive(Debug, thiserror::Error)]
+enum DeleteError {
+    /// The `deleteLocation` is not an `http(s)` URL that may be used.
+    #[error("the deleteLocation is not usable: {0}")]
+    Unusable(UrlError),
+    /// The `deleteLocation` is on a host credentials may not go to.
+    #[error("the deleteLocation's {0}")]
+    Untrusted(Untrusted),
+    /// The `deleteLocation` names another object than the chunk's own.
+    #[error("the deleteLocation {url} does not name this chunk's object (…/v1/objects/{document_id})")]
+    OtherObject { url: String, document_id: String },
+    /// The DELETE kept failing in ways worth another attempt: the last one.
+    #[error("{document_id}: gave up: {why}")]
+    GaveUp { document_id: String, why: String },
+    /// The service refused the DELETE.
+    #[error("{}", .0.message())]
+    Refused(Failure),
 }
 
 /// `report` of a chunk that failed with `e`: its error kind and message.
 fn fail(mut report: ChunkReport, e: ChunkError) -> ChunkReport {
-    let (kind, message) = match e {
-        ChunkError::Auth(m) => ("authentication", m),
-        ChunkError::Untrusted(m) => ("untrusted", m),
-        ChunkError::Aborted => (
-            "aborted",
-            "not fetched: another chunk of this recording failed authentication".to_string(),
-        ),
-        ChunkError::Cancelled => ("cancelled", "cancelled".to_string()),
-        ChunkError::Failed(m) => ("failed", m),
-    };
-    report.error_kind = Some(kind.into());
-    report.error = Some(message);
+    report.error_kind = Some(e.kind().into());
+    report.error = Some(e.to_string());
     report
 }
 
-/// What `--delete-after` did with one chunk.
+/// What `--delete-after` did with one chunk ([`Fetcher::delete_chunks`]).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deletion {
@@ -869,7 +779,7 @@ pub struct Deletion {
     pub reason: String,
 }
 
-fn with_what(e: ChunkError, what: &str) -> ChunkError {
+fn with_what(e: ChunkError, what: &'static str) -> ChunkError {
     download::with_context(e, what)
 }
 

@@ -34,6 +34,80 @@ pub const SERVICE_STORAGE_HOSTS: [&str; 3] = [
     "*.ams.gov.teams.microsoft.us",
 ];
 
+/// Why an entry of a host list is not a [`HostPattern`]; `pattern` is the
+/// entry, trimmed and in lower case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostPatternError {
+    /// `*.` not followed by a domain of two labels or more, or with a port.
+    #[error("`{pattern}`: a wildcard is `*.` and a domain of at least two labels (`*.example.com`), without a port")]
+    Wildcard {
+        /// The entry.
+        pattern: String,
+    },
+    /// `[` without its `]`.
+    #[error("`{pattern}`: an IPv6 host without `]`")]
+    UnclosedIpv6 {
+        /// The entry.
+        pattern: String,
+    },
+    /// Not a host name.
+    #[error("`{pattern}` is not a host name, host:port or *.suffix")]
+    NotAHost {
+        /// The entry.
+        pattern: String,
+    },
+    /// A port that is not a number from 0 to 65535.
+    #[error("`{pattern}`: the port is not a number from 0 to 65535")]
+    Port {
+        /// The entry.
+        pattern: String,
+    },
+}
+
+/// Why credentials may not go to a location ([`TrustedHosts::check`]):
+/// nothing was sent. The messages name the host and what to set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Untrusted {
+    /// Plain `http` to a host that is not a loopback address.
+    #[error("refused to send credentials to {authority} over plain http (only https, or http to a loopback address): nothing was sent")]
+    PlainHttp {
+        /// The location's `host[:port]`.
+        authority: String,
+    },
+    /// A host that is neither the endpoint's, nor the operator's, nor
+    /// (with an access key) one of the service's storage hosts.
+    #[error(
+        "host {authority} is not trusted: {}; nothing was sent there. If {authority} is yours, add it to {TRUSTED_HOSTS_VAR} (comma-separated host, host:port or *.suffix)",
+        allowed(.endpoint.as_deref(), .storage.as_deref())
+    )]
+    Host {
+        /// The location's `host[:port]`.
+        authority: String,
+        /// The endpoint's `host[:port]`, when known.
+        endpoint: Option<String>,
+        /// The service's storage hosts an access key may go to; `None` for
+        /// a bearer token, which goes to none of them.
+        storage: Option<Vec<HostPattern>>,
+    },
+}
+
+/// Where credentials may go, as [`Untrusted::Host`] says it.
+fn allowed(endpoint: Option<&str>, storage: Option<&[HostPattern]>) -> String {
+    let endpoint = endpoint.unwrap_or("none known");
+    match storage {
+        None => format!("a bearer token goes only to the endpoint's host ({endpoint})"),
+        Some(storage) => {
+            let storage: Vec<String> = storage.iter().map(ToString::to_string).collect();
+            format!(
+                "credentials go only to the endpoint's host ({endpoint}) and the service's storage hosts ({})",
+                storage.join(", ")
+            )
+        }
+    }
+}
+
 /// One trusted host: `host` (on the scheme's default port), `host:port`, or
 /// `*.suffix` (any host under the suffix, on the default port; not the
 /// suffix itself).
@@ -52,7 +126,7 @@ pub enum HostPattern {
 
 impl HostPattern {
     /// Parses `host`, `host:port`, `[v6]:port` or `*.suffix`.
-    pub fn parse(s: &str) -> std::result::Result<HostPattern, String> {
+    pub fn parse(s: &str) -> std::result::Result<HostPattern, HostPatternError> {
         let s = s.trim().to_ascii_lowercase();
         let valid = |h: &str| {
             !h.is_empty()
@@ -63,15 +137,15 @@ impl HostPattern {
         };
         if let Some(suffix) = s.strip_prefix("*.") {
             if !valid(suffix) || suffix.contains(':') || !suffix.contains('.') {
-                return Err(format!(
-                    "`{s}`: a wildcard is `*.` and a domain of at least two labels (`*.example.com`), without a port"
-                ));
+                return Err(HostPatternError::Wildcard { pattern: s });
             }
             return Ok(HostPattern::Suffix(format!(".{suffix}")));
         }
         let (host, port) = match s.strip_prefix('[') {
             Some(v6) => {
-                let close = v6.find(']').ok_or_else(|| format!("`{s}`: an IPv6 host without `]`"))?;
+                let close = v6
+                    .find(']')
+                    .ok_or_else(|| HostPatternError::UnclosedIpv6 { pattern: s.clone() })?;
                 let port = v6[close + 1..].strip_prefix(':');
                 (format!("[{}]", &v6[..close]), port.map(str::to_owned))
             }
@@ -81,12 +155,12 @@ impl HostPattern {
             },
         };
         if !valid(&host) || host.contains('*') {
-            return Err(format!("`{s}` is not a host name, host:port or *.suffix"));
+            return Err(HostPatternError::NotAHost { pattern: s });
         }
         let port = port
             .map(|p| {
                 p.parse::<u16>()
-                    .map_err(|_| format!("`{s}`: the port is not a number from 0 to 65535"))
+                    .map_err(|_| HostPatternError::Port { pattern: s.clone() })
             })
             .transpose()?;
         Ok(HostPattern::Exact { host, port })
@@ -122,7 +196,7 @@ fn default_port(scheme: Scheme) -> u16 {
 }
 
 /// Parses a comma-separated list of [`HostPattern`]s (empty items ignored).
-pub fn parse_host_list(s: &str) -> std::result::Result<Vec<HostPattern>, String> {
+pub fn parse_host_list(s: &str) -> std::result::Result<Vec<HostPattern>, HostPatternError> {
     s.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
@@ -175,12 +249,10 @@ impl TrustedHosts {
         location: &Location,
         endpoint: Option<&Location>,
         bearer: bool,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), Untrusted> {
         let authority = location.authority();
         if location.scheme() == Scheme::Http && !is_loopback(location.host()) {
-            return Err(format!(
-                "refused to send credentials to {authority} over plain http (only https, or http to a loopback address): nothing was sent"
-            ));
+            return Err(Untrusted::PlainHttp { authority });
         }
         let is_endpoint = endpoint.is_some_and(|e| e.host() == location.host() && e.port() == location.port());
         let operator = self.operator.iter().any(|p| p.matches(location));
@@ -188,19 +260,11 @@ impl TrustedHosts {
         if is_endpoint || operator || storage {
             return Ok(());
         }
-        let endpoint = endpoint.map_or_else(|| "none known".to_string(), Location::authority);
-        let allowed = if bearer {
-            format!("a bearer token goes only to the endpoint's host ({endpoint})")
-        } else {
-            let storage: Vec<String> = self.storage.iter().map(ToString::to_string).collect();
-            format!(
-                "credentials go only to the endpoint's host ({endpoint}) and the service's storage hosts ({})",
-                storage.join(", ")
-            )
-        };
-        Err(format!(
-            "host {authority} is not trusted: {allowed}; nothing was sent there. If {authority} is yours, add it to {TRUSTED_HOSTS_VAR} (comma-separated host, host:port or *.suffix)"
-        ))
+        Err(Untrusted::Host {
+            authority,
+            endpoint: endpoint.map(Location::authority),
+            storage: (!bearer).then(|| self.storage.clone()),
+        })
     }
 }
 
@@ -241,15 +305,34 @@ mod tests {
             ("http://us-storage.asm.skype.com/x", "plain http"),
             ("http://acs.example.com/x", "plain http"),
         ] {
-            let e = t.check(&loc(bad), Some(&ep), false).unwrap_err();
+            let e = t.check(&loc(bad), Some(&ep), false).unwrap_err().to_string();
             assert!(e.contains(says) && e.contains("nothing was sent"), "{bad}: {e}");
         }
+        assert_eq!(
+            t.check(&loc("https://evil.example/x"), Some(&ep), false).unwrap_err().to_string(),
+            "host evil.example is not trusted: credentials go only to the endpoint's host (acs.example.com) and \
+             the service's storage hosts (*.asm.skype.com, *.asyncgw.teams.microsoft.com, *.ams.gov.teams.microsoft.us); \
+             nothing was sent there. If evil.example is yours, add it to RECSTITCH_TRUSTED_HOSTS \
+             (comma-separated host, host:port or *.suffix)"
+        );
         // A bearer token: the endpoint only.
         assert!(t.check(&loc("https://acs.example.com/x"), Some(&ep), true).is_ok());
         let e = t
             .check(&loc("https://us-storage.asm.skype.com/x"), Some(&ep), true)
-            .unwrap_err();
-        assert!(e.contains("bearer token goes only to the endpoint"), "{e}");
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bearer token goes only to the endpoint's host (acs.example.com)"),
+            "{e}"
+        );
+        let e = t
+            .check(&loc("https://h.example/x"), None, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bearer token goes only to the endpoint's host (none known);"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::path::Path;
 use base64::Engine;
 use serde_json::Value;
 
+use crate::input::metadata::{self, CompletionEvent};
 use crate::limits::Limits;
-use crate::metadata::{self, CompletionEvent};
 
 /// What one event asks of the worker.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,17 +27,53 @@ pub enum EventKind {
     },
 }
 
+/// Why a message is not one event the worker can act on (it is left to
+/// reappear, then set aside as poison).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// Longer than a JSON document may be ([`Limits::max_json_bytes`]).
+    #[error("{bytes} bytes: more than the {max} bytes a JSON document may have")]
+    TooLarge {
+        /// The text's length.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Neither JSON nor base64.
+    #[error("neither JSON nor base64-encoded JSON")]
+    NotBase64,
+    /// Text that looks like JSON but does not parse.
+    #[error("not valid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// Base64 whose bytes are not JSON.
+    #[error("base64 of something that is not JSON: {0}")]
+    Base64NotJson(#[source] serde_json::Error),
+    /// An array of more (or fewer) than one event.
+    #[error("an array of {0} events (a queue subscription puts one event per message)")]
+    Array(usize),
+    /// JSON that is not an object.
+    #[error("not an event (expected a JSON object)")]
+    NotAnObject,
+    /// An object without `eventType` or `type`.
+    #[error("not an event: no eventType or type")]
+    NoEventType,
+    /// A completion event that does not parse: the library's error.
+    #[error(transparent)]
+    Completion(#[from] crate::Error),
+    /// A completion event that lists no chunk.
+    #[error("a completion event that lists no chunk")]
+    NoChunk,
+}
+
 /// The one event in a message's text: plain JSON, or base64 of JSON; an
 /// array of exactly one event is accepted too. `Err` says why the text is
 /// not one event.
-pub fn event_of(text: &str, limits: &Limits) -> Result<Value, String> {
+pub fn event_of(text: &str, limits: &Limits) -> Result<Value, MessageError> {
     let text = text.trim();
     let max = usize::try_from(limits.max_json_bytes).unwrap_or(usize::MAX);
     if text.len() > max {
-        return Err(format!(
-            "{} bytes: more than the {max} bytes a JSON document may have",
-            text.len()
-        ));
+        return Err(MessageError::TooLarge { bytes: text.len(), max });
     }
     let bytes = if looks_like_json(text) {
         text.as_bytes().to_vec()
@@ -45,23 +81,20 @@ pub fn event_of(text: &str, limits: &Limits) -> Result<Value, String> {
         let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         base64::engine::general_purpose::STANDARD
             .decode(compact.as_bytes())
-            .map_err(|_| "neither JSON nor base64-encoded JSON".to_string())?
+            .map_err(|_| MessageError::NotBase64)?
     };
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         if looks_like_json(text) {
-            format!("not valid JSON: {e}")
+            MessageError::Json(e)
         } else {
-            format!("base64 of something that is not JSON: {e}")
+            MessageError::Base64NotJson(e)
         }
     })?;
     match value {
         Value::Object(_) => Ok(value),
         Value::Array(mut items) if items.len() == 1 => Ok(items.remove(0)),
-        Value::Array(items) => Err(format!(
-            "an array of {} events (a queue subscription puts one event per message)",
-            items.len()
-        )),
-        _ => Err("not an event (expected a JSON object)".into()),
+        Value::Array(items) => Err(MessageError::Array(items.len())),
+        _ => Err(MessageError::NotAnObject),
     }
 }
 
@@ -73,20 +106,19 @@ fn looks_like_json(text: &str) -> bool {
 
 /// What `event` asks for. `Err` for an object that is not an event at all
 /// (no `eventType` or `type`) or a completion event that cannot be parsed.
-pub fn classify(event: &Value, limits: &Limits) -> Result<EventKind, String> {
+pub fn classify(event: &Value, limits: &Limits) -> Result<EventKind, MessageError> {
     if !event.is_object() {
-        return Err("not an event (expected a JSON object)".into());
+        return Err(MessageError::NotAnObject);
     }
     if metadata::is_completion_event(event) {
-        let parsed =
-            metadata::parse_completion_event(event, Path::new("message"), None, limits).map_err(|e| e.to_string())?;
+        let parsed = metadata::parse_completion_event(event, Path::new("message"), None, limits)?;
         if parsed.chunks.is_empty() {
-            return Err("a completion event that lists no chunk".into());
+            return Err(MessageError::NoChunk);
         }
         return Ok(EventKind::Completion(Box::new(parsed)));
     }
     let Some(event_type) = metadata::event_type(event) else {
-        return Err("not an event: no eventType or type".into());
+        return Err(MessageError::NoEventType);
     };
     let note = if event_type.ends_with("SubscriptionValidationEvent") {
         "a subscription validation event: nothing to do (a queue endpoint needs no handshake)".to_string()
@@ -123,9 +155,10 @@ mod tests {
         assert_eq!(event_of(&text, &limits).unwrap(), completion());
         assert_eq!(event_of(&b64, &limits).unwrap(), completion());
         assert_eq!(event_of(&format!("[{text}]"), &limits).unwrap(), completion());
-        assert!(event_of(&format!("[{text},{text}]"), &limits)
-            .unwrap_err()
-            .contains("array of 2"));
+        assert_eq!(
+            event_of(&format!("[{text},{text}]"), &limits).unwrap_err().to_string(),
+            "an array of 2 events (a queue subscription puts one event per message)"
+        );
         assert!(matches!(
             classify(&completion(), &limits).unwrap(),
             EventKind::Completion(e) if e.recording_id.as_deref() == Some("r1")

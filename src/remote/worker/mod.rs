@@ -10,8 +10,8 @@
 //! Worker::handle                RecordingFileStatusUpdated:
 //!   fetch::Fetcher               chunks into a staging archive (resumable; chunk locks)
 //!   pipeline::run_batch          stitch into the output (the recording's lock; skip when up to date)
-//!   fetch::verify_archived       the output's SHA-256, read back, equals its manifest's
-//!   Fetcher::delete_archived     --delete-after: the chunks from the service
+//!   archival::verify_archived    the output's SHA-256, read back, equals its manifest's
+//!   archival::delete_archived    --delete-after: the chunks from the service
 //! QueueClient::delete           the message, once its work is done
 //! ```
 //!
@@ -29,14 +29,15 @@
 //! worker with a queue client or a loop of its own:
 //!
 //! ```no_run
-//! use recstitch::fetch::Credentials;
+//! use recstitch::remote::fetch::Credentials;
 //! use recstitch::io::Cancel;
-//! use recstitch::worker::{message, Worker, WorkerOptions, Silent};
+//! use recstitch::remote::worker::{message, Worker, WorkerOptions};
+//! use recstitch::Quiet;
 //!
 //! let worker = Worker::new(Credentials::from_env()?, "archive-out".into(), WorkerOptions::default())?;
 //! let text = std::fs::read_to_string("message.txt").unwrap(); // as the queue gave it
 //! let event = message::event_of(&text, &Default::default()).expect("one event");
-//! match worker.handle(&event, &Cancel::new(), &Silent) {
+//! match worker.handle(&event, &Cancel::new(), &Quiet) {
 //!     Ok(done) => println!("{:?}: {} bytes", done.outcome, done.bytes),
 //!     Err(e) => eprintln!("left for a retry: {e}"),
 //! }
@@ -52,15 +53,17 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::batch::{run_batch, BatchOptions, Progress};
 use crate::error::{Error, Result};
-use crate::fetch::{manifest_path, verify_archived, Credentials, FetchObserver, FetchOptions, FetchProgress, Fetcher};
+use crate::input::metadata::CompletionEvent;
 use crate::io::{safe_name, Cancel};
-use crate::metadata::CompletionEvent;
-use crate::pipeline::{run_batch, BatchOptions, Observer, Progress};
-use crate::report::Status;
+use crate::observe::Observer;
+use crate::output::report::Status;
+use crate::remote::archival::{delete_archived, manifest_path, verify_archived, VerifyError};
+use crate::remote::fetch::{Credentials, FetchOptions, FetchProgress, Fetcher};
 use crate::{Archive, ScanOptions};
-pub use message::EventKind;
-pub use queue::{QueueClient, QueueError, QueueErrorKind, QueueMessage, StorageAccount};
+pub use message::{EventKind, MessageError};
+pub use queue::{AccountError, QueueClient, QueueError, QueueErrorKind, QueueMessage, StorageAccount};
 pub use run::{MessageReport, RunSummary};
 
 /// Options for a [`Worker`]. `#[non_exhaustive]`: start from `Default`.
@@ -162,36 +165,89 @@ pub struct Handled {
     pub note: Option<String>,
 }
 
-/// Receives what a [`Worker`] does (from several threads). Every method
-/// has a default that ignores it.
-pub trait WorkerObserver: Sync {
+/// Why the work for one event failed ([`Worker::handle`]): the message is
+/// left to reappear, and set aside as poison after
+/// [`WorkerOptions::max_dequeue`] deliveries. Running the work again is safe.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The message is not one event that can be acted on.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// The completion event's subject names no call.
+    #[error("the event's subject names no call")]
+    NoCall,
+    /// The completion event's subject names no recording.
+    #[error("the event's subject names no recording")]
+    NoRecording,
+    /// The event could not be written to the staging folder for the fetch.
+    #[error(transparent)]
+    StageEvent(serde_json::Error),
+    /// The library failed: the staging folder, the fetch, the scan of the
+    /// staging archive, or the work was cancelled.
+    #[error(transparent)]
+    Library(#[from] Error),
+    /// A chunk of the recording could not be fetched.
+    #[error("chunk {document_id} not fetched: {error}")]
+    ChunkNotFetched {
+        /// The chunk.
+        document_id: String,
+        /// Why, as the fetch report says it.
+        error: String,
+    },
+    /// The event could not be fetched at all.
+    #[error("event not fetched: {0}")]
+    EventNotFetched(String),
+    /// The fetched recording is not in the staging archive.
+    #[error("recording {key} of call {call} is not in the staging archive")]
+    NotStaged {
+        /// The call.
+        call: String,
+        /// The recording.
+        key: String,
+    },
+    /// The stitch reported no recording.
+    #[error("the stitch reported nothing")]
+    NothingStitched,
+    /// The recording was not stitched (nor up to date).
+    #[error("recording {key} {}: {why}", .status.as_str())]
+    NotStitched {
+        /// The recording.
+        key: String,
+        /// Its status in the stitch report.
+        status: Status,
+        /// Its error, or its first error findings (`code: message; …`).
+        why: String,
+    },
+    /// The stitch reported no manifest for the recording.
+    #[error("the stitch reported no manifest")]
+    NoManifest,
+    /// The stitched recording does not verify against its manifest.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// `delete_after`: a chunk was kept on the service.
+    #[error("chunk {document_id}: {reason}")]
+    NotDeleted {
+        /// The chunk.
+        document_id: String,
+        /// Why it was kept, or the DELETE failed.
+        reason: String,
+    },
+}
+
+/// What a worker reports while it runs, to an
+/// [`Observer<WorkerEvent>`](crate::Observer) (the one observer shape;
+/// [`Quiet`](crate::Quiet) ignores it all).
+#[derive(Debug, Clone)]
+pub enum WorkerEvent {
     /// One message done, one way or another.
-    fn message(&self, _report: &MessageReport) {}
+    Message(MessageReport),
     /// Progress of the fetch of a message's chunks.
-    fn fetch(&self, _event: &FetchProgress) {}
+    Fetch(FetchProgress),
     /// Progress of the stitch.
-    fn batch(&self, _event: &Progress) {}
+    Batch(Progress),
     /// Something to know (a queue error that is retried, a stop asked for).
-    fn note(&self, _text: &str) {}
-}
-
-/// An observer that ignores everything.
-pub struct Silent;
-
-impl WorkerObserver for Silent {}
-
-struct FetchAdapter<'a>(&'a dyn WorkerObserver);
-
-impl FetchObserver for FetchAdapter<'_> {
-    fn progress(&self, event: &FetchProgress) {
-        self.0.fetch(event);
-    }
-}
-
-impl Observer for FetchAdapter<'_> {
-    fn progress(&self, event: &Progress) {
-        self.0.batch(event);
-    }
+    Note(String),
 }
 
 /// The worker: fetches, stitches and verifies the recordings that
@@ -248,8 +304,8 @@ impl Worker {
         &self,
         event: &Value,
         cancel: &Cancel,
-        observer: &dyn WorkerObserver,
-    ) -> std::result::Result<Handled, String> {
+        observer: &dyn Observer<WorkerEvent>,
+    ) -> std::result::Result<Handled, HandleError> {
         let limits = &self.options.fetch.limits;
         let completion = match message::classify(event, limits)? {
             EventKind::Other { event_type, note } => {
@@ -267,16 +323,13 @@ impl Worker {
             }
             EventKind::Completion(e) => e,
         };
-        let call = completion.call_id.clone().ok_or("the event's subject names no call")?;
-        let key = completion
-            .recording_id
-            .clone()
-            .ok_or("the event's subject names no recording")?;
+        let call = completion.call_id.clone().ok_or(HandleError::NoCall)?;
+        let key = completion.recording_id.clone().ok_or(HandleError::NoRecording)?;
         let chunks: Vec<String> = completion.chunks.iter().map(|c| c.document_id.clone()).collect();
         let mut done = Handled {
             outcome: Outcome::AlreadyArchived,
             event_id: completion.id.clone(),
-            event_type: crate::metadata::event_type(event).map(str::to_owned),
+            event_type: crate::input::metadata::event_type(event).map(str::to_owned),
             call_id: Some(call.clone()),
             recording_id: Some(key.clone()),
             output: None,
@@ -290,11 +343,12 @@ impl Worker {
         // chunk 0's start (else the recording is simply fetched and found
         // up to date).
         let at = manifest_path(&call, &key, completion.recording_start, &self.out);
-        if let Ok(manifest) = verify_archived(&at, &chunks) {
+        if let Ok(manifest) = verify_archived(&self.options.batch.storage, &at, &chunks) {
             done.bytes = manifest.output.bytes;
             done.output = Some(output_of(&at, &manifest));
             if self.options.delete_after {
-                done.note = deletions_note(&fetcher.delete_verified(&completion));
+                done.note =
+                    deletions_note(&fetcher.delete_chunks(completion.recording_id.as_deref(), &completion.chunks));
             }
             return Ok(done);
         }
@@ -330,9 +384,9 @@ impl Worker {
         fetcher: &Fetcher,
         stage: &Path,
         cancel: &Cancel,
-        observer: &dyn WorkerObserver,
+        observer: &dyn Observer<WorkerEvent>,
         done: &mut Handled,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), HandleError> {
         let call = done.call_id.clone().unwrap_or_default();
         let key = done.recording_id.clone().unwrap_or_default();
         // The event goes to the fetch as a file, beside (not inside) the archive.
@@ -340,35 +394,36 @@ impl Worker {
             .prefix(".incoming-")
             .suffix(".json")
             .tempfile_in(&self.stage)
-            .map_err(|e| format!("{}: {e}", self.stage.display()))?;
-        serde_json::to_writer(incoming.as_file_mut(), event).map_err(|e| e.to_string())?;
+            .map_err(|e| Error::io(&self.stage, e))?;
+        serde_json::to_writer(incoming.as_file_mut(), event).map_err(HandleError::StageEvent)?;
         let path = incoming.path().to_path_buf();
-        let fetched = fetcher
-            .fetch_with(std::slice::from_ref(&path), stage, &FetchAdapter(observer))
-            .map_err(|e| e.to_string())?;
+        let fetched = fetcher.fetch_with(std::slice::from_ref(&path), stage, &|e: &FetchProgress| {
+            observer.observe(&WorkerEvent::Fetch(e.clone()))
+        })?;
         drop(incoming);
         done.bytes_transferred = fetched.bytes_transferred;
         if let Some(c) = fetched.failed().next() {
-            return Err(format!(
-                "chunk {} not fetched: {}",
-                c.document_id,
-                c.error.as_deref().unwrap_or("unknown error")
-            ));
+            return Err(HandleError::ChunkNotFetched {
+                document_id: c.document_id.clone(),
+                error: c.error.clone().unwrap_or_else(|| "unknown error".into()),
+            });
         }
         if let Some(f) = fetched.failed_events.first() {
-            return Err(format!("event not fetched: {}", f.error));
+            return Err(HandleError::EventNotFetched(f.error.clone()));
         }
-        cancel.check().map_err(|e| e.to_string())?;
-        let mut archive = Archive::scan(stage, &ScanOptions::default()).map_err(|e| e.to_string())?;
+        cancel.check()?;
+        let mut archive = Archive::scan(stage, &ScanOptions::default())?;
         archive.recordings.retain(|r| r.call_id == call && r.key == key);
         if archive.recordings.is_empty() {
-            return Err(format!("recording {key} of call {call} is not in the staging archive"));
+            return Err(HandleError::NotStaged { call, key });
         }
         let mut batch = self.options.batch.clone();
         batch.cancel = cancel.clone();
         batch.shard = None;
-        let stitched = run_batch(&archive, &self.out, &batch, &FetchAdapter(observer));
-        let report = stitched.recordings.first().ok_or("the stitch reported nothing")?;
+        let stitched = run_batch(&archive, &self.out, &batch, &|e: &Progress| {
+            observer.observe(&WorkerEvent::Batch(e.clone()))
+        });
+        let report = stitched.recordings.first().ok_or(HandleError::NothingStitched)?;
         if !matches!(report.status, Status::Stitched | Status::Skipped) {
             return Err(stitch_failure(report));
         }
@@ -377,8 +432,8 @@ impl Worker {
             .manifest
             .as_deref()
             .map(Path::new)
-            .ok_or("the stitch reported no manifest")?;
-        let manifest = verify_archived(at, &chunks)?;
+            .ok_or(HandleError::NoManifest)?;
+        let manifest = verify_archived(&self.options.batch.storage, at, &chunks)?;
         // Skipped: another worker stitched the same inputs first (under the recording's lock).
         done.outcome = if report.status == Status::Stitched {
             Outcome::Archived
@@ -388,9 +443,12 @@ impl Worker {
         done.bytes = manifest.output.bytes;
         done.output = Some(output_of(at, &manifest));
         if self.options.delete_after {
-            let deletions = fetcher.delete_archived(&fetched, &stitched, &self.out);
+            let deletions = delete_archived(fetcher, &fetched, &stitched, &self.options.batch.storage, &self.out);
             if let Some(d) = deletions.iter().find(|d| !d.deleted) {
-                return Err(format!("chunk {}: {}", d.document_id, d.reason));
+                return Err(HandleError::NotDeleted {
+                    document_id: d.document_id.clone(),
+                    reason: d.reason.clone(),
+                });
             }
             done.note = deletions_note(&deletions);
         }
@@ -399,26 +457,28 @@ impl Worker {
 }
 
 /// Why a recording was not stitched: its error, or its error findings.
-fn stitch_failure(report: &crate::RecordingReport) -> String {
-    if let Some(e) = &report.error {
-        return format!("recording {} {}: {e}", report.recording_key, report.status.as_str());
+fn stitch_failure(report: &crate::RecordingReport) -> HandleError {
+    let why = match &report.error {
+        Some(e) => e.clone(),
+        None => {
+            let findings: Vec<String> = report
+                .findings
+                .iter()
+                .filter(|f| f.severity == crate::Severity::Error)
+                .take(3)
+                .map(|f| format!("{}: {}", f.code, f.message))
+                .collect();
+            findings.join("; ")
+        }
+    };
+    HandleError::NotStitched {
+        key: report.recording_key.clone(),
+        status: report.status,
+        why,
     }
-    let findings: Vec<String> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == crate::Severity::Error)
-        .take(3)
-        .map(|f| format!("{}: {}", f.code, f.message))
-        .collect();
-    format!(
-        "recording {} {}: {}",
-        report.recording_key,
-        report.status.as_str(),
-        findings.join("; ")
-    )
 }
 
-fn deletions_note(deletions: &[crate::fetch::Deletion]) -> Option<String> {
+fn deletions_note(deletions: &[crate::remote::fetch::Deletion]) -> Option<String> {
     let deleted = deletions.iter().filter(|d| d.deleted).count();
     let kept: Vec<String> = deletions
         .iter()

@@ -15,7 +15,7 @@ use base64::Engine;
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::fetch::auth::http_date;
+use crate::remote::fetch::auth::http_date;
 
 /// The environment variable with the queue account's connection string
 /// (the one KEDA's `azure-queue` scaler and Azure Functions read).
@@ -33,6 +33,43 @@ const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Why a storage account cannot be used as given. The messages never
+/// repeat the key or the connection string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// A part of the connection string that is not `Key=Value`.
+    #[error("not a connection string (expected Key=Value;…)")]
+    NotConnectionString,
+    /// A shared access signature without an account key.
+    #[error("a shared access signature is not supported here: use a connection string with AccountKey")]
+    SharedAccessSignature,
+    /// No `AccountName`.
+    #[error("no AccountName")]
+    NoAccountName,
+    /// No `AccountKey`.
+    #[error("no AccountKey")]
+    NoAccountKey,
+    /// The account name is not letters and digits.
+    #[error("the account name must be letters and digits")]
+    Name,
+    /// The account key is not base64.
+    #[error("the account key is not base64")]
+    KeyNotBase64,
+    /// The queue endpoint is not a URL.
+    #[error("the endpoint {endpoint} is not a URL")]
+    EndpointNotUrl {
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// The queue endpoint is not `http` or `https`.
+    #[error("the endpoint {endpoint} is not http(s)")]
+    EndpointNotHttp {
+        /// The endpoint.
+        endpoint: String,
+    },
+}
 
 /// A storage account: its name, its key and its endpoints. `Debug` never
 /// shows the key.
@@ -59,12 +96,10 @@ impl StorageAccount {
     /// An account from its name, its key (base64) and its queue endpoint
     /// (`https://NAME.queue.core.windows.net`, or the emulator's
     /// `http://127.0.0.1:10001/devstoreaccount1`).
-    pub fn new(name: &str, key_b64: &str, queue_endpoint: &str) -> Result<StorageAccount, String> {
-        let key = B64
-            .decode(key_b64.trim())
-            .map_err(|_| "the account key is not base64".to_string())?;
+    pub fn new(name: &str, key_b64: &str, queue_endpoint: &str) -> Result<StorageAccount, AccountError> {
+        let key = B64.decode(key_b64.trim()).map_err(|_| AccountError::KeyNotBase64)?;
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err("the account name must be letters and digits".into());
+            return Err(AccountError::Name);
         }
         let queue_endpoint = queue_endpoint.trim().trim_end_matches('/').to_string();
         split_endpoint(&queue_endpoint)?;
@@ -111,12 +146,10 @@ impl StorageAccount {
     /// `DefaultEndpointsProtocol`, `EndpointSuffix`, `QueueEndpoint`,
     /// `BlobEndpoint`, or `UseDevelopmentStorage=true`. The error never
     /// repeats the string.
-    pub fn from_connection_string(s: &str) -> Result<StorageAccount, String> {
+    pub fn from_connection_string(s: &str) -> Result<StorageAccount, AccountError> {
         let mut fields = std::collections::HashMap::new();
         for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or("not a connection string (expected Key=Value;…)")?;
+            let (k, v) = part.split_once('=').ok_or(AccountError::NotConnectionString)?;
             fields.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
         let get = |k: &str| fields.get(k).map(String::as_str);
@@ -126,12 +159,10 @@ impl StorageAccount {
             return Ok(a);
         }
         if get("sharedaccesssignature").is_some() && get("accountkey").is_none() {
-            return Err(
-                "a shared access signature is not supported here: use a connection string with AccountKey".into(),
-            );
+            return Err(AccountError::SharedAccessSignature);
         }
-        let name = get("accountname").ok_or("no AccountName")?;
-        let key = get("accountkey").ok_or("no AccountKey")?;
+        let name = get("accountname").ok_or(AccountError::NoAccountName)?;
+        let key = get("accountkey").ok_or(AccountError::NoAccountKey)?;
         let protocol = get("defaultendpointsprotocol").unwrap_or("https");
         let suffix = get("endpointsuffix").unwrap_or("core.windows.net");
         let queue = get("queueendpoint")
@@ -162,13 +193,14 @@ impl StorageAccount {
     }
 
     /// Mounts the container of `url` (`az://container/prefix`) on this
-    /// account's blob endpoint with its key ([`crate::store::mount_store`]),
-    /// so that outputs there use the same account as the queue. Nothing is
-    /// done when the account has no blob endpoint (it came from the
-    /// environment variables, which `store::mount` reads itself).
+    /// account's blob endpoint with its key, on `storage`
+    /// ([`Storage::mount_store`](crate::Storage::mount_store)), so that
+    /// outputs there use the same account as the queue. Nothing is done
+    /// when the account has no blob endpoint (it came from the environment
+    /// variables, which [`Storage::mount`](crate::Storage::mount) reads itself).
     #[cfg(feature = "object-store")]
-    pub fn mount_container(&self, url: &str) -> crate::Result<()> {
-        use crate::store::object_store::azure::MicrosoftAzureBuilder;
+    pub fn mount_container(&self, storage: &crate::Storage, url: &str) -> crate::Result<()> {
+        use object_store::azure::MicrosoftAzureBuilder;
         let Some(endpoint) = &self.blob_endpoint else {
             return Ok(());
         };
@@ -177,7 +209,7 @@ impl StorageAccount {
         if container.is_empty() {
             return Err(crate::Error::Usage(format!("{url}: names no container")));
         }
-        crate::store::install_crypto_provider();
+        crate::remote::store::install_crypto_provider();
         let store = MicrosoftAzureBuilder::new()
             .with_account(&self.name)
             .with_access_key(B64.encode(&self.key))
@@ -186,18 +218,20 @@ impl StorageAccount {
             .with_allow_http(endpoint.starts_with("http://"))
             .build()
             .map_err(|e| crate::Error::Usage(format!("az://{container}: cannot open the container: {e}")))?;
-        crate::store::mount_store(&format!("az://{container}"), std::sync::Arc::new(store));
+        storage.mount_store(&format!("az://{container}"), std::sync::Arc::new(store));
         Ok(())
     }
 }
 
 /// `(scheme://authority, path)` of an endpoint URL.
-fn split_endpoint(endpoint: &str) -> Result<(&str, &str), String> {
-    let (scheme, rest) = endpoint
-        .split_once("://")
-        .ok_or_else(|| format!("the endpoint {endpoint} is not a URL"))?;
+fn split_endpoint(endpoint: &str) -> Result<(&str, &str), AccountError> {
+    let (scheme, rest) = endpoint.split_once("://").ok_or_else(|| AccountError::EndpointNotUrl {
+        endpoint: endpoint.to_string(),
+    })?;
     if scheme != "http" && scheme != "https" {
-        return Err(format!("the endpoint {endpoint} is not http(s)"));
+        return Err(AccountError::EndpointNotHttp {
+            endpoint: endpoint.to_string(),
+        });
     }
     let cut = rest.find('/').map_or(endpoint.len(), |i| scheme.len() + 3 + i);
     Ok((&endpoint[..cut], &endpoint[cut..]))
@@ -464,8 +498,8 @@ impl QueueClient {
         body: Option<&str>,
         what: &'static str,
     ) -> Result<Answer, QueueError> {
-        let (base, prefix) =
-            split_endpoint(&self.account.queue_endpoint).map_err(|e| self.error(what, QueueErrorKind::Other, e))?;
+        let (base, prefix) = split_endpoint(&self.account.queue_endpoint)
+            .map_err(|e| self.error(what, QueueErrorKind::Other, e.to_string()))?;
         let path = format!("{prefix}/{}{suffix}", self.queue);
         let mut url = format!("{base}{path}");
         for (i, (k, v)) in query.iter().enumerate() {
@@ -649,7 +683,8 @@ mod tests {
         let dev = StorageAccount::from_connection_string("UseDevelopmentStorage=true").unwrap();
         assert_eq!(dev.name(), DEV_ACCOUNT);
         let e = StorageAccount::from_connection_string("AccountName=acct;AccountKey=!!secret!!").unwrap_err();
-        assert!(!e.contains("secret"), "{e}");
+        assert_eq!(e, AccountError::KeyNotBase64);
+        assert!(!e.to_string().contains("secret"), "{e}");
         assert!(!format!("{b:?}").contains("a2V5"));
         assert!(StorageAccount::from_connection_string("garbage").is_err());
     }

@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::queue::{QueueClient, QueueError, QueueErrorKind, QueueMessage};
-use super::{message, Handled, Outcome, Worker, WorkerObserver};
+use super::{message, HandleError, Handled, Outcome, Worker, WorkerEvent};
 use crate::io::Cancel;
+use crate::observe::Observer;
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -142,7 +143,7 @@ impl Worker {
     /// messages at once. `Err` when the queue cannot be used: it does not
     /// exist, the key is refused, or the service kept failing for
     /// `max_outage`.
-    pub fn run(&self, queue: &QueueClient, observer: &dyn WorkerObserver) -> Result<RunSummary, QueueError> {
+    pub fn run(&self, queue: &QueueClient, observer: &dyn Observer<WorkerEvent>) -> Result<RunSummary, QueueError> {
         // The queue must be there (Event Grid's subscription needs it too).
         queue.approximate_count()?;
         let summary = Mutex::new(RunSummary::default());
@@ -173,7 +174,7 @@ impl Worker {
     fn run_loop(
         &self,
         queue: &QueueClient,
-        observer: &dyn WorkerObserver,
+        observer: &dyn Observer<WorkerEvent>,
         summary: &Mutex<RunSummary>,
     ) -> Result<(), QueueError> {
         let o = &self.options;
@@ -211,7 +212,7 @@ impl Worker {
             idle = o.idle;
             empty_since = None;
             let report = self.process(queue, &msg, observer);
-            observer.message(&report);
+            observer.observe(&WorkerEvent::Message(report.clone()));
             summary.lock().unwrap_or_else(|e| e.into_inner()).count(report.outcome);
         }
         Ok(())
@@ -223,7 +224,7 @@ impl Worker {
         &self,
         e: QueueError,
         since: &mut Option<Instant>,
-        observer: &dyn WorkerObserver,
+        observer: &dyn Observer<WorkerEvent>,
     ) -> Result<(), QueueError> {
         if matches!(e.kind, QueueErrorKind::Auth | QueueErrorKind::NotFound) {
             return Err(e);
@@ -231,7 +232,7 @@ impl Worker {
         if since.get_or_insert_with(Instant::now).elapsed() >= self.options.max_outage {
             return Err(e);
         }
-        observer.note(&format!("{e}; retrying"));
+        observer.observe(&WorkerEvent::Note(format!("{e}; retrying")));
         Ok(())
     }
 
@@ -248,7 +249,7 @@ impl Worker {
     }
 
     /// One message, start to end.
-    fn process(&self, queue: &QueueClient, msg: &QueueMessage, observer: &dyn WorkerObserver) -> MessageReport {
+    fn process(&self, queue: &QueueClient, msg: &QueueMessage, observer: &dyn Observer<WorkerEvent>) -> MessageReport {
         let started = Instant::now();
         let mut report = MessageReport {
             event: "message",
@@ -271,16 +272,18 @@ impl Worker {
             lost: AtomicBool::new(false),
             released: AtomicBool::new(false),
         };
-        let result = message::event_of(&msg.text, &self.options.fetch.limits).and_then(|event| {
-            report.event_id = event
-                .get("id")
-                .and_then(Value::as_str)
-                .map(|s| s.chars().take(200).collect());
-            report.event_type = crate::metadata::event_type(&event).map(|s| s.chars().take(200).collect());
-            self.leased(queue, msg, &lease, observer, |cancel| {
-                self.handle(&event, cancel, observer)
-            })
-        });
+        let result = message::event_of(&msg.text, &self.options.fetch.limits)
+            .map_err(HandleError::from)
+            .and_then(|event| {
+                report.event_id = event
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(|s| s.chars().take(200).collect());
+                report.event_type = crate::input::metadata::event_type(&event).map(|s| s.chars().take(200).collect());
+                self.leased(queue, msg, &lease, observer, |cancel| {
+                    self.handle(&event, cancel, observer)
+                })
+            });
         self.settle(queue, msg, &lease, result, &mut report);
         report.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
         report
@@ -292,7 +295,7 @@ impl Worker {
         queue: &QueueClient,
         msg: &QueueMessage,
         lease: &Lease,
-        result: Result<Handled, String>,
+        result: Result<Handled, HandleError>,
         report: &mut MessageReport,
     ) {
         match result {
@@ -317,11 +320,11 @@ impl Worker {
             }
             Err(e) if lease.lost.load(Ordering::SeqCst) => {
                 report.outcome = MessageOutcome::LeaseLost;
-                report.error = Some(e);
+                report.error = Some(e.to_string());
             }
             Err(e) if lease.released.load(Ordering::SeqCst) => {
                 report.outcome = MessageOutcome::Released;
-                report.error = Some(e);
+                report.error = Some(e.to_string());
                 if let Err(q) = with_retries(|| queue.set_visibility(&msg.id, &lease.receipt(), Duration::ZERO)) {
                     report.note = Some(format!(
                         "not made visible at once ({q}): it reappears when its lease runs out"
@@ -329,13 +332,14 @@ impl Worker {
                 }
             }
             Err(e) if msg.dequeue_count >= self.options.max_dequeue => {
+                let e = e.to_string();
                 match self.poison(queue, msg, &lease.receipt(), &e) {
                     Ok(()) => report.outcome = MessageOutcome::Poisoned,
                     Err(q) => report.note = Some(format!("not moved to the poison queue: {q}")),
                 }
                 report.error = Some(e);
             }
-            Err(e) => report.error = Some(e),
+            Err(e) => report.error = Some(e.to_string()),
         }
     }
 
@@ -379,9 +383,9 @@ impl Worker {
         queue: &QueueClient,
         msg: &QueueMessage,
         lease: &Lease,
-        observer: &dyn WorkerObserver,
-        work: impl FnOnce(&Cancel) -> Result<T, String>,
-    ) -> Result<T, String> {
+        observer: &dyn Observer<WorkerEvent>,
+        work: impl FnOnce(&Cancel) -> Result<T, HandleError>,
+    ) -> Result<T, HandleError> {
         let cancel = Cancel::new();
         let done = AtomicBool::new(false);
         std::thread::scope(|s| {
@@ -399,7 +403,7 @@ impl Worker {
         lease: &Lease,
         cancel: &Cancel,
         done: &AtomicBool,
-        observer: &dyn WorkerObserver,
+        observer: &dyn Observer<WorkerEvent>,
     ) {
         let visibility = self.options.visibility_timeout;
         let every = (visibility / 3).max(Duration::from_millis(300));
@@ -424,10 +428,10 @@ impl Worker {
                 }
                 // A transient failure is tried again while the lease surely holds.
                 Err(e) if e.kind == QueueErrorKind::Transient && renewed.elapsed() < visibility / 2 => {
-                    observer.note(&format!("{e}; retrying"));
+                    observer.observe(&WorkerEvent::Note(format!("{e}; retrying")));
                 }
                 Err(e) => {
-                    observer.note(&format!("{e}: the message's work is stopped"));
+                    observer.observe(&WorkerEvent::Note(format!("{e}: the message's work is stopped")));
                     lease.lost.store(true, Ordering::SeqCst);
                     cancel.cancel();
                     return;
