@@ -155,29 +155,8 @@ pub(crate) fn files_equal(a: &Path, b: &Path) -> Result<bool> {
     }
 }
 
-/// [`files_equal`] through [`Input`]s (`ia` of `a`, `ib` of `b`: objects
-/// in a store).
-pub(crate) fn inputs_equal(ia: &Input, a: &Path, ib: &Input, b: &Path) -> Result<bool> {
-    let len = ia.len().map_err(|e| Error::io(a, e))?;
-    if len != ib.len().map_err(|e| Error::io(b, e))? {
-        return Ok(false);
-    }
-    let mut ba = vec![0u8; 1 << 20];
-    let mut bb = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < len {
-        let n = ba.len().min(usize::try_from(len - at).unwrap_or(usize::MAX));
-        ia.read_exact_at(&mut ba[..n], at).map_err(|e| Error::io(a, e))?;
-        ib.read_exact_at(&mut bb[..n], at).map_err(|e| Error::io(b, e))?;
-        if ba[..n] != bb[..n] {
-            return Ok(false);
-        }
-        at += n as u64;
-    }
-    Ok(true)
-}
-
-/// A reader that can seek: what the probes read a file or an object through.
+/// A reader that can seek: what the probes read a file or an object through
+/// ([`Storage::with_reader`](crate::Storage::with_reader)).
 pub trait ReadSeek: Read + std::io::Seek {}
 impl<T: Read + std::io::Seek> ReadSeek for T {}
 
@@ -193,75 +172,9 @@ pub(crate) fn with_reader<T>(
     probe(&mut std::io::BufReader::with_capacity(buffer, file), size)
 }
 
-/// An input opened for positional reads: a local file, or an object in a
-/// store (read ahead in large ranged GETs as it is read from start to end).
-#[derive(Debug)]
-pub enum Input {
-    /// A local file.
-    File(File),
-    /// An object in a store.
-    #[cfg(feature = "object-store")]
-    Object(crate::remote::store::Reader),
-}
-
-impl From<File> for Input {
-    fn from(file: File) -> Self {
-        Input::File(file)
-    }
-}
-
-impl Input {
-    /// A hint that the input will be read from start to end (a larger
-    /// readahead for a file; an object reads ahead anyway). Without it
-    /// reading works the same.
-    pub fn advise_sequential(&self) {
-        match self {
-            Input::File(f) => {
-                let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::Sequential);
-            }
-            #[cfg(feature = "object-store")]
-            Input::Object(_) => {}
-        }
-    }
-
-    /// Reads up to `buf.len()` bytes at `offset`; 0 at the end.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        match self {
-            Input::File(f) => std::os::unix::fs::FileExt::read_at(f, buf, offset),
-            #[cfg(feature = "object-store")]
-            Input::Object(o) => o.read_at(buf, offset),
-        }
-    }
-
-    /// Reads exactly `buf.len()` bytes at `offset`.
-    pub fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-        while !buf.is_empty() {
-            match self.read_at(buf, offset) {
-                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
-                    buf = &mut buf[n..];
-                    offset += n as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Its size.
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> std::io::Result<u64> {
-        match self {
-            Input::File(f) => f.metadata().map(|m| m.len()),
-            #[cfg(feature = "object-store")]
-            Input::Object(o) => Ok(o.len()),
-        }
-    }
-}
-
-/// Size, modification time (ns since the epoch) and, for an object, its
-/// ETag, of the file or object at `path`; `None` when it cannot be read.
+/// Size and modification time (ns since the epoch) of the local file at
+/// `path`, and no ETag (an object's comes from [`Storage`](crate::Storage));
+/// `None` when it cannot be read.
 pub(crate) fn stamp(path: &Path) -> Option<(u64, i128, Option<String>)> {
     let m = std::fs::metadata(path).ok()?;
     let modified_ns = m
@@ -275,24 +188,6 @@ pub(crate) fn stamp(path: &Path) -> Option<(u64, i128, Option<String>)> {
 /// Lower-case hex of bytes.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 (hex) and size of `input` (the file or object at `path`).
-#[cfg(feature = "fetch")]
-pub(crate) fn sha256_input(input: &Input, path: &Path) -> Result<(String, u64)> {
-    use sha2::{Digest, Sha256};
-    input.advise_sequential();
-    let len = input.len().map_err(|e| Error::io(path, e))?;
-    let (mut h, mut buf, mut at) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
-    while at < len {
-        let n = input.read_at(&mut buf, at).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            return Err(Error::io(path, std::io::ErrorKind::UnexpectedEof.into()));
-        }
-        h.update(&buf[..n]);
-        at += n as u64;
-    }
-    Ok((hex(&h.finalize()), len))
 }
 
 /// A cancellation token: clones share one flag; [`Cancel::cancel`] asks all

@@ -316,6 +316,12 @@ impl Limits {
     pub(crate) fn check_count(&self, which: Limit, count: usize, here: &Here, what: &str) -> Result<()> {
         self.check(which, wide(count), here, what)
     }
+
+    /// Checks how many files a listing of the archive at `root` has found
+    /// so far (a local walk or an object-store listing).
+    pub(crate) fn check_archive_files(&self, count: usize, root: &std::path::Path) -> Result<()> {
+        self.check_count(Limit::ArchiveFiles, count, &Here::new(root, ""), "number of files")
+    }
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ use std::path::Path;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::io::{self, Input, OutputPaths, ReadSeek, RecordingLock};
+use crate::io::{self, OutputPaths, ReadSeek, RecordingLock};
 #[cfg(feature = "object-store")]
 use crate::limits::Limits;
 
@@ -234,7 +234,7 @@ impl Storage {
     pub(crate) fn files_equal(&self, a: &Path, b: &Path) -> Result<bool> {
         if self.is_remote(a) || self.is_remote(b) {
             let (ia, ib) = (self.open(a), self.open(b));
-            return io::inputs_equal(
+            return inputs_equal(
                 &ia.map_err(|e| Error::io(a, e))?,
                 a,
                 &ib.map_err(|e| Error::io(b, e))?,
@@ -286,7 +286,7 @@ impl Storage {
     #[cfg(feature = "fetch")]
     pub(crate) fn sha256(&self, path: &Path) -> Result<(String, u64)> {
         let input = self.open(path).map_err(|e| Error::io(path, e))?;
-        io::sha256_input(&input, path)
+        sha256_input(&input, path)
     }
 
     /// Takes the lock of the recording whose outputs are `paths` (a local
@@ -295,4 +295,111 @@ impl Storage {
     pub(crate) fn lock(&self, paths: &OutputPaths) -> Result<RecordingLock> {
         RecordingLock::acquire(paths, self.is_remote(&paths.media))
     }
+}
+
+/// An input opened for positional reads: a local file, or an object in a
+/// store (read ahead in large ranged GETs as it is read from start to end).
+#[derive(Debug)]
+pub enum Input {
+    /// A local file.
+    File(File),
+    /// An object in a store.
+    #[cfg(feature = "object-store")]
+    Object(crate::remote::store::Reader),
+}
+
+impl From<File> for Input {
+    fn from(file: File) -> Self {
+        Input::File(file)
+    }
+}
+
+impl Input {
+    /// A hint that the input will be read from start to end (a larger
+    /// readahead for a file; an object reads ahead anyway). Without it
+    /// reading works the same.
+    pub fn advise_sequential(&self) {
+        match self {
+            Input::File(f) => {
+                let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::Sequential);
+            }
+            #[cfg(feature = "object-store")]
+            Input::Object(_) => {}
+        }
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; 0 at the end.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        match self {
+            Input::File(f) => std::os::unix::fs::FileExt::read_at(f, buf, offset),
+            #[cfg(feature = "object-store")]
+            Input::Object(o) => o.read_at(buf, offset),
+        }
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    pub fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Its size.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> std::io::Result<u64> {
+        match self {
+            Input::File(f) => f.metadata().map(|m| m.len()),
+            #[cfg(feature = "object-store")]
+            Input::Object(o) => Ok(o.len()),
+        }
+    }
+}
+
+/// [`io::files_equal`](crate::io) through [`Input`]s (`ia` of `a`, `ib` of `b`: objects
+/// in a store).
+pub(crate) fn inputs_equal(ia: &Input, a: &Path, ib: &Input, b: &Path) -> Result<bool> {
+    let len = ia.len().map_err(|e| Error::io(a, e))?;
+    if len != ib.len().map_err(|e| Error::io(b, e))? {
+        return Ok(false);
+    }
+    let mut ba = vec![0u8; 1 << 20];
+    let mut bb = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = ba.len().min(usize::try_from(len - at).unwrap_or(usize::MAX));
+        ia.read_exact_at(&mut ba[..n], at).map_err(|e| Error::io(a, e))?;
+        ib.read_exact_at(&mut bb[..n], at).map_err(|e| Error::io(b, e))?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// SHA-256 (hex) and size of `input` (the file or object at `path`).
+#[cfg(feature = "fetch")]
+pub(crate) fn sha256_input(input: &Input, path: &Path) -> Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    input.advise_sequential();
+    let len = input.len().map_err(|e| Error::io(path, e))?;
+    let (mut h, mut buf, mut at) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
+    while at < len {
+        let n = input.read_at(&mut buf, at).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Err(Error::io(path, std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok((io::hex(&h.finalize()), len))
 }

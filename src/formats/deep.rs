@@ -12,7 +12,7 @@
 //!
 //! The thresholds are the public constants below.
 
-use crate::io::Input;
+use crate::storage::Input;
 use crate::storage::Storage;
 
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;

@@ -380,12 +380,7 @@ fn walk(root: &Path, exclude: &[PathBuf], limits: &Limits) -> Result<Walk> {
             limits.check_count(Limit::FolderDepth, entry.depth(), &here, "folder depth")?;
         } else if entry.path().is_file() {
             files.push(entry.into_path());
-            limits.check_count(
-                Limit::ArchiveFiles,
-                files.len(),
-                &Here::new(root, ""),
-                "number of files",
-            )?;
+            limits.check_archive_files(files.len(), root)?;
         }
     }
     files.sort();

@@ -773,12 +773,7 @@ pub(crate) fn list(object: &Object, exclude: &[PathBuf], limits: &Limits) -> Res
                 continue;
             }
             files.push(PathBuf::from(url));
-            limits.check_count(
-                Limit::ArchiveFiles,
-                files.len(),
-                &Here::new(root, ""),
-                "number of files",
-            )?;
+            limits.check_archive_files(files.len(), root)?;
         }
         Ok::<_, Error>(())
     })?;

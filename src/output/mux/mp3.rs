@@ -894,8 +894,8 @@ pub fn write(input: &Mp3Output, out: &File, out_path: &Path) -> Result<Written> 
 mod tests {
     use super::*;
     use crate::formats::mp3::{analyse, probe, probe_reader, Mp3};
-    use crate::io::Input;
     use crate::limits::Limits;
+    use crate::storage::Input;
     use std::path::PathBuf;
     use std::process::Command;
 

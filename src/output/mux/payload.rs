@@ -26,7 +26,8 @@ use sha2::{Digest, Sha256};
 use super::write::Source;
 use crate::error::Error;
 use crate::formats::mp4::SILENCE;
-use crate::io::{hex, Cancel, Input};
+use crate::io::{hex, Cancel};
+use crate::storage::Input;
 
 /// Size of one read block.
 const BLOCK: usize = 128 << 10;

@@ -656,8 +656,8 @@ mod tests {
     use super::*;
     use crate::formats::deep::FLOOR_DBFS;
     use crate::formats::wav::{analyse, channel_levels, probe, probe_reader, Wav};
-    use crate::io::Input;
     use crate::limits::Limits;
+    use crate::storage::Input;
     use std::io::Cursor;
 
     fn fmt_pcm(channels: u16, rate: u32, bits: u16) -> Vec<u8> {

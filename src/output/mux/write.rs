@@ -82,7 +82,7 @@ pub struct Written {
 /// An open input file.
 pub struct Source {
     /// The file (or object).
-    pub file: crate::io::Input,
+    pub file: crate::storage::Input,
     /// Its path, for error messages.
     pub path: std::path::PathBuf,
 }
