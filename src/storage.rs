@@ -170,6 +170,32 @@ impl Storage {
         io::write_atomic(path, bytes)
     }
 
+    /// Writes the file or object at `path` through `write`, which writes it
+    /// whole and in order to the `File` it is given (a temporary file, or a
+    /// pipe into one upload: never sought). Into a store, `replaces` (the
+    /// old commit marker, a manifest) is deleted first when given; locally,
+    /// the temporary file is synced and renamed. Nothing appears under
+    /// `path` unless `write` and the upload succeed.
+    pub(crate) fn write_with<T>(
+        &self,
+        path: &Path,
+        replaces: Option<&Path>,
+        write: impl FnOnce(&File) -> Result<T>,
+    ) -> Result<T> {
+        #[cfg(feature = "object-store")]
+        if let Some(object) = self.object(path) {
+            if let Some(old) = replaces.and_then(|m| self.object(m)) {
+                old.delete()?;
+            }
+            return crate::remote::store::upload(&object, write);
+        }
+        let _ = replaces;
+        let mut tmp = io::TempFile::create(path)?;
+        let written = write(tmp.file())?;
+        tmp.commit(path)?;
+        Ok(written)
+    }
+
     /// Checks that `out_dir` can take outputs before any work starts: a
     /// folder (created when missing) in which a file can be created, or a
     /// store location where a small object can be written (and removed).

@@ -19,7 +19,7 @@ use crate::finding::Finding;
 use crate::formats::mp4::Movie;
 use crate::formats::{AudioFile, AudioPlacement};
 use crate::input::metadata::{seconds_as_ms, MediaFormat, WallClock};
-use crate::io::{sync_dir, Cancel, OutputPaths, TempFile};
+use crate::io::{sync_dir, Cancel, OutputPaths};
 use crate::output::mux::mp3::{self, Mp3Output, Mp3Plan};
 use crate::output::mux::plan::{self, Placement, Plan};
 use crate::output::mux::wav::{self, WavOutput, WavPlan};
@@ -541,7 +541,7 @@ impl Stitcher {
                 }
             }
         };
-        commit(&self.storage, &paths.media, Some(&paths.manifest), write)
+        self.storage.write_with(&paths.media, Some(&paths.manifest), write)
     }
 
     /// `--split-channels` of an unmixed WAV: one mono WAV per channel that
@@ -598,7 +598,7 @@ impl Stitcher {
             let name = format!("{}.ch{}.{who}.wav", file_stem(&paths.media), m.channel);
             let path = dir.join(&name);
             let channel = u16::try_from(m.channel).map_err(|_| Error::Usage("channel out of range".into()))?;
-            commit(&self.storage, &path, None, |out| {
+            self.storage.write_with(&path, None, |out| {
                 wav::write_channels(&input, &[(channel, out, path.as_path())])?
                     .pop()
                     .ok_or_else(|| Error::Internal("no channel written".into()))
@@ -634,29 +634,6 @@ fn title(rec: &ValidatedRecording) -> String {
         Some(t) => format!("Call {}, recorded {}", rec.recording.call_id, t.to_rfc3339()),
         None => format!("Call {}", rec.recording.call_id),
     }
-}
-
-/// Writes `path` through `write`: into an object store (an old manifest
-/// deleted first, when given: the manifest is the commit marker), or into a
-/// temporary file that is synced and renamed.
-fn commit(
-    storage: &Storage,
-    path: &Path,
-    manifest: Option<&Path>,
-    write: impl FnOnce(&File) -> Result<Written>,
-) -> Result<Written> {
-    #[cfg(feature = "object-store")]
-    if let Some(object) = storage.object(path) {
-        if let Some(old) = manifest.and_then(|m| storage.object(m)) {
-            old.delete()?;
-        }
-        return crate::remote::store::upload(&object, write);
-    }
-    let _ = (storage, manifest);
-    let mut tmp = TempFile::create(path)?;
-    let written = write(tmp.file())?;
-    tmp.commit(path)?;
-    Ok(written)
 }
 
 /// How a recording's chunks are joined: per format. (One per recording
