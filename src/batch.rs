@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::input::archive::{Archive, Recording};
-use crate::io::{Cancel, OutputPaths};
+use crate::io::{Cancel, Fnv1a, OutputPaths, READ_BACK_MAX};
 use crate::observe::Observer;
 use crate::output::report::{RecordingReport, Report, Status};
 use crate::output::stitch::{StitchOptions, Stitcher};
@@ -96,27 +96,6 @@ impl Shard {
         let mut h = Fnv1a::default();
         h.write(path.to_string_lossy().as_bytes());
         h.finish() % u64::from(self.count) == u64::from(self.index)
-    }
-}
-
-/// FNV-1a: a tiny, stable, well-known hash (the std hasher is not stable across releases).
-struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
     }
 }
 
@@ -283,7 +262,7 @@ fn current_state(rec: &Recording, paths: &OutputPaths, options: &BatchOptions) -
 /// to date: made by this version with these stitch options from these inputs.
 fn up_to_date(rec: &Recording, out_dir: &Path, options: &BatchOptions) -> bool {
     let paths = rec.output_paths(out_dir);
-    let Ok(saved) = options.storage.read_own(&paths.state(), 64 << 20) else {
+    let Ok(saved) = options.storage.read_own(&paths.state(), READ_BACK_MAX) else {
         return false;
     };
     let Ok(saved) = serde_json::from_slice::<State>(&saved) else {

@@ -11,6 +11,7 @@
 //! removes or overwrites another's live temporary files.
 
 use std::fs::{File, OpenOptions};
+use std::hash::Hasher;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -116,6 +117,11 @@ fn read_file_bounded(path: &Path, file: File, max: u64) -> Result<Vec<u8>> {
     file.take(max).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
     Ok(bytes)
 }
+
+/// The most recstitch reads back of a file it wrote itself (a recording's
+/// resumability state, a manifest being verified): far above what a real
+/// one holds, a bound on what a file planted in its place can cost.
+pub(crate) const READ_BACK_MAX: u64 = 64 << 20;
 
 /// Reads up to `head.len()` bytes from the start of `path`; returns how many.
 pub(crate) fn read_head(path: &Path, head: &mut [u8]) -> Result<usize> {
@@ -504,14 +510,32 @@ impl RecordingLock {
 /// file, so that the processes of one machine take turns (processes on
 /// other machines are not held off: they write the same bytes).
 fn remote_lock_path(path: &Path) -> PathBuf {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in path.to_string_lossy().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let mut h = Fnv1a::default();
+    h.write(path.to_string_lossy().as_bytes());
     std::env::temp_dir()
         .join("recstitch-store-locks")
-        .join(format!("{h:016x}.lock"))
+        .join(format!("{:016x}.lock", h.finish()))
+}
+
+/// FNV-1a: a tiny, stable, well-known hash (the std hasher is not stable across releases).
+pub(crate) struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 /// An exclusive advisory lock on a lock file (created when missing, removed

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! fetch::Fetcher::fetch          chunks into the archive              → FetchReport
-//! pipeline::run_batch            the archive into the output folder   → Report
+//! batch::run_batch               the archive into the output folder   → Report
 //! archival::delete_archived      each recording checked: every chunk fetched, stitched or up to
 //!                                date, its manifest read back listing every chunk, the output's
 //!                                SHA-256 computed again and equal to the manifest's
@@ -137,7 +137,7 @@ pub fn manifest_path(call_id: &str, key: &str, start: Option<crate::WallClock>, 
 /// file beside it has the SHA-256 and size the manifest states, computed
 /// again (both read through `storage`). The manifest, or why not.
 pub fn verify_archived(storage: &Storage, at: &Path, chunks: &[String]) -> std::result::Result<Manifest, VerifyError> {
-    let bytes = storage.read(at)?;
+    let bytes = storage.read_bounded(at, crate::io::READ_BACK_MAX)?;
     let here = Here::new(at, "");
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| here.invalid(format!("not a manifest: {e}")))?;

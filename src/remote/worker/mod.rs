@@ -9,7 +9,7 @@
 //! message::event_of / classify  base64 or plain JSON; Event Grid or CloudEvents; one event
 //! Worker::handle                RecordingFileStatusUpdated:
 //!   fetch::Fetcher               chunks into a staging archive (resumable; chunk locks)
-//!   pipeline::run_batch          stitch into the output (the recording's lock; skip when up to date)
+//!   batch::run_batch             stitch into the output (the recording's lock; skip when up to date)
 //!   archival::verify_archived    the output's SHA-256, read back, equals its manifest's
 //!   archival::delete_archived    --delete-after: the chunks from the service
 //! QueueClient::delete           the message, once its work is done
